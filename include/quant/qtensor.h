@@ -1,0 +1,160 @@
+/*
+ * Quantizing a layer and the packed result.
+ *
+ * lq_quantize is the one entry point for every method: it takes W (rows x
+ * cols, row-major, out_features x in_features as nn.Linear.weight), its
+ * Hessian H (cols x cols, or NULL for plain MSE) and an lq_method, and
+ * returns a packed lq_qtensor (and, on request, the dequantized weight).
+ */
+#ifndef QUANT_QTENSOR_H
+#define QUANT_QTENSOR_H
+
+#include "quant/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Packed formats. Stable values (stored in .lqt files). */
+typedef enum lq_format {
+    LQ_FORMAT_INT = 1, /* k-bit uniform grid, group scales and zeros */
+    LQ_FORMAT_E8 = 2,  /* E8 Voronoi codes, beta index per 8-vector, scales */
+    LQ_FORMAT_VQ = 3,  /* d-dim vector codes, codebook per group */
+    LQ_FORMAT_BCQ = 4, /* k bit planes, alphas (and offset) per group */
+    LQ_FORMAT_AQ = 5   /* M additive codebooks of 2^B g-vectors, row scales */
+} lq_format;
+
+typedef enum lq_method_kind {
+    LQ_METHOD_INT = 1,       /* uniform grid; GPTQ or round-to-nearest */
+    LQ_METHOD_NESTQUANT = 2, /* E8 nested-lattice codes with several betas */
+    LQ_METHOD_GPTVQ = 3,     /* vector quantization with the GPTQ engine */
+    LQ_METHOD_GPTQT = 4,     /* linear then binary coding (GPTQT) */
+    LQ_METHOD_BCQ = 5,       /* binary coding: RTN or through the engine */
+    LQ_METHOD_AQLM = 6       /* additive multi-codebook, beam search */
+} lq_method_kind;
+
+/* Options shared by every method that runs through the Hessian engine. */
+typedef struct lq_engine_opts {
+    int rtn;              /* 1: round to nearest, no Hessian updates */
+    double percdamp;      /* damping as a fraction of mean diag(H); default 0.01 */
+    int act_order;        /* 1: process columns by descending diag(H) */
+    int static_groups;    /* with act_order: group params from original order */
+    size_t block_size;    /* lazy-update block, default 128 */
+} lq_engine_opts;
+
+typedef struct lq_int_opts {
+    unsigned bits;        /* 2..8, default 4 */
+    int symmetric;        /* 1: zero fixed at the grid middle */
+    size_t group;         /* columns per scale; 0 = whole row */
+    int mse_clip;         /* 1: MSE-optimal shrink search of the range */
+} lq_int_opts;
+
+typedef struct lq_nestquant_opts {
+    unsigned q;           /* Voronoi code modulus, >= 2 (default 16) */
+    unsigned n_betas;     /* K scales, 1..16 (default 4) */
+    size_t group;         /* columns per normalisation group; 0 = whole row */
+    int hadamard;         /* 1: rotate columns by a randomized Hadamard first */
+} lq_nestquant_opts;
+
+typedef struct lq_gptvq_opts {
+    unsigned dim;         /* vector dimension d in {1, 2, 4, 8} (default 2) */
+    unsigned index_bits;  /* bits per index (codebook of 2^index_bits); default 2*dim */
+    size_t group_cols;    /* columns sharing a codebook (default 256) */
+    size_t group_rows;    /* rows sharing a codebook, 0 = all rows */
+    unsigned em_iters;    /* EM iterations for codebook init (default 10) */
+    int codebook_update;  /* 1: least-squares codebook update after the block */
+    unsigned codebook_bits; /* 0 = fp16 codebooks, 8 = int8 compressed */
+    size_t svd_rank;      /* 0 = off; else rank of the SVD compression */
+} lq_gptvq_opts;
+
+typedef struct lq_bcq_opts {
+    unsigned k;           /* binary planes, 1..8 (default 3) */
+    size_t group;         /* columns per alpha set; 0 = whole row (default 128) */
+    int offset;           /* 1: fit an offset per group */
+    unsigned iters;       /* alternating refinement iterations (default 15) */
+    unsigned linear_bits; /* GPTQT only: bits of the linear step (default k+1) */
+    unsigned rescale_steps; /* GPTQT only: candidate scales searched (default 16) */
+} lq_bcq_opts;
+
+typedef struct lq_aqlm_opts {
+    unsigned n_codebooks; /* M (default 2) */
+    unsigned code_bits;   /* B, codebooks of 2^B vectors (default 8) */
+    unsigned group;       /* g, vector dimension (default 8) */
+    unsigned beam;        /* beam size (default 8) */
+    unsigned rounds;      /* beam search / codebook update rounds (default 4) */
+    unsigned kmeans_iters; /* residual k-means init iterations (default 20) */
+} lq_aqlm_opts;
+
+typedef struct lq_method {
+    lq_method_kind kind;
+    lq_engine_opts engine;
+    union {
+        lq_int_opts int_;
+        lq_nestquant_opts nestquant;
+        lq_gptvq_opts gptvq;
+        lq_bcq_opts bcq;       /* LQ_METHOD_BCQ and LQ_METHOD_GPTQT */
+        lq_aqlm_opts aqlm;
+    } u;
+} lq_method;
+
+/* Fill *m with the documented defaults of `kind`. Errors: INVALID_ARG. */
+LQ_API lq_status lq_method_init(lq_method *m, lq_method_kind kind);
+
+/* Report of a quantization run (optional output of lq_quantize_ex). */
+typedef struct lq_quant_report {
+    double damping;       /* damping actually added to diag(H) after escalation */
+    double proxy_loss;    /* tr((W - W_hat) H (W - W_hat)^T), or ||W - W_hat||^2 without H */
+    size_t dead_columns;  /* columns with H_jj == 0 */
+    size_t overloads;     /* NestQuant: 8-vectors that overloaded every beta */
+} lq_quant_report;
+
+typedef struct lq_qtensor lq_qtensor;
+
+/* Quantize W with `method`. H may be NULL (plain MSE; engine methods then
+ * act as round-to-nearest). On success *out owns a new qtensor (free with
+ * lq_qtensor_free) and W_hat, when non-NULL (rows x cols), receives the
+ * dequantized weight. W and H are not modified.
+ * Errors: INVALID_ARG (NULL, zero sizes, bad options), NOT_FINITE (NaN/Inf
+ * in W or H), NOT_POSITIVE_DEFINITE (H indefinite even after damping
+ * escalation), NO_MEMORY. Multi-threaded through ctx; deterministic for a
+ * given seed whatever the thread count. */
+LQ_API lq_status lq_quantize(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
+                             const float *H, const lq_method *method,
+                             lq_qtensor **out, float *W_hat);
+
+/* As lq_quantize, also filling *report (may be NULL). */
+LQ_API lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
+                                const float *H, const lq_method *method,
+                                lq_qtensor **out, float *W_hat, lq_quant_report *report);
+
+/* Bits per weight with every piece of side information counted (scales,
+ * zeros, codebooks, beta indices, alphas). */
+LQ_API lq_status lq_qtensor_bits_per_weight(const lq_qtensor *t, double *bpw);
+
+/* Shape and format. Errors: INVALID_ARG. */
+LQ_API lq_status lq_qtensor_shape(const lq_qtensor *t, size_t *rows, size_t *cols);
+LQ_API lq_status lq_qtensor_format(const lq_qtensor *t, lq_format *format);
+LQ_API const char *lq_format_name(lq_format f);
+
+/* Dequantize into W_hat (rows x cols, row-major). */
+LQ_API lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat);
+
+/* y = W x (x: cols, y: rows) computed on the codes. */
+LQ_API lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y);
+
+/* Y = X W^T (X: batch x cols, Y: batch x rows), batch >= 1. */
+LQ_API lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X,
+                           size_t batch, float *Y);
+
+/* Free a qtensor (NULL is a no-op). */
+LQ_API void lq_qtensor_free(lq_qtensor *t);
+
+/* Proxy loss tr((W - W_hat) H (W - W_hat)^T) in double (H NULL: squared
+ * Frobenius norm). Errors: INVALID_ARG, NOT_FINITE, NO_MEMORY. */
+LQ_API lq_status lq_proxy_loss(lq_ctx *ctx, const float *W, const float *W_hat, size_t rows,
+                               size_t cols, const float *H, double *loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

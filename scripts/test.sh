@@ -1,0 +1,37 @@
+#!/bin/sh
+# The whole test suite: a Release build and an ASan+UBSan build, each with
+# every test (default dispatch and LQ_SIMD=scalar), warnings as errors; then
+# the fuzzers briefly and the NEON kernels under qemu when those parts exist.
+# Fails on any warning or failed test.
+set -eu
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+export CTEST_OUTPUT_ON_FAILURE=1
+
+echo "=== Release build + tests"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON >/dev/null
+cmake --build build-release -j "$jobs"
+ctest --test-dir build-release -j "$jobs" --timeout 900
+
+echo "=== ASan+UBSan build + tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLQ_WERROR=ON \
+      -DLQ_SANITIZE=address,undefined >/dev/null
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -j "$jobs" --timeout 900
+
+echo "=== Without hwloc and SLEEF (documented fallbacks)"
+cmake -S . -B build-nodeps -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON -DLQ_WITH_HWLOC=OFF \
+      -DLQ_WITH_SLEEF=OFF >/dev/null
+cmake --build build-nodeps -j "$jobs"
+ctest --test-dir build-nodeps -j "$jobs" --timeout 900 -E '_scalar$|install_consumers'
+
+if [ -x scripts/fuzz.sh ] && [ -d fuzz ] && ls fuzz/fuzz_*.c >/dev/null 2>&1; then
+  echo "=== Fuzzers (clang, libFuzzer, ASan+UBSan)"
+  scripts/fuzz.sh "${LQ_FUZZ_SECONDS:-30}"
+fi
+if [ -x scripts/neon.sh ]; then
+  echo "=== aarch64 (NEON) build + kernel tests under qemu"
+  scripts/neon.sh
+fi
+echo "=== all tests passed"

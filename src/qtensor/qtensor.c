@@ -1,0 +1,223 @@
+/* The packed tensor: life cycle, validation, and the generic entry points
+ * that route to a format's traits. */
+#include <math.h>
+#include <string.h>
+
+#include "qtensor/qtensor_internal.h"
+
+/* One row per format (declare the traits above, add a row before NULL). */
+static const lq_format_traits *const g_formats[] = {
+    NULL,
+};
+
+const lq_format_traits *lq_format_lookup(lq_format f)
+{
+    for (size_t i = 0; g_formats[i]; i++)
+        if (g_formats[i]->format == f) return g_formats[i];
+    return NULL;
+}
+
+const char *lq_format_name(lq_format f)
+{
+    const lq_format_traits *tr = lq_format_lookup(f);
+    return tr ? tr->name : "unknown";
+}
+
+lq_status lq_qtensor_new(lq_ctx *ctx, lq_format f, size_t rows, size_t cols, lq_qtensor **out)
+{
+    lq_allocator a = lq_ctx_allocator(ctx);
+    lq_qtensor *t = lq_alloc_with(&a, sizeof *t);
+    if (!t) return LQ_ERR_NO_MEMORY;
+    memset(t, 0, sizeof *t);
+    t->alloc = a;
+    t->format = f;
+    t->rows = rows;
+    t->cols = cols;
+    *out = t;
+    return LQ_OK;
+}
+
+void *lq_qtensor_add_section(lq_qtensor *t, uint32_t tag, uint32_t elem_size, size_t nbytes)
+{
+    if (t->nsec >= LQ_QT_MAX_SECTIONS || t->borrowed) return NULL;
+    void *p = lq_alloc_with(&t->alloc, nbytes ? nbytes : 1);
+    if (!p) return NULL;
+    memset(p, 0, nbytes ? nbytes : 1);
+    t->sec[t->nsec++] = (lq_qsection){tag, elem_size, nbytes, p};
+    return p;
+}
+
+const lq_qsection *lq_qtensor_section(const lq_qtensor *t, uint32_t tag)
+{
+    for (size_t i = 0; i < t->nsec; i++)
+        if (t->sec[i].tag == tag) return &t->sec[i];
+    return NULL;
+}
+
+void lq_qtensor_free(lq_qtensor *t)
+{
+    if (!t) return;
+    lq_allocator a = t->alloc;
+    if (!t->borrowed)
+        for (size_t i = 0; i < t->nsec; i++) lq_free_with(&a, t->sec[i].data);
+    if (t->owner_release) t->owner_release(t->owner);
+    lq_free_with(&a, t);
+}
+
+lq_status lq_qtensor_validate(const lq_qtensor *t)
+{
+    if (!t) return LQ_ERR_INVALID_ARG;
+    const lq_format_traits *tr = lq_format_lookup(t->format);
+    if (!tr) return LQ_ERR_CORRUPT;
+    if (t->rows == 0 || t->cols == 0 || t->nsec > LQ_QT_MAX_SECTIONS) return LQ_ERR_CORRUPT;
+    size_t n;
+    if (!lq_mul_ok(t->rows, t->cols, &n)) return LQ_ERR_CORRUPT;
+    for (size_t i = 0; i < t->nsec; i++) {
+        for (size_t j = 0; j < i; j++)
+            if (t->sec[j].tag == t->sec[i].tag) return LQ_ERR_CORRUPT;
+        if (t->sec[i].nbytes && !t->sec[i].data) return LQ_ERR_CORRUPT;
+    }
+    return tr->validate(t);
+}
+
+lq_status lq_qtensor_bits_per_weight(const lq_qtensor *t, double *bpw)
+{
+    if (!t || !bpw) return LQ_ERR_INVALID_ARG;
+    const lq_format_traits *tr = lq_format_lookup(t->format);
+    if (!tr) return LQ_ERR_CORRUPT;
+    *bpw = tr->bits(t) / ((double)t->rows * (double)t->cols);
+    return LQ_OK;
+}
+
+lq_status lq_qtensor_shape(const lq_qtensor *t, size_t *rows, size_t *cols)
+{
+    if (!t || !rows || !cols) return LQ_ERR_INVALID_ARG;
+    *rows = t->rows;
+    *cols = t->cols;
+    return LQ_OK;
+}
+
+lq_status lq_qtensor_format(const lq_qtensor *t, lq_format *format)
+{
+    if (!t || !format) return LQ_ERR_INVALID_ARG;
+    *format = t->format;
+    return LQ_OK;
+}
+
+/* Rows are split in fixed chunks; each output element is computed by one
+ * task from the codes alone, so results do not depend on threads. */
+#define ROW_GRAIN 64
+
+typedef struct rows_job {
+    const lq_qtensor *t;
+    const lq_format_traits *tr;
+    const float *X;
+    size_t batch;
+    float *Y;
+    lq_status st[1]; /* first error wins: written by tasks, read after */
+    volatile int failed;
+} rows_job;
+
+static void dequant_task(void *arg, size_t i)
+{
+    rows_job *j = arg;
+    size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
+    if (r1 > j->t->rows) r1 = j->t->rows;
+    if (j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols) != LQ_OK) j->failed = 1;
+}
+
+lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
+{
+    if (!t || !W_hat) return LQ_ERR_INVALID_ARG;
+    const lq_format_traits *tr = lq_format_lookup(t->format);
+    if (!tr) return LQ_ERR_CORRUPT;
+    rows_job j = {.t = t, .tr = tr, .Y = W_hat};
+    lq_parallel_for(ctx, lq_chunks(t->rows, ROW_GRAIN), dequant_task, &j);
+    return j.failed ? LQ_ERR_CORRUPT : LQ_OK;
+}
+
+static void matmul_task(void *arg, size_t i)
+{
+    rows_job *j = arg;
+    size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
+    if (r1 > j->t->rows) r1 = j->t->rows;
+    if (j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1) != LQ_OK) j->failed = 1;
+}
+
+lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch, float *Y)
+{
+    if (!W || !X || !Y || batch == 0) return LQ_ERR_INVALID_ARG;
+    const lq_format_traits *tr = lq_format_lookup(W->format);
+    if (!tr) return LQ_ERR_CORRUPT;
+    size_t n;
+    if (!lq_mul_ok(batch, W->cols, &n)) return LQ_ERR_INVALID_ARG;
+    if (!lq_all_finite(X, n)) return LQ_ERR_NOT_FINITE;
+    rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y};
+    lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
+    return j.failed ? LQ_ERR_CORRUPT : LQ_OK;
+}
+
+lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y)
+{
+    return lq_matmul(ctx, W, x, 1, y);
+}
+
+lq_status lq_method_init(lq_method *m, lq_method_kind kind)
+{
+    if (!m) return LQ_ERR_INVALID_ARG;
+    memset(m, 0, sizeof *m);
+    m->kind = kind;
+    m->engine.percdamp = 0.01;
+    m->engine.block_size = 128;
+    switch (kind) {
+    case LQ_METHOD_INT:
+        m->u.int_ = (lq_int_opts){.bits = 4, .symmetric = 0, .group = 128, .mse_clip = 0};
+        return LQ_OK;
+    case LQ_METHOD_NESTQUANT:
+        m->u.nestquant = (lq_nestquant_opts){.q = 16, .n_betas = 4, .group = 0, .hadamard = 1};
+        return LQ_OK;
+    case LQ_METHOD_GPTVQ:
+        m->u.gptvq = (lq_gptvq_opts){.dim = 2, .index_bits = 4, .group_cols = 256,
+                                      .group_rows = 0, .em_iters = 10,
+                                      .codebook_update = 1, .codebook_bits = 0};
+        return LQ_OK;
+    case LQ_METHOD_GPTQT:
+    case LQ_METHOD_BCQ:
+        m->u.bcq = (lq_bcq_opts){.k = 3, .group = 128, .offset = 1, .iters = 15,
+                                 .linear_bits = 4, .rescale_steps = 16};
+        return LQ_OK;
+    case LQ_METHOD_AQLM:
+        m->u.aqlm = (lq_aqlm_opts){.n_codebooks = 2, .code_bits = 8, .group = 8,
+                                   .beam = 8, .rounds = 4, .kmeans_iters = 20};
+        return LQ_OK;
+    }
+    return LQ_ERR_INVALID_ARG;
+}
+
+lq_status lq_quantize(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                      const lq_method *method, lq_qtensor **out, float *W_hat)
+{
+    return lq_quantize_ex(ctx, W, rows, cols, H, method, out, W_hat, NULL);
+}
+
+lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                         const lq_method *method, lq_qtensor **out, float *W_hat,
+                         lq_quant_report *report)
+{
+    if (!W || !method || !out || rows == 0 || cols == 0) return LQ_ERR_INVALID_ARG;
+    size_t n;
+    if (!lq_mul_ok(rows, cols, &n) || !lq_mul_ok(cols, cols, &n)) return LQ_ERR_INVALID_ARG;
+    if (!lq_all_finite(W, rows * cols)) return LQ_ERR_NOT_FINITE;
+    if (H && !lq_all_finite(H, cols * cols)) return LQ_ERR_NOT_FINITE;
+    if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
+    lq_quant_report rep;
+    memset(&rep, 0, sizeof rep);
+    lq_status st;
+    switch (method->kind) {
+    default:
+        st = LQ_ERR_INVALID_ARG;
+        break;
+    }
+    if (st == LQ_OK && report) *report = rep;
+    return st;
+}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install libquant into a temporary prefix, then build and run the two
+# example consumers (pkg-config and CMake) against the shared and the static
+# library. This is how users consume libquant.
+set -eu
+build=$1; src=$2; cc=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$(ls -d "$prefix"/lib*/pkgconfig | head -n1)
+export PKG_CONFIG_PATH=$libdir
+export LD_LIBRARY_PATH=$(dirname "$libdir")
+
+echo "== pkg-config, shared"
+"$cc" -o "$tmp/pc_shared" "$src/examples/pkgconfig/main.c" $(pkg-config --cflags --libs quant)
+"$tmp/pc_shared"
+echo "== pkg-config, static"
+"$cc" -o "$tmp/pc_static" "$src/examples/pkgconfig/main.c" $(pkg-config --cflags quant) \
+    $(pkg-config --static --libs quant | sed "s|-lquant|$(dirname "$libdir")/libquant.a|")
+"$tmp/pc_static"
+if ldd "$tmp/pc_static" | grep -q libquant; then echo "static consumer linked the shared library"; exit 1; fi
+
+for kind in shared static; do
+  echo "== cmake, $kind"
+  cmake -S "$src/examples/cmake" -B "$tmp/cm_$kind" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_C_COMPILER="$cc" -DLQ_EXAMPLE_STATIC=$([ $kind = static ] && echo ON || echo OFF) >/dev/null
+  cmake --build "$tmp/cm_$kind" >/dev/null
+  "$tmp/cm_$kind/consumer"
+done
+echo "install consumers: ok"

@@ -1,0 +1,115 @@
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void usage_print(FILE *f, const char *usage, const lq_opt *opts, size_t nopts)
+{
+    fprintf(f, "usage: %s\n", usage);
+    if (nopts) fprintf(f, "options:\n");
+    for (size_t i = 0; i < nopts; i++) {
+        const char *arg = opts[i].kind == LQ_OPT_FLAG ? "" : " <value>";
+        fprintf(f, "  --%s%-*s %s\n", opts[i].name, (int)(18 - strlen(opts[i].name)), arg,
+                opts[i].help);
+    }
+    fprintf(f, "  --help              show this help\n");
+}
+
+static int set_opt(const lq_opt *o, const char *val)
+{
+    char *end = NULL;
+    switch (o->kind) {
+    case LQ_OPT_FLAG: *(int *)o->dst = 1; return 0;
+    case LQ_OPT_STR: *(const char **)o->dst = val; return 0;
+    case LQ_OPT_SIZE: {
+        unsigned long long v = strtoull(val, &end, 10);
+        if (!*val || *end || val[0] == '-') return -1;
+        *(size_t *)o->dst = (size_t)v;
+        return 0;
+    }
+    case LQ_OPT_DOUBLE: {
+        double v = strtod(val, &end);
+        if (!*val || *end) return -1;
+        *(double *)o->dst = v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, size_t nopts,
+                 char **pos, size_t max_pos, size_t *npos)
+{
+    size_t np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_print(stdout, usage, opts, nopts);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
+            if (np >= max_pos) {
+                fprintf(stderr, "error: unexpected argument '%s'\n", a);
+                usage_print(stderr, usage, opts, nopts);
+                return -1;
+            }
+            pos[np++] = argv[i];
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const lq_opt *o = NULL;
+        for (size_t k = 0; k < nopts; k++)
+            if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len)) o = &opts[k];
+        if (!o) {
+            fprintf(stderr, "error: unknown option '%s'\n", a);
+            usage_print(stderr, usage, opts, nopts);
+            return -1;
+        }
+        const char *val = NULL;
+        if (o->kind != LQ_OPT_FLAG) {
+            if (eq) val = eq + 1;
+            else if (i + 1 < argc) val = argv[++i];
+            else {
+                fprintf(stderr, "error: option '--%s' needs a value\n", o->name);
+                return -1;
+            }
+        } else if (eq) {
+            fprintf(stderr, "error: flag '--%s' takes no value\n", o->name);
+            return -1;
+        }
+        if (set_opt(o, val) != 0) {
+            fprintf(stderr, "error: bad value '%s' for '--%s'\n", val, o->name);
+            return -1;
+        }
+    }
+    if (npos) *npos = np;
+    return 1;
+}
+
+int lq_cli_fail(const char *what, lq_status st)
+{
+    fprintf(stderr, "error: %s: %s\n", what, lq_status_str(st));
+    return 1;
+}
+
+double lq_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double lq_cli_median(double *v, size_t n)
+{
+    if (n == 0) return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}

@@ -1,0 +1,57 @@
+/* The lq program: sub-commands and a small option parser shared by them. */
+#ifndef LQ_CLI_H
+#define LQ_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "quant.h"
+
+/* A sub-command: argv[0] is the command name. Returns a process exit code. */
+typedef struct lq_cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} lq_cli_command;
+
+/* ---- options ------------------------------------------------------------
+ * Options are "--name value" or "--name=value"; flags are "--name". Every
+ * command declares its options in a table so that --help and the check for
+ * unknown options come for free. */
+typedef enum { LQ_OPT_FLAG, LQ_OPT_STR, LQ_OPT_SIZE, LQ_OPT_DOUBLE } lq_opt_kind;
+typedef struct lq_opt {
+    const char *name;   /* without "--" */
+    lq_opt_kind kind;
+    const char *help;
+    void *dst;          /* int*, const char**, size_t*, double* */
+} lq_opt;
+
+/* Parse argv[1..] against opts; positional arguments are collected into
+ * pos (at most max_pos, count in *npos). Prints usage and returns 0 when
+ * --help was given (*help_shown = 1); returns -1 on error (message printed),
+ * 1 on success. */
+int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, size_t nopts,
+                 char **pos, size_t max_pos, size_t *npos);
+
+/* Print "error: <what>: <status>" to stderr and return 1. */
+int lq_cli_fail(const char *what, lq_status st);
+
+/* Monotonic seconds. */
+double lq_cli_now(void);
+
+/* Median of n doubles (sorts in place). */
+double lq_cli_median(double *v, size_t n);
+
+/* Commands (one file each). */
+int lq_cmd_info(int argc, char **argv);
+int lq_cmd_bench(int argc, char **argv);
+
+/* Benchmarks behind `lq bench <name>` (one file each, bench_*.c). */
+typedef struct lq_bench_entry {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} lq_bench_entry;
+
+#endif

@@ -1,0 +1,25 @@
+/* lq bench <name>: every benchmark of the library behind one command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One row per benchmark; each lives in bench_<name>.c. */
+static const lq_bench_entry g_benches[] = {
+    {NULL, NULL, NULL}, /* sentinel so the table is never empty */
+};
+
+int lq_cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        FILE *f = argc < 2 ? stderr : stdout;
+        fprintf(f, "usage: lq bench <name> [options]   (lq bench <name> --help)\n\nbenchmarks:\n");
+        for (size_t i = 0; g_benches[i].name; i++)
+            fprintf(f, "  %-10s %s\n", g_benches[i].name, g_benches[i].summary);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; g_benches[i].name; i++)
+        if (!strcmp(argv[1], g_benches[i].name)) return g_benches[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown benchmark '%s'\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,41 @@
+/* lq: the libquant command-line program. `lq <command> [options]`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One row per sub-command. */
+static const lq_cli_command g_commands[] = {
+    {"info", "CPU features, dispatch level, threads and topology", lq_cmd_info},
+    {"bench", "benchmarks (lq bench --help lists them)", lq_cmd_bench},
+};
+#define NCOMMANDS (sizeof g_commands / sizeof g_commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: lq <command> [options]\n       lq --version\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", g_commands[i].name, g_commands[i].summary);
+    fprintf(f, "\n`lq <command> --help` describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("lq (libquant) %s\n", lq_version());
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], g_commands[i].name)) return g_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
