@@ -190,6 +190,34 @@ START_TEST(rng_properties)
 }
 END_TEST
 
+START_TEST(gaussian_fill_moments)
+{
+    enum { N = 100001 };
+    float *x = malloc(N * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    lq_rng r;
+    lq_rng_init(&r, 5, 1);
+    lq_gaussian_fill(&r, x, N, 2.0f);
+    double s1 = 0, s2 = 0, s4 = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(isfinite(x[i]));
+        double v = x[i] / 2.0;
+        s1 += v;
+        s2 += v * v;
+        s4 += v * v * v * v;
+    }
+    ck_assert_double_lt(fabs(s1 / N), 0.01);
+    ck_assert_double_lt(fabs(s2 / N - 1), 0.02);
+    ck_assert_double_lt(fabs(s4 / N - 3), 0.1);
+    /* same seed, same samples */
+    float y[7];
+    lq_rng_init(&r, 5, 1);
+    lq_gaussian_fill(&r, y, 7, 2.0f);
+    for (int i = 0; i < 7; i++) ck_assert_float_eq(y[i], x[i]);
+    free(x);
+}
+END_TEST
+
 START_TEST(finite_checks)
 {
     float v[37];
@@ -331,6 +359,7 @@ int main(void)
     tcase_add_test(tc, parallel_concurrent_callers);
     tcase_add_test(tc, rng_properties);
     tcase_add_test(tc, finite_checks);
+    tcase_add_test(tc, gaussian_fill_moments);
     tcase_add_test(tc, simd_names_and_machine);
     tcase_add_test(tc, alloc_harness);
     tcase_add_test(tc, ctx_create_alloc_failure);

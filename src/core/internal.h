@@ -81,6 +81,9 @@ uint64_t lq_rng_next(lq_rng *r);
 double lq_rng_uniform(lq_rng *r);          /* [0, 1), 53 bits */
 double lq_rng_gaussian(lq_rng *r);         /* N(0, 1) */
 uint64_t lq_rng_below(lq_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+/* n samples of N(0, sigma^2), two Box-Muller pairs per four uniforms
+ * (vectorised with SLEEF when built with it; src/core/vmath.c). */
+void lq_gaussian_fill(lq_rng *r, float *x, size_t n, float sigma);
 
 /* ---- checks ------------------------------------------------------------ */
 /* True when every one of n floats is finite. */
