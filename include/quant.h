@@ -3,4 +3,5 @@
 #define QUANT_H
 #include "quant/core.h"
 #include "quant/qtensor.h"
+#include "quant/kernels.h"
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qtensor/qtensor_internal.h"
+#include "simd/kern.h"
 
 /* One row per format (declare the traits above, add a row before NULL). */
 static const lq_format_traits *const g_formats[] = {
@@ -58,6 +59,7 @@ void lq_qtensor_free(lq_qtensor *t)
 {
     if (!t) return;
     lq_allocator a = t->alloc;
+    lq_kern_release(t);
     if (!t->borrowed)
         for (size_t i = 0; i < t->nsec; i++) lq_free_with(&a, t->sec[i].data);
     if (t->owner_release) t->owner_release(t->owner);
@@ -152,6 +154,8 @@ lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t bat
     size_t n;
     if (!lq_mul_ok(batch, W->cols, &n)) return LQ_ERR_INVALID_ARG;
     if (!lq_all_finite(X, n)) return LQ_ERR_NOT_FINITE;
+    lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT, lq_simd_for(ctx));
+    if (kst != LQ_ERR_UNSUPPORTED) return kst;
     rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y};
     lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
     return j.failed ? LQ_ERR_CORRUPT : LQ_OK;

@@ -48,6 +48,7 @@ struct lq_qtensor {
     int borrowed;         /* sections point into a mapping owned elsewhere */
     void *owner;          /* mapping owner released with the tensor (io) */
     void (*owner_release)(void *owner);
+    void *kpack;          /* kernel layout (src/simd/kern.c), built on first product */
 };
 
 /* Format traits: one row per format. */

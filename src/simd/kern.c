@@ -1,0 +1,198 @@
+/*
+ * Routing of products on codes to the per-format kernels: the kernel
+ * layout cache, activation preparation and the row split across threads.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "simd/kern.h"
+
+/* One row per format that has kernels. */
+static const lq_kern_format *const g_kern[] = {
+    NULL,
+};
+
+const lq_kern_format *lq_kern_lookup(lq_format f)
+{
+    for (size_t i = 0; g_kern[i]; i++)
+        if (g_kern[i]->format == f) return g_kern[i];
+    return NULL;
+}
+
+/* The cache: a small header (format record) in front of the pack, so that
+ * lq_qtensor_free can release it without knowing the format. */
+typedef struct kcache {
+    const lq_kern_format *kf;
+    void *pack;
+} kcache;
+
+void lq_kern_release(lq_qtensor *t)
+{
+    kcache *c = t->kpack;
+    if (!c) return;
+    if (c->pack && c->kf->pack_free) c->kf->pack_free(&t->alloc, c->pack);
+    lq_free_with(&t->alloc, c);
+    t->kpack = NULL;
+}
+
+lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void **pack)
+{
+    /* The tensor is logically const: the cache is an invisible memo, set
+     * once with a compare-and-swap so concurrent first calls are safe. */
+    lq_qtensor *mt = (lq_qtensor *)(uintptr_t)t;
+    kcache *c = __atomic_load_n(&mt->kpack, __ATOMIC_ACQUIRE);
+    if (c) {
+        *pack = c->pack;
+        return LQ_OK;
+    }
+    lq_status st = lq_qtensor_validate(t);
+    if (st != LQ_OK) return st;
+    c = lq_alloc_with(&mt->alloc, sizeof *c);
+    if (!c) return LQ_ERR_NO_MEMORY;
+    c->kf = kf;
+    c->pack = NULL;
+    if (kf->prepare) {
+        st = kf->prepare(t, &mt->alloc, &c->pack);
+        if (st != LQ_OK) {
+            lq_free_with(&mt->alloc, c);
+            return st;
+        }
+    }
+    kcache *expected = NULL;
+    if (!__atomic_compare_exchange_n(&mt->kpack, (void **)&expected, c, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        /* another thread won: use its pack */
+        if (c->pack && kf->pack_free) kf->pack_free(&mt->alloc, c->pack);
+        lq_free_with(&mt->alloc, c);
+        c = expected;
+    }
+    *pack = c->pack;
+    return LQ_OK;
+}
+
+lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
+                               lq_simd_level level)
+{
+    const lq_kern_rows_fn *row = kf->rows[mode == LQ_KERNEL_FAST ? 1 : 0];
+    switch (level) {
+    case LQ_SIMD_AVX512:
+        if (row[LQ_SIMD_AVX512]) return row[LQ_SIMD_AVX512];
+        /* fall through */
+    case LQ_SIMD_AVX2:
+        if (row[LQ_SIMD_AVX2]) return row[LQ_SIMD_AVX2];
+        break;
+    case LQ_SIMD_NEON:
+        if (row[LQ_SIMD_NEON]) return row[LQ_SIMD_NEON];
+        break;
+    default:
+        break;
+    }
+    return row[LQ_SIMD_SCALAR];
+}
+
+/* Rows per task: a fixed multiple of the tile, independent of threads. */
+#define KERN_GRAIN (4 * LQ_KERN_TILE)
+
+typedef struct kjob {
+    lq_kern_rows_fn fn;
+    const void *pack, *act;
+    size_t batch, rows;
+    float *Y;
+} kjob;
+
+static void kern_task(void *arg, size_t i)
+{
+    kjob *j = arg;
+    size_t r0 = i * KERN_GRAIN, r1 = r0 + KERN_GRAIN;
+    if (r1 > j->rows) r1 = j->rows;
+    j->fn(j->pack, j->act, j->batch, j->Y, j->rows, r0, r1);
+}
+
+lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
+                         float *Y, lq_kernel_mode mode, lq_simd_level level)
+{
+    const lq_kern_format *kf = lq_kern_lookup(t->format);
+    if (!kf) return LQ_ERR_UNSUPPORTED;
+    lq_kern_rows_fn fn = lq_kern_select(kf, mode, level);
+    if (!fn && mode == LQ_KERNEL_FAST) {
+        mode = LQ_KERNEL_EXACT;
+        fn = lq_kern_select(kf, mode, level);
+    }
+    if (!fn) return LQ_ERR_UNSUPPORTED;
+    const void *pack;
+    lq_status st = lq_kern_pack(t, kf, &pack);
+    if (st != LQ_OK) return st;
+    size_t chunk = kf->max_batch ? kf->max_batch(pack, mode) : 0;
+    if (chunk == 0 || chunk > batch) chunk = batch;
+    size_t bytes = kf->act_bytes(pack, chunk, mode);
+    void *act = lq_alloc(ctx, bytes ? bytes : 1);
+    if (!act) return LQ_ERR_NO_MEMORY;
+    for (size_t b0 = 0; b0 < batch; b0 += chunk) {
+        size_t nb = batch - b0 < chunk ? batch - b0 : chunk;
+        kf->act_build(pack, X + b0 * t->cols, nb, mode, act);
+        kjob j = {fn, pack, act, nb, t->rows, Y + b0 * t->rows};
+        lq_parallel_for(ctx, lq_chunks(t->rows, KERN_GRAIN), kern_task, &j);
+    }
+    lq_free(ctx, act);
+    return LQ_OK;
+}
+
+static lq_status check_args(const lq_qtensor *W, const float *X, size_t batch, float *Y)
+{
+    if (!W || !X || !Y || batch == 0) return LQ_ERR_INVALID_ARG;
+    if (!lq_format_lookup(W->format)) return LQ_ERR_CORRUPT;
+    size_t n;
+    if (!lq_mul_ok(batch, W->cols, &n) || !lq_mul_ok(batch, W->rows, &n))
+        return LQ_ERR_INVALID_ARG;
+    return LQ_OK;
+}
+
+lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch,
+                       float *Y, lq_kernel_mode mode)
+{
+    if (mode != LQ_KERNEL_EXACT && mode != LQ_KERNEL_FAST) return LQ_ERR_INVALID_ARG;
+    lq_status st = check_args(W, X, batch, Y);
+    if (st != LQ_OK) return st;
+    if (mode == LQ_KERNEL_EXACT) return lq_matmul(ctx, W, X, batch, Y);
+    if (!lq_all_finite(X, batch * W->cols)) return LQ_ERR_NOT_FINITE;
+    if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
+    st = lq_kern_matmul(ctx, W, X, batch, Y, mode, lq_simd_for(ctx));
+    if (st != LQ_ERR_UNSUPPORTED) return st;
+    return lq_matmul(ctx, W, X, batch, Y);
+}
+
+lq_status lq_qtensor_prepare(lq_ctx *ctx, const lq_qtensor *W)
+{
+    (void)ctx;
+    if (!W) return LQ_ERR_INVALID_ARG;
+    const lq_kern_format *kf = lq_kern_lookup(W->format);
+    if (!lq_format_lookup(W->format)) return LQ_ERR_CORRUPT;
+    if (!kf) return LQ_OK; /* nothing to repack */
+    const void *pack;
+    return lq_kern_pack(W, kf, &pack);
+}
+
+float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum)
+{
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax) amax = a;
+    }
+    int32_t s = 0;
+    if (amax > 0.0f) {
+        float id = 127.0f / amax;
+        for (size_t i = 0; i < n; i++) {
+            long v = lrintf(x[i] * id);
+            if (v > 127) v = 127;
+            if (v < -127) v = -127;
+            q[i] = (int8_t)v;
+            s += (int32_t)v;
+        }
+    } else {
+        memset(q, 0, n);
+    }
+    if (n < LQ_KERN_QBLK) memset(q + n, 0, LQ_KERN_QBLK - n);
+    *qsum = s;
+    return amax / 127.0f;
+}
