@@ -9,6 +9,7 @@
 
 /* One row per format that has kernels. */
 static const lq_kern_format *const g_kern[] = {
+    &lq_kern_int,
     NULL,
 };
 
@@ -121,7 +122,7 @@ lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_
     if (!fn) return LQ_ERR_UNSUPPORTED;
     const void *pack;
     lq_status st = lq_kern_pack(t, kf, &pack);
-    if (st != LQ_OK) return st;
+    if (st != LQ_OK) return st; /* UNSUPPORTED: the caller uses the reference */
     size_t chunk = kf->max_batch ? kf->max_batch(pack, mode) : 0;
     if (chunk == 0 || chunk > batch) chunk = batch;
     size_t bytes = kf->act_bytes(pack, chunk, mode);

@@ -1,0 +1,162 @@
+/* INT row kernels for AVX-512 (F, BW, VNNI): one tile of 16 rows in the 16
+ * lanes; per sub-unit of 4 columns one vpdpbusd against the broadcast int8
+ * activations (FAST) or 4 FMAs against broadcast floats (EXACT). Same
+ * operation order per row as the scalar reference (see kern_int.h). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "simd/kern_int.h"
+
+#define NB_MAX 4
+
+/* Decode one block of a tile into 8 sub-unit vectors (byte 4r+k = code). */
+static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, unsigned sbits,
+                                                              __m512i u[8])
+{
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    switch (sbits) {
+    case 4:
+        for (int i = 0; i < 4; i++) {
+            __m512i v = _mm512_loadu_si512((const void *)(cp + 64 * i));
+            u[2 * i] = _mm512_and_si512(v, m4);
+            u[2 * i + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        break;
+    case 2:
+    case 3:
+        for (int i = 0; i < 2; i++) {
+            __m512i v = _mm512_loadu_si512((const void *)(cp + 64 * i));
+            u[4 * i] = _mm512_and_si512(v, m2);
+            u[4 * i + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m2);
+            u[4 * i + 2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m2);
+            u[4 * i + 3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m2);
+        }
+        if (sbits == 3) {
+            const __m512i four = _mm512_set1_epi8(4);
+            for (int s = 0; s < 8; s++) {
+                uint64_t mk;
+                memcpy(&mk, cp + 128 + 8 * s, 8);
+                u[s] = _mm512_mask_add_epi8(u[s], (__mmask64)mk, u[s], four);
+            }
+        }
+        break;
+    default:
+        for (int s = 0; s < 8; s++) u[s] = _mm512_loadu_si512((const void *)(cp + 64 * s));
+        break;
+    }
+}
+
+static inline __attribute__((always_inline)) __m512 load_lanes(const float *src, size_t n)
+{
+    return n >= 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), src);
+}
+
+static inline __attribute__((always_inline)) void store_lanes(float *dst, __m512 v, size_t n)
+{
+    if (n >= 16) _mm512_storeu_ps(dst, v);
+    else _mm512_mask_storeu_ps(dst, (__mmask16)((1u << n) - 1), v);
+}
+
+static inline __attribute__((always_inline)) void
+fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned sbits,
+          size_t tile, float *Y, size_t ldy, size_t nrows)
+{
+    lq_int_act_view a[NB_MAX];
+    for (size_t i = 0; i < nb; i++) a[i] = lq_int_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
+    const uint8_t *cp = p->codes + tile * p->nblk * p->blk_bytes;
+    const float *sm = p->sm + tile * p->ngroups * 2 * LQ_KERN_TILE;
+    __m512 y[NB_MAX];
+    for (size_t i = 0; i < nb; i++) y[i] = _mm512_setzero_ps();
+    for (size_t g = 0; g < p->ngroups; g++) {
+        __m512 ga[NB_MAX];
+        for (size_t i = 0; i < nb; i++) ga[i] = _mm512_setzero_ps();
+        for (size_t k = p->gblk[g]; k < p->gblk[g + 1]; k++) {
+            __m512i u[8];
+            decode_blk(cp, sbits, u);
+            cp += p->blk_bytes;
+            for (size_t i = 0; i < nb; i++) {
+                const int8_t *xq = a[i].q + k * LQ_KERN_QBLK;
+                __m512i acc = _mm512_setzero_si512();
+                for (int s = 0; s < 8; s++) {
+                    int32_t x4;
+                    memcpy(&x4, xq + 4 * s, 4);
+                    acc = _mm512_dpbusd_epi32(acc, u[s], _mm512_set1_epi32(x4));
+                }
+                ga[i] = _mm512_add_ps(ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]),
+                                                           _mm512_cvtepi32_ps(acc)));
+            }
+        }
+        __m512 s = _mm512_loadu_ps(sm + g * 32), m = _mm512_loadu_ps(sm + g * 32 + 16);
+        for (size_t i = 0; i < nb; i++)
+            y[i] = _mm512_add_ps(y[i], _mm512_add_ps(_mm512_mul_ps(s, ga[i]),
+                                                     _mm512_mul_ps(m, _mm512_set1_ps(a[i].xs[g]))));
+    }
+    for (size_t i = 0; i < nb; i++) store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i], nrows);
+}
+
+static inline __attribute__((always_inline)) void
+exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned sbits,
+           size_t tile, float *Y, size_t ldy, size_t nrows)
+{
+    lq_int_act_view a[NB_MAX];
+    for (size_t i = 0; i < nb; i++) a[i] = lq_int_act_get(p, act, LQ_KERNEL_EXACT, b0 + i);
+    const uint8_t *cp = p->codes + tile * p->nblk * p->blk_bytes;
+    const float *sm = p->sm + tile * p->ngroups * 2 * LQ_KERN_TILE;
+    const __m512i mff = _mm512_set1_epi32(255);
+    __m512 y[NB_MAX];
+    for (size_t i = 0; i < nb; i++) y[i] = _mm512_setzero_ps();
+    for (size_t g = 0; g < p->ngroups; g++) {
+        __m512 ga[NB_MAX];
+        for (size_t i = 0; i < nb; i++) ga[i] = _mm512_setzero_ps();
+        for (size_t k = p->gblk[g]; k < p->gblk[g + 1]; k++) {
+            __m512i u[8];
+            decode_blk(cp, sbits, u);
+            cp += p->blk_bytes;
+            for (int s = 0; s < 8; s++) {
+                for (int kk = 0; kk < 4; kk++) {
+                    __m512 w = _mm512_cvtepi32_ps(
+                        _mm512_and_si512(_mm512_srli_epi32(u[s], 8 * kk), mff));
+                    for (size_t i = 0; i < nb; i++)
+                        ga[i] = _mm512_fmadd_ps(
+                            w, _mm512_set1_ps(a[i].x[k * LQ_KERN_QBLK + 4 * s + kk]), ga[i]);
+                }
+            }
+        }
+        __m512 s = _mm512_loadu_ps(sm + g * 32), m = _mm512_loadu_ps(sm + g * 32 + 16);
+        for (size_t i = 0; i < nb; i++)
+            y[i] = _mm512_add_ps(y[i], _mm512_add_ps(_mm512_mul_ps(s, ga[i]),
+                                                     _mm512_mul_ps(m, _mm512_set1_ps(a[i].xs[g]))));
+    }
+    for (size_t i = 0; i < nb; i++) store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i], nrows);
+}
+
+/* Instantiate the tile kernels with constant widths and batch counts. */
+#define DISPATCH(KERN, sb)                                                                    \
+    switch (nb) {                                                                             \
+    case 1: KERN(p, act, b0, 1, sb, tile, Y, ldy, nrows); break;                              \
+    case 2: KERN(p, act, b0, 2, sb, tile, Y, ldy, nrows); break;                              \
+    case 3: KERN(p, act, b0, 3, sb, tile, Y, ldy, nrows); break;                              \
+    default: KERN(p, act, b0, 4, sb, tile, Y, ldy, nrows); break;                             \
+    }
+
+#define ROWS_FN(name, KERN)                                                                   \
+    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,          \
+              size_t r0, size_t r1)                                                           \
+    {                                                                                         \
+        const lq_int_pack *p = pack;                                                          \
+        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {             \
+            size_t nrows = r1 - tile * LQ_KERN_TILE;                                          \
+            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                   \
+                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                        \
+                switch (p->sbits) {                                                           \
+                case 2: DISPATCH(KERN, 2) break;                                              \
+                case 3: DISPATCH(KERN, 3) break;                                              \
+                case 4: DISPATCH(KERN, 4) break;                                              \
+                default: DISPATCH(KERN, 8) break;                                             \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+ROWS_FN(lq_kern_int_fast_avx512, fast_tile)
+ROWS_FN(lq_kern_int_exact_avx512, exact_tile)
