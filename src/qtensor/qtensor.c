@@ -6,8 +6,12 @@
 #include "qtensor/qtensor_internal.h"
 #include "simd/kern.h"
 
+extern const lq_format_traits lq_format_int_traits;
+extern const lq_format_traits lq_format_bcq_traits;
 /* One row per format (declare the traits above, add a row before NULL). */
 static const lq_format_traits *const g_formats[] = {
+    &lq_format_int_traits,
+    &lq_format_bcq_traits,
     NULL,
 };
 
@@ -218,6 +222,15 @@ lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, 
     memset(&rep, 0, sizeof rep);
     lq_status st;
     switch (method->kind) {
+    case LQ_METHOD_INT:
+        st = lq_quantize_int(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
+        break;
+    case LQ_METHOD_BCQ:
+        st = lq_quantize_bcq(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
+        break;
+    case LQ_METHOD_GPTQT:
+        st = lq_quantize_gptqt(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
+        break;
     default:
         st = LQ_ERR_INVALID_ARG;
         break;

@@ -1,0 +1,404 @@
+/*
+ * The GPTQ column-update engine (Frantar et al. 2022, arXiv 2210.17323),
+ * written once for every column-wise quantizer (DESIGN.md section 4).
+ *
+ * Steps: dead columns (H_jj == 0: H_jj = 1, W[:, j] = 0), optional act-order
+ * permutation (descending diag H, stable), damping lambda = percdamp *
+ * mean(diag H) with x10 escalation on Cholesky failure, U = chol(H^-1)
+ * upper, then blocks of B columns processed step by step (width columns per
+ * step) with in-block error propagation through U and one GEMM per block for
+ * the columns after it (the lazy batch update).
+ *
+ * U without forming H^-1: with J the reversal permutation, let J H J =
+ * L' L'^T (lower Cholesky). Then H = (J L' J)(J L' J)^T where J L' J is
+ * upper triangular, so H^-1 = U^T U with U = (J L' J)^-1 = J L'^-1 J, upper
+ * with a positive diagonal: by uniqueness, the upper Cholesky factor of
+ * H^-1. One Cholesky and one triangular inverse (2/3 n^3) instead of
+ * GPTQ's Cholesky, cholesky_inverse and second Cholesky (4/3 n^3). Both run
+ * in double (see docs/algorithms.md for the measurement); U is then rounded
+ * to float for the updates, as GPTQ itself works in float.
+ *
+ * Width-d steps: with S the d columns of the step and R the rest of the
+ * block, the optimal update is W_R -= (W_S - Q_S) (H^-1_SS)^-1 H^-1_SR over
+ * the inverse Hessian of the not yet quantized columns, whose upper
+ * Cholesky factor is the trailing part of U; that reduces to
+ * E = (W_S - Q_S) U_SS^-1 (a triangular solve per row) and W_R -= E U_SR,
+ * which is GPTQ's rule e = (w - q) / U_ii for d = 1. The loss is 1/2 ||E||^2.
+ *
+ * Group fits see fully updated weights: a block is ended early at a group
+ * start whose group would reach past the block, so that no lazy update is
+ * pending on the columns a quantizer fits (the result then equals the
+ * unblocked per-column algorithm exactly, up to float rounding).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/linalg.h"
+#include "quant/hessian.h"
+
+#define ROW_GRAIN 64        /* rows per task of a step's in-block update */
+#define DAMP_RETRIES 6      /* x10 escalations after the first attempt */
+#define DEFAULT_BLOCK 128
+
+typedef struct engine {
+    lq_ctx *ctx;
+    size_t rows, cols, w, group, B;
+    const float *W;  /* input, original order */
+    const float *H;  /* input, may be NULL (RTN) */
+    lq_colquant *q;
+    size_t *perm;    /* processing position -> original column, or NULL */
+    float *Wf;       /* rows x cols working weight, processing order */
+    float *Uf;       /* cols x cols upper factor, float */
+    float *hinv;     /* U_kk^2, processing order */
+    float *hinv_orig;/* U_kk^2, original order (static groups with act-order) */
+    float *Err;      /* rows x B scaled errors of the block */
+    float *Qf;       /* rows x cols dequantized values, processing order */
+    float *ub;       /* width x width diagonal block of U */
+    double *lossp;   /* per row chunk */
+    size_t nchunks;
+    double damping;
+    size_t dead;
+} engine;
+
+static size_t perm_at(const engine *e, size_t k)
+{
+    return e->perm ? e->perm[k] : k;
+}
+
+/* ---- act-order ----------------------------------------------------------- */
+typedef struct diag_key {
+    double d;
+    size_t idx;
+} diag_key;
+
+static int diag_cmp(const void *a, const void *b)
+{
+    const diag_key *x = a, *y = b;
+    if (x->d > y->d) return -1;
+    if (x->d < y->d) return 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+static lq_status make_perm(engine *e)
+{
+    size_t n = e->cols;
+    diag_key *k = lq_alloc_array(e->ctx, n, sizeof *k);
+    if (!k) return LQ_ERR_NO_MEMORY;
+    for (size_t j = 0; j < n; j++) {
+        double d = e->H[j * n + j];
+        k[j] = (diag_key){d == 0.0 ? 1.0 : d, j}; /* dead columns count as 1 */
+    }
+    qsort(k, n, sizeof *k, diag_cmp);
+    for (size_t j = 0; j < n; j++) e->perm[j] = k[j].idx;
+    lq_free(e->ctx, k);
+    return LQ_OK;
+}
+
+/* ---- U = chol(H^-1) upper ------------------------------------------------ */
+static void fill_reversed(const engine *e, double *A, double lambda)
+{
+    size_t n = e->cols;
+    for (size_t i = 0; i < n; i++) {
+        size_t pi = perm_at(e, n - 1 - i);
+        double *a = A + i * n;
+        for (size_t j = 0; j < i; j++) a[j] = e->H[pi * n + perm_at(e, n - 1 - j)];
+        double d = e->H[pi * n + pi];
+        a[i] = (d == 0.0 ? 1.0 : d) + lambda;
+        for (size_t j = i + 1; j < n; j++) a[j] = 0.0;
+    }
+}
+
+static lq_status compute_u(engine *e, double percdamp)
+{
+    size_t n = e->cols;
+    double mean = 0;
+    for (size_t j = 0; j < n; j++) {
+        double d = e->H[j * n + j];
+        if (d < 0) return LQ_ERR_NOT_POSITIVE_DEFINITE; /* no Gram matrix has this */
+        mean += d == 0.0 ? 1.0 : d;
+    }
+    mean /= (double)n;
+    double *A = lq_alloc_array(e->ctx, n * n, sizeof *A);
+    if (!A) return LQ_ERR_NO_MEMORY;
+    double lambda = percdamp * mean;
+    lq_status st = LQ_ERR_NOT_POSITIVE_DEFINITE;
+    for (int attempt = 0; attempt <= DAMP_RETRIES; attempt++) {
+        if (attempt > 0) lambda = lambda > 0 ? lambda * 10.0 : 1e-3 * mean;
+        fill_reversed(e, A, lambda);
+        st = lq_dpotrf_lower(e->ctx, A, n, n);
+        if (st != LQ_ERR_NOT_POSITIVE_DEFINITE) break;
+    }
+    if (st == LQ_OK) st = lq_dtrtri_lower(e->ctx, A, n, n);
+    if (st == LQ_OK) {
+        for (size_t i = 0; i < n; i++) {
+            float *u = e->Uf + i * n;
+            const double *a = A + (n - 1 - i) * n;
+            for (size_t j = 0; j < i; j++) u[j] = 0.0f;
+            for (size_t j = i; j < n; j++) u[j] = (float)a[n - 1 - j];
+            e->hinv[i] = u[i] * u[i];
+            if (!(u[i] > 0.0f) || !isfinite(u[i]) || !(e->hinv[i] > 0.0f))
+                st = LQ_ERR_NOT_POSITIVE_DEFINITE; /* beyond float range */
+        }
+        e->damping = lambda;
+    }
+    lq_free(e->ctx, A);
+    return st;
+}
+
+/* ---- one step: errors of `w` columns and their in-block propagation ------ */
+typedef struct step_job {
+    engine *e;
+    size_t i, c, b1; /* processing position, position in block, block end */
+} step_job;
+
+static void step_task(void *arg, size_t t)
+{
+    const step_job *j = arg;
+    const engine *e = j->e;
+    size_t r0 = t * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
+    if (r1 > e->rows) r1 = e->rows;
+    size_t w = e->w, n = e->cols, rest0 = j->i + w, nrest = j->b1 - rest0;
+    const float *ub = e->ub;
+    double acc = 0;
+    for (size_t r = r0; r < r1; r++) {
+        const float *wr = e->Wf + r * n + j->i;
+        const float *qr = e->Qf + r * n + j->i;
+        float *er = e->Err + r * e->B + j->c;
+        for (size_t k = 0; k < w; k++) { /* solve er * U_SS = wr - qr */
+            float d = wr[k] - qr[k];
+            for (size_t m = 0; m < k; m++) d -= er[m] * ub[m * w + k];
+            er[k] = d / ub[k * w + k];
+            acc += (double)er[k] * (double)er[k];
+        }
+        float *dst = e->Wf + r * n + rest0;
+        for (size_t k = 0; k < w; k++) {
+            float ek = er[k];
+            const float *urow = e->Uf + (j->i + k) * n + rest0;
+            for (size_t m = 0; m < nrest; m++) dst[m] -= ek * urow[m];
+        }
+    }
+    e->lossp[t] += acc;
+}
+
+/* End of the block starting at b0: B columns, or earlier at a group start
+ * whose group reaches past it (so that the fit sees no pending update). */
+static size_t block_end(const engine *e, size_t b0, int fits_in_loop)
+{
+    size_t b1 = b0 + e->B < e->cols ? b0 + e->B : e->cols;
+    if (!fits_in_loop || e->group == 0) return b1;
+    for (size_t s = (b0 / e->group + 1) * e->group; s < b1; s += e->group) {
+        size_t ge = s + e->group < e->cols ? s + e->group : e->cols;
+        if (ge > b1) return s;
+    }
+    return b1;
+}
+
+static lq_status run_blocks(engine *e)
+{
+    size_t n = e->cols, rows = e->rows, w = e->w, g = e->group;
+    lq_colquant *q = e->q;
+    int fits_in_loop = !q->static_groups;
+    lq_progress(e->ctx, 0.0, "gptq");
+    for (size_t b0 = 0, b1; b0 < n; b0 = b1) {
+        b1 = block_end(e, b0, fits_in_loop);
+        for (size_t i = b0; i < b1; i += w) {
+            lq_status st;
+            if (fits_in_loop && (g ? i % g == 0 : i == 0)) {
+                size_t nc = g ? (n - i < g ? n - i : g) : n;
+                st = q->fit_group(q->self, e->Wf, n, rows, i, nc, e->hinv + i);
+                if (st != LQ_OK) return st;
+            }
+            for (size_t a = 0; a < w; a++)
+                for (size_t b = 0; b < w; b++) e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
+            st = q->quantize(q->self, e->Wf + i, n, rows, i, e->ub, e->Qf + i, n);
+            if (st != LQ_OK) return st;
+            step_job j = {e, i, i - b0, b1};
+            if (rows * (b1 - i) < 16384) {
+                for (size_t t = 0; t < e->nchunks; t++) step_task(&j, t);
+            } else {
+                lq_parallel_for(e->ctx, e->nchunks, step_task, &j);
+            }
+        }
+        if (b1 < n) {
+            lq_status st = lq_sgemm(e->ctx, LQ_NO_TRANS, LQ_NO_TRANS, rows, n - b1, b1 - b0, -1.0f,
+                                    e->Err, e->B, e->Uf + b0 * n + b1, n, 1.0f, e->Wf + b1, n);
+            if (st != LQ_OK) return st;
+        }
+        lq_progress(e->ctx, (double)b1 / (double)n, "gptq");
+    }
+    return LQ_OK;
+}
+
+/* ---- round to nearest: fits on the original W, no updates ---------------- */
+static lq_status run_rtn(engine *e, float *W_hat, double *loss)
+{
+    size_t n = e->cols, rows = e->rows, w = e->w, g = e->group ? e->group : n;
+    lq_colquant *q = e->q;
+    lq_status st = LQ_OK;
+    float *ones = lq_alloc_array(e->ctx, n, sizeof *ones);
+    float *qt = lq_alloc_array(e->ctx, rows * n, sizeof *qt);
+    if (!ones || !qt) {
+        st = LQ_ERR_NO_MEMORY;
+        goto done;
+    }
+    for (size_t j = 0; j < n; j++) ones[j] = 1.0f;
+    for (size_t a = 0; a < w; a++)
+        for (size_t b = 0; b < w; b++) e->ub[a * w + b] = a == b ? 1.0f : 0.0f;
+    double acc = 0;
+    lq_progress(e->ctx, 0.0, "gptq");
+    for (size_t i = 0; i < n && st == LQ_OK; i += w) {
+        if (i % g == 0) {
+            size_t nc = n - i < g ? n - i : g;
+            st = q->fit_group(q->self, e->W, n, rows, i, nc, ones + i);
+            if (st != LQ_OK) break;
+        }
+        st = q->quantize(q->self, e->W + i, n, rows, i, e->ub, qt + i, n);
+        if (st != LQ_OK) break;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < w; k++) {
+                double d = (double)e->W[r * n + i + k] - (double)qt[r * n + i + k];
+                acc += d * d;
+            }
+    }
+    if (st == LQ_OK) {
+        *loss = 0.5 * acc;
+        if (W_hat) memcpy(W_hat, qt, rows * n * sizeof *qt);
+        lq_progress(e->ctx, 1.0, "gptq");
+    }
+done:
+    lq_free(e->ctx, ones);
+    lq_free(e->ctx, qt);
+    return st;
+}
+
+static void free_engine(engine *e)
+{
+    lq_free(e->ctx, e->perm);
+    lq_free(e->ctx, e->Wf);
+    lq_free(e->ctx, e->Uf);
+    lq_free(e->ctx, e->hinv);
+    lq_free(e->ctx, e->hinv_orig);
+    lq_free(e->ctx, e->Err);
+    lq_free(e->ctx, e->Qf);
+    lq_free(e->ctx, e->ub);
+    lq_free(e->ctx, e->lossp);
+}
+
+static lq_status run_gptq(engine *e, const lq_engine_opts *o, float *W_hat, double *loss)
+{
+    size_t n = e->cols, rows = e->rows;
+    lq_colquant *q = e->q;
+    int act = o->act_order != 0;
+    int stat = o->static_groups != 0;
+    if (act) {
+        e->perm = lq_alloc_array(e->ctx, n, sizeof *e->perm);
+        if (!e->perm) return LQ_ERR_NO_MEMORY;
+    }
+    e->Wf = lq_alloc_array(e->ctx, rows * n, sizeof *e->Wf);
+    e->Uf = lq_alloc_array(e->ctx, n * n, sizeof *e->Uf);
+    e->hinv = lq_alloc_array(e->ctx, n, sizeof *e->hinv);
+    e->Err = lq_alloc_array(e->ctx, rows * e->B, sizeof *e->Err);
+    e->Qf = lq_alloc_array(e->ctx, rows * n, sizeof *e->Qf);
+    e->lossp = lq_calloc_array(e->ctx, e->nchunks, sizeof *e->lossp);
+    if (!e->Wf || !e->Uf || !e->hinv || !e->Err || !e->Qf || !e->lossp) return LQ_ERR_NO_MEMORY;
+    if (stat && act) {
+        e->hinv_orig = lq_alloc_array(e->ctx, n, sizeof *e->hinv_orig);
+        if (!e->hinv_orig) return LQ_ERR_NO_MEMORY;
+    }
+    lq_status st;
+    if (act && (st = make_perm(e)) != LQ_OK) return st;
+    if ((st = compute_u(e, o->percdamp)) != LQ_OK) return st;
+
+    /* Working weight with dead columns zeroed; static fits see it in the
+     * original order, the loop in processing order. */
+    e->dead = 0;
+    for (size_t j = 0; j < n; j++) e->dead += e->H[j * n + j] == 0.0f;
+    q->perm = e->perm;
+    q->static_groups = stat;
+    if (stat) {
+        float *hv = e->hinv;
+        if (act) {
+            for (size_t k = 0; k < n; k++) e->hinv_orig[e->perm[k]] = e->hinv[k];
+            hv = e->hinv_orig;
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < n; j++)
+                e->Wf[r * n + j] = e->H[j * n + j] == 0.0f ? 0.0f : e->W[r * n + j];
+        size_t g = e->group ? e->group : n;
+        for (size_t c0 = 0; c0 < n; c0 += g) {
+            st = q->fit_group(q->self, e->Wf, n, rows, c0, n - c0 < g ? n - c0 : g, hv + c0);
+            if (st != LQ_OK) return st;
+        }
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < n; k++) {
+            size_t j = perm_at(e, k);
+            e->Wf[r * n + k] = e->H[j * n + j] == 0.0f ? 0.0f : e->W[r * n + j];
+        }
+    if ((st = run_blocks(e)) != LQ_OK) return st;
+    /* outputs only once everything succeeded */
+    if (W_hat)
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < n; k++) W_hat[r * n + perm_at(e, k)] = e->Qf[r * n + k];
+    double acc = 0;
+    for (size_t t = 0; t < e->nchunks; t++) acc += e->lossp[t];
+    *loss = 0.5 * acc;
+    return LQ_OK;
+}
+
+lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                      const lq_engine_opts *opts, lq_colquant *q, float *W_hat,
+                      lq_gptq_result *res)
+{
+    if (!W || !q || !q->fit_group || !q->quantize || rows == 0 || cols == 0)
+        return LQ_ERR_INVALID_ARG;
+    lq_engine_opts o = {0, 0.01, 0, 0, DEFAULT_BLOCK};
+    if (opts) o = *opts;
+    if (o.block_size == 0) o.block_size = DEFAULT_BLOCK;
+    size_t w = q->width, n;
+    if (w == 0 || cols % w != 0 || q->group % w != 0) return LQ_ERR_INVALID_ARG;
+    if (!(o.percdamp >= 0.0) || !isfinite(o.percdamp)) return LQ_ERR_INVALID_ARG;
+    if (o.act_order && w > 1) return LQ_ERR_INVALID_ARG;
+    if (!lq_mul_ok(rows, cols, &n) || !lq_mul_ok(cols, cols, &n) || !lq_mul_ok(n, 8, &n) ||
+        !lq_mul_ok(w, w, &n) || !lq_mul_ok(rows, o.block_size + w, &n) ||
+        !lq_mul_ok(n, sizeof(float), &n))
+        return LQ_ERR_INVALID_ARG;
+    if (!lq_all_finite(W, rows * cols)) return LQ_ERR_NOT_FINITE;
+    int rtn = o.rtn || !H;
+    if (!rtn && !lq_all_finite(H, cols * cols)) return LQ_ERR_NOT_FINITE;
+    if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
+
+    engine e;
+    memset(&e, 0, sizeof e);
+    e.ctx = ctx;
+    e.rows = rows;
+    e.cols = cols;
+    e.w = w;
+    e.group = q->group;
+    e.B = (o.block_size + w - 1) / w * w;
+    e.W = W;
+    e.H = rtn ? NULL : H;
+    e.q = q;
+    e.nchunks = lq_chunks(rows, ROW_GRAIN);
+    q->perm = NULL;
+    q->static_groups = 0;
+    double loss = 0;
+    lq_status st;
+    e.ub = lq_alloc_array(ctx, w * w, sizeof *e.ub);
+    if (!e.ub) {
+        st = LQ_ERR_NO_MEMORY;
+    } else if (rtn) {
+        st = run_rtn(&e, W_hat, &loss);
+    } else {
+        st = run_gptq(&e, &o, W_hat, &loss);
+    }
+    q->perm = NULL; /* the permutation dies with the run */
+    if (st == LQ_OK && res) {
+        res->damping = e.damping;
+        res->loss = loss;
+        res->dead_columns = e.dead;
+    }
+    free_engine(&e);
+    return st;
+}

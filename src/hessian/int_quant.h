@@ -1,0 +1,108 @@
+/*
+ * The uniform integer grid quantizer (GPTQ's "Quantizer") as an lq_colquant,
+ * plus the small helpers the INT format shares with it (half floats, LSB-first
+ * bit streams). Internal.
+ *
+ * Grid per (row, group): xmin = min(0, min x), xmax = max(0, max x) (the range
+ * always holds 0, so a zero weight is exact); symmetric: xmin = -xmax'
+ * with xmax' = max(|xmin|, xmax). All-zero: [-1, 1]. scale = (xmax - xmin) /
+ * maxq (maxq = 2^bits - 1), rounded to half precision when that is a normal
+ * half (else kept in float and the tensor stores fp32 scales); zero =
+ * round(-xmin / scale) clamped to [0, maxq] (asymmetric) or 2^(bits-1)
+ * (symmetric). code = clamp(round(x / scale) + zero, 0, maxq), value =
+ * (code - zero) * scale. With mse_clip the range is shrunk by p = 1 - i/100,
+ * i = 0..79, keeping the p with the least squared error of the group's row.
+ *
+ * Codes are recorded per (row, stored column): the stored order is the
+ * original column order, except with act-order without static groups where
+ * it is the processing order (stored column k = original column perm[k]) so
+ * that every group is a contiguous run of stored columns.
+ */
+#ifndef LQ_HESSIAN_INT_QUANT_H
+#define LQ_HESSIAN_INT_QUANT_H
+
+#include <string.h>
+
+#include "core/internal.h"
+#include "quant/hessian.h"
+
+typedef struct lq_intq {
+    lq_ctx *ctx;
+    unsigned bits, maxq;
+    int symmetric, mse_clip;
+    size_t rows, cols;
+    size_t g;        /* columns per group (cols for whole rows) */
+    size_t ngroups;  /* ceil(cols / g) */
+    float *scale;    /* rows x ngroups */
+    uint8_t *zero;   /* rows x ngroups */
+    uint8_t *codes;  /* rows x cols, stored order */
+    uint32_t *perm;  /* cols: stored column -> original column (valid if has_perm) */
+    int has_perm;    /* act-order without static groups */
+    int need_fp32;   /* some scale is not a normal half */
+    const lq_colquant *cq; /* the vtable driving q: the engine's perm lives there */
+} lq_intq;
+
+/* Set up q for a rows x cols weight with options o (bits 2..8). Errors:
+ * INVALID_ARG, NO_MEMORY (nothing left allocated). */
+lq_status lq_intq_init(lq_ctx *ctx, lq_intq *q, size_t rows, size_t cols, const lq_int_opts *o);
+void lq_intq_free(lq_intq *q);
+/* The vtable driving q (width 1, group g); cq must stay at its address
+ * while the engine runs (q reads cq->perm and cq->static_groups). */
+void lq_intq_colquant(lq_intq *q, lq_colquant *cq);
+
+/* ---- half precision (IEEE binary16) --------------------------------------- */
+/* Round a positive float to the nearest half; returns 0 when the result is
+ * not a normal half (then *h is untouched). */
+static inline int lq_int_half_round(float s, float *rounded, uint16_t *h)
+{
+    if (!(s >= 6.103515625e-05f) || !(s <= 65504.0f)) return 0;
+    uint32_t x;
+    memcpy(&x, &s, sizeof x);
+    x += 0x0fffu + ((x >> 13) & 1u); /* round to nearest even on 10 mantissa bits */
+    x &= ~0x1fffu;
+    float r;
+    memcpy(&r, &x, sizeof r);
+    if (!(r <= 65504.0f)) return 0;
+    if (rounded) *rounded = r;
+    if (h) *h = (uint16_t)(((((x >> 23) & 0xffu) - 112u) << 10) | ((x >> 13) & 0x3ffu));
+    return 1;
+}
+
+static inline float lq_int_half_to_float(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 0) {
+        float v = (float)m * 5.9604644775390625e-08f; /* 2^-24 */
+        return s ? -v : v;
+    }
+    x = e == 31 ? (s | 0x7f800000u | (m << 13)) : (s | ((e + 112u) << 23) | (m << 13));
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+/* ---- LSB-first bit streams -------------------------------------------------
+ * Value j of width b occupies stream bits [j b, (j + 1) b); stream bit k is
+ * bit (k mod 8) of byte k / 8. nbytes bounds the reads (b <= 8). */
+static inline unsigned lq_int_get_bits(const uint8_t *p, size_t nbytes, size_t j, unsigned b)
+{
+    size_t bit = j * b, byte = bit >> 3;
+    unsigned v = p[byte];
+    if (byte + 1 < nbytes) v |= (unsigned)p[byte + 1] << 8;
+    return (v >> (bit & 7u)) & ((1u << b) - 1u);
+}
+
+static inline void lq_int_put_bits(uint8_t *p, size_t j, unsigned b, unsigned v)
+{
+    size_t bit = j * b, byte = bit >> 3;
+    unsigned sh = (unsigned)(bit & 7u);
+    p[byte] |= (uint8_t)(v << sh);
+    if (sh + b > 8) p[byte + 1] |= (uint8_t)(v >> (8 - sh));
+}
+
+static inline size_t lq_int_stream_bytes(size_t n, unsigned b)
+{
+    return (n * b + 7) / 8;
+}
+
+#endif
