@@ -1,0 +1,94 @@
+/*
+ * AVX-512 GEMM micro-kernels: 12 x 32 floats and 12 x 16 doubles, i.e. 12
+ * rows of C held as 2 zmm registers each (24 accumulators), A broadcast from
+ * the packed panel (folded into the FMA's memory operand), B loaded as two
+ * vectors per k step: 24 FMAs per 14 loads, FMA-bound on two 512-bit ports.
+ */
+#include <immintrin.h>
+
+#include "simd/gemm_kernels.h"
+
+#define MR 12
+
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+#define S_DECL(i) __m512 s##i##_0 = _mm512_setzero_ps(), s##i##_1 = _mm512_setzero_ps();
+#define S_FMA(i)                                                                               \
+    {                                                                                          \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                      \
+        s##i##_0 = _mm512_fmadd_ps(ai, b0, s##i##_0);                                          \
+        s##i##_1 = _mm512_fmadd_ps(ai, b1, s##i##_1);                                          \
+    }
+#define S_PREF(i) _mm_prefetch((const char *)(c + (i) * ldc), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(c + (i) * ldc + 16), _MM_HINT_T0);
+#define S_STORE0(i)                                                                            \
+    _mm512_storeu_ps(c + (i) * ldc, _mm512_mul_ps(va, s##i##_0));                              \
+    _mm512_storeu_ps(c + (i) * ldc + 16, _mm512_mul_ps(va, s##i##_1));
+#define S_STORE(i)                                                                             \
+    _mm512_storeu_ps(c + (i) * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (i) * ldc),        \
+                                                    _mm512_mul_ps(va, s##i##_0)));             \
+    _mm512_storeu_ps(c + (i) * ldc + 16,                                                       \
+                     _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (i) * ldc + 16),                  \
+                                     _mm512_mul_ps(va, s##i##_1)));
+
+static void sgemm_ukr_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                             float alpha, float beta)
+{
+    ROWS(S_DECL)
+    ROWS(S_PREF)
+    for (size_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        ROWS(S_FMA)
+        a += MR;
+        b += 32;
+    }
+    __m512 va = _mm512_set1_ps(alpha);
+    if (beta == 0.0f) {
+        ROWS(S_STORE0)
+    } else {
+        __m512 vb = _mm512_set1_ps(beta);
+        ROWS(S_STORE)
+    }
+}
+
+#define D_DECL(i) __m512d s##i##_0 = _mm512_setzero_pd(), s##i##_1 = _mm512_setzero_pd();
+#define D_FMA(i)                                                                               \
+    {                                                                                          \
+        __m512d ai = _mm512_set1_pd(a[i]);                                                     \
+        s##i##_0 = _mm512_fmadd_pd(ai, b0, s##i##_0);                                          \
+        s##i##_1 = _mm512_fmadd_pd(ai, b1, s##i##_1);                                          \
+    }
+#define D_PREF(i) _mm_prefetch((const char *)(c + (i) * ldc), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(c + (i) * ldc + 8), _MM_HINT_T0);
+#define D_STORE0(i)                                                                            \
+    _mm512_storeu_pd(c + (i) * ldc, _mm512_mul_pd(va, s##i##_0));                              \
+    _mm512_storeu_pd(c + (i) * ldc + 8, _mm512_mul_pd(va, s##i##_1));
+#define D_STORE(i)                                                                             \
+    _mm512_storeu_pd(c + (i) * ldc, _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + (i) * ldc),        \
+                                                    _mm512_mul_pd(va, s##i##_0)));             \
+    _mm512_storeu_pd(c + (i) * ldc + 8,                                                        \
+                     _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + (i) * ldc + 8),                   \
+                                     _mm512_mul_pd(va, s##i##_1)));
+
+static void dgemm_ukr_avx512(size_t kc, const double *a, const double *b, double *c,
+                             size_t ldc, double alpha, double beta)
+{
+    ROWS(D_DECL)
+    ROWS(D_PREF)
+    for (size_t p = 0; p < kc; p++) {
+        __m512d b0 = _mm512_loadu_pd(b), b1 = _mm512_loadu_pd(b + 8);
+        ROWS(D_FMA)
+        a += MR;
+        b += 16;
+    }
+    __m512d va = _mm512_set1_pd(alpha);
+    if (beta == 0.0) {
+        ROWS(D_STORE0)
+    } else {
+        __m512d vb = _mm512_set1_pd(beta);
+        ROWS(D_STORE)
+    }
+}
+
+const lq_sgemm_kernel lq_sgemm_kernel_avx512 = {sgemm_ukr_avx512, MR, 32, 256, 192, 4096};
+const lq_dgemm_kernel lq_dgemm_kernel_avx512 = {dgemm_ukr_avx512, MR, 16, 256, 96, 2048};
