@@ -4,4 +4,9 @@
 #include "quant/core.h"
 #include "quant/qtensor.h"
 #include "quant/kernels.h"
+#include "quant/hessian.h"
+#include "quant/lattice.h"
+#include "quant/bcq.h"
+#include "quant/vq.h"
+#include "quant/io.h"
 #endif
