@@ -1,0 +1,68 @@
+/*
+ * Internal pieces of the lattice module: the scalar reference nearest-point
+ * routines (one point), the per-ISA kernel table, and Voronoi helpers shared
+ * by the NestQuant coder, the E8 packed format and the fuzz harness.
+ */
+#ifndef LQ_LATTICE_INTERNAL_H
+#define LQ_LATTICE_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "core/internal.h"
+#include "quant/lattice.h"
+
+/* Scalar reference for one point (the rule documented in quant/lattice.h). */
+void lq_d8_point_ref(const float x[8], float y[8]);
+void lq_e8_point_ref(const float x[8], float y[8]);
+
+/* Batch kernels: n points, no argument checks, inputs finite. y may equal x. */
+typedef void (*lq_lat_batch_fn)(const float *x, size_t n, float *y);
+typedef struct lq_lattice_kernels {
+    lq_simd_level level;
+    lq_lat_batch_fn e8;
+    lq_lat_batch_fn d8;
+    void (*fwht)(float *x, size_t n); /* n power of two */
+    bool (*finite)(const float *x, size_t n); /* every float finite */
+} lq_lattice_kernels;
+
+/* Kernels for a level (capped to the detected level; scalar fallback). */
+const lq_lattice_kernels *lq_lattice_kernels_at(lq_simd_level level);
+
+void lq_e8_batch_scalar(const float *x, size_t n, float *y);
+void lq_d8_batch_scalar(const float *x, size_t n, float *y);
+void lq_fwht_scalar(float *x, size_t n);
+bool lq_finite_scalar(const float *x, size_t n);
+
+/* ---- Voronoi helpers (no checks) --------------------------------------- */
+/* Coordinates of an E8 point t in the generator basis, reduced mod q.
+ * Returns false (codes unspecified) when |t_k| is far outside any code
+ * (> 4q + 4): such a point certainly overloads. */
+bool lq_voronoi_coords(unsigned q, const float t[8], uint8_t c[8]);
+/* z = sum_i c_i g_i (exact). */
+void lq_voronoi_lift(const uint8_t c[8], float z[8]);
+/* y = decode(c) for n vectors (unscaled lattice points), with kernels k;
+ * processed in chunks of LQ_VORONOI_CHUNK vectors on the stack. */
+#define LQ_VORONOI_CHUNK 64
+void lq_voronoi_decode_batch(const lq_lattice_kernels *k, unsigned q, const uint8_t *codes,
+                             size_t n, float *y);
+
+/* Bit stream helpers (little-endian, LSB first). */
+uint64_t lq_bits_get(const uint8_t *buf, size_t bitpos, unsigned nbits);
+void lq_bits_put(uint8_t *buf, size_t bitpos, unsigned nbits, uint64_t v);
+
+/* Mixed-radix packing of one code vector; unpack returns false when the
+ * value is >= q^8. */
+uint64_t lq_voronoi_index(unsigned q, const uint8_t c[8]);
+bool lq_voronoi_from_index(unsigned q, uint64_t v, uint8_t c[8]);
+
+/* NestQuant encode with explicit kernels: see lq_nq_encode. */
+void lq_nq_encode_k(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x, size_t n,
+                    uint8_t *codes, uint8_t *beta_idx, float *y, size_t *n_overload);
+
+/* Round a positive float to 8 significant bits (nearest). */
+float lq_nq_round_beta(double b);
+
+/* Randomized Hadamard transform without checks (n >= 1). */
+void lq_rht_apply(const lq_lattice_kernels *k, float *x, size_t n, uint64_t seed, int inverse);
+
+#endif
