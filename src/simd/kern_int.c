@@ -2,6 +2,7 @@
  * preparation, and the format's kernel record. */
 #include <string.h>
 
+#include "hessian/int_quant.h"
 #include "simd/kern_int.h"
 
 size_t lq_int_act_stride(const lq_int_pack *p, lq_kernel_mode mode)
@@ -36,7 +37,7 @@ static void int_act_build(const void *pack, const float *X, size_t batch, lq_ker
         float *xs = (float *)(uintptr_t)v.xs;
         unsigned char *base = (unsigned char *)act + b * stride;
         for (size_t g = 0; g < p->ngroups; g++) {
-            float s = 0.0f;
+            float s = 0.0f, qsum = 0.0f;
             for (size_t k = p->gblk[g]; k < p->gblk[g + 1]; k++) {
                 float blk[LQ_KERN_QBLK];
                 for (size_t c = 0; c < LQ_KERN_QBLK; c++) {
@@ -49,11 +50,14 @@ static void int_act_build(const void *pack, const float *X, size_t batch, lq_ker
                     float *d = (float *)(uintptr_t)v.d;
                     d[k] = lq_kern_q8_block(blk, LQ_KERN_QBLK, (int8_t *)base + k * LQ_KERN_QBLK,
                                             &qs);
+                    qsum += d[k] * (float)qs;
                 } else {
                     memcpy((float *)(void *)base + k * LQ_KERN_QBLK, blk, sizeof blk);
                 }
             }
-            xs[g] = s;
+            /* FAST: the sum of the rounded activations, so that the zero
+             * point term cancels exactly and the error is sum w (x - x^) */
+            xs[g] = mode == LQ_KERNEL_FAST ? qsum : s;
         }
     }
 }
@@ -164,13 +168,57 @@ static lq_status int_pack_build(const lq_qtensor *t, const int_src *src, const l
     return LQ_OK;
 }
 
+/* The stored layout (src/qtensor/format_int.c): LSB-first code streams per
+ * row, half or float scales, bit-packed zeros, optional PERM. */
+typedef struct int_stored {
+    int_src base;
+    size_t cb, zb, ng, sbytes;
+    const uint8_t *codes, *zeros, *scales;
+} int_stored;
+
+static unsigned stored_code(const int_src *s, size_t r, size_t c)
+{
+    const int_stored *v = (const int_stored *)(const void *)s;
+    return lq_int_get_bits(v->codes + r * v->cb, v->cb, c, s->bits);
+}
+
+static void stored_param(const int_src *s, size_t r, size_t g, float *scale, float *offset)
+{
+    const int_stored *v = (const int_stored *)(const void *)s;
+    size_t i = r * v->ng + g;
+    float sc;
+    if (v->sbytes == 4) {
+        memcpy(&sc, v->scales + 4 * i, 4);
+    } else {
+        const uint8_t *p = v->scales + 2 * i;
+        sc = lq_int_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
+    }
+    unsigned z = v->zeros ? lq_int_get_bits(v->zeros + r * v->zb, v->zb, g, s->bits)
+                          : 1u << (s->bits - 1);
+    *scale = sc;
+    *offset = -(float)z * sc;
+}
+
 static lq_status int_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
 {
-    (void)t;
-    (void)a;
-    (void)out;
-    (void)int_pack_build;
-    return LQ_ERR_UNSUPPORTED; /* until the INT format's layout is wired in */
+    int_stored v;
+    memset(&v, 0, sizeof v);
+    v.base.bits = t->ip[0];
+    v.base.group = t->ip[2];
+    v.base.code = stored_code;
+    v.base.param = stored_param;
+    v.base.t = t;
+    const lq_qsection *pm = t->ip[3] ? lq_qtensor_section(t, LQ_SEC_PERM) : NULL;
+    v.base.perm = pm ? pm->data : NULL;
+    v.ng = (t->cols + v.base.group - 1) / v.base.group;
+    v.cb = lq_int_stream_bytes(t->cols, v.base.bits);
+    v.zb = lq_int_stream_bytes(v.ng, v.base.bits);
+    v.sbytes = t->ip[4];
+    v.codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
+    v.scales = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
+    const lq_qsection *z = lq_qtensor_section(t, LQ_SEC_ZEROS);
+    v.zeros = z ? z->data : NULL;
+    return int_pack_build(t, &v.base, a, out);
 }
 
 const lq_kern_format lq_kern_int = {

@@ -21,12 +21,14 @@
  * offsets per (tile, group).
  *
  * Row result (FAST, bit-exact at every level): with int8 activations
- * q8 (scale d per block) and the float sum xs of each group,
+ * q8 (scale d per block) and xs = sum over the group's blocks of d * sum(q8)
+ * (the sum of the rounded activations, so the zero-point term cancels and
+ * the error is sum_c w_c (x_c - x^_c), |x - x^| <= d/2),
  *   g = sum over blocks b of the group, in order: g = g + d_b * (float)isum_b
  *   y = y + (s * g + m * xs)          (groups in order)
  * where isum_b is the exact integer dot product of the block. EXACT uses
- * the float activations: g = sum over columns in order of q * x (fused
- * multiply-add in the SIMD kernels).
+ * the float activations and xs = their float sum: g = sum over columns in
+ * order of q * x (fused multiply-add in the SIMD kernels).
  */
 #ifndef LQ_SIMD_KERN_INT_H
 #define LQ_SIMD_KERN_INT_H

@@ -53,5 +53,8 @@ typedef struct lq_bench_entry {
     const char *summary;
     int (*run)(int argc, char **argv);
 } lq_bench_entry;
+int lq_bench_matvec(int argc, char **argv);
+int lq_bench_gemm(int argc, char **argv);
+int lq_bench_stream(int argc, char **argv);
 
 #endif

@@ -6,6 +6,9 @@
 
 /* One row per benchmark; each lives in bench_<name>.c. */
 static const lq_bench_entry g_benches[] = {
+    {"matvec", "products on the codes vs streaming bandwidth and dequant+GEMV", lq_bench_matvec},
+    {"gemm", "sgemm/dgemm GFLOP/s at n = 512..4096, 1 and 2 threads", lq_bench_gemm},
+    {"stream", "streaming read bandwidth of this machine", lq_bench_stream},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 

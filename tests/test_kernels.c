@@ -1,0 +1,441 @@
+/* Kernels: products on the codes of every format (src/simd/kern*.c).
+ *
+ * Properties checked, for every format that exists, on odd shapes, batch 1
+ * to 64, 1 and 2 threads and every SIMD level of this machine:
+ *  - EXACT equals dequantize-then-GEMV (double reference) within
+ *    eps_exact * sum_c |w_c x_c| per output;
+ *  - FAST is within the bound implied by its int8 rounding (activation
+ *    blocks: |x - x^| <= d/2 elementwise, so |y - y^| <= sum_c |w_c| d/2
+ *    plus float slack) or, for table formats, their documented bound;
+ *  - every SIMD kernel of the FAST path equals the scalar kernel bit for
+ *    bit, and every SIMD EXACT kernel matches the reference within the
+ *    EXACT bound;
+ *  - results do not depend on the thread count (bitwise);
+ *  - bad arguments, NaN inputs and allocation failures are handled. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qtensor/qtensor_internal.h"
+#include "simd/kern.h"
+#include "test_common.h"
+
+#define EPS_EXACT 2e-6
+
+/* ---- tensors of every format ------------------------------------------- */
+typedef struct maker {
+    const char *name;
+    lq_format format;
+    unsigned variant; /* meaning per format */
+} maker;
+
+/* Quantize W (rows x cols) into format f (variant picks bits/options);
+ * LQ_ERR_UNSUPPORTED when the format is not in this build. */
+static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float *H, size_t rows,
+                      size_t cols, lq_qtensor **out)
+{
+    if (!lq_format_lookup(mk->format)) return LQ_ERR_UNSUPPORTED;
+    lq_method m;
+    switch (mk->format) {
+    case LQ_FORMAT_INT: {
+        static const struct {
+            unsigned bits, sym;
+            size_t group;
+            int act_order;
+        } v[] = {{4, 0, 32, 0}, {2, 0, 64, 0}, {3, 1, 100, 0}, {8, 0, 0, 0},
+                 {5, 0, 48, 0}, {4, 0, 0, 1},  {3, 0, 32, 1},  {6, 1, 20, 0}};
+        const size_t nv = sizeof v / sizeof v[0];
+        lq_method_init(&m, LQ_METHOD_INT);
+        unsigned i = mk->variant % nv;
+        m.u.int_.bits = v[i].bits;
+        m.u.int_.symmetric = (int)v[i].sym;
+        m.u.int_.group = v[i].group;
+        m.engine.rtn = !v[i].act_order;
+        m.engine.act_order = v[i].act_order;
+        return lq_quantize(ctx, W, rows, cols, v[i].act_order ? H : NULL, &m, out, NULL);
+    }
+    default:
+        return LQ_ERR_UNSUPPORTED;
+    }
+}
+
+static const maker g_makers[] = {
+    {"int4g32", LQ_FORMAT_INT, 0}, {"int2g64", LQ_FORMAT_INT, 1}, {"int3sym", LQ_FORMAT_INT, 2},
+    {"int8row", LQ_FORMAT_INT, 3}, {"int5g48", LQ_FORMAT_INT, 4}, {"int4perm", LQ_FORMAT_INT, 5},
+    {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},
+};
+#define NMAKERS (sizeof g_makers / sizeof g_makers[0])
+
+static const size_t g_shapes[][2] = {{37, 100}, {16, 64}, {70, 257}, {5, 33}};
+#define NSHAPES (sizeof g_shapes / sizeof g_shapes[0])
+
+typedef struct fixture {
+    size_t rows, cols;
+    float *W, *H, *What;
+    lq_qtensor *t;
+} fixture;
+
+static int fixture_make(const maker *mk, size_t rows, size_t cols, uint64_t seed, fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->rows = rows;
+    f->cols = cols;
+    f->W = malloc(rows * cols * sizeof(float));
+    f->H = malloc(cols * cols * sizeof(float));
+    f->What = malloc(rows * cols * sizeof(float));
+    ck_assert(f->W && f->H && f->What);
+    lq_test_correlated_layer(rows, cols, 2 * cols + 8, seed, f->W, f->H);
+    lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
+    lq_status st = make(ctx, mk, f->W, f->H, rows, cols, &f->t);
+    if (st == LQ_OK) ck_assert_int_eq(lq_dequantize(ctx, f->t, f->What), LQ_OK);
+    lq_ctx_destroy(ctx);
+    if (st == LQ_ERR_UNSUPPORTED) {
+        free(f->W);
+        free(f->H);
+        free(f->What);
+        return 0;
+    }
+    ck_assert_msg(st == LQ_OK, "%s: quantize: %s", mk->name, lq_status_str(st));
+    return 1;
+}
+
+static void fixture_free(fixture *f)
+{
+    lq_qtensor_free(f->t);
+    free(f->W);
+    free(f->H);
+    free(f->What);
+}
+
+/* Reference Y = X What^T in double, and the scale sum_c |w_c x_c|. */
+static void reference(const fixture *f, const float *X, size_t batch, double *Y, double *A)
+{
+    for (size_t b = 0; b < batch; b++)
+        for (size_t r = 0; r < f->rows; r++) {
+            double s = 0, a = 0;
+            for (size_t c = 0; c < f->cols; c++) {
+                double p = (double)f->What[r * f->cols + c] * X[b * f->cols + c];
+                s += p;
+                a += fabs(p);
+            }
+            Y[b * f->rows + r] = s;
+            A[b * f->rows + r] = a;
+        }
+}
+
+/* Rigorous bound of the int8 activation rounding: per block of 32 columns
+ * of a group the error of x is at most d/2 = max|x|/254 (blocks follow the
+ * stored column order; a coarser, layout-free bound is used: blocks of the
+ * whole row with d = max|x| over the row). */
+static double fast_bound(const fixture *f, const float *X, size_t b, size_t r)
+{
+    double amax = 0, wsum = 0;
+    for (size_t c = 0; c < f->cols; c++) {
+        double a = fabs(X[b * f->cols + c]);
+        if (a > amax) amax = a;
+        wsum += fabs(f->What[r * f->cols + c]);
+    }
+    return wsum * amax / 254.0 * 1.0001;
+}
+
+static const size_t g_batches[] = {1, 2, 3, 5, 16, 17, 64};
+#define NBATCH (sizeof g_batches / sizeof g_batches[0])
+
+static lq_simd_level g_levels[4];
+static size_t g_nlevels;
+
+static void levels_init(void)
+{
+    lq_simd_level d = lq_simd_detected();
+    g_nlevels = 0;
+    g_levels[g_nlevels++] = LQ_SIMD_SCALAR;
+#if LQ_ARCH_X86
+    if (d >= LQ_SIMD_AVX2 && d != LQ_SIMD_NEON) g_levels[g_nlevels++] = LQ_SIMD_AVX2;
+    if (d == LQ_SIMD_AVX512) g_levels[g_nlevels++] = LQ_SIMD_AVX512;
+#endif
+#if LQ_ARCH_ARM
+    if (d == LQ_SIMD_NEON) g_levels[g_nlevels++] = LQ_SIMD_NEON;
+#endif
+}
+
+/* The main property test: one maker (the loop index), all shapes, batches,
+ * levels, threads and both modes. */
+START_TEST(products_match_dequant)
+{
+    levels_init();
+    const maker *mk = &g_makers[_i];
+    for (size_t si = 0; si < NSHAPES; si++) {
+        fixture f;
+        if (!fixture_make(mk, g_shapes[si][0], g_shapes[si][1], 100 + si, &f)) return;
+        size_t maxb = 64, rows = f.rows, cols = f.cols;
+        float *X = malloc(maxb * cols * sizeof(float));
+        float *Y = malloc(maxb * rows * sizeof(float));
+        float *Yf0 = malloc(maxb * rows * sizeof(float));
+        float *Ye0 = malloc(maxb * rows * sizeof(float));
+        double *R = malloc(maxb * rows * sizeof(double));
+        double *A = malloc(maxb * rows * sizeof(double));
+        lq_test_fill_gaussian(X, maxb * cols, 1.0f, 7 + si);
+        for (size_t bi = 0; bi < NBATCH; bi++) {
+            size_t batch = g_batches[bi];
+            if (batch > 17 && si != 0) continue; /* keep the suite lean */
+            reference(&f, X, batch, R, A);
+            for (size_t li = 0; li < g_nlevels; li++) {
+                for (size_t th = 1; th <= 2; th++) {
+                    lq_ctx *ctx = lq_test_ctx(th, g_levels[li]);
+                    /* EXACT */
+                    ck_assert_int_eq(lq_matmul_ex(ctx, f.t, X, batch, Y, LQ_KERNEL_EXACT), LQ_OK);
+                    for (size_t i = 0; i < batch * rows; i++)
+                        ck_assert_msg(fabs(Y[i] - R[i]) <= EPS_EXACT * (A[i] + 1e-3) * cols,
+                                      "%s %zux%zu b%zu %s t%zu exact: %g vs %g", mk->name, rows,
+                                      cols, batch, lq_simd_name(g_levels[li]), th, Y[i], R[i]);
+                    if (li == 0 && th == 1) memcpy(Ye0, Y, batch * rows * sizeof(float));
+                    else if (g_levels[li] == LQ_SIMD_SCALAR)
+                        ck_assert(!memcmp(Y, Ye0, batch * rows * sizeof(float)));
+                    if (th == 2) {
+                        /* thread-count independence, same level */
+                        lq_ctx *c1 = lq_test_ctx(1, g_levels[li]);
+                        float *Y1 = malloc(batch * rows * sizeof(float));
+                        ck_assert_int_eq(lq_matmul_ex(c1, f.t, X, batch, Y1, LQ_KERNEL_EXACT),
+                                         LQ_OK);
+                        ck_assert(!memcmp(Y, Y1, batch * rows * sizeof(float)));
+                        ck_assert_int_eq(lq_matmul_ex(c1, f.t, X, batch, Y1, LQ_KERNEL_FAST),
+                                         LQ_OK);
+                        ck_assert_int_eq(lq_matmul_ex(ctx, f.t, X, batch, Y, LQ_KERNEL_FAST),
+                                         LQ_OK);
+                        ck_assert(!memcmp(Y, Y1, batch * rows * sizeof(float)));
+                        free(Y1);
+                        lq_ctx_destroy(c1);
+                    }
+                    /* FAST */
+                    ck_assert_int_eq(lq_matmul_ex(ctx, f.t, X, batch, Y, LQ_KERNEL_FAST), LQ_OK);
+                    for (size_t b = 0; b < batch; b++)
+                        for (size_t r = 0; r < rows; r++) {
+                            size_t i = b * rows + r;
+                            double bound = fast_bound(&f, X, b, r) + EPS_EXACT * (A[i] + 1e-3) * cols;
+                            ck_assert_msg(fabs(Y[i] - R[i]) <= bound,
+                                          "%s %zux%zu b%zu %s fast: %g vs %g (bound %g)", mk->name,
+                                          rows, cols, batch, lq_simd_name(g_levels[li]), Y[i], R[i],
+                                          bound);
+                        }
+                    /* integer paths: every level bit-exact with scalar */
+                    if (li == 0 && th == 1) memcpy(Yf0, Y, batch * rows * sizeof(float));
+                    else
+                        ck_assert_msg(!memcmp(Y, Yf0, batch * rows * sizeof(float)),
+                                      "%s %zux%zu b%zu %s fast differs from scalar", mk->name,
+                                      rows, cols, batch, lq_simd_name(g_levels[li]));
+                    lq_ctx_destroy(ctx);
+                }
+            }
+        }
+        /* lq_matvec and lq_matmul are the EXACT path */
+        lq_ctx *ctx = lq_test_ctx(1, LQ_SIMD_AUTO);
+        ck_assert_int_eq(lq_matmul_ex(ctx, f.t, X, 3, Ye0, LQ_KERNEL_EXACT), LQ_OK);
+        ck_assert_int_eq(lq_matmul(ctx, f.t, X, 3, Y), LQ_OK);
+        ck_assert(!memcmp(Y, Ye0, 3 * rows * sizeof(float)));
+        ck_assert_int_eq(lq_matvec(ctx, f.t, X, Y), LQ_OK);
+        ck_assert(!memcmp(Y, Ye0, rows * sizeof(float)));
+        lq_ctx_destroy(ctx);
+        free(X);
+        free(Y);
+        free(Yf0);
+        free(Ye0);
+        free(R);
+        free(A);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+/* Every registered kernel, called directly, against the scalar kernel of its
+ * mode (FAST: bitwise) on a tensor whose rows are not a tile multiple. */
+START_TEST(kernels_vs_scalar_direct)
+{
+    levels_init();
+    for (size_t mi = 0; mi < NMAKERS; mi++) {
+        fixture f;
+        if (!fixture_make(&g_makers[mi], 45, 129, 9, &f)) continue;
+        const lq_kern_format *kf = lq_kern_lookup(f.t->format);
+        if (!kf) {
+            fixture_free(&f);
+            continue;
+        }
+        ck_assert_int_eq(lq_qtensor_prepare(NULL, f.t), LQ_OK);
+        const void *pack;
+        ck_assert_int_eq(lq_kern_pack(f.t, kf, &pack), LQ_OK);
+        size_t batch = 6;
+        float *X = malloc(batch * f.cols * sizeof(float));
+        lq_test_fill_uniform(X, batch * f.cols, -2.0f, 3.0f, 5);
+        float *Y0 = malloc(batch * f.rows * sizeof(float));
+        float *Y1 = malloc(batch * f.rows * sizeof(float));
+        void *act = malloc(kf->act_bytes(pack, batch, LQ_KERNEL_FAST) + 64);
+        kf->act_build(pack, X, batch, LQ_KERNEL_FAST, act);
+        lq_kern_rows_fn ref = kf->rows[1][LQ_SIMD_SCALAR];
+        ck_assert_ptr_nonnull(ref);
+        /* split rows at a tile boundary, as the threads do */
+        ref(pack, act, batch, Y0, f.rows, 0, 16);
+        ref(pack, act, batch, Y0, f.rows, 16, f.rows);
+        for (size_t li = 1; li < g_nlevels; li++) {
+            lq_kern_rows_fn fn = kf->rows[1][g_levels[li]];
+            if (!fn) continue;
+            memset(Y1, 0xff, batch * f.rows * sizeof(float));
+            fn(pack, act, batch, Y1, f.rows, 0, 32);
+            fn(pack, act, batch, Y1, f.rows, 32, f.rows);
+            ck_assert_msg(!memcmp(Y0, Y1, batch * f.rows * sizeof(float)), "%s %s",
+                          g_makers[mi].name, lq_simd_name(g_levels[li]));
+        }
+        free(act);
+        free(X);
+        free(Y0);
+        free(Y1);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+START_TEST(bad_args)
+{
+    fixture f;
+    if (!fixture_make(&g_makers[0], 20, 40, 3, &f)) return;
+    float X[80], Y[40];
+    lq_test_fill_gaussian(X, 80, 1.0f, 1);
+    ck_assert_int_eq(lq_matmul_ex(NULL, NULL, X, 1, Y, LQ_KERNEL_FAST), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_matmul_ex(NULL, f.t, NULL, 1, Y, LQ_KERNEL_FAST), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_matmul_ex(NULL, f.t, X, 1, NULL, LQ_KERNEL_FAST), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_matmul_ex(NULL, f.t, X, 0, Y, LQ_KERNEL_FAST), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_matmul_ex(NULL, f.t, X, 1, Y, (lq_kernel_mode)7), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_qtensor_prepare(NULL, NULL), LQ_ERR_INVALID_ARG);
+    for (int mode = 0; mode < 2; mode++) {
+        float Xn[80];
+        memcpy(Xn, X, sizeof Xn);
+        Xn[57] = NAN;
+        for (size_t i = 0; i < 40; i++) Y[i] = 42.0f;
+        ck_assert_int_eq(lq_matmul_ex(NULL, f.t, Xn, 2, Y, (lq_kernel_mode)mode),
+                         LQ_ERR_NOT_FINITE);
+        Xn[57] = INFINITY;
+        ck_assert_int_eq(lq_matmul_ex(NULL, f.t, Xn, 2, Y, (lq_kernel_mode)mode),
+                         LQ_ERR_NOT_FINITE);
+        for (size_t i = 0; i < 40; i++) ck_assert(Y[i] == 42.0f); /* untouched */
+    }
+    /* a corrupt tensor (codes section cut short) is refused, not read */
+    size_t saved = f.t->sec[0].nbytes;
+    f.t->sec[0].nbytes = saved / 2;
+    ck_assert_int_eq(lq_matmul_ex(NULL, f.t, X, 1, Y, LQ_KERNEL_FAST), LQ_ERR_CORRUPT);
+    ck_assert_int_eq(lq_qtensor_prepare(NULL, f.t), LQ_ERR_CORRUPT);
+    f.t->sec[0].nbytes = saved;
+    ck_assert_int_eq(lq_qtensor_prepare(NULL, f.t), LQ_OK);
+    ck_assert_int_eq(lq_qtensor_prepare(NULL, f.t), LQ_OK); /* idempotent */
+    fixture_free(&f);
+}
+END_TEST
+
+/* ---- allocation failures ----------------------------------------------- */
+typedef struct sweep_arg {
+    const lq_qtensor *src;
+    const float *X;
+    size_t batch;
+    lq_kernel_mode mode;
+} sweep_arg;
+
+/* Copy the tensor with the failing context (so the kernel layout is also
+ * allocated through it), then multiply. */
+static lq_status sweep_body(lq_ctx *ctx, void *arg)
+{
+    sweep_arg *a = arg;
+    const lq_qtensor *s = a->src;
+    lq_qtensor *t;
+    lq_status st = lq_qtensor_new(ctx, s->format, s->rows, s->cols, &t);
+    if (st != LQ_OK) return st;
+    memcpy(t->ip, s->ip, sizeof t->ip);
+    memcpy(t->fp, s->fp, sizeof t->fp);
+    for (size_t i = 0; i < s->nsec; i++) {
+        void *d = lq_qtensor_add_section(t, s->sec[i].tag, s->sec[i].elem_size, s->sec[i].nbytes);
+        if (!d) {
+            lq_qtensor_free(t);
+            return LQ_ERR_NO_MEMORY;
+        }
+        memcpy(d, s->sec[i].data, s->sec[i].nbytes);
+    }
+    float *Y = malloc(a->batch * s->rows * sizeof(float));
+    for (size_t i = 0; i < a->batch * s->rows; i++) Y[i] = 7.0f;
+    st = lq_matmul_ex(ctx, t, a->X, a->batch, Y, a->mode);
+    if (st == LQ_ERR_NO_MEMORY)
+        for (size_t i = 0; i < a->batch * s->rows; i++) ck_assert(Y[i] == 7.0f);
+    if (st == LQ_OK) st = lq_qtensor_prepare(ctx, t);
+    free(Y);
+    lq_qtensor_free(t);
+    return st;
+}
+
+START_TEST(alloc_failures)
+{
+    for (size_t mi = 0; mi < NMAKERS; mi += 3) {
+        fixture f;
+        if (!fixture_make(&g_makers[mi], 19, 70, 4, &f)) continue;
+        float X[3 * 70];
+        lq_test_fill_gaussian(X, 3 * 70, 1.0f, 2);
+        for (int mode = 0; mode < 2; mode++) {
+            sweep_arg a = {f.t, X, 3, (lq_kernel_mode)mode};
+            ck_assert_uint_gt(lq_test_alloc_sweep(sweep_body, &a, 1 + (size_t)mode), 0);
+        }
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+/* The tensor can be shared by concurrent first products (the layout cache
+ * is built once, by compare-and-swap). */
+typedef struct conc_arg {
+    const lq_qtensor *t;
+    const float *X;
+    float *Y;
+} conc_arg;
+
+static void conc_task(void *arg, size_t i)
+{
+    conc_arg *a = arg;
+    lq_ctx *ctx = NULL;
+    lq_ctx_config cfg;
+    lq_ctx_config_init(&cfg);
+    cfg.n_threads = 1;
+    if (lq_ctx_create(&cfg, &ctx) != LQ_OK) return;
+    lq_matmul_ex(ctx, a->t, a->X, 1, a->Y + i * a->t->rows, (lq_kernel_mode)(i & 1));
+    lq_ctx_destroy(ctx);
+}
+
+START_TEST(concurrent_first_use)
+{
+    fixture f;
+    if (!fixture_make(&g_makers[0], 50, 96, 8, &f)) return;
+    float X[96], Y[8 * 50], Z[50];
+    lq_test_fill_gaussian(X, 96, 1.0f, 3);
+    conc_arg a = {f.t, X, Y};
+    lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
+    lq_parallel_for(ctx, 8, conc_task, &a);
+    lq_ctx_destroy(ctx);
+    for (int mode = 0; mode < 2; mode++) {
+        ck_assert_int_eq(lq_matmul_ex(NULL, f.t, X, 1, Z, (lq_kernel_mode)mode), LQ_OK);
+        for (size_t i = (size_t)mode; i < 8; i += 2)
+            ck_assert(!memcmp(Z, Y + i * 50, sizeof Z));
+    }
+    fixture_free(&f);
+}
+END_TEST
+
+static Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, products_match_dequant, 0, (int)NMAKERS);
+    tcase_add_test(tc, kernels_vs_scalar_direct);
+    tcase_add_test(tc, bad_args);
+    tcase_add_test(tc, alloc_failures);
+    tcase_add_test(tc, concurrent_first_use);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return lq_test_run(kernels_suite());
+}
