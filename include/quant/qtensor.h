@@ -72,8 +72,12 @@ typedef struct lq_bcq_opts {
     size_t group;         /* columns per alpha set; 0 = whole row (default 128) */
     int offset;           /* 1: fit an offset per group */
     unsigned iters;       /* alternating refinement iterations (default 15) */
-    unsigned linear_bits; /* GPTQT only: bits of the linear step (default k+1) */
+    unsigned linear_bits; /* GPTQT only: bits of the linear step, k..8; 0 (default) =
+                             auto: max(6, k + 1) capped at 8 */
     unsigned rescale_steps; /* GPTQT only: candidate scales searched (default 16) */
+    int grid_codes;       /* GPTQT only: 1 = code a weight through its linear grid point
+                             (the paper's two roundings); 0 = nearest binary level
+                             directly (default 0; see docs/algorithms.md) */
 } lq_bcq_opts;
 
 typedef struct lq_aqlm_opts {

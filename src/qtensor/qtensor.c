@@ -192,7 +192,7 @@ lq_status lq_method_init(lq_method *m, lq_method_kind kind)
     case LQ_METHOD_GPTQT:
     case LQ_METHOD_BCQ:
         m->u.bcq = (lq_bcq_opts){.k = 3, .group = 128, .offset = 1, .iters = 15,
-                                 .linear_bits = 4, .rescale_steps = 16};
+                                 .linear_bits = 0, .rescale_steps = 16, .grid_codes = 0};
         return LQ_OK;
     case LQ_METHOD_AQLM:
         m->u.aqlm = (lq_aqlm_opts){.n_codebooks = 2, .code_bits = 8, .group = 8,

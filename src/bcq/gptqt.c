@@ -1,0 +1,156 @@
+/* GPTQT's conversion of one group: linear n-bit grid, binary coding fitted
+ * to the grid levels in use (weighted by count x importance), merged into
+ * pure BCQ; the grid scale is re-explored over candidate factors and the
+ * candidate with the lowest weighted error on the weights wins.
+ * See docs/algorithms.md "BCQ and GPTQT". Pure math: stack scratch only. */
+#include <math.h>
+#include <string.h>
+
+#include "bcq/bcq_internal.h"
+
+void lq_gptqt_opts_init(lq_gptqt_opts *o)
+{
+    if (!o) return;
+    o->k = 3;
+    o->linear_bits = 6;
+    o->rescale_steps = 16;
+    o->iters = 15;
+    o->grid_codes = 0;
+}
+
+/* Candidate factor t of T: 1 at t0 = T / 3, steps of 0.6 / (T - 1), so T =
+ * 16 spans 1.20 down to 0.60 (a range can shrink, clipping the tails, or
+ * widen, spreading the binary levels). */
+static double factor(unsigned t, unsigned T)
+{
+    if (T <= 1) return 1.0;
+    double step = 0.6 / (double)(T - 1);
+    return 1.0 + ((double)(T / 3) - (double)t) * step;
+}
+
+static inline unsigned grid_code(float x, double origin, double s, unsigned Lmax)
+{
+    double q = nearbyint(((double)x - origin) / s);
+    if (!(q > 0)) return 0;
+    if (q > (double)Lmax) return Lmax;
+    return (unsigned)q;
+}
+
+lq_status lq_gptqt_convert(const float *w, const float *weight, size_t n,
+                           const lq_gptqt_opts *opts, float *alpha, float *offset,
+                           uint8_t *codes, lq_gptqt_info *info)
+{
+    lq_gptqt_opts d;
+    lq_gptqt_opts_init(&d);
+    const lq_gptqt_opts *o = opts ? opts : &d;
+    if (!w || !alpha || !offset || !codes || n == 0) return LQ_ERR_INVALID_ARG;
+    if (o->k < 1 || o->k > LQ_BCQ_MAX_K || o->linear_bits < o->k ||
+        o->linear_bits > LQ_BCQ_MAX_LINEAR_BITS || o->rescale_steps < 1 ||
+        o->rescale_steps > 256 || (o->grid_codes != 0 && o->grid_codes != 1))
+        return LQ_ERR_INVALID_ARG;
+    if (!lq_all_finite(w, n)) return LQ_ERR_NOT_FINITE;
+    for (size_t j = 0; j < n; j++) /* levels near FLT_MAX would overflow */
+        if (fabsf(w[j]) > 0x1p100f) return LQ_ERR_NOT_FINITE;
+    const float *v = NULL;
+    if (weight) {
+        double s = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (!isfinite(weight[j])) return LQ_ERR_NOT_FINITE;
+            if (weight[j] < 0) return LQ_ERR_INVALID_ARG;
+            s += weight[j];
+        }
+        if (s > 0) v = weight;
+    }
+    const unsigned k = o->k, L = 1u << o->linear_bits, K = 1u << k;
+    double wmin = w[0], wmax = w[0];
+    for (size_t j = 1; j < n; j++) {
+        if (w[j] < wmin) wmin = w[j];
+        if (w[j] > wmax) wmax = w[j];
+    }
+    double s0 = (wmax - wmin) / (double)(L - 1);
+    lq_gptqt_info best = {0};
+    if (!(s0 > 0) || !isfinite(s0)) { /* constant group (or a range beyond double) */
+        if (!(s0 > 0)) {
+            memset(alpha, 0, k * sizeof *alpha);
+            *offset = w[0];
+            memset(codes, 0, n);
+            best.scale = 0;
+            best.origin = w[0];
+            best.factor = 1;
+            best.levels_used = 1;
+            if (info) *info = best;
+            return LQ_OK;
+        }
+        return LQ_ERR_NOT_FINITE;
+    }
+    const double mid = 0.5 * (wmin + wmax);
+    float pts[256], cw[256];
+    for (unsigned l = 0; l < L; l++) pts[l] = (float)l;
+    lq_bcq_fit_opts fo = {.k = k, .offset = 1, .iters = o->iters, .tol = 1e-9};
+    float best_a[LQ_BCQ_MAX_K] = {0}, best_off = 0;
+    double best_err = INFINITY;
+    for (unsigned t = 0; t < o->rescale_steps; t++) {
+        double f = factor(t, o->rescale_steps);
+        double s = s0 * f, origin = mid - 0.5 * s * (double)(L - 1);
+        /* importance of each grid level: sum of the weights' v that use it */
+        double hist[256] = {0};
+        unsigned used = 0;
+        for (size_t j = 0; j < n; j++) {
+            unsigned q = grid_code(w[j], origin, s, L - 1);
+            hist[q] += v ? (double)v[j] : 1.0;
+        }
+        for (unsigned l = 0; l < L; l++) {
+            cw[l] = (float)hist[l];
+            used += hist[l] > 0;
+        }
+        float a[LQ_BCQ_MAX_K], off_q;
+        uint8_t lc[256];
+        if (lq_bcq_fit(pts, cw, L, &fo, a, &off_q, lc, NULL, NULL) != LQ_OK) continue;
+        /* merge scale and origin: pure binary coding */
+        float ma[LQ_BCQ_MAX_K], moff = (float)(origin + s * (double)off_q);
+        for (unsigned i = 0; i < k; i++) ma[i] = (float)(s * (double)a[i]);
+        /* direct coding: refine the converted coding on the weights (the
+         * codes buffer is scratch here; the final codes are made below) */
+        if (!o->grid_codes) lq_bcq_refine(w, v, n, k, 1, o->iters, 1e-7, ma, &moff, codes);
+        float lev[256];
+        uint8_t code[256], gmap[256];
+        lq_bcq_table(ma, k, moff, lev, code);
+        if (o->grid_codes)
+            for (unsigned l = 0; l < L; l++)
+                gmap[l] = code[lq_bcq_nearest(lev, K, (float)(origin + s * (double)l))];
+        double err = 0;
+        for (size_t j = 0; j < n; j++) {
+            unsigned c = o->grid_codes ? gmap[grid_code(w[j], origin, s, L - 1)]
+                                       : code[lq_bcq_nearest(lev, K, w[j])];
+            double e = (double)w[j] - (double)lq_bcq_value(ma, k, moff, c);
+            err += (v ? (double)v[j] : 1.0) * e * e;
+        }
+        if (err < best_err) {
+            best_err = err;
+            memcpy(best_a, ma, sizeof ma);
+            best_off = moff;
+            best.scale = s;
+            best.origin = origin;
+            best.factor = f;
+            best.candidate = t;
+            best.levels_used = used;
+            best.err = err;
+        }
+    }
+    if (!(best_err < INFINITY)) return LQ_ERR_NOT_FINITE;
+    /* final codes of the chosen candidate */
+    float lev[256];
+    uint8_t code[256];
+    lq_bcq_table(best_a, k, best_off, lev, code);
+    for (size_t j = 0; j < n; j++) {
+        float x = w[j];
+        if (o->grid_codes)
+            x = (float)(best.origin +
+                        best.scale * (double)grid_code(w[j], best.origin, best.scale, L - 1));
+        codes[j] = code[lq_bcq_nearest(lev, K, x)];
+    }
+    memcpy(alpha, best_a, k * sizeof *alpha);
+    *offset = best_off;
+    if (info) *info = best;
+    return LQ_OK;
+}
