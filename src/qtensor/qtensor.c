@@ -8,10 +8,12 @@
 
 extern const lq_format_traits lq_format_int_traits;
 extern const lq_format_traits lq_format_bcq_traits;
+extern const lq_format_traits lq_format_vq_traits;
 /* One row per format (declare the traits above, add a row before NULL). */
 static const lq_format_traits *const g_formats[] = {
     &lq_format_int_traits,
     &lq_format_bcq_traits,
+    &lq_format_vq_traits,
     NULL,
 };
 
@@ -227,6 +229,9 @@ lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, 
         break;
     case LQ_METHOD_BCQ:
         st = lq_quantize_bcq(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
+        break;
+    case LQ_METHOD_GPTVQ:
+        st = lq_quantize_gptvq(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
         break;
     case LQ_METHOD_GPTQT:
         st = lq_quantize_gptqt(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);

@@ -83,4 +83,40 @@ lq_status lq_kmeans_core(lq_ctx *ctx, lq_simd_level level, const float *x, const
 uint16_t lq_vq_f32_to_f16(float f);
 float lq_vq_f16_to_f32(uint16_t h);
 
+/* ---- LQ_FORMAT_VQ layout (shared by format_vq.c and method_gptvq.c) ------
+ * ip[0] d (1, 2, 4, 8)          ip[1] index bits b (1..16)
+ * ip[2] group_cols (multiple of d, <= cols)    ip[3] group_rows (<= rows)
+ * ip[4] codebook storage: 16 = IEEE half, 8 = int8 with a float scale per
+ *       codebook            ip[5] SVD rank r (0 = full codebooks)
+ * Codebook g = rb * ncg + cg covers rows [rb gr, ...) x columns [cg gc, ...)
+ * (ncg = ceil(cols / gc), nrb = ceil(rows / gr)); it has 2^b entries of d.
+ * Sections: CODES (elem 1) per row ceil((cols/d) b / 8) bytes, LSB-first
+ * bit stream of the row's codes; CODEBOOKS: r == 0: ncb x 2^b x d values
+ * (half, elem 2, or int8, elem 1); r > 0: Vt (r x 2^b d, half); SCALES
+ * (int8 only, elem 4): ncb floats; AUX (r > 0, elem 2): U (ncb x r, half).
+ * With SVD the codebook is entry (e, j) = sum_i U[g, i] Vt[i, e d + j],
+ * summed in float in order i = 0..r-1. */
+enum { LQ_VQ_IP_D = 0, LQ_VQ_IP_BITS, LQ_VQ_IP_GC, LQ_VQ_IP_GR, LQ_VQ_IP_CB, LQ_VQ_IP_RANK };
+
+static inline size_t lq_vq_row_bytes(size_t nvec, unsigned bits)
+{
+    return (nvec * bits + 7) / 8;
+}
+
+static inline unsigned lq_vq_get_code(const uint8_t *row, size_t v, unsigned bits)
+{
+    size_t bit = v * bits;
+    uint32_t x = 0;
+    size_t b0 = bit >> 3, nb = ((bit & 7) + bits + 7) >> 3;
+    for (size_t i = 0; i < nb; i++) x |= (uint32_t)row[b0 + i] << (8 * i);
+    return (x >> (bit & 7)) & ((1u << bits) - 1u);
+}
+
+static inline void lq_vq_put_code(uint8_t *row, size_t v, unsigned bits, unsigned code)
+{
+    size_t bit = v * bits;
+    for (unsigned i = 0; i < bits; i++, bit++)
+        if ((code >> i) & 1u) row[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+}
+
 #endif
