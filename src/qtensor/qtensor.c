@@ -189,7 +189,6 @@ lq_status lq_method_init(lq_method *m, lq_method_kind kind)
     case LQ_METHOD_GPTVQ:
         m->u.gptvq = (lq_gptvq_opts){.dim = 2, .index_bits = 4, .group_cols = 256,
                                       .group_rows = 16, .em_iters = 10,
-
                                       .codebook_update = 1, .codebook_bits = 0};
         return LQ_OK;
     case LQ_METHOD_GPTQT:
