@@ -74,16 +74,22 @@ fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned 
             __m512i u[8];
             decode_blk(cp, sbits, u);
             cp += p->blk_bytes;
+            /* independent accumulators hide the vpdpbusd latency; integer
+             * sums, so their order does not matter */
+            enum { NACC = 4 };
+            const int nacc = nb >= 4 ? 1 : nb >= 2 ? 2 : NACC;
             for (size_t i = 0; i < nb; i++) {
                 const int8_t *xq = a[i].q + k * LQ_KERN_QBLK;
-                __m512i acc = _mm512_setzero_si512();
+                __m512i acc[NACC];
+                for (int j = 0; j < nacc; j++) acc[j] = _mm512_setzero_si512();
                 for (int s = 0; s < 8; s++) {
                     int32_t x4;
                     memcpy(&x4, xq + 4 * s, 4);
-                    acc = _mm512_dpbusd_epi32(acc, u[s], _mm512_set1_epi32(x4));
+                    acc[s % nacc] = _mm512_dpbusd_epi32(acc[s % nacc], u[s], _mm512_set1_epi32(x4));
                 }
+                for (int j = 1; j < nacc; j++) acc[0] = _mm512_add_epi32(acc[0], acc[j]);
                 ga[i] = _mm512_add_ps(ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]),
-                                                           _mm512_cvtepi32_ps(acc)));
+                                                           _mm512_cvtepi32_ps(acc[0])));
             }
         }
         __m512 s = _mm512_loadu_ps(sm + g * 32), m = _mm512_loadu_ps(sm + g * 32 + 16);
@@ -106,22 +112,38 @@ exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned
     __m512 y[NB_MAX];
     for (size_t i = 0; i < nb; i++) y[i] = _mm512_setzero_ps();
     for (size_t g = 0; g < p->ngroups; g++) {
-        __m512 ga[NB_MAX];
-        for (size_t i = 0; i < nb; i++) ga[i] = _mm512_setzero_ps();
+        /* 2 (batch >= 2) or 4 partial sums per vector hide the FMA latency */
+        __m512 ga[NB_MAX], gb[NB_MAX], gc[NB_MAX], gd[NB_MAX];
+        for (size_t i = 0; i < nb; i++)
+            ga[i] = gb[i] = gc[i] = gd[i] = _mm512_setzero_ps();
         for (size_t k = p->gblk[g]; k < p->gblk[g + 1]; k++) {
             __m512i u[8];
             decode_blk(cp, sbits, u);
             cp += p->blk_bytes;
             for (int s = 0; s < 8; s++) {
-                for (int kk = 0; kk < 4; kk++) {
-                    __m512 w = _mm512_cvtepi32_ps(
-                        _mm512_and_si512(_mm512_srli_epi32(u[s], 8 * kk), mff));
-                    for (size_t i = 0; i < nb; i++)
-                        ga[i] = _mm512_fmadd_ps(
-                            w, _mm512_set1_ps(a[i].x[k * LQ_KERN_QBLK + 4 * s + kk]), ga[i]);
+                const float *xk = NULL;
+                __m512 w0 = _mm512_cvtepi32_ps(_mm512_and_si512(u[s], mff));
+                __m512 w1 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(u[s], 8), mff));
+                __m512 w2 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(u[s], 16), mff));
+                __m512 w3 = _mm512_cvtepi32_ps(_mm512_srli_epi32(u[s], 24));
+                for (size_t i = 0; i < nb; i++) {
+                    xk = a[i].x + k * LQ_KERN_QBLK + 4 * s;
+                    if (nb == 1) {
+                        ga[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xk[0]), ga[i]);
+                        gb[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xk[1]), gb[i]);
+                        gc[i] = _mm512_fmadd_ps(w2, _mm512_set1_ps(xk[2]), gc[i]);
+                        gd[i] = _mm512_fmadd_ps(w3, _mm512_set1_ps(xk[3]), gd[i]);
+                    } else {
+                        ga[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xk[0]), ga[i]);
+                        gb[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xk[1]), gb[i]);
+                        ga[i] = _mm512_fmadd_ps(w2, _mm512_set1_ps(xk[2]), ga[i]);
+                        gb[i] = _mm512_fmadd_ps(w3, _mm512_set1_ps(xk[3]), gb[i]);
+                    }
                 }
             }
         }
+        for (size_t i = 0; i < nb; i++)
+            ga[i] = _mm512_add_ps(_mm512_add_ps(ga[i], gb[i]), _mm512_add_ps(gc[i], gd[i]));
         __m512 s = _mm512_loadu_ps(sm + g * 32), m = _mm512_loadu_ps(sm + g * 32 + 16);
         for (size_t i = 0; i < nb; i++)
             y[i] = _mm512_add_ps(y[i], _mm512_add_ps(_mm512_mul_ps(s, ga[i]),
