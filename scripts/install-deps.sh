@@ -1,11 +1,12 @@
 #!/bin/sh
 # Install everything libquant needs to build, test, fuzz and cross-test on a
 # fresh Debian 12 machine. Peers for benchmarks (OpenBLAS, FAISS, PyTorch)
-# are optional: pass --bench to add them.
+# are optional: pass --bench to add them. libudev-dev is there because
+# `pkg-config --static --libs hwloc` names -ludev.
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev check libhwloc-dev libsleef-dev
+pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev check libhwloc-dev libudev-dev libsleef-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs libopenblas-dev libfaiss-dev python3-numpy python3-torch"

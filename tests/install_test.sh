@@ -28,4 +28,11 @@ for kind in shared static; do
   cmake --build "$tmp/cm_$kind" >/dev/null
   "$tmp/cm_$kind/consumer"
 done
+# The public headers must also compile as C++ (extern "C", no C-only syntax).
+if command -v c++ >/dev/null 2>&1; then
+  echo "== C++ consumer of the public headers"
+  printf '#include <quant.h>\n#include <cstdio>\nint main() { std::printf("%%s\\n", lq_version()); return 0; }\n' > "$tmp/cpp.cpp"
+  c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -o "$tmp/cpp" "$tmp/cpp.cpp" $(pkg-config --cflags --libs quant)
+  "$tmp/cpp"
+fi
 echo "install consumers: ok"
