@@ -1,0 +1,77 @@
+/*
+ * Internals of the additive quantizer (src/mcq): per-ISA kernels, shared
+ * argument checks and the per-row objective used by every step, so that the
+ * acceptance tests of encode / codebook / scale updates compare numbers
+ * computed the same way.
+ */
+#ifndef LQ_MCQ_AQ_INTERNAL_H
+#define LQ_MCQ_AQ_INTERNAL_H
+
+#include "core/internal.h"
+#include "quant/mcq.h"
+
+/* Kernels. Each has a scalar twin (aq_kernels_scalar) it is tested against.
+ * gemm_acc: C (m x n) += A (m x k) B (k x n); every C element sums its k
+ *   products in order p = 0..k-1 with one accumulator, so a row's result does
+ *   not depend on which other rows share the call (FMA contraction may differ
+ *   between ISA levels: results agree within rounding across levels, and are
+ *   bit-identical for one level).
+ * scores: out[k] = s * (s * nrm[k] + 2 * sum_a Ct[a*K + k] * u[a]), k < K
+ *   (Ct is a codebook transposed to g x K). */
+typedef struct aq_kernels {
+    void (*gemm_acc)(size_t m, size_t n, size_t k, const float *A, size_t lda, const float *B,
+                     size_t ldb, float *C, size_t ldc);
+    void (*scores)(const float *Ct, size_t K, size_t g, const float *u, const float *nrm,
+                   float s, float *out);
+} aq_kernels;
+
+extern const aq_kernels aq_kernels_scalar;
+#if LQ_ARCH_X86
+extern const aq_kernels aq_kernels_avx2;
+extern const aq_kernels aq_kernels_avx512;
+#endif
+const aq_kernels *aq_kernels_for(lq_simd_level level);
+
+/* Validate p against cols; fills K, ng (groups per row), ncodes. */
+lq_status aq_check_params(const lq_aq_params *p, size_t rows, size_t cols, size_t *K,
+                          size_t *ng);
+/* True when every code is < K. */
+int aq_codes_in_range(const uint16_t *codes, size_t n, size_t K);
+
+/* Decode rows [r0, r1) into out (ld = cols) minus W when sub != 0:
+ * out = s_i * B_i c - sub * w_i. */
+void aq_decode_rows(const lq_aq_params *p, size_t cols, const float *C, const uint16_t *codes,
+                    const float *scales, const float *W, int sub, size_t r0, size_t r1,
+                    float *out);
+
+/* Rows per tile of the H products. */
+#define AQ_TILE 8
+
+/* Per-row objective of rows [r0, r1) (r1 - r0 <= AQ_TILE): E = decode - W,
+ * Y = E H, f_i = sum E_i . Y_i in double. E, Y: AQ_TILE x cols scratch. With
+ * H NULL, f_i = ||E_i||^2. Deterministic per row. */
+void aq_tile_objective(const aq_kernels *kr, const float *W, size_t cols, const float *H,
+                       const lq_aq_params *p, const float *C, const uint16_t *codes,
+                       const float *scales, size_t r0, size_t r1, float *E, float *Y,
+                       double *f);
+
+/* Per-row objectives for all rows (parallel over tiles). NO_MEMORY only. */
+lq_status aq_row_objectives(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
+                            const float *H, const lq_aq_params *p, const float *C,
+                            const uint16_t *codes, const float *scales, double *f);
+
+/* Sum in row order. */
+double aq_sum(const double *f, size_t n);
+
+/* Internal k-means (Lloyd) on n points of dimension d, k centroids:
+ * init by k-means++ on the given points from (seed, stream); empty clusters
+ * are re-seeded with the point farthest from its centroid. centroids k x d
+ * out. Parallel over point chunks, deterministic. */
+lq_status aq_kmeans(lq_ctx *ctx, const float *x, size_t n, size_t d, size_t k, unsigned iters,
+                    uint64_t stream, float *centroids);
+/* Nearest centroid of every point (ties to the lowest index). Parallel,
+ * deterministic. NO_MEMORY only. */
+lq_status aq_assign(lq_ctx *ctx, const float *x, size_t n, size_t d, const float *c, size_t k,
+                    uint32_t *assign);
+
+#endif
