@@ -157,10 +157,11 @@ static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t ro
     const size_t *perm = q->cq->perm;
     size_t orig = perm ? perm[col] : col;
     /* stored order: processing order when groups follow it (act-order
-     * without static groups), else the original order */
-    size_t stored = perm && !q->cq->static_groups ? col : orig;
+     * without static groups, several groups), else the original order */
+    int by_pos = perm && !q->cq->static_groups && q->ngroups > 1;
+    size_t stored = by_pos ? col : orig;
     if (orig >= q->cols) return LQ_ERR_INVALID_ARG;
-    if (perm && !q->cq->static_groups) {
+    if (by_pos) {
         q->perm[col] = (uint32_t)orig;
         q->has_perm = 1;
     }

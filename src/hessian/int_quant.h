@@ -14,9 +14,10 @@
  * i = 0..79, keeping the p with the least squared error of the group's row.
  *
  * Codes are recorded per (row, stored column): the stored order is the
- * original column order, except with act-order without static groups where
- * it is the processing order (stored column k = original column perm[k]) so
- * that every group is a contiguous run of stored columns.
+ * original column order, except with act-order without static groups (and
+ * more than one group per row) where it is the processing order (stored
+ * column k = original column perm[k]) so that every group is a contiguous
+ * run of stored columns.
  */
 #ifndef LQ_HESSIAN_INT_QUANT_H
 #define LQ_HESSIAN_INT_QUANT_H

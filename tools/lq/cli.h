@@ -56,5 +56,6 @@ typedef struct lq_bench_entry {
 int lq_bench_matvec(int argc, char **argv);
 int lq_bench_gemm(int argc, char **argv);
 int lq_bench_stream(int argc, char **argv);
+int lq_bench_gptq(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@ static const lq_bench_entry g_benches[] = {
     {"matvec", "products on the codes vs streaming bandwidth and dequant+GEMV", lq_bench_matvec},
     {"gemm", "sgemm/dgemm GFLOP/s at n = 512..4096, 1 and 2 threads", lq_bench_gemm},
     {"stream", "streaming read bandwidth of this machine", lq_bench_stream},
+    {"gptq", "INT GPTQ seconds and proxy loss vs round to nearest", lq_bench_gptq},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 
