@@ -57,5 +57,7 @@ int lq_bench_matvec(int argc, char **argv);
 int lq_bench_gemm(int argc, char **argv);
 int lq_bench_stream(int argc, char **argv);
 int lq_bench_gptq(int argc, char **argv);
+int lq_bench_kmeans(int argc, char **argv);
+int lq_bench_gptvq(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@ static const lq_bench_entry g_benches[] = {
     {"gemm", "sgemm/dgemm GFLOP/s at n = 512..4096, 1 and 2 threads", lq_bench_gemm},
     {"stream", "streaming read bandwidth of this machine", lq_bench_stream},
     {"gptq", "INT GPTQ seconds and proxy loss vs round to nearest", lq_bench_gptq},
+    {"kmeans", "k-means (Lloyd) time and inertia, same data as the FAISS peer", lq_bench_kmeans},
+    {"gptvq", "GPTVQ vs INT-GPTQ at 2.125 / 3.125 bpw: seconds, proxy loss", lq_bench_gptvq},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 
