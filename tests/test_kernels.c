@@ -54,6 +54,21 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
         m.engine.act_order = v[i].act_order;
         return lq_quantize(ctx, W, rows, cols, v[i].act_order ? H : NULL, &m, out, NULL);
     }
+    case LQ_FORMAT_BCQ: {
+        static const struct {
+            unsigned k;
+            size_t group;
+            int offset;
+        } v[] = {{3, 32, 1}, {2, 0, 0}, {4, 50, 1}, {1, 12, 0}};
+        unsigned i = mk->variant % (sizeof v / sizeof v[0]);
+        lq_method_init(&m, LQ_METHOD_BCQ);
+        m.engine.rtn = 1;
+        m.u.bcq.k = v[i].k;
+        m.u.bcq.group = v[i].group;
+        m.u.bcq.offset = v[i].offset;
+        m.u.bcq.iters = 3;
+        return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
+    }
     default:
         return LQ_ERR_UNSUPPORTED;
     }
@@ -63,6 +78,8 @@ static const maker g_makers[] = {
     {"int4g32", LQ_FORMAT_INT, 0}, {"int2g64", LQ_FORMAT_INT, 1}, {"int3sym", LQ_FORMAT_INT, 2},
     {"int8row", LQ_FORMAT_INT, 3}, {"int5g48", LQ_FORMAT_INT, 4}, {"int4perm", LQ_FORMAT_INT, 5},
     {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},
+    {"bcq3g32", LQ_FORMAT_BCQ, 0}, {"bcq2row", LQ_FORMAT_BCQ, 1}, {"bcq4g50", LQ_FORMAT_BCQ, 2},
+    {"bcq1g12", LQ_FORMAT_BCQ, 3},
 };
 #define NMAKERS (sizeof g_makers / sizeof g_makers[0])
 
@@ -118,8 +135,16 @@ static void reference(const fixture *f, const float *X, size_t batch, double *Y,
                 s += p;
                 a += fabs(p);
             }
+            double wmax = 0, xabs = 0;
+            for (size_t c = 0; c < f->cols; c++) {
+                double w = fabs(f->What[r * f->cols + c]);
+                if (w > wmax) wmax = w;
+                xabs += fabs(X[b * f->cols + c]);
+            }
             Y[b * f->rows + r] = s;
-            A[b * f->rows + r] = a;
+            /* float rounding scale: products, and table/plane terms whose
+             * magnitude is bounded by max|w| sum|x| */
+            A[b * f->rows + r] = a + wmax * xabs;
         }
 }
 

@@ -10,6 +10,7 @@
 /* One row per format that has kernels. */
 static const lq_kern_format *const g_kern[] = {
     &lq_kern_int,
+    &lq_kern_bcq,
     NULL,
 };
 

@@ -112,7 +112,7 @@ exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned
     __m512 y[NB_MAX];
     for (size_t i = 0; i < nb; i++) y[i] = _mm512_setzero_ps();
     for (size_t g = 0; g < p->ngroups; g++) {
-        /* 2 (batch >= 2) or 4 partial sums per vector hide the FMA latency */
+        /* 4 partial sums (one per column of a sub-unit) hide the FMA latency */
         __m512 ga[NB_MAX], gb[NB_MAX], gc[NB_MAX], gd[NB_MAX];
         for (size_t i = 0; i < nb; i++)
             ga[i] = gb[i] = gc[i] = gd[i] = _mm512_setzero_ps();
@@ -128,17 +128,10 @@ exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned
                 __m512 w3 = _mm512_cvtepi32_ps(_mm512_srli_epi32(u[s], 24));
                 for (size_t i = 0; i < nb; i++) {
                     xk = a[i].x + k * LQ_KERN_QBLK + 4 * s;
-                    if (nb == 1) {
-                        ga[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xk[0]), ga[i]);
-                        gb[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xk[1]), gb[i]);
-                        gc[i] = _mm512_fmadd_ps(w2, _mm512_set1_ps(xk[2]), gc[i]);
-                        gd[i] = _mm512_fmadd_ps(w3, _mm512_set1_ps(xk[3]), gd[i]);
-                    } else {
-                        ga[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xk[0]), ga[i]);
-                        gb[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xk[1]), gb[i]);
-                        ga[i] = _mm512_fmadd_ps(w2, _mm512_set1_ps(xk[2]), ga[i]);
-                        gb[i] = _mm512_fmadd_ps(w3, _mm512_set1_ps(xk[3]), gb[i]);
-                    }
+                    ga[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xk[0]), ga[i]);
+                    gb[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xk[1]), gb[i]);
+                    gc[i] = _mm512_fmadd_ps(w2, _mm512_set1_ps(xk[2]), gc[i]);
+                    gd[i] = _mm512_fmadd_ps(w3, _mm512_set1_ps(xk[3]), gd[i]);
                 }
             }
         }

@@ -1,0 +1,151 @@
+/* BCQ on the table kernels (LUT-GEMM / T-MAC style).
+ *
+ * Stored layout: src/qtensor/format_bcq.c (k bit planes, plane-major, LSB
+ * first; alphas rows x groups x k; optional offsets; half or float).
+ * Positions: for each group g, each plane i, each 4 columns of the group
+ * (the last one zero padded): the 4 sign bits as a nibble, looked up in the
+ * table of those 4 activations, T[m] = sum_j (bit j of m ? +x_j : -x_j);
+ * segment (g, i) is weighted by alpha[r, g, i]. With offsets, one more
+ * segment per group: a single position whose table holds sum of x over the
+ * group (code 0), weighted by offset[r, g]. */
+#include <string.h>
+
+#include "io/io_internal.h"
+#include "simd/kern_lut.h"
+
+typedef struct bcq_fmt {
+    size_t group, ngroups, nchunks; /* chunks of 4 columns over all groups */
+    int has_off;
+} bcq_fmt;
+
+static void bcq_fmt_free(const lq_allocator *a, void *f)
+{
+    lq_free_with(a, f);
+}
+
+/* Chunk tables (16 floats each, in group order), then per group one table
+ * whose entry 0 is the group's sum of x. */
+static void bcq_build(const lq_lut_pack *p, const float *x, float *T)
+{
+    const bcq_fmt *f = p->fmt;
+    size_t ch = 0;
+    for (size_t g = 0; g < f->ngroups; g++) {
+        size_t c0 = g * f->group, c1 = c0 + f->group < p->cols ? c0 + f->group : p->cols;
+        float sum = 0.0f;
+        for (size_t c = c0; c < c1; c += 4, ch++) {
+            float v[4];
+            for (size_t j = 0; j < 4; j++) v[j] = c + j < c1 ? x[c + j] : 0.0f;
+            float *t = T + 16 * ch;
+            t[0] = -v[0] - v[1] - v[2] - v[3];
+            for (unsigned m = 1; m < 16; m++) {
+                unsigned low = (unsigned)__builtin_ctz(m);
+                t[m] = t[m & (m - 1)] + 2.0f * v[low];
+            }
+            sum += (v[0] + v[1]) + (v[2] + v[3]);
+        }
+        float *o = T + 16 * (f->nchunks + g);
+        memset(o, 0, 16 * sizeof(float));
+        o[0] = sum;
+    }
+}
+
+static float side_at(const uint8_t *p, size_t i, unsigned side)
+{
+    if (side == 2) {
+        uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
+        return lq_f16_to_f32(h);
+    }
+    float v;
+    memcpy(&v, p + 4 * i, 4);
+    return v;
+}
+
+static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
+{
+    unsigned k = t->ip[0], side = t->ip[3];
+    size_t group = t->ip[1] ? t->ip[1] : t->cols, ngroups = (t->cols + group - 1) / group;
+    int has_off = (int)t->ip[2];
+    size_t bpr = (t->cols + 7) / 8, nchunks = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        size_t len = (g + 1) * group <= t->cols ? group : t->cols - g * group;
+        nchunks += (len + 3) / 4;
+    }
+    lq_lut_pack geo;
+    memset(&geo, 0, sizeof geo);
+    geo.rows = t->rows;
+    geo.cols = t->cols;
+    geo.npos = nchunks * k + (has_off ? ngroups : 0);
+    geo.K = 16;
+    geo.cw = 4;
+    geo.nseg = ngroups * (k + (has_off ? 1 : 0));
+    geo.tabset = 16 * (nchunks + ngroups);
+    geo.nsets = 1;
+    lq_lut_pack *p;
+    lq_status st = lq_lut_pack_alloc(&geo, a, &p);
+    if (st != LQ_OK) return st;
+    bcq_fmt *f = lq_alloc_with(a, sizeof *f);
+    if (!f) {
+        lq_lut_pack_free(a, p);
+        return LQ_ERR_NO_MEMORY;
+    }
+    *f = (bcq_fmt){group, ngroups, nchunks, has_off};
+    p->fmt = f;
+    p->fmt_free = bcq_fmt_free;
+    p->build = bcq_build;
+    for (size_t i = 0; i < p->ntiles; i++) p->uniform[i] = 1;
+    /* segments and table offsets */
+    size_t pos = 0, s = 0, ch0 = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        size_t len = (g + 1) * group <= t->cols ? group : t->cols - g * group, nch = (len + 3) / 4;
+        for (unsigned i = 0; i < k; i++) {
+            p->seg[s++] = (uint32_t)pos;
+            for (size_t c = 0; c < nch; c++) p->tabofs[pos++] = (uint32_t)(16 * (ch0 + c));
+        }
+        if (has_off) {
+            p->seg[s++] = (uint32_t)pos;
+            p->tabofs[pos++] = (uint32_t)(16 * (nchunks + g));
+        }
+        ch0 += nch;
+    }
+    p->seg[s] = (uint32_t)pos;
+    const uint8_t *planes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
+    const uint8_t *alpha = lq_qtensor_section(t, LQ_SEC_ALPHAS)->data;
+    const lq_qsection *so = lq_qtensor_section(t, LQ_SEC_OFFSETS);
+    const uint8_t *off = has_off && so ? so->data : NULL;
+    size_t ps = t->rows * bpr;
+    for (size_t r = 0; r < t->rows; r++) {
+        size_t tile = r / LQ_KERN_TILE, lane = r % LQ_KERN_TILE;
+        float *mult = p->mult + tile * p->nseg * LQ_KERN_TILE;
+        pos = 0;
+        s = 0;
+        for (size_t g = 0; g < ngroups; g++) {
+            size_t c0 = g * group, c1 = c0 + group < t->cols ? c0 + group : t->cols;
+            for (unsigned i = 0; i < k; i++) {
+                const uint8_t *pl = planes + i * ps + r * bpr;
+                for (size_t c = c0; c < c1; c += 4) {
+                    unsigned m = 0;
+                    for (size_t j = 0; j < 4 && c + j < c1; j++)
+                        m |= (unsigned)((pl[(c + j) / 8] >> ((c + j) % 8)) & 1u) << j;
+                    lq_lut_put_code(p, r, pos++, m);
+                }
+                mult[s++ * LQ_KERN_TILE + lane] = side_at(alpha, (r * ngroups + g) * k + i, side);
+            }
+            if (has_off) {
+                pos++; /* code 0 */
+                mult[s++ * LQ_KERN_TILE + lane] = off ? side_at(off, r * ngroups + g, side) : 0.0f;
+            }
+        }
+    }
+    *out = p;
+    return LQ_OK;
+}
+
+const lq_kern_format lq_kern_bcq = {
+    .format = LQ_FORMAT_BCQ,
+    .prepare = bcq_prepare,
+    .pack_free = lq_lut_pack_free,
+    .max_batch = lq_lut_max_batch,
+    .act_bytes = lq_lut_act_bytes,
+    .act_build = lq_lut_act_build,
+    .rows = LQ_LUT_ROWS,
+};

@@ -1,0 +1,103 @@
+/*
+ * Look-up-table kernels shared by the table formats (BCQ, VQ, AQ).
+ *
+ * A row's product is written as y_r = sum over segments s (in order) of
+ * mult[s][r] * sum over the segment's positions p of T_p[code(r, p)], where
+ * T_p is a table of K partial dot products of code patterns with the
+ * activations, built once per activation vector (LUT-GEMM / T-MAC / AQLM):
+ *   BCQ: position = (group, plane, 4 columns), T[m] = sum_j (+-x_j) over the
+ *        4 sign bits of m, mult = alpha; plus one position per group with
+ *        the group's sum of x, mult = offset;
+ *   VQ:  position = one d-vector, T[e] = codebook entry e . x, mult = 1;
+ *   AQ:  position = (g-vector, codebook), T[e] = entry e . x, mult = row scale.
+ * Tables live in "sets" (VQ: one set per row block of codebooks); each row
+ * reads the set lane_set[r]. Inside a segment the positions are summed in
+ * two partial sums (even and odd positions from the segment start) added at
+ * the segment end: every level (scalar, AVX2 gathers or permutes, AVX-512
+ * gathers or vpermps) performs exactly these float additions, so the
+ * results are bit-identical across levels and thread counts.
+ *
+ * Codes: per tile of 16 rows and position, the 16 rows' codes: cw = 4:
+ * positions 2q and 2q+1 share 16 bytes (low and high nibble); cw = 8: 16
+ * bytes; cw = 16: 16 little-endian uint16.
+ */
+#ifndef LQ_SIMD_KERN_LUT_H
+#define LQ_SIMD_KERN_LUT_H
+
+#include "simd/kern.h"
+
+typedef struct lq_lut_pack lq_lut_pack;
+
+/* Build the table sets for one activation vector x (cols floats) into
+ * tables (nsets * tabset floats). */
+typedef void (*lq_lut_build_fn)(const lq_lut_pack *p, const float *x, float *tables);
+
+struct lq_lut_pack {
+    size_t rows, cols, ntiles;
+    size_t npos;        /* positions per row */
+    unsigned K;         /* table entries; codes < K */
+    unsigned cw;        /* code width in the pack: 4, 8 or 16 */
+    size_t nseg;
+    uint32_t *seg;      /* nseg + 1: first position of each segment */
+    uint32_t *tabofs;   /* npos: offset (floats) of a position's table in a set */
+    size_t tabset;      /* floats per table set (tables padded to >= 16 entries) */
+    size_t nsets;
+    uint32_t *lane_set; /* ntiles * 16: table set of each row (0 for padding) */
+    uint8_t *uniform;   /* ntiles: 1 if the tile's rows share one set */
+    uint8_t *codes;     /* ntiles * tile_code_bytes */
+    size_t tile_code_bytes;
+    float *mult;        /* ntiles * nseg * 16 */
+    lq_lut_build_fn build;
+    void *fmt;          /* format data for build (codebooks...) */
+    void (*fmt_free)(const lq_allocator *a, void *fmt);
+};
+
+/* Allocate a pack with the geometry set in *g (rows, cols, npos, K, cw,
+ * nseg, tabset, nsets filled by the caller; arrays allocated and zeroed
+ * here). On failure frees everything. */
+lq_status lq_lut_pack_alloc(const lq_lut_pack *g, const lq_allocator *a, lq_lut_pack **out);
+void lq_lut_pack_free(const lq_allocator *a, void *pack);
+
+/* Set code (row r, position p). */
+void lq_lut_put_code(lq_lut_pack *p, size_t r, size_t pos, unsigned code);
+
+/* Code of (tile, lane, position) (scalar). */
+static inline unsigned lq_lut_code(const lq_lut_pack *p, size_t tile, unsigned lane, size_t pos)
+{
+    const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
+    switch (p->cw) {
+    case 4: return (tc[(pos >> 1) * 16 + lane] >> (4 * (pos & 1))) & 15u;
+    case 8: return tc[pos * 16 + lane];
+    default: return (unsigned)tc[pos * 32 + 2 * lane] | ((unsigned)tc[pos * 32 + 2 * lane + 1] << 8);
+    }
+}
+
+/* Shared record pieces (act = the table sets of each vector, 64-aligned). */
+size_t lq_lut_act_stride(const lq_lut_pack *p);
+size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode);
+size_t lq_lut_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode);
+void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
+                      void *act);
+
+void lq_kern_lut_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
+void lq_kern_lut_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1);
+void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
+
+/* Row kernels of a table format, same for EXACT and FAST (float tables). */
+#if LQ_ARCH_X86
+#define LQ_LUT_ROWS                                                                           \
+    {                                                                                         \
+        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},                     \
+        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},                     \
+    }
+#else
+#define LQ_LUT_ROWS                                                                           \
+    {                                                                                         \
+        {lq_kern_lut_scalar, NULL, NULL, NULL}, {lq_kern_lut_scalar, NULL, NULL, NULL},       \
+    }
+#endif
+
+#endif

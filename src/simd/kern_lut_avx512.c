@@ -1,0 +1,111 @@
+/* Table kernels for AVX-512: the 16 rows of a tile in the lanes; a lookup
+ * is one vpermps when the tile's rows share their tables and K <= 16
+ * (the table is one register), otherwise one vgatherdps. Same additions in
+ * the same order as the scalar reference (kern_lut.h). */
+#include <immintrin.h>
+
+#include "simd/kern_lut.h"
+
+#define NB_MAX 4
+
+static inline __attribute__((always_inline)) __m512i load_codes(const lq_lut_pack *p,
+                                                                 const uint8_t *tc, size_t pos)
+{
+    switch (p->cw) {
+    case 4: {
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tc + (pos >> 1) * 16)));
+        if (pos & 1) v = _mm512_srli_epi32(v, 4);
+        return _mm512_and_si512(v, _mm512_set1_epi32(15));
+    }
+    case 8:
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tc + pos * 16)));
+    default:
+        return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(tc + pos * 32)));
+    }
+}
+
+static inline __attribute__((always_inline)) void
+lut_tile(const lq_lut_pack *p, const float *act, size_t stride, size_t b0, size_t nb, int perm,
+         size_t tile, float *Y, size_t ldy, size_t nrows)
+{
+    const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
+    const float *mult = p->mult + tile * p->nseg * LQ_KERN_TILE;
+    __m512i base = _mm512_mullo_epi32(
+        _mm512_loadu_si512((const void *)(p->lane_set + tile * LQ_KERN_TILE)),
+        _mm512_set1_epi32((int)p->tabset));
+    size_t set0 = (size_t)p->lane_set[tile * LQ_KERN_TILE] * p->tabset;
+    __m512 y[NB_MAX];
+    for (size_t i = 0; i < nb; i++) y[i] = _mm512_setzero_ps();
+    for (size_t s = 0; s < p->nseg; s++) {
+        __m512 a0[NB_MAX], a1[NB_MAX];
+        for (size_t i = 0; i < nb; i++) a0[i] = a1[i] = _mm512_setzero_ps();
+        size_t q0 = p->seg[s], q1 = p->seg[s + 1], q = q0;
+        for (; q + 2 <= q1; q += 2) {
+            __m512i c0 = load_codes(p, tc, q), c1 = load_codes(p, tc, q + 1);
+            for (size_t i = 0; i < nb; i++) {
+                const float *T = act + (b0 + i) * stride;
+                __m512 v0, v1;
+                if (perm) {
+                    v0 = _mm512_permutexvar_ps(c0, _mm512_loadu_ps(T + set0 + p->tabofs[q]));
+                    v1 = _mm512_permutexvar_ps(c1, _mm512_loadu_ps(T + set0 + p->tabofs[q + 1]));
+                } else {
+                    __m512i i0 = _mm512_add_epi32(_mm512_add_epi32(base, c0),
+                                                  _mm512_set1_epi32((int)p->tabofs[q]));
+                    __m512i i1 = _mm512_add_epi32(_mm512_add_epi32(base, c1),
+                                                  _mm512_set1_epi32((int)p->tabofs[q + 1]));
+                    v0 = _mm512_i32gather_ps(i0, T, 4);
+                    v1 = _mm512_i32gather_ps(i1, T, 4);
+                }
+                a0[i] = _mm512_add_ps(a0[i], v0);
+                a1[i] = _mm512_add_ps(a1[i], v1);
+            }
+        }
+        if (q < q1) {
+            __m512i c0 = load_codes(p, tc, q);
+            for (size_t i = 0; i < nb; i++) {
+                const float *T = act + (b0 + i) * stride;
+                __m512 v0;
+                if (perm) {
+                    v0 = _mm512_permutexvar_ps(c0, _mm512_loadu_ps(T + set0 + p->tabofs[q]));
+                } else {
+                    __m512i i0 = _mm512_add_epi32(_mm512_add_epi32(base, c0),
+                                                  _mm512_set1_epi32((int)p->tabofs[q]));
+                    v0 = _mm512_i32gather_ps(i0, T, 4);
+                }
+                a0[i] = _mm512_add_ps(a0[i], v0);
+            }
+        }
+        __m512 m = _mm512_loadu_ps(mult + s * LQ_KERN_TILE);
+        for (size_t i = 0; i < nb; i++)
+            y[i] = _mm512_add_ps(y[i], _mm512_mul_ps(m, _mm512_add_ps(a0[i], a1[i])));
+    }
+    size_t n = nrows < 16 ? nrows : 16;
+    for (size_t i = 0; i < nb; i++)
+        _mm512_mask_storeu_ps(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, (__mmask16)((1u << n) - 1),
+                              y[i]);
+}
+
+void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1)
+{
+    const lq_lut_pack *p = pack;
+    size_t stride = lq_lut_act_stride(p) / sizeof(float);
+    const float *A = act;
+    for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {
+        int perm = p->K <= 16 && p->uniform[tile];
+        size_t nrows = r1 - tile * LQ_KERN_TILE;
+        for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {
+            size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;
+#define LUT_CASE(NB)                                                                          \
+    if (perm) lut_tile(p, A, stride, b0, NB, 1, tile, Y, ldy, nrows);                         \
+    else lut_tile(p, A, stride, b0, NB, 0, tile, Y, ldy, nrows);
+            switch (nb) {
+            case 1: LUT_CASE(1) break;
+            case 2: LUT_CASE(2) break;
+            case 3: LUT_CASE(3) break;
+            default: LUT_CASE(4) break;
+            }
+#undef LUT_CASE
+        }
+    }
+}
