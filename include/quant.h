@@ -8,5 +8,6 @@
 #include "quant/lattice.h"
 #include "quant/bcq.h"
 #include "quant/vq.h"
+#include "quant/mcq.h"
 #include "quant/io.h"
 #endif

@@ -87,6 +87,7 @@ typedef struct lq_aqlm_opts {
     unsigned beam;        /* beam size (default 8) */
     unsigned rounds;      /* beam search / codebook update rounds (default 4) */
     unsigned kmeans_iters; /* residual k-means init iterations (default 20) */
+    unsigned cg_iters;    /* conjugate-gradient iterations per codebook update (0 = 16) */
 } lq_aqlm_opts;
 
 typedef struct lq_method {

@@ -74,4 +74,18 @@ lq_status aq_kmeans(lq_ctx *ctx, const float *x, size_t n, size_t d, size_t k, u
 lq_status aq_assign(lq_ctx *ctx, const float *x, size_t n, size_t d, const float *c, size_t k,
                     uint32_t *assign);
 
+/* ---- LQ_FORMAT_AQ ------------------------------------------------------
+ * Integer parameters of the packed tensor (src/qtensor/format_aq.c):
+ *   ip[LQ_AQ_IP_M]   M, ip[LQ_AQ_IP_B]  B, ip[LQ_AQ_IP_G]  g,
+ *   ip[LQ_AQ_IP_CB]  bytes per stored codebook value: 2 (fp16) or 4 (fp32).
+ * Sections (little-endian):
+ *   CODES      rows * cols/g * M codes, 1 byte each when B <= 8, else 2
+ *   CODEBOOKS  M * 2^B * g values (fp16 or fp32)
+ *   SCALES     rows fp32 row scales */
+enum { LQ_AQ_IP_M = 0, LQ_AQ_IP_B = 1, LQ_AQ_IP_G = 2, LQ_AQ_IP_CB = 3 };
+
+/* IEEE half <-> float (round to nearest even; overflow gives +-Inf). */
+uint16_t aq_f32_to_f16(float f);
+float aq_f16_to_f32(uint16_t h);
+
 #endif

@@ -9,11 +9,13 @@
 extern const lq_format_traits lq_format_int_traits;
 extern const lq_format_traits lq_format_bcq_traits;
 extern const lq_format_traits lq_format_vq_traits;
+extern const lq_format_traits lq_format_aq_traits;
 /* One row per format (declare the traits above, add a row before NULL). */
 static const lq_format_traits *const g_formats[] = {
     &lq_format_int_traits,
     &lq_format_bcq_traits,
     &lq_format_vq_traits,
+    &lq_format_aq_traits,
     NULL,
 };
 
@@ -235,6 +237,9 @@ lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, 
         break;
     case LQ_METHOD_GPTQT:
         st = lq_quantize_gptqt(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
+        break;
+    case LQ_METHOD_AQLM:
+        st = lq_quantize_aqlm(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
         break;
     default:
         st = LQ_ERR_INVALID_ARG;
