@@ -69,6 +69,26 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
         m.u.bcq.iters = 3;
         return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
     }
+    case LQ_FORMAT_VQ: {
+        static const struct {
+            unsigned dim, bits;
+            size_t gcols, grows;
+            unsigned cbits;
+        } v[] = {{2, 4, 64, 0, 0}, {4, 8, 32, 0, 0}, {1, 3, 50, 24, 8}, {2, 5, 100, 8, 0},
+                 {8, 9, 64, 0, 0}};
+        unsigned i = mk->variant % (sizeof v / sizeof v[0]);
+        lq_method_init(&m, LQ_METHOD_GPTVQ);
+        m.engine.rtn = 1;
+        m.u.gptvq.dim = v[i].dim;
+        m.u.gptvq.index_bits = v[i].bits;
+        if (cols % v[i].dim) return LQ_ERR_UNSUPPORTED; /* the format needs d | cols */
+        size_t gc = v[i].gcols < cols ? v[i].gcols : cols;
+        m.u.gptvq.group_cols = gc / v[i].dim * v[i].dim;
+        m.u.gptvq.group_rows = v[i].grows;
+        m.u.gptvq.codebook_bits = v[i].cbits;
+        m.u.gptvq.em_iters = 2;
+        return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
+    }
     default:
         return LQ_ERR_UNSUPPORTED;
     }
@@ -80,10 +100,12 @@ static const maker g_makers[] = {
     {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},
     {"bcq3g32", LQ_FORMAT_BCQ, 0}, {"bcq2row", LQ_FORMAT_BCQ, 1}, {"bcq4g50", LQ_FORMAT_BCQ, 2},
     {"bcq1g12", LQ_FORMAT_BCQ, 3},
+    {"vq2x4", LQ_FORMAT_VQ, 0}, {"vq4x8", LQ_FORMAT_VQ, 1}, {"vq1x3rb", LQ_FORMAT_VQ, 2},
+    {"vq2x5rb", LQ_FORMAT_VQ, 3}, {"vq8x9", LQ_FORMAT_VQ, 4},
 };
 #define NMAKERS (sizeof g_makers / sizeof g_makers[0])
 
-static const size_t g_shapes[][2] = {{37, 100}, {16, 64}, {70, 257}, {5, 33}};
+static const size_t g_shapes[][2] = {{37, 100}, {16, 64}, {70, 257}, {5, 33}, {21, 200}};
 #define NSHAPES (sizeof g_shapes / sizeof g_shapes[0])
 
 typedef struct fixture {
@@ -191,7 +213,7 @@ START_TEST(products_match_dequant)
     const maker *mk = &g_makers[_i];
     for (size_t si = 0; si < NSHAPES; si++) {
         fixture f;
-        if (!fixture_make(mk, g_shapes[si][0], g_shapes[si][1], 100 + si, &f)) return;
+        if (!fixture_make(mk, g_shapes[si][0], g_shapes[si][1], 100 + si, &f)) continue;
         size_t maxb = 64, rows = f.rows, cols = f.cols;
         float *X = malloc(maxb * cols * sizeof(float));
         float *Y = malloc(maxb * rows * sizeof(float));
@@ -278,7 +300,7 @@ START_TEST(kernels_vs_scalar_direct)
     levels_init();
     for (size_t mi = 0; mi < NMAKERS; mi++) {
         fixture f;
-        if (!fixture_make(&g_makers[mi], 45, 129, 9, &f)) continue;
+        if (!fixture_make(&g_makers[mi], 45, 128, 9, &f)) continue;
         const lq_kern_format *kf = lq_kern_lookup(f.t->format);
         if (!kf) {
             fixture_free(&f);

@@ -11,6 +11,7 @@
 static const lq_kern_format *const g_kern[] = {
     &lq_kern_int,
     &lq_kern_bcq,
+    &lq_kern_vq,
     NULL,
 };
 

@@ -77,5 +77,6 @@ static inline size_t lq_kern_roundup(size_t n, size_t m)
 /* Per-format records (src/simd/kern_<format>.c). */
 extern const lq_kern_format lq_kern_int;
 extern const lq_kern_format lq_kern_bcq;
+extern const lq_kern_format lq_kern_vq;
 
 #endif
