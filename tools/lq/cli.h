@@ -46,6 +46,9 @@ double lq_cli_median(double *v, size_t n);
 /* Commands (one file each). */
 int lq_cmd_info(int argc, char **argv);
 int lq_cmd_bench(int argc, char **argv);
+int lq_cmd_quantize(int argc, char **argv);
+int lq_cmd_inspect(int argc, char **argv);
+int lq_cmd_demo(int argc, char **argv);
 
 /* Benchmarks behind `lq bench <name>` (one file each, bench_*.c). */
 typedef struct lq_bench_entry {

@@ -8,6 +8,9 @@
 static const lq_cli_command g_commands[] = {
     {"info", "CPU features, dispatch level, threads and topology", lq_cmd_info},
     {"bench", "benchmarks (lq bench --help lists them)", lq_cmd_bench},
+    {"quantize", "quantize safetensors/.npy weights into an .lqt file", lq_cmd_quantize},
+    {"inspect", "header, sections, bits per weight and validity of an .lqt file", lq_cmd_inspect},
+    {"demo", "every method on a synthetic layer at 2, 3 and 4 bits: one table", lq_cmd_demo},
 };
 #define NCOMMANDS (sizeof g_commands / sizeof g_commands[0])
 

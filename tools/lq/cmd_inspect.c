@@ -1,0 +1,141 @@
+/* lq inspect: the header, tensors, sections, bits per weight and validation
+ * result of an .lqt file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "qtensor/qtensor_internal.h"
+
+static const char *tag_name(uint32_t tag)
+{
+    switch (tag) {
+    case LQ_SEC_CODES: return "codes";
+    case LQ_SEC_SCALES: return "scales";
+    case LQ_SEC_ZEROS: return "zeros";
+    case LQ_SEC_CODEBOOKS: return "codebooks";
+    case LQ_SEC_BETAS: return "betas";
+    case LQ_SEC_ALPHAS: return "alphas";
+    case LQ_SEC_OFFSETS: return "offsets";
+    case LQ_SEC_AUX: return "aux";
+    case LQ_SEC_PERM: return "perm";
+    default: return "unknown";
+    }
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+/* Print a name with non-printable bytes escaped. */
+static void text_str(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F) printf("\\x%02x", *p);
+        else putchar(*p);
+    }
+}
+
+int lq_cmd_inspect(int argc, char **argv)
+{
+    int json = 0, no_crc = 0, mmap_it = 0;
+    const lq_opt opts[] = {
+        {"json", LQ_OPT_FLAG, "machine-readable output", &json},
+        {"no-data-crc", LQ_OPT_FLAG, "skip the section checksums", &no_crc},
+        {"mmap", LQ_OPT_FLAG, "map the file instead of reading it", &mmap_it},
+    };
+    char *pos[1];
+    size_t npos = 0;
+    int r = lq_cli_parse(argc, argv, "lq inspect [--json] [--no-data-crc] [--mmap] FILE.lqt", opts,
+                         3, pos, 1, &npos);
+    if (r <= 0) return r < 0 ? 2 : 0;
+    if (npos != 1) {
+        fprintf(stderr, "usage: lq inspect [--json] [--no-data-crc] [--mmap] FILE.lqt\n");
+        return 2;
+    }
+    lq_lqt *f;
+    lq_status st = lq_lqt_open(NULL, pos[0], mmap_it ? LQ_LQT_MMAP : 0, &f);
+    if (st != LQ_OK) {
+        if (json) {
+            printf("{\"file\":");
+            json_str(pos[0]);
+            printf(",\"valid\":false,\"error\":\"%s\"}\n", lq_status_str(st));
+        } else {
+            printf("%s: invalid: %s\n", pos[0], lq_status_str(st));
+        }
+        return 1;
+    }
+    uint32_t version, align;
+    uint64_t fsize;
+    lq_lqt_file_info(f, &version, &align, &fsize);
+    size_t n = lq_lqt_count(f), bad = 0;
+    if (json) {
+        printf("{\"file\":");
+        json_str(pos[0]);
+        printf(",\"version\":%u,\"alignment\":%u,\"size\":%llu,\"tensors\":[", version, align,
+               (unsigned long long)fsize);
+    } else {
+        printf("file:       %s\nversion:    %u\nalignment:  %u\nsize:       %llu bytes\n"
+               "tensors:    %zu\n",
+               pos[0], version, align, (unsigned long long)fsize, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        lq_lqt_info in;
+        lq_lqt_info_get(f, i, &in);
+        lq_qtensor *t = NULL;
+        lq_status vs = lq_lqt_load(NULL, f, i, no_crc ? LQ_LQT_SKIP_DATA_CRC : 0, &t);
+        double bpw = 0;
+        if (vs == LQ_OK) lq_qtensor_bits_per_weight(t, &bpw);
+        lq_qtensor_free(t);
+        if (vs != LQ_OK) bad++;
+        const char *fmt = lq_format_name((lq_format)in.format);
+        if (json) {
+            printf("%s{\"name\":", i ? "," : "");
+            json_str(in.name);
+            printf(",\"format\":\"%s\",\"format_id\":%u,\"rows\":%zu,\"cols\":%zu,", fmt, in.format,
+                   in.rows, in.cols);
+            printf("\"ip\":[");
+            for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf("%s%u", k ? "," : "", in.ip[k]);
+            printf("],\"fp\":[");
+            for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf("%s%.9g", k ? "," : "", in.fp[k]);
+            printf("],\"sections\":[");
+            for (size_t s = 0; s < in.nsec; s++)
+                printf("%s{\"tag\":\"%s\",\"tag_id\":%u,\"elem_size\":%u,\"offset\":%llu,"
+                       "\"bytes\":%llu,\"crc32c\":\"%08x\"}",
+                       s ? "," : "", tag_name(in.sec[s].tag), in.sec[s].tag, in.sec[s].elem_size,
+                       (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
+                       in.sec[s].crc);
+            printf("],\"valid\":%s", vs == LQ_OK ? "true" : "false");
+            if (vs == LQ_OK) printf(",\"bits_per_weight\":%.6f}", bpw);
+            else printf(",\"error\":\"%s\"}", lq_status_str(vs));
+        } else {
+            printf("\n[%zu] ", i);
+            text_str(in.name);
+            printf("\n    format:   %s (%u)\n    shape:    %zu x %zu\n", fmt, in.format, in.rows,
+                   in.cols);
+            printf("    ip:      ");
+            for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %u", in.ip[k]);
+            printf("\n    fp:      ");
+            for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %g", in.fp[k]);
+            printf("\n    record:   offset %llu, %llu bytes\n", (unsigned long long)in.offset,
+                   (unsigned long long)in.size);
+            for (size_t s = 0; s < in.nsec; s++)
+                printf("    section:  %-9s elem %u  offset %10llu  %10llu bytes  crc32c %08x\n",
+                       tag_name(in.sec[s].tag), in.sec[s].elem_size,
+                       (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
+                       in.sec[s].crc);
+            if (vs == LQ_OK) printf("    bits/w:   %.4f\n    valid:    yes\n", bpw);
+            else printf("    valid:    NO (%s)\n", lq_status_str(vs));
+        }
+    }
+    if (json) printf("],\"valid\":%s}\n", bad ? "false" : "true");
+    else printf("\n%s: %s\n", pos[0], bad ? "INVALID" : "valid");
+    lq_lqt_close(f);
+    return bad ? 1 : 0;
+}

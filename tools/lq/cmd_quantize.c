@@ -1,0 +1,554 @@
+/* lq quantize: quantize the 2-D tensors of a safetensors or .npy file into
+ * an .lqt container, with an optional Hessian (given, or accumulated from
+ * calibration activations), a progress bar and a summary table or JSON. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    lq_method_kind kind;
+} g_method_names[] = {{"int", LQ_METHOD_INT},     {"nestquant", LQ_METHOD_NESTQUANT},
+                      {"gptvq", LQ_METHOD_GPTVQ}, {"gptqt", LQ_METHOD_GPTQT},
+                      {"bcq", LQ_METHOD_BCQ},     {"aqlm", LQ_METHOD_AQLM}};
+#define NMETHOD_NAMES (sizeof g_method_names / sizeof g_method_names[0])
+
+#define UNSET SIZE_MAX
+
+/* Method options as given on the command line (UNSET / NAN: keep default). */
+typedef struct qopts {
+    size_t bits, group, q, betas, dim, index_bits, group_cols, group_rows, em_iters,
+        codebook_bits, svd_rank, k, iters, linear_bits, rescale_steps, codebooks, code_bits,
+        vec, beam, rounds, kmeans_iters, block_size;
+    double percdamp;
+    int rtn, act_order, static_groups, symmetric, mse_clip, no_hadamard, no_codebook_update,
+        no_offset, grid_codes;
+} qopts;
+
+static unsigned u(size_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+/* Map the options onto lq_method fields (documented in `lq quantize --help`). */
+static void apply_opts(const qopts *o, lq_method *m)
+{
+#define SET(field, v) \
+    if ((v) != UNSET) field = (v)
+#define SETU(field, v) \
+    if ((v) != UNSET) field = u(v)
+    if (o->rtn) m->engine.rtn = 1;
+    if (o->act_order) m->engine.act_order = 1;
+    if (o->static_groups) m->engine.static_groups = 1;
+    if (!isnan(o->percdamp)) m->engine.percdamp = o->percdamp;
+    SET(m->engine.block_size, o->block_size);
+    switch (m->kind) {
+    case LQ_METHOD_INT:
+        SETU(m->u.int_.bits, o->bits);
+        SET(m->u.int_.group, o->group);
+        if (o->symmetric) m->u.int_.symmetric = 1;
+        if (o->mse_clip) m->u.int_.mse_clip = 1;
+        break;
+    case LQ_METHOD_NESTQUANT:
+        SETU(m->u.nestquant.q, o->q);
+        SETU(m->u.nestquant.n_betas, o->betas);
+        SET(m->u.nestquant.group, o->group);
+        if (o->no_hadamard) m->u.nestquant.hadamard = 0;
+        break;
+    case LQ_METHOD_GPTVQ:
+        SETU(m->u.gptvq.dim, o->dim);
+        SETU(m->u.gptvq.index_bits, o->index_bits);
+        SET(m->u.gptvq.group_cols, o->group_cols);
+        SET(m->u.gptvq.group_rows, o->group_rows);
+        SETU(m->u.gptvq.em_iters, o->em_iters);
+        SETU(m->u.gptvq.codebook_bits, o->codebook_bits);
+        SET(m->u.gptvq.svd_rank, o->svd_rank);
+        if (o->no_codebook_update) m->u.gptvq.codebook_update = 0;
+        break;
+    case LQ_METHOD_GPTQT:
+    case LQ_METHOD_BCQ:
+        SETU(m->u.bcq.k, o->k != UNSET ? o->k : o->bits);
+        SET(m->u.bcq.group, o->group);
+        SETU(m->u.bcq.iters, o->iters);
+        SETU(m->u.bcq.linear_bits, o->linear_bits);
+        SETU(m->u.bcq.rescale_steps, o->rescale_steps);
+        if (o->no_offset) m->u.bcq.offset = 0;
+        if (o->grid_codes) m->u.bcq.grid_codes = 1;
+        break;
+    case LQ_METHOD_AQLM:
+        SETU(m->u.aqlm.n_codebooks, o->codebooks);
+        SETU(m->u.aqlm.code_bits, o->code_bits);
+        SETU(m->u.aqlm.group, o->vec);
+        SETU(m->u.aqlm.beam, o->beam);
+        SETU(m->u.aqlm.rounds, o->rounds);
+        SETU(m->u.aqlm.kmeans_iters, o->kmeans_iters);
+        break;
+    }
+#undef SET
+#undef SETU
+}
+
+/* ---- progress ------------------------------------------------------------------- */
+
+typedef struct progress {
+    int tty, quiet;
+    double t0;           /* start of the whole run */
+    double done_weight;  /* work finished before the current tensor */
+    double cur_weight;   /* work of the current tensor */
+    double total_weight;
+    size_t index, count;
+    const char *name;
+    double last_draw;
+} progress;
+
+static void draw(progress *p, double frac_tensor)
+{
+    if (p->quiet || !p->tty) return;
+    double now = lq_cli_now();
+    if (now - p->last_draw < 0.1 && frac_tensor < 1.0) return;
+    p->last_draw = now;
+    double f = (p->done_weight + frac_tensor * p->cur_weight) / p->total_weight;
+    if (f > 1) f = 1;
+    double el = now - p->t0, eta = f > 0.001 ? el * (1 - f) / f : 0;
+    char bar[31];
+    int fill = (int)(f * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "\r[%s] %3d%%  %zu/%zu %-24.24s  ETA %4.0fs ", bar, (int)(f * 100), p->index + 1,
+            p->count, p->name, eta);
+    fflush(stderr);
+}
+
+static void on_progress(void *user, double fraction, const char *stage)
+{
+    (void)stage;
+    draw(user, fraction < 0 ? 0 : fraction > 1 ? 1 : fraction);
+}
+
+/* ---- output helpers -------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+typedef struct result {
+    const char *name;
+    size_t rows, cols;
+    double bpw, rel_err, proxy, seconds;
+    int has_h;
+} result;
+
+/* ---- Hessians ---------------------------------------------------------------------- */
+
+typedef struct hsource {
+    lq_tfile *hfile; /* --hessian */
+    float *calib;    /* --calib: N x ccols */
+    size_t calib_n, calib_cols;
+    float *H;        /* H from calib (calib_cols^2), built once */
+} hsource;
+
+/* H for a weight `name` with `cols` columns into *H (malloc'ed, caller frees)
+ * or NULL when there is none for it. Returns 0 or prints an error, 1. */
+static int get_hessian(lq_ctx *ctx, hsource *hs, const char *name, size_t cols, float **H)
+{
+    *H = NULL;
+    if (hs->hfile) {
+        size_t idx;
+        if (lq_tfile_find(hs->hfile, name, &idx) != LQ_OK) {
+            if (lq_tfile_count(hs->hfile) != 1) {
+                fprintf(stderr, "error: no Hessian named '%s' in the --hessian file\n", name);
+                return 1;
+            }
+            idx = 0;
+        }
+        lq_tensor_info in;
+        lq_tfile_info(hs->hfile, idx, &in);
+        if (in.ndim != 2 || in.shape[0] != cols || in.shape[1] != cols) {
+            fprintf(stderr, "error: Hessian for '%s' must be %zu x %zu\n", name, cols, cols);
+            return 1;
+        }
+        float *h = malloc(in.numel * sizeof *h);
+        if (!h) return lq_cli_fail("Hessian", LQ_ERR_NO_MEMORY);
+        lq_status st = lq_tfile_read_f32(hs->hfile, idx, h, in.numel);
+        if (st != LQ_OK) {
+            free(h);
+            return lq_cli_fail("reading the Hessian", st);
+        }
+        *H = h;
+        return 0;
+    }
+    if (hs->calib) {
+        if (hs->calib_cols != cols) {
+            fprintf(stderr, "note: '%s' has %zu columns, the calibration data %zu: no Hessian\n",
+                    name, cols, hs->calib_cols);
+            return 0;
+        }
+        if (!hs->H) {
+            lq_hessian *acc;
+            lq_status st = lq_hessian_create(ctx, cols, &acc);
+            if (st != LQ_OK) return lq_cli_fail("Hessian", st);
+            st = lq_hessian_add(ctx, acc, hs->calib, hs->calib_n, cols);
+            hs->H = malloc(cols * cols * sizeof *hs->H);
+            if (st == LQ_OK && !hs->H) st = LQ_ERR_NO_MEMORY;
+            if (st == LQ_OK) st = lq_hessian_get(acc, hs->H);
+            lq_hessian_free(acc);
+            if (st != LQ_OK) return lq_cli_fail("accumulating the Hessian from --calib", st);
+        }
+        float *h = malloc(cols * cols * sizeof *h);
+        if (!h) return lq_cli_fail("Hessian", LQ_ERR_NO_MEMORY);
+        memcpy(h, hs->H, cols * cols * sizeof *h);
+        *H = h;
+    }
+    return 0;
+}
+
+static int load_calib(const char *path, hsource *hs)
+{
+    lq_tfile *f;
+    lq_status st = lq_tfile_open(NULL, path, LQ_TFILE_AUTO, &f);
+    if (st != LQ_OK) {
+        fprintf(stderr, "error: %s: %s\n", path, lq_status_str(st));
+        return 1;
+    }
+    lq_tensor_info in;
+    if (lq_tfile_count(f) != 1 || lq_tfile_info(f, 0, &in) != LQ_OK || in.ndim != 2 ||
+        in.numel == 0) {
+        fprintf(stderr, "error: %s: --calib needs one 2-D tensor (samples x columns)\n", path);
+        lq_tfile_close(f);
+        return 1;
+    }
+    hs->calib = malloc(in.numel * sizeof *hs->calib);
+    st = hs->calib ? lq_tfile_read_f32(f, 0, hs->calib, in.numel) : LQ_ERR_NO_MEMORY;
+    lq_tfile_close(f);
+    if (st != LQ_OK) {
+        fprintf(stderr, "error: %s: %s\n", path, lq_status_str(st));
+        return 1;
+    }
+    hs->calib_n = in.shape[0];
+    hs->calib_cols = in.shape[1];
+    return 0;
+}
+
+static int readable_2d(const lq_tensor_info *in)
+{
+    return in->ndim == 2 && in->numel > 0 &&
+           (in->dtype == LQ_DTYPE_F32 || in->dtype == LQ_DTYPE_F16 || in->dtype == LQ_DTYPE_BF16);
+}
+
+static const char *g_usage =
+    "lq quantize --method M [options] IN.{safetensors,npy} OUT.lqt\n"
+    "  Quantizes every 2-D F32/F16/BF16 tensor of IN (or --tensor NAME) into OUT.lqt.\n"
+    "  Methods: int, nestquant, gptvq, gptqt, bcq, aqlm (defaults: lq_method_init).\n"
+    "  Options apply to the methods that have them:\n"
+    "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n"
+    "      --static-groups --block-size\n"
+    "    int: --bits --group --symmetric --mse-clip\n"
+    "    nestquant: --q --betas --group --no-hadamard\n"
+    "    gptvq: --dim --index-bits --group-cols --group-rows --em-iters --codebook-bits\n"
+    "      --svd-rank --no-codebook-update\n"
+    "    gptqt, bcq: --k (or --bits) --group --iters --linear-bits --rescale-steps\n"
+    "      --no-offset --grid-codes\n"
+    "    aqlm: --codebooks --code-bits --vec --beam --rounds --kmeans-iters\n"
+    "  Hessian: --hessian H.safetensors (a cols x cols tensor named like each weight,\n"
+    "    or a single one) or --calib X.npy (samples x cols; H = 2/N X^T X).";
+
+int lq_cmd_quantize(int argc, char **argv)
+{
+    const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL;
+    size_t threads = 0, seed = 0;
+    int json = 0, quiet = 0;
+    qopts o;
+    {
+        size_t *sz[] = {&o.bits, &o.group, &o.q, &o.betas, &o.dim, &o.index_bits,
+                        &o.group_cols, &o.group_rows, &o.em_iters, &o.codebook_bits,
+                        &o.svd_rank, &o.k, &o.iters, &o.linear_bits, &o.rescale_steps,
+                        &o.codebooks, &o.code_bits, &o.vec, &o.beam, &o.rounds,
+                        &o.kmeans_iters, &o.block_size};
+        for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) *sz[i] = UNSET;
+        o.percdamp = NAN;
+        o.rtn = o.act_order = o.static_groups = o.symmetric = o.mse_clip = 0;
+        o.no_hadamard = o.no_codebook_update = o.no_offset = o.grid_codes = 0;
+    }
+    const lq_opt opts[] = {
+        {"method", LQ_OPT_STR, "int|nestquant|gptvq|gptqt|bcq|aqlm", &method},
+        {"tensor", LQ_OPT_STR, "quantize only this tensor", &tensor},
+        {"hessian", LQ_OPT_STR, "safetensors file of Hessians (cols x cols)", &hpath},
+        {"calib", LQ_OPT_STR, "calibration activations (samples x cols, .npy)", &cpath},
+        {"json", LQ_OPT_FLAG, "print the summary as JSON", &json},
+        {"quiet", LQ_OPT_FLAG, "no progress output", &quiet},
+        {"threads", LQ_OPT_SIZE, "threads (0: all physical cores)", &threads},
+        {"seed", LQ_OPT_SIZE, "RNG seed", &seed},
+        {"rtn", LQ_OPT_FLAG, "round to nearest (no Hessian updates)", &o.rtn},
+        {"percdamp", LQ_OPT_DOUBLE, "damping, fraction of mean diag(H)", &o.percdamp},
+        {"act-order", LQ_OPT_FLAG, "columns by descending diag(H)", &o.act_order},
+        {"static-groups", LQ_OPT_FLAG, "group parameters from original order", &o.static_groups},
+        {"block-size", LQ_OPT_SIZE, "lazy-update block", &o.block_size},
+        {"bits", LQ_OPT_SIZE, "int: bits; gptqt/bcq: planes", &o.bits},
+        {"group", LQ_OPT_SIZE, "columns per group (0: whole row)", &o.group},
+        {"symmetric", LQ_OPT_FLAG, "int: symmetric grid", &o.symmetric},
+        {"mse-clip", LQ_OPT_FLAG, "int: MSE-optimal range shrink", &o.mse_clip},
+        {"q", LQ_OPT_SIZE, "nestquant: Voronoi modulus", &o.q},
+        {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o.betas},
+        {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o.no_hadamard},
+        {"dim", LQ_OPT_SIZE, "gptvq: vector dimension", &o.dim},
+        {"index-bits", LQ_OPT_SIZE, "gptvq: bits per index", &o.index_bits},
+        {"group-cols", LQ_OPT_SIZE, "gptvq: columns per codebook", &o.group_cols},
+        {"group-rows", LQ_OPT_SIZE, "gptvq: rows per codebook", &o.group_rows},
+        {"em-iters", LQ_OPT_SIZE, "gptvq: EM iterations", &o.em_iters},
+        {"codebook-bits", LQ_OPT_SIZE, "gptvq: 0 fp16, 8 int8", &o.codebook_bits},
+        {"svd-rank", LQ_OPT_SIZE, "gptvq: SVD codebook rank", &o.svd_rank},
+        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: skip the update", &o.no_codebook_update},
+        {"k", LQ_OPT_SIZE, "gptqt/bcq: binary planes", &o.k},
+        {"iters", LQ_OPT_SIZE, "gptqt/bcq: refinement iterations", &o.iters},
+        {"linear-bits", LQ_OPT_SIZE, "gptqt: bits of the linear step", &o.linear_bits},
+        {"rescale-steps", LQ_OPT_SIZE, "gptqt: scales searched", &o.rescale_steps},
+        {"no-offset", LQ_OPT_FLAG, "gptqt/bcq: no offset", &o.no_offset},
+        {"grid-codes", LQ_OPT_FLAG, "gptqt: code through the grid", &o.grid_codes},
+        {"codebooks", LQ_OPT_SIZE, "aqlm: codebooks M", &o.codebooks},
+        {"code-bits", LQ_OPT_SIZE, "aqlm: bits per code B", &o.code_bits},
+        {"vec", LQ_OPT_SIZE, "aqlm: vector dimension g", &o.vec},
+        {"beam", LQ_OPT_SIZE, "aqlm: beam size", &o.beam},
+        {"rounds", LQ_OPT_SIZE, "aqlm: rounds", &o.rounds},
+        {"kmeans-iters", LQ_OPT_SIZE, "aqlm: k-means iterations", &o.kmeans_iters},
+    };
+    char *pos[2];
+    size_t npos = 0;
+    int r = lq_cli_parse(argc, argv, g_usage, opts, sizeof opts / sizeof opts[0], pos, 2, &npos);
+    if (r <= 0) return r < 0 ? 2 : 0;
+    if (npos != 2 || !method) {
+        fprintf(stderr, "usage: %s\n", g_usage);
+        return 2;
+    }
+    if (hpath && cpath) {
+        fprintf(stderr, "error: give --hessian or --calib, not both\n");
+        return 2;
+    }
+    lq_method m;
+    size_t mi = 0;
+    while (mi < NMETHOD_NAMES && strcmp(g_method_names[mi].name, method)) mi++;
+    if (mi == NMETHOD_NAMES) {
+        fprintf(stderr, "error: unknown method '%s' (int, nestquant, gptvq, gptqt, bcq, aqlm)\n",
+                method);
+        return 2;
+    }
+    lq_method_init(&m, g_method_names[mi].kind);
+    apply_opts(&o, &m);
+
+    progress pr = {.tty = isatty(fileno(stderr)), .quiet = quiet};
+    lq_ctx_config cfg;
+    lq_ctx_config_init(&cfg);
+    cfg.n_threads = threads;
+    cfg.seed = seed;
+    cfg.progress = on_progress;
+    cfg.progress_user = &pr;
+    lq_ctx *ctx;
+    lq_status st = lq_ctx_create(&cfg, &ctx);
+    if (st != LQ_OK) return lq_cli_fail("context", st);
+
+    int rc = 1;
+    lq_tfile *in = NULL;
+    lq_lqt_writer *w = NULL;
+    hsource hs = {0};
+    result *res = NULL;
+    size_t *sel = NULL, nsel = 0;
+    st = lq_tfile_open(ctx, pos[0], LQ_TFILE_AUTO, &in);
+    if (st != LQ_OK) {
+        fprintf(stderr, "error: %s: %s\n", pos[0], lq_status_str(st));
+        goto out;
+    }
+    if (hpath && (st = lq_tfile_open(ctx, hpath, LQ_TFILE_AUTO, &hs.hfile)) != LQ_OK) {
+        fprintf(stderr, "error: %s: %s\n", hpath, lq_status_str(st));
+        goto out;
+    }
+    if (cpath && load_calib(cpath, &hs)) goto out;
+    size_t nt = lq_tfile_count(in);
+    sel = malloc((nt ? nt : 1) * sizeof *sel);
+    res = calloc(nt ? nt : 1, sizeof *res);
+    if (!sel || !res) {
+        lq_cli_fail("memory", LQ_ERR_NO_MEMORY);
+        goto out;
+    }
+    if (tensor) {
+        size_t idx;
+        lq_tensor_info ti;
+        if (lq_tfile_find(in, tensor, &idx) != LQ_OK && !(lq_tfile_get_kind(in) == LQ_TFILE_NPY)) {
+            fprintf(stderr, "error: no tensor '%s' in %s\n", tensor, pos[0]);
+            goto out;
+        }
+        if (lq_tfile_get_kind(in) == LQ_TFILE_NPY) idx = 0;
+        lq_tfile_info(in, idx, &ti);
+        if (!readable_2d(&ti)) {
+            fprintf(stderr, "error: '%s' is not a 2-D F32/F16/BF16 tensor\n", tensor);
+            goto out;
+        }
+        sel[nsel++] = idx;
+    } else {
+        for (size_t i = 0; i < nt; i++) {
+            lq_tensor_info ti;
+            lq_tfile_info(in, i, &ti);
+            if (readable_2d(&ti)) sel[nsel++] = i;
+        }
+    }
+    if (nsel == 0) {
+        fprintf(stderr, "error: no 2-D F32/F16/BF16 tensor in %s\n", pos[0]);
+        goto out;
+    }
+    st = lq_lqt_writer_open(ctx, pos[1], &w);
+    if (st != LQ_OK) {
+        fprintf(stderr, "error: %s: %s\n", pos[1], lq_status_str(st));
+        goto out;
+    }
+    pr.t0 = lq_cli_now();
+    pr.count = nsel;
+    for (size_t i = 0; i < nsel; i++) {
+        lq_tensor_info ti;
+        lq_tfile_info(in, sel[i], &ti);
+        pr.total_weight += (double)ti.numel;
+    }
+    for (size_t i = 0; i < nsel; i++) {
+        lq_tensor_info ti;
+        lq_tfile_info(in, sel[i], &ti);
+        const char *name = lq_tfile_get_kind(in) == LQ_TFILE_NPY ? (tensor ? tensor : "weight")
+                                                                 : ti.name;
+        size_t rows = ti.shape[0], cols = ti.shape[1];
+        pr.index = i;
+        pr.name = name;
+        pr.cur_weight = (double)ti.numel;
+        if (!quiet && !pr.tty)
+            fprintf(stderr, "quantize: [%zu/%zu] %s (%zu x %zu) ...\n", i + 1, nsel, name, rows,
+                    cols);
+        draw(&pr, 0);
+        float *W = malloc(ti.numel * sizeof *W), *What = malloc(ti.numel * sizeof *What), *H;
+        if (!W || !What) {
+            free(W);
+            free(What);
+            lq_cli_fail("memory", LQ_ERR_NO_MEMORY);
+            goto out;
+        }
+        st = lq_tfile_read_f32(in, sel[i], W, ti.numel);
+        if (st != LQ_OK || get_hessian(ctx, &hs, name, cols, &H)) {
+            if (st != LQ_OK) fprintf(stderr, "error: reading '%s': %s\n", name, lq_status_str(st));
+            free(W);
+            free(What);
+            goto out;
+        }
+        double t0 = lq_cli_now();
+        lq_qtensor *q = NULL;
+        lq_quant_report rep;
+        st = lq_quantize_ex(ctx, W, rows, cols, H, &m, &q, What, &rep);
+        double secs = lq_cli_now() - t0;
+        if (pr.tty && !quiet) fprintf(stderr, "\n");
+        if (st != LQ_OK) {
+            if (st == LQ_ERR_INVALID_ARG || st == LQ_ERR_UNSUPPORTED)
+                fprintf(stderr,
+                        "error: method '%s' failed on '%s' (%zu x %zu): %s\n"
+                        "       (the options do not fit this shape, or the method is not "
+                        "available in this build)\n",
+                        method, name, rows, cols, lq_status_str(st));
+            else
+                fprintf(stderr, "error: method '%s' failed on '%s': %s\n", method, name,
+                        lq_status_str(st));
+            free(W);
+            free(What);
+            free(H);
+            goto out;
+        }
+        double num = 0, den = 0;
+        for (size_t k = 0; k < ti.numel; k++) {
+            double d = (double)W[k] - What[k];
+            num += d * d;
+            den += (double)W[k] * W[k];
+        }
+        result *rr = &res[i];
+        rr->name = name;
+        rr->rows = rows;
+        rr->cols = cols;
+        rr->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+        rr->proxy = rep.proxy_loss;
+        rr->has_h = H != NULL;
+        rr->seconds = secs;
+        lq_qtensor_bits_per_weight(q, &rr->bpw);
+        st = lq_lqt_writer_add(w, name, q);
+        lq_qtensor_free(q);
+        free(W);
+        free(What);
+        free(H);
+        if (st != LQ_OK) {
+            fprintf(stderr, "error: writing '%s' to %s: %s\n", name, pos[1], lq_status_str(st));
+            goto out;
+        }
+        pr.done_weight += pr.cur_weight;
+        if (!quiet && !pr.tty)
+            fprintf(stderr, "quantize: [%zu/%zu] %s done in %.2f s\n", i + 1, nsel, name, secs);
+    }
+    st = lq_lqt_writer_finish(w);
+    w = NULL;
+    if (st != LQ_OK) {
+        fprintf(stderr, "error: finishing %s: %s\n", pos[1], lq_status_str(st));
+        goto out;
+    }
+    double total = lq_cli_now() - pr.t0, wsum = 0, bsum = 0;
+    for (size_t i = 0; i < nsel; i++) {
+        wsum += (double)res[i].rows * (double)res[i].cols;
+        bsum += res[i].bpw * (double)res[i].rows * (double)res[i].cols;
+    }
+    if (json) {
+        printf("{\"method\":");
+        json_str(stdout, method);
+        printf(",\"input\":");
+        json_str(stdout, pos[0]);
+        printf(",\"output\":");
+        json_str(stdout, pos[1]);
+        printf(",\"hessian\":%s,\"tensors\":[", hpath ? "\"file\"" : cpath ? "\"calib\"" : "null");
+        for (size_t i = 0; i < nsel; i++) {
+            const result *rr = &res[i];
+            printf("%s{\"name\":", i ? "," : "");
+            json_str(stdout, rr->name);
+            printf(",\"rows\":%zu,\"cols\":%zu,\"bits_per_weight\":%.6f,\"rel_error\":%.6g,"
+                   "\"proxy_loss\":",
+                   rr->rows, rr->cols, rr->bpw, rr->rel_err);
+            if (rr->has_h) printf("%.6g", rr->proxy);
+            else printf("null");
+            printf(",\"seconds\":%.4f}", rr->seconds);
+        }
+        printf("],\"bits_per_weight\":%.6f,\"seconds\":%.4f}\n", wsum > 0 ? bsum / wsum : 0,
+               total);
+    } else {
+        printf("%-32s %13s %8s %10s %12s %8s\n", "tensor", "shape", "bits/w", "rel.err",
+               "proxy loss", "seconds");
+        for (size_t i = 0; i < nsel; i++) {
+            const result *rr = &res[i];
+            char shape[32], proxy[24];
+            snprintf(shape, sizeof shape, "%zux%zu", rr->rows, rr->cols);
+            if (rr->has_h) snprintf(proxy, sizeof proxy, "%.4g", rr->proxy);
+            else snprintf(proxy, sizeof proxy, "-");
+            printf("%-32.32s %13s %8.3f %10.4g %12s %8.2f\n", rr->name, shape, rr->bpw,
+                   rr->rel_err, proxy, rr->seconds);
+        }
+        printf("%zu tensor(s), %.3f bits per weight, %.2f s -> %s\n", nsel,
+               wsum > 0 ? bsum / wsum : 0, total, pos[1]);
+    }
+    rc = 0;
+out:
+    lq_lqt_writer_abort(w);
+    lq_tfile_close(in);
+    lq_tfile_close(hs.hfile);
+    free(hs.calib);
+    free(hs.H);
+    free(sel);
+    free(res);
+    lq_ctx_destroy(ctx);
+    return rc;
+}
