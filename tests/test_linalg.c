@@ -727,6 +727,172 @@ START_TEST(zero_sizes_are_noops)
 }
 END_TEST
 
+
+START_TEST(gemm_ex_triangles_and_workspace)
+{
+    /* lower/upper restricted products equal the full product on their
+     * triangle, leave the other one untouched, and a caller workspace gives
+     * the same bits as an allocated one */
+    lq_ctx *ctx = lq_test_ctx(2, g_levels[_i]);
+    static const size_t dims[][3] = {{5, 5, 3}, {97, 97, 40}, {130, 70, 300}, {61, 203, 129}};
+    for (size_t d = 0; d < 4; d++)
+        for (int t = 0; t < 4; t++) {
+            size_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+            lq_trans ta = t & 1, tb = t >> 1;
+            float *A = falloc(m * k), *B = falloc(k * n), *F = falloc(m * n), *C = falloc(m * n);
+            double *Ad = dalloc(m * k), *Bd = dalloc(k * n), *Fd = dalloc(m * n),
+                   *Cd = dalloc(m * n);
+            lq_test_fill_uniform(A, m * k, -1, 1, 31 + d);
+            lq_test_fill_uniform(B, k * n, -1, 1, 41 + d);
+            lq_test_fill_uniform(F, m * n, -1, 1, 51 + d);
+            for (size_t i = 0; i < m * k; i++) Ad[i] = A[i];
+            for (size_t i = 0; i < k * n; i++) Bd[i] = B[i];
+            for (size_t i = 0; i < m * n; i++) Fd[i] = F[i];
+            float *C0 = falloc(m * n);
+            memcpy(C0, F, m * n * sizeof *F);
+            ck_assert_int_eq(lq_sgemm(ctx, ta, tb, m, n, k, 0.5f, A, ta ? m : k, B, tb ? k : n,
+                                      2.0f, F, n),
+                             LQ_OK);
+            ck_assert_int_eq(lq_dgemm(ctx, ta, tb, m, n, k, 0.5, Ad, ta ? m : k, Bd, tb ? k : n,
+                                      2.0, Fd, n),
+                             LQ_OK);
+            for (int u = 1; u <= 2; u++) {
+                size_t ws = lq_sgemm_work_size(ctx, m, n, k), wd = lq_dgemm_work_size(ctx, m, n, k);
+                ck_assert_uint_ne(ws, SIZE_MAX);
+                float *w = ws ? falloc(ws) : NULL;
+                double *wdp = wd ? dalloc(wd) : NULL;
+                for (int use_w = 0; use_w < 2; use_w++) {
+                    memcpy(C, C0, m * n * sizeof *C);
+                    for (size_t i = 0; i < m * n; i++) Cd[i] = C0[i];
+                    ck_assert_int_eq(lq_sgemm_ex(ctx, (lq_uplo)u, ta, tb, m, n, k, 0.5f, A,
+                                                 ta ? m : k, B, tb ? k : n, 2.0f, C, n,
+                                                 use_w ? w : NULL),
+                                     LQ_OK);
+                    ck_assert_int_eq(lq_dgemm_ex(ctx, (lq_uplo)u, ta, tb, m, n, k, 0.5, Ad,
+                                                 ta ? m : k, Bd, tb ? k : n, 2.0, Cd, n,
+                                                 use_w ? wdp : NULL),
+                                     LQ_OK);
+                    for (size_t i = 0; i < m; i++)
+                        for (size_t j = 0; j < n; j++) {
+                            int in = u == LQ_LOWER ? i >= j : i <= j;
+                            ck_assert(C[i * n + j] == (in ? F[i * n + j] : C0[i * n + j]));
+                            ck_assert(Cd[i * n + j] == (in ? Fd[i * n + j] : (double)C0[i * n + j]));
+                        }
+                }
+                free(w);
+                free(wdp);
+            }
+            free(A);
+            free(B);
+            free(F);
+            free(C);
+            free(C0);
+            free(Ad);
+            free(Bd);
+            free(Fd);
+            free(Cd);
+        }
+    lq_ctx_destroy(ctx);
+}
+END_TEST
+
+typedef struct tri_alloc_arg {
+    size_t n;
+    const double *H;
+    double *A;
+    float *Af;
+    double *B;
+} tri_alloc_arg;
+
+static lq_status tri_alloc_body(lq_ctx *ctx, void *arg)
+{
+    tri_alloc_arg *g = arg;
+    size_t n = g->n;
+    memcpy(g->A, g->H, n * n * sizeof *g->A);
+    for (size_t i = 0; i < n * n; i++) g->Af[i] = (float)g->H[i];
+    lq_status st = lq_spotrf_lower(ctx, g->Af, n, n);
+    if (st != LQ_OK) return st;
+    st = lq_dpotrf_lower(ctx, g->A, n, n);
+    if (st != LQ_OK) return st;
+    for (size_t i = 0; i < n * n; i++) g->B[i] = g->H[i];
+    for (int t = 0; t < 2; t++) {
+        /* on failure the right-hand side is untouched */
+        st = lq_dtrsm_left_lower(ctx, t, n, n, g->A, n, g->B, n);
+        if (st != LQ_OK) {
+            ck_assert(memcmp(g->B, g->H, n * n * sizeof *g->B) == 0);
+            return st;
+        }
+        memcpy(g->B, g->H, n * n * sizeof *g->B);
+        st = lq_dtrsm_right_lower(ctx, t, n, n, g->A, n, g->B, n);
+        if (st != LQ_OK) {
+            ck_assert(memcmp(g->B, g->H, n * n * sizeof *g->B) == 0);
+            return st;
+        }
+        memcpy(g->B, g->H, n * n * sizeof *g->B);
+    }
+    memcpy(g->B, g->A, n * n * sizeof *g->B);
+    st = lq_dtrtri_lower(ctx, g->A, n, n);
+    if (st != LQ_OK) ck_assert(memcmp(g->B, g->A, n * n * sizeof *g->B) == 0);
+    return st;
+}
+
+typedef struct syrk_alloc_arg {
+    size_t n, k;
+    const float *A;
+    float *C;
+    double *Cd;
+} syrk_alloc_arg;
+
+static lq_status syrk_alloc_body(lq_ctx *ctx, void *arg)
+{
+    syrk_alloc_arg *g = arg;
+    for (size_t i = 0; i < g->n * g->n; i++) {
+        g->C[i] = 1.0f;
+        g->Cd[i] = 1.0;
+    }
+    lq_status st = lq_ssyrk_tn(ctx, g->n, g->k, 1.0f, g->A, g->n, 1.0f, g->C, g->n);
+    if (st != LQ_OK) {
+        for (size_t i = 0; i < g->n * g->n; i++) ck_assert(g->C[i] == 1.0f);
+        return st;
+    }
+    st = lq_dsyrk_tn_f32(ctx, g->n, g->k, 1.0, g->A, g->n, 1.0, g->Cd, g->n);
+    if (st != LQ_OK)
+        for (size_t i = 0; i < g->n * g->n; i++) ck_assert(g->Cd[i] == 1.0);
+    return st;
+}
+
+START_TEST(tri_and_syrk_alloc_failure)
+{
+    tri_alloc_arg g;
+    g.n = 150;
+    double *H = dalloc(g.n * g.n);
+    make_spd(H, g.n, 0.1, 3);
+    g.H = H;
+    g.A = dalloc(g.n * g.n);
+    g.Af = falloc(g.n * g.n);
+    g.B = dalloc(g.n * g.n);
+    ck_assert_uint_ge(lq_test_alloc_sweep(tri_alloc_body, &g, 1), 5);
+    ck_assert_uint_ge(lq_test_alloc_sweep(tri_alloc_body, &g, 2), 5);
+    free(H);
+    free(g.A);
+    free(g.Af);
+    free(g.B);
+
+    syrk_alloc_arg s;
+    s.n = 70;
+    s.k = 600;
+    float *A = falloc(s.k * s.n);
+    lq_test_fill_uniform(A, s.k * s.n, -1, 1, 4);
+    s.A = A;
+    s.C = falloc(s.n * s.n);
+    s.Cd = dalloc(s.n * s.n);
+    ck_assert_uint_ge(lq_test_alloc_sweep(syrk_alloc_body, &s, 2), 2);
+    free(A);
+    free(s.C);
+    free(s.Cd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("linalg");
@@ -738,6 +904,8 @@ int main(void)
     tcase_add_loop_test(tc, gemm_threads_identical, 0, NLEVELS);
     tcase_add_loop_test(tc, gemm_simd_matches_scalar, 1, NLEVELS);
     tcase_add_test(tc, gemm_alloc_failure);
+    tcase_add_loop_test(tc, gemm_ex_triangles_and_workspace, 0, NLEVELS);
+    tcase_add_test(tc, tri_and_syrk_alloc_failure);
     tcase_add_loop_test(tc, syrk_reference, 0, NLEVELS);
     tcase_add_loop_test(tc, syrk_threads_identical, 0, NLEVELS);
     tcase_add_loop_test(tc, potrf_reference, 0, NLEVELS);

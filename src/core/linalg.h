@@ -22,6 +22,26 @@ lq_status lq_dgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, si
                    double alpha, const double *A, size_t lda, const double *B, size_t ldb,
                    double beta, double *C, size_t ldc);
 
+/* Which part of C a product writes: all of it, or only the lower (i >= j)
+ * or upper (i <= j) triangle in C's own indices (syrk-like updates; the
+ * other part is neither read nor written). */
+typedef enum lq_uplo { LQ_FULL = 0, LQ_LOWER = 1, LQ_UPPER = 2 } lq_uplo;
+
+/* lq_[sd]gemm with a triangle selector and an optional caller workspace of
+ * lq_[sd]gemm_work_size(ctx, m, n, k) elements (NULL: allocate; with a
+ * workspace big enough for the largest (m, n, k) of a sequence of calls
+ * the calls never fail). The size depends on the context's thread count
+ * and SIMD level, is non-decreasing in m, n and k, and is 0 when no packing
+ * is needed; SIZE_MAX on overflow. */
+size_t lq_sgemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k);
+size_t lq_dgemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k);
+lq_status lq_sgemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n,
+                      size_t k, float alpha, const float *A, size_t lda, const float *B,
+                      size_t ldb, float beta, float *C, size_t ldc, float *work);
+lq_status lq_dgemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n,
+                      size_t k, double alpha, const double *A, size_t lda, const double *B,
+                      size_t ldb, double beta, double *C, size_t ldc, double *work);
+
 /* C (n x n, full symmetric) = alpha * A^T A + beta * C, A is k x n
  * (k samples of n features: the Hessian's X^T X). Accumulates in double
  * when C is double. */

@@ -60,39 +60,42 @@ static const lq_dgemm_kernel *dgemm_kernel_for(lq_ctx *ctx)
 static int gemm_is_small(size_t m, size_t n, size_t k)
 {
     size_t mn;
-    return lq_mul_ok(m, n, &mn) && mn <= GEMM_SMALL_FMAS && mn * k <= GEMM_SMALL_FMAS;
+    return lq_mul_ok(m, n, &mn) && mn <= GEMM_SMALL_FMAS && k <= GEMM_SMALL_FMAS / mn;
 }
 
-lq_status lq_sgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k,
-                   float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                   float beta, float *C, size_t ldc)
-{
-    if (m == 0 || n == 0) return LQ_OK;
-    if (k == 0 || alpha == 0.0f) {
-        sgemm_scale(m, n, beta, C, ldc);
-        return LQ_OK;
+#define DEFINE_GEMM_ENTRY(P, T, ONE_ZERO)                                                     \
+    size_t lq_##P##gemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k)                  \
+    {                                                                                          \
+        P##gemm_plan pl;                                                                       \
+        if (m == 0 || n == 0 || k == 0 || P##gemm_is_small_dims(m, n, k)) return 0;            \
+        if (!P##gemm_plan_make(ctx, P##gemm_kernel_for(ctx), m, n, k, &pl)) return SIZE_MAX;   \
+        return pl.total;                                                                       \
+    }                                                                                          \
+    lq_status lq_##P##gemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m,  \
+                              size_t n, size_t k, T alpha, const T *A, size_t lda,            \
+                              const T *B, size_t ldb, T beta, T *C, size_t ldc, T *work)      \
+    {                                                                                          \
+        if (m == 0 || n == 0) return LQ_OK;                                                    \
+        if (k == 0 || alpha == ONE_ZERO) {                                                     \
+            P##gemm_scale(uplo, m, n, beta, C, ldc);                                           \
+            return LQ_OK;                                                                      \
+        }                                                                                      \
+        if (P##gemm_is_small_dims(m, n, k)) {                                                  \
+            P##gemm_small(uplo, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);         \
+            return LQ_OK;                                                                      \
+        }                                                                                      \
+        return P##gemm_packed(ctx, P##gemm_kernel_for(ctx), uplo, ta, tb, m, n, k, alpha, A,   \
+                              lda, B, ldb, beta, C, ldc, work);                                \
+    }                                                                                          \
+    lq_status lq_##P##gemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n,         \
+                           size_t k, T alpha, const T *A, size_t lda, const T *B, size_t ldb, \
+                           T beta, T *C, size_t ldc)                                           \
+    {                                                                                          \
+        return lq_##P##gemm_ex(ctx, LQ_FULL, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C,  \
+                               ldc, NULL);                                                     \
     }
-    if (gemm_is_small(m, n, k)) {
-        sgemm_small(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-        return LQ_OK;
-    }
-    return sgemm_packed(ctx, sgemm_kernel_for(ctx), ta, tb, m, n, k, alpha, A, lda, B, ldb,
-                        beta, C, ldc);
-}
 
-lq_status lq_dgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k,
-                   double alpha, const double *A, size_t lda, const double *B, size_t ldb,
-                   double beta, double *C, size_t ldc)
-{
-    if (m == 0 || n == 0) return LQ_OK;
-    if (k == 0 || alpha == 0.0) {
-        dgemm_scale(m, n, beta, C, ldc);
-        return LQ_OK;
-    }
-    if (gemm_is_small(m, n, k)) {
-        dgemm_small(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-        return LQ_OK;
-    }
-    return dgemm_packed(ctx, dgemm_kernel_for(ctx), ta, tb, m, n, k, alpha, A, lda, B, ldb,
-                        beta, C, ldc);
-}
+#define sgemm_is_small_dims gemm_is_small
+#define dgemm_is_small_dims gemm_is_small
+DEFINE_GEMM_ENTRY(s, float, 0.0f)
+DEFINE_GEMM_ENTRY(d, double, 0.0)

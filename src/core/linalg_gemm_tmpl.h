@@ -15,6 +15,7 @@
 
 typedef struct GP(gemm_job) {
     const GK *kr;
+    lq_uplo uplo;
     lq_trans ta, tb;
     size_t m, n, k, lda, ldb, ldc;
     GT alpha;
@@ -114,45 +115,66 @@ static void GP(gemm_worker)(void *arg, size_t w)
             for (size_t r0 = 0; r0 < rows; r0 += mr) {
                 size_t h = rows - r0 < mr ? rows - r0 : mr;
                 GT *c = j->C + (i0 + r0) * j->ldc + c0;
-                if (h == mr && wc == nr) {
+                size_t ra = i0 + r0, rb = ra + h - 1; /* rows ra..rb, cols c0..c0+wc-1 */
+                int partial = 0;
+                if (j->uplo == LQ_LOWER) {
+                    if (c0 > rb) continue;           /* tile above the diagonal */
+                    partial = c0 + wc - 1 > ra;
+                } else if (j->uplo == LQ_UPPER) {
+                    if (c0 + wc - 1 < ra) continue;  /* tile below the diagonal */
+                    partial = c0 < rb;
+                }
+                if (h == mr && wc == nr && !partial) {
                     kr->ukr(kc, ap + r0 * kc, bp, c, j->ldc, j->alpha, j->beta);
                     continue;
                 }
-                /* edge tile: the same kernel on a copy, so every element
-                 * sees the same arithmetic as in a full tile */
+                /* edge or diagonal tile: the same kernel on a copy, so every
+                 * element sees the same arithmetic as in a full tile */
                 if (j->beta != 0)
                     for (size_t i = 0; i < h; i++)
                         for (size_t x = 0; x < wc; x++) tmp[i * nr + x] = c[i * j->ldc + x];
                 kr->ukr(kc, ap + r0 * kc, bp, tmp, nr, j->alpha, j->beta);
-                for (size_t i = 0; i < h; i++)
-                    for (size_t x = 0; x < wc; x++) c[i * j->ldc + x] = tmp[i * nr + x];
+                for (size_t i = 0; i < h; i++) {
+                    size_t x0 = 0, x1 = wc;
+                    if (j->uplo == LQ_LOWER) x1 = ra + i + 1 <= c0 ? 0 : ra + i + 1 - c0;
+                    if (x1 > wc) x1 = wc;
+                    if (j->uplo == LQ_UPPER && ra + i > c0) x0 = ra + i - c0;
+                    for (size_t x = x0; x < x1; x++) c[i * j->ldc + x] = tmp[i * nr + x];
+                }
             }
         }
     }
 }
 
-static void GP(gemm_scale)(size_t m, size_t n, GT beta, GT *C, size_t ldc)
+static void GP(gemm_scale)(lq_uplo uplo, size_t m, size_t n, GT beta, GT *C, size_t ldc)
 {
     for (size_t i = 0; i < m; i++) {
         GT *c = C + i * ldc;
+        size_t x0 = uplo == LQ_UPPER ? (i < n ? i : n) : 0;
+        size_t x1 = uplo == LQ_LOWER ? (i + 1 < n ? i + 1 : n) : n;
         if (beta == 0) {
-            for (size_t x = 0; x < n; x++) c[x] = 0;
+            for (size_t x = x0; x < x1; x++) c[x] = 0;
         } else if (beta != 1) {
-            for (size_t x = 0; x < n; x++) c[x] *= beta;
+            for (size_t x = x0; x < x1; x++) c[x] *= beta;
         }
     }
 }
 
-static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_trans ta, lq_trans tb, size_t m,
-                                 size_t n, size_t k, GT alpha, const GT *A, size_t lda,
-                                 const GT *B, size_t ldb, GT beta, GT *C, size_t ldc)
+/* Blocking of one call: row-block height and pack-buffer sizes. */
+typedef struct GP(gemm_plan) {
+    size_t nworkers, mc, bsize, astride, total;
+} GP(gemm_plan);
+
+static int GP(gemm_plan_make)(lq_ctx *ctx, const GK *kr, size_t m, size_t n, size_t k,
+                              GP(gemm_plan) *pl)
 {
     size_t nworkers = lq_ctx_nthreads(ctx);
     if (nworkers < 1) nworkers = 1;
     const size_t mr = kr->mr, nr = kr->nr;
     size_t kcmax = k < kr->kc ? k : kr->kc;
     size_t ncmax = n < kr->nc ? n : kr->nc;
-    size_t bsize = kcmax * ((ncmax + nr - 1) / nr * nr);
+    pl->nworkers = nworkers;
+    pl->bsize = kcmax * ((ncmax + nr - 1) / nr * nr);
     /* row-block height: full MC on one thread; with more threads shrink it
      * (never below MR) so there are about 4 tiles per worker */
     size_t mc = kr->mc;
@@ -161,17 +183,29 @@ static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_trans ta, lq_tran
         want = (want + mr - 1) / mr * mr;
         if (want < mc) mc = want;
     }
+    pl->mc = mc;
     size_t mrows = m < mc ? (m + mr - 1) / mr * mr : mc;
-    size_t astride = (mrows * kcmax + 15) / 16 * 16;
-    size_t total;
-    if (!lq_mul_ok(astride, nworkers, &total) || !lq_add_ok(total, bsize, &total))
-        return LQ_ERR_NO_MEMORY;
-    GT *buf = lq_alloc_array(ctx, total, sizeof(GT));
+    pl->astride = (mrows * kcmax + 15) / 16 * 16;
+    return lq_mul_ok(pl->astride, nworkers, &pl->total) &&
+           lq_add_ok(pl->total, pl->bsize, &pl->total);
+}
+
+static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_uplo uplo, lq_trans ta,
+                                 lq_trans tb, size_t m, size_t n, size_t k, GT alpha,
+                                 const GT *A, size_t lda, const GT *B, size_t ldb, GT beta,
+                                 GT *C, size_t ldc, GT *work)
+{
+    GP(gemm_plan) pl;
+    if (!GP(gemm_plan_make)(ctx, kr, m, n, k, &pl)) return LQ_ERR_NO_MEMORY;
+    const size_t nr = kr->nr, nworkers = pl.nworkers, mc = pl.mc;
+    GT *buf = work ? work : lq_alloc_array(ctx, pl.total, sizeof(GT));
     if (!buf) return LQ_ERR_NO_MEMORY;
+    size_t bsize = pl.bsize, astride = pl.astride;
 
     GP(gemm_job) j;
     memset(&j, 0, sizeof j);
     j.kr = kr;
+    j.uplo = uplo;
     j.ta = ta;
     j.tb = tb;
     j.m = m;
@@ -209,18 +243,20 @@ static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_trans ta, lq_tran
             lq_parallel_for(ctx, ntiles < nworkers ? ntiles : nworkers, GP(gemm_worker), &j);
         }
     }
-    lq_free(ctx, buf);
+    if (!work) lq_free(ctx, buf);
     return LQ_OK;
 }
 
 /* Small products: plain loops, no packing, one thread (fixed order). */
-static void GP(gemm_small)(lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k, GT alpha,
-                           const GT *A, size_t lda, const GT *B, size_t ldb, GT beta, GT *C,
-                           size_t ldc)
+static void GP(gemm_small)(lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n,
+                           size_t k, GT alpha, const GT *A, size_t lda, const GT *B, size_t ldb,
+                           GT beta, GT *C, size_t ldc)
 {
     for (size_t i = 0; i < m; i++) {
         GT *c = C + i * ldc;
-        for (size_t x = 0; x < n; x++) {
+        size_t x0 = uplo == LQ_UPPER ? (i < n ? i : n) : 0;
+        size_t x1 = uplo == LQ_LOWER ? (i + 1 < n ? i + 1 : n) : n;
+        for (size_t x = x0; x < x1; x++) {
             GT s = 0;
             for (size_t p = 0; p < k; p++) {
                 GT a = ta ? A[p * lda + i] : A[i * lda + p];
