@@ -9,4 +9,71 @@ lq=$1
 if "$lq" info --bogus 2>/dev/null; then echo "unknown option accepted"; exit 1; fi
 if "$lq" nosuchcommand 2>/dev/null; then echo "unknown command accepted"; exit 1; fi
 LQ_SIMD=scalar "$lq" info | grep -q "dispatch:   scalar"
+
+# ---- quantize / inspect / demo end to end -----------------------------------
+d=$(mktemp -d /tmp/lq_cli_test.XXXXXX)
+trap 'rm -rf "$d"' EXIT
+fail() { echo "cli: $*"; exit 1; }
+
+# The demo's synthetic layer as files: F32, F16 and BF16 weights (safetensors),
+# a Hessian (safetensors) and calibration activations (.npy).
+"$lq" demo --save "$d/L" --rows 32 --cols 128 --samples 256 >/dev/null
+for f in L.safetensors L.hessian.safetensors L.calib.npy; do
+  [ -s "$d/$f" ] || fail "demo --save did not write $f"
+done
+
+# Every 2-D tensor, Hessian from a file, JSON summary.
+"$lq" quantize --method int --bits 4 --group 64 --quiet --json \
+  --hessian "$d/L.hessian.safetensors" "$d/L.safetensors" "$d/q.lqt" >"$d/q.json"
+[ -s "$d/q.lqt" ] || fail "no output file"
+[ ! -e "$d/q.lqt.part" ] || fail "partial file left behind"
+for t in layer.weight layer_f16.weight layer_bf16.weight; do
+  grep -q "\"name\":\"$t\",\"rows\":32,\"cols\":128,\"bits_per_weight\":4.3125" "$d/q.json" ||
+    fail "JSON summary lacks $t: $(cat "$d/q.json")"
+done
+grep -q '"method":"int"' "$d/q.json" || fail "JSON: method"
+grep -q '"hessian":"file"' "$d/q.json" || fail "JSON: hessian"
+if grep -q '"proxy_loss":null' "$d/q.json"; then fail "JSON: proxy loss missing with H"; fi
+[ "$(grep -o '"rel_error":' "$d/q.json" | wc -l)" -eq 3 ] || fail "JSON: 3 tensors expected"
+
+# The output file: valid, three int tensors at 4 bits + side info.
+"$lq" inspect "$d/q.lqt" >"$d/inspect.txt" || fail "inspect rejected a fresh file"
+grep -q "tensors:    3" "$d/inspect.txt" || fail "inspect: count"
+grep -q "format:   int" "$d/inspect.txt" || fail "inspect: format"
+grep -q "valid:    yes" "$d/inspect.txt" || fail "inspect: valid"
+"$lq" inspect --json --mmap "$d/q.lqt" | grep -q '"valid":true}$' || fail "inspect --json"
+
+# Calibration activations instead of H; one tensor; .npy input; table output.
+"$lq" quantize --method int --bits 3 --calib "$d/L.calib.npy" --tensor layer_bf16.weight \
+  --json "$d/L.safetensors" "$d/one.lqt" 2>"$d/progress.txt" >"$d/one.json"
+grep -q '"hessian":"calib"' "$d/one.json" || fail "calib JSON"
+grep -q '"name":"layer_bf16.weight"' "$d/one.json" || fail "--tensor"
+if grep -q '"proxy_loss":null' "$d/one.json"; then fail "calib: no proxy loss"; fi
+grep -q "quantize: \[1/1\] layer_bf16.weight" "$d/progress.txt" || fail "plain progress lines"
+"$lq" quantize --method int --rtn "$d/L.calib.npy" "$d/npy.lqt" 2>/dev/null |
+  grep -q "1 tensor(s)" || fail "npy input / table"
+"$lq" inspect "$d/npy.lqt" >/dev/null || fail "inspect npy.lqt"
+
+# Errors are reported, not crashes.
+if "$lq" quantize --method nosuch "$d/L.safetensors" "$d/x.lqt" 2>/dev/null; then
+  fail "unknown method accepted"; fi
+if "$lq" quantize --method int "$d/nonexistent" "$d/x.lqt" 2>/dev/null; then
+  fail "missing input accepted"; fi
+if "$lq" quantize --method int --tensor nope "$d/L.safetensors" "$d/x.lqt" 2>/dev/null; then
+  fail "unknown tensor accepted"; fi
+if "$lq" quantize --method int --bits 99 "$d/L.safetensors" "$d/x.lqt" 2>/dev/null; then
+  fail "bad option value accepted"; fi
+[ ! -e "$d/x.lqt" ] && [ ! -e "$d/x.lqt.part" ] || fail "failed run left a file"
+cp "$d/q.lqt" "$d/bad.lqt"
+printf '\377' | dd of="$d/bad.lqt" bs=1 seek=700 conv=notrunc 2>/dev/null
+if "$lq" inspect "$d/bad.lqt" >"$d/bad.txt"; then fail "corrupt file passed inspect"; fi
+grep -qi "invalid" "$d/bad.txt" || fail "inspect: no invalid verdict"
+head -c 100 "$d/q.lqt" >"$d/trunc.lqt"
+if "$lq" inspect "$d/trunc.lqt" >/dev/null; then fail "truncated file passed inspect"; fi
+
+# The demo on a small layer (two rows of the table).
+"$lq" demo --rows 32 --cols 128 --samples 256 --methods int-gptq --json >"$d/demo.txt"
+grep -q "^int-rtn " "$d/demo.txt" || fail "demo: reference row"
+grep -q "^int-gptq " "$d/demo.txt" || fail "demo: gptq row"
+grep -q '"method":"int-gptq","bits":4,"status":"ok"' "$d/demo.txt" || fail "demo: JSON"
 echo "cli: ok"
