@@ -89,6 +89,21 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
         m.u.gptvq.em_iters = 2;
         return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
     }
+    case LQ_FORMAT_AQ: {
+        static const struct {
+            unsigned M, B, g;
+        } v[] = {{2, 8, 8}, {1, 4, 4}, {3, 6, 2}, {2, 9, 4}};
+        unsigned i = mk->variant % (sizeof v / sizeof v[0]);
+        if (cols % v[i].g) return LQ_ERR_UNSUPPORTED; /* the format needs g | cols */
+        lq_method_init(&m, LQ_METHOD_AQLM);
+        m.u.aqlm.n_codebooks = v[i].M;
+        m.u.aqlm.code_bits = v[i].B;
+        m.u.aqlm.group = v[i].g;
+        m.u.aqlm.beam = 2;
+        m.u.aqlm.rounds = 1;
+        m.u.aqlm.kmeans_iters = 2;
+        return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
+    }
     default:
         return LQ_ERR_UNSUPPORTED;
     }
@@ -102,6 +117,8 @@ static const maker g_makers[] = {
     {"bcq1g12", LQ_FORMAT_BCQ, 3},
     {"vq2x4", LQ_FORMAT_VQ, 0}, {"vq4x8", LQ_FORMAT_VQ, 1}, {"vq1x3rb", LQ_FORMAT_VQ, 2},
     {"vq2x5rb", LQ_FORMAT_VQ, 3}, {"vq8x9", LQ_FORMAT_VQ, 4},
+    {"aq2x8g8", LQ_FORMAT_AQ, 0}, {"aq1x4g4", LQ_FORMAT_AQ, 1}, {"aq3x6g2", LQ_FORMAT_AQ, 2},
+    {"aq2x9g4", LQ_FORMAT_AQ, 3},
 };
 #define NMAKERS (sizeof g_makers / sizeof g_makers[0])
 

@@ -78,5 +78,6 @@ static inline size_t lq_kern_roundup(size_t n, size_t m)
 extern const lq_kern_format lq_kern_int;
 extern const lq_kern_format lq_kern_bcq;
 extern const lq_kern_format lq_kern_vq;
+extern const lq_kern_format lq_kern_aq;
 
 #endif
