@@ -9,12 +9,14 @@
 extern const lq_format_traits lq_format_int_traits;
 extern const lq_format_traits lq_format_bcq_traits;
 extern const lq_format_traits lq_format_vq_traits;
+extern const lq_format_traits lq_format_e8_traits;
 extern const lq_format_traits lq_format_aq_traits;
 /* One row per format (declare the traits above, add a row before NULL). */
 static const lq_format_traits *const g_formats[] = {
     &lq_format_int_traits,
     &lq_format_bcq_traits,
     &lq_format_vq_traits,
+    &lq_format_e8_traits,
     &lq_format_aq_traits,
     NULL,
 };
@@ -228,6 +230,10 @@ lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, 
     switch (method->kind) {
     case LQ_METHOD_INT:
         st = lq_quantize_int(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
+        break;
+    case LQ_METHOD_NESTQUANT:
+        st = lq_quantize_nestquant(ctx, W, rows, cols, H, method, out, W_hat,
+                                   report ? &rep : NULL);
         break;
     case LQ_METHOD_BCQ:
         st = lq_quantize_bcq(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);

@@ -91,6 +91,9 @@ lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t col
 lq_status lq_quantize_gptqt(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
                             const float *H, const lq_method *m, lq_qtensor **out,
                             float *W_hat, lq_quant_report *rep);
+lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
+                                const float *H, const lq_method *m, lq_qtensor **out,
+                                float *W_hat, lq_quant_report *rep);
 lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
                            const float *H, const lq_method *m, lq_qtensor **out,
                            float *W_hat, lq_quant_report *rep);

@@ -12,6 +12,8 @@ static const lq_bench_entry g_benches[] = {
     {"gptq", "INT GPTQ seconds and proxy loss vs round to nearest", lq_bench_gptq},
     {"kmeans", "k-means (Lloyd) time and inertia, same data as the FAISS peer", lq_bench_kmeans},
     {"gptvq", "GPTVQ vs INT-GPTQ at 2.125 / 3.125 bpw: seconds, proxy loss", lq_bench_gptvq},
+    {"e8", "E8 nearest point / NestQuant encode per ISA, rate-distortion, NQ vs INT GPTQ",
+     lq_bench_e8},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 
