@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "cli.h"
 #include "core/internal.h"
 #include "core/linalg.h"
@@ -35,6 +37,13 @@ static void make_points(float *x, size_t n, uint64_t seed)
         }
         x[i] = (float)(0.02 * g / sqrt(chi / 4.0));
     }
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int write_raw(const char *dir, const char *name, const float *a, size_t n)
@@ -85,9 +94,10 @@ int lq_bench_kmeans(int argc, char **argv)
     float *x = malloc(n * d * sizeof *x), *c0 = malloc(k * d * sizeof *c0);
     float *c = malloc(k * d * sizeof *c);
     double *times = malloc(reps * sizeof *times), *trace = malloc(iters * sizeof *trace);
+    double *cpu = malloc(reps * sizeof *cpu);
     uint8_t *taken = calloc(n / 8 + 1, 1);
     int rc = 1;
-    if (!x || !c0 || !c || !times || !trace || !taken) {
+    if (!x || !c0 || !c || !times || !trace || !taken || !cpu) {
         st = LQ_ERR_NO_MEMORY;
         goto fail;
     }
@@ -114,23 +124,25 @@ int lq_bench_kmeans(int argc, char **argv)
     double inertia = 0;
     for (size_t i = 0; i < reps; i++) {
         memcpy(c, c0, k * d * sizeof *c);
-        double t0 = lq_cli_now();
+        double t0 = lq_cli_now(), u0 = cpu_now();
         st = lq_kmeans(ctx, x, NULL, n, d, k, &o, c, NULL, &inertia);
         times[i] = lq_cli_now() - t0;
+        cpu[i] = cpu_now() - u0;
         if (st != LQ_OK) goto fail;
     }
-    double med = lq_cli_median(times, reps);
+    double med = lq_cli_median(times, reps), cmed = lq_cli_median(cpu, reps);
     size_t nt = lq_ctx_threads(ctx);
     const char *simd = lq_simd_name(lq_ctx_simd(ctx));
     int gemm = !(d == 1 || d == 2 || d == 4 || d == 8) && k * d >= 256;
-    printf("%-8s %-8s %-5s %-6s %-7s %-8s %-10s %-10s %-16s %-16s\n", "n", "d", "k", "iters",
-           "threads", "simd", "path", "seconds", "inertia@iter", "final inertia");
-    printf("%-8zu %-8zu %-5zu %-6zu %-7zu %-8s %-10s %-10.3f %-16.9g %-16.9g\n", n, d, k, iters,
-           nt, simd, gemm ? "gemm" : "direct", med, trace[iters - 1], inertia);
+    printf("%-8s %-4s %-5s %-6s %-7s %-7s %-7s %-9s %-9s %-16s %-16s\n", "n", "d", "k", "iters",
+           "threads", "simd", "path", "wall s", "cpu s", "inertia@iter", "final inertia");
+    printf("%-8zu %-4zu %-5zu %-6zu %-7zu %-7s %-7s %-9.3f %-9.3f %-16.9g %-16.9g\n", n, d, k,
+           iters, nt, simd, gemm ? "gemm" : "direct", med, cmed, trace[iters - 1], inertia);
     printf("{\"bench\":\"kmeans\",\"n\":%zu,\"d\":%zu,\"k\":%zu,\"iters\":%zu,\"threads\":%zu,"
-           "\"simd\":\"%s\",\"init\":\"%s\",\"path\":\"%s\",\"seconds_median\":%.6f,\"reps\":%zu,"
+           "\"simd\":\"%s\",\"init\":\"%s\",\"path\":\"%s\",\"seconds_median\":%.6f,"
+           "\"cpu_seconds_median\":%.6f,\"reps\":%zu,"
            "\"inertia_last_iter\":%.12g,\"inertia_final\":%.12g}\n",
-           n, d, k, iters, nt, simd, init, gemm ? "gemm" : "direct", med, reps, trace[iters - 1],
+           n, d, k, iters, nt, simd, init, gemm ? "gemm" : "direct", med, cmed, reps, trace[iters - 1],
            inertia);
     rc = 0;
 fail:
@@ -139,6 +151,7 @@ fail:
     free(c0);
     free(c);
     free(times);
+    free(cpu);
     free(trace);
     free(taken);
     lq_ctx_destroy(ctx);
