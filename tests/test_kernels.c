@@ -104,6 +104,21 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
         m.u.aqlm.kmeans_iters = 2;
         return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
     }
+    case LQ_FORMAT_E8: {
+        static const struct {
+            unsigned q, K;
+            size_t group;
+            int hadamard;
+        } v[] = {{16, 4, 0, 1}, {8, 1, 16, 0}, {4, 2, 40, 1}, {32, 16, 24, 0}};
+        unsigned i = mk->variant % (sizeof v / sizeof v[0]);
+        lq_method_init(&m, LQ_METHOD_NESTQUANT);
+        m.engine.rtn = 1;
+        m.u.nestquant.q = v[i].q;
+        m.u.nestquant.n_betas = v[i].K;
+        m.u.nestquant.group = v[i].group;
+        m.u.nestquant.hadamard = v[i].hadamard;
+        return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
+    }
     default:
         return LQ_ERR_UNSUPPORTED;
     }
@@ -119,6 +134,8 @@ static const maker g_makers[] = {
     {"vq2x5rb", LQ_FORMAT_VQ, 3}, {"vq8x9", LQ_FORMAT_VQ, 4},
     {"aq2x8g8", LQ_FORMAT_AQ, 0}, {"aq1x4g4", LQ_FORMAT_AQ, 1}, {"aq3x6g2", LQ_FORMAT_AQ, 2},
     {"aq2x9g4", LQ_FORMAT_AQ, 3},
+    {"e8q16had", LQ_FORMAT_E8, 0}, {"e8q8g16", LQ_FORMAT_E8, 1}, {"e8q4g40", LQ_FORMAT_E8, 2},
+    {"e8q32k16", LQ_FORMAT_E8, 3},
 };
 #define NMAKERS (sizeof g_makers / sizeof g_makers[0])
 

@@ -13,6 +13,7 @@ static const lq_kern_format *const g_kern[] = {
     &lq_kern_bcq,
     &lq_kern_vq,
     &lq_kern_aq,
+    &lq_kern_e8,
     NULL,
 };
 

@@ -79,5 +79,6 @@ extern const lq_kern_format lq_kern_int;
 extern const lq_kern_format lq_kern_bcq;
 extern const lq_kern_format lq_kern_vq;
 extern const lq_kern_format lq_kern_aq;
+extern const lq_kern_format lq_kern_e8;
 
 #endif
