@@ -80,7 +80,7 @@ LQ_API lq_status lq_bcq_fit(const float *w, const float *weight, size_t n,
 LQ_API lq_status lq_bcq_levels(const float *alpha, unsigned k, float offset, float *levels,
                                uint8_t *codes);
 
-/* Nearest-level codes of w[0..n) (ties to the lower level). */
+/* Nearest-level codes of w[0..n) (ties to the upper level). */
 LQ_API lq_status lq_bcq_encode(const float *w, size_t n, const float *alpha, unsigned k,
                                float offset, uint8_t *codes);
 

@@ -31,7 +31,7 @@ double lq_bcq_refine(const float *w, const float *v, size_t n, unsigned k, int u
 void lq_bcq_table(const float *alpha, unsigned k, float offset, float *lev, uint8_t *code);
 
 /* Index of the level nearest to x in lev[0..L) (ascending); ties go to the
- * lower level. The comparison is made in double, so the choice is exact. */
+ * upper level (as sign(0) = +1 in the greedy fit). The comparison is made in double, so the choice is exact. */
 static inline size_t lq_bcq_nearest(const float *lev, size_t L, float x)
 {
     size_t lo = 0, hi = L; /* first index with lev >= x */
@@ -45,7 +45,7 @@ static inline size_t lq_bcq_nearest(const float *lev, size_t L, float x)
     if (lo == 0) return 0;
     if (lo == L) return L - 1;
     double dl = (double)x - (double)lev[lo - 1], dh = (double)lev[lo] - (double)x;
-    return dl <= dh ? lo - 1 : lo;
+    return dl < dh ? lo - 1 : lo;
 }
 
 /* ---- the column quantizer behind LQ_METHOD_BCQ and LQ_METHOD_GPTQT ------

@@ -89,8 +89,13 @@ lq_status lq_gptqt_convert(const float *w, const float *weight, size_t n,
     lq_bcq_fit_opts fo = {.k = k, .offset = 1, .iters = o->iters, .tol = 1e-9};
     float best_a[LQ_BCQ_MAX_K] = {0}, best_off = 0;
     double best_err = INFINITY;
-    for (unsigned t = 0; t < o->rescale_steps; t++) {
-        double f = factor(t, o->rescale_steps);
+    /* candidates nearest the initial scale first: ties keep the earlier */
+    const unsigned T = o->rescale_steps, t0 = T / 3;
+    for (unsigned u = 0; u < 2 * T; u++) {
+        unsigned t = (u & 1) ? t0 + (u + 1) / 2 : t0 - u / 2; /* t0, t0+1, t0-1, ... */
+        if ((u & 1) == 0 && u / 2 > t0) continue;
+        if (t >= T) continue;
+        double f = factor(t, T);
         double s = s0 * f, origin = mid - 0.5 * s * (double)(L - 1);
         /* importance of each grid level: sum of the weights' v that use it */
         double hist[256] = {0};
@@ -103,9 +108,25 @@ lq_status lq_gptqt_convert(const float *w, const float *weight, size_t n,
             cw[l] = (float)hist[l];
             used += hist[l] > 0;
         }
-        float a[LQ_BCQ_MAX_K], off_q;
+        /* two starts on the integer levels, the better refined one kept:
+         * the greedy fit, and the k-bit uniform grid spanning the used
+         * levels (a uniform grid is exactly a binary coding, so a group
+         * whose levels form one is converted exactly) */
+        float a[LQ_BCQ_MAX_K], off_q, a2[LQ_BCQ_MAX_K], off2;
         uint8_t lc[256];
         if (lq_bcq_fit(pts, cw, L, &fo, a, &off_q, lc, NULL, NULL) != LQ_OK) continue;
+        double e_fit = lq_bcq_refine(pts, cw, L, k, 1, 0, 0.0, a, &off_q, lc);
+        unsigned qlo = 0, qhi = L - 1;
+        while (hist[qlo] == 0) qlo++;
+        while (hist[qhi] == 0) qhi--;
+        double ustep = (double)(qhi - qlo) / (double)(K - 1);
+        for (unsigned i = 0; i < k; i++) a2[i] = (float)(0.5 * ustep * (double)(1u << (k - 1 - i)));
+        off2 = (float)(0.5 * (double)(qlo + qhi));
+        double e_uni = lq_bcq_refine(pts, cw, L, k, 1, o->iters, 1e-9, a2, &off2, lc);
+        if (e_uni < e_fit) {
+            memcpy(a, a2, sizeof a2);
+            off_q = off2;
+        }
         /* merge scale and origin: pure binary coding */
         float ma[LQ_BCQ_MAX_K], moff = (float)(origin + s * (double)off_q);
         for (unsigned i = 0; i < k; i++) ma[i] = (float)(s * (double)a[i]);

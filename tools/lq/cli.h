@@ -62,6 +62,7 @@ int lq_bench_stream(int argc, char **argv);
 int lq_bench_gptq(int argc, char **argv);
 int lq_bench_kmeans(int argc, char **argv);
 int lq_bench_gptvq(int argc, char **argv);
+int lq_bench_bcq(int argc, char **argv);
 int lq_bench_e8(int argc, char **argv);
 
 #endif

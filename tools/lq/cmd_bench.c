@@ -14,6 +14,8 @@ static const lq_bench_entry g_benches[] = {
     {"gptvq", "GPTVQ vs INT-GPTQ at 2.125 / 3.125 bpw: seconds, proxy loss", lq_bench_gptvq},
     {"e8", "E8 nearest point / NestQuant encode per ISA, rate-distortion, NQ vs INT GPTQ",
      lq_bench_e8},
+    {"bcq", "GPTQT vs INT-GPTQ vs BCQ (engine, RTN): proxy loss and seconds at 2, 3 bits",
+     lq_bench_bcq},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 
