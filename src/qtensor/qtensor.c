@@ -153,7 +153,11 @@ static void matmul_task(void *arg, size_t i)
     rows_job *j = arg;
     size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
     if (r1 > j->t->rows) r1 = j->t->rows;
-    if (j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1) != LQ_OK) j->failed = 1;
+    lq_status st = j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1);
+    if (st != LQ_OK) {
+        __atomic_store_n(&j->st[0], st, __ATOMIC_RELAXED);
+        j->failed = 1;
+    }
 }
 
 lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch, float *Y)
@@ -168,7 +172,7 @@ lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t bat
     if (kst != LQ_ERR_UNSUPPORTED) return kst;
     rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y};
     lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
-    return j.failed ? LQ_ERR_CORRUPT : LQ_OK;
+    return j.failed ? __atomic_load_n(&j.st[0], __ATOMIC_RELAXED) : LQ_OK;
 }
 
 lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y)

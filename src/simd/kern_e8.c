@@ -152,7 +152,9 @@ const lq_kern_format lq_kern_e8 = {
     .act_bytes = e8_act_bytes,
     .act_build = e8_act_build,
     .rows = {
-        {NULL,
+        /* EXACT scalar on the pack: no allocation after the layout, and
+         * NO_MEMORY leaves Y untouched (the format's reference allocates) */
+        {lq_kern_e8_exact_scalar,
 #if LQ_ARCH_X86
          lq_kern_e8_exact_avx2, lq_kern_e8_exact_avx512, NULL
 #else

@@ -62,6 +62,8 @@ static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
 
 void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
                             size_t ldy, size_t r0, size_t r1);
+void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, float *Y,
+                             size_t ldy, size_t r0, size_t r1);
 void lq_kern_e8_fast_avx2(const void *pack, const void *act, size_t batch, float *Y,
                           size_t ldy, size_t r0, size_t r1);
 void lq_kern_e8_exact_avx2(const void *pack, const void *act, size_t batch, float *Y,
