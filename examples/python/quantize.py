@@ -3,7 +3,7 @@
 
     python3 examples/python/quantize.py [path/to/libquant.so]
 
-Quantizes a random 64 x 256 matrix to 4-bit INT with GPTQ under a random
+Quantizes a random 64 x 128 matrix to 4-bit INT with GPTQ under a random
 Hessian, multiplies on the codes, and checks the product against the
 dequantized weight. The struct mirrors follow include/quant/qtensor.h.
 """
@@ -49,7 +49,7 @@ def check(st, what):
         raise RuntimeError(f"{what}: {lib.lq_status_str(st).decode()}")
 
 
-rows, cols, n = 64, 256, 512
+rows, cols, n = 64, 128, 256
 rng = random.Random(7)
 W = (C.c_float * (rows * cols))(*[rng.gauss(0, 0.02) for _ in range(rows * cols)])
 # H = 2/n X^T X from correlated samples
