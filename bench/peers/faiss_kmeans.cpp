@@ -2,11 +2,11 @@
 // from the same initial centroids (x.f32 / init.f32 written by
 // `lq bench kmeans --export DIR`). Built and run only by faiss_kmeans.sh.
 //
-// usage: faiss_kmeans DIR n d k iters threads max_points_per_centroid
+// usage: faiss_kmeans DIR n d k iters threads max_points_per_centroid [reps]
 //   max_points_per_centroid: FAISS subsamples the training set to
 //   k * max_points_per_centroid points when n is larger (default 256 in
 //   faiss::ClusteringParameters); pass 0 to disable subsampling (n / k + 1).
-// Reports the training time (median of 3 runs), FAISS's own objective of
+// Reports the training time (median of reps runs, default 3), FAISS's own objective of
 // the last iteration (sum of squared distances of that iteration's
 // assignment, float), and the inertia of the final centroids over all n
 // points, recomputed in double from a final exact assignment (IndexFlatL2).
@@ -36,8 +36,9 @@ static std::vector<float> read_f32(const std::string &path, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        std::fprintf(stderr, "usage: %s DIR n d k iters threads max_points_per_centroid\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        std::fprintf(stderr, "usage: %s DIR n d k iters threads max_points_per_centroid [reps]\n",
+                     argv[0]);
         return 2;
     }
     std::string dir = argv[1];
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
     size_t k = std::strtoull(argv[4], nullptr, 10);
     int iters = std::atoi(argv[5]), threads = std::atoi(argv[6]);
     long mppc = std::atol(argv[7]);
+    int reps = argc == 9 ? std::atoi(argv[8]) : 3;
+    if (reps < 1) reps = 1;
     bool sub = mppc > 0;
     if (!sub) mppc = (long)(n / k + 1);
     omp_set_num_threads(threads);
@@ -52,7 +55,7 @@ int main(int argc, char **argv)
     std::vector<double> times, cpu;
     std::vector<float> cent;
     float obj = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < reps; rep++) {
         faiss::ClusteringParameters cp;
         cp.niter = iters;
         cp.nredo = 1;
@@ -93,6 +96,6 @@ int main(int argc, char **argv)
                 "\"subsampling\":%s,\"train_points\":%zu,\"seconds_median\":%.6f,\"cpu_seconds_median\":%.6f,"
                 "\"obj_last_iter\":%.9g,\"inertia_final\":%.12g}\n",
                 n, d, k, iters, threads, sub ? "true" : "false",
-                std::min(n, (size_t)mppc * k), times[1], cpu[1], (double)obj, inertia);
+                std::min(n, (size_t)mppc * k), times[times.size() / 2], cpu[cpu.size() / 2], (double)obj, inertia);
     return 0;
 }

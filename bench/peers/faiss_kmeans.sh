@@ -2,9 +2,9 @@
 # k-means: libquant (`lq bench kmeans`) beside FAISS (faiss::Clustering, from
 # Debian's libfaiss-dev) on the same data and from the same initial centroids.
 #
-# usage: bench/peers/faiss_kmeans.sh [path/to/lq] [configs] [threads] [iters]
+# usage: bench/peers/faiss_kmeans.sh [path/to/lq] [configs] [threads] [iters] [reps]
 #   configs: "d:k ..." (default "8:256 8:4096 2:256 2:4096"), n = 10^6 points
-#   threads: default "1 2"; iters: default 20
+#   threads: default "1 2"; iters: default 20; reps (timed runs, median): 1
 #
 # FAISS is optional: without its headers the script runs lq alone. FAISS
 # runs twice per point: with subsampling off (all 10^6 points, the same work
@@ -19,6 +19,7 @@ LQ=${1:-build/lq}
 CONFIGS=${2:-"8:256 8:4096 2:256 2:4096"}
 THREADS=${3:-"1 2"}
 ITERS=${4:-20}
+REPS=${5:-1}
 N=1000000
 HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=${TMPDIR:-/tmp}/lq_kmeans_peer.$$
@@ -47,13 +48,17 @@ for cfg in $CONFIGS; do
   "$LQ" bench kmeans --n $N --d "$d" --k "$k" --iters "$ITERS" --threads 1 --reps 1 \
     --export "$TMP" >/dev/null
   for t in $THREADS; do
-    L=$("$LQ" bench kmeans --n $N --d "$d" --k "$k" --iters "$ITERS" --threads "$t" --reps 3 | tail -n 1)
+    L=$("$LQ" bench kmeans --n $N --d "$d" --k "$k" --iters "$ITERS" --threads "$t" --reps "$REPS" | tail -n 1)
     ls=$(echo "$L" | get seconds_median); lc=$(echo "$L" | get cpu_seconds_median)
     li=$(echo "$L" | get inertia_final)
     fs=-; fc=-; fi=-; ss=-; si=-; sp=-; cp=-
     if [ -n "$PEER" ]; then
-      F=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$PEER" "$TMP" $N "$d" "$k" "$ITERS" "$t" 0)
-      S=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$PEER" "$TMP" $N "$d" "$k" "$ITERS" "$t" 256)
+      F=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$PEER" "$TMP" $N "$d" "$k" "$ITERS" "$t" 0 "$REPS")
+      if [ $((k * 256)) -lt $N ]; then
+        S=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$PEER" "$TMP" $N "$d" "$k" "$ITERS" "$t" 256 "$REPS")
+      else
+        S=$F # k * 256 >= n: FAISS's default does not subsample
+      fi
       fs=$(echo "$F" | get seconds_median); fc=$(echo "$F" | get cpu_seconds_median)
       fi=$(echo "$F" | get inertia_final)
       ss=$(echo "$S" | get seconds_median); si=$(echo "$S" | get inertia_final)
