@@ -12,6 +12,8 @@
 
 /* Below this many multiply-adds the packing set-up costs more than it saves. */
 #define GEMM_SMALL_FMAS 32768u
+/* Below this many multiply-adds one worker does the whole product. */
+#define GEMM_PARALLEL_FMAS (128.0 * 128.0 * 128.0)
 
 #define GT float
 #define GK lq_sgemm_kernel

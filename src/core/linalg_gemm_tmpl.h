@@ -170,13 +170,16 @@ static int GP(gemm_plan_make)(lq_ctx *ctx, const GK *kr, size_t m, size_t n, siz
 {
     size_t nworkers = lq_ctx_nthreads(ctx);
     if (nworkers < 1) nworkers = 1;
+    /* waking the pool costs more than a small product: run those on one
+     * worker (the tiling never changes the results) */
+    if ((double)m * (double)n * (double)k < GEMM_PARALLEL_FMAS) nworkers = 1;
     const size_t mr = kr->mr, nr = kr->nr;
     size_t kcmax = k < kr->kc ? k : kr->kc;
     size_t ncmax = n < kr->nc ? n : kr->nc;
     pl->nworkers = nworkers;
     pl->bsize = kcmax * ((ncmax + nr - 1) / nr * nr);
-    /* row-block height: full MC on one thread; with more threads shrink it
-     * (never below MR) so there are about 4 tiles per worker */
+    /* row-block height: full MC on one worker; with more, shrink it (never
+     * below MR) so that there are about 4 tiles per worker */
     size_t mc = kr->mc;
     if (nworkers > 1) {
         size_t want = (m + 4 * nworkers - 1) / (4 * nworkers);
@@ -184,9 +187,12 @@ static int GP(gemm_plan_make)(lq_ctx *ctx, const GK *kr, size_t m, size_t n, siz
         if (want < mc) mc = want;
     }
     pl->mc = mc;
-    size_t mrows = m < mc ? (m + mr - 1) / mr * mr : mc;
+    /* A blocks sized for the full MC whatever the split, so that the size is
+     * non-decreasing in m, n and k (workspaces sized for the largest call) */
+    size_t mrows = m < kr->mc ? (m + mr - 1) / mr * mr : kr->mc;
     pl->astride = (mrows * kcmax + 15) / 16 * 16;
-    return lq_mul_ok(pl->astride, nworkers, &pl->total) &&
+    size_t threads = lq_ctx_nthreads(ctx) < 1 ? 1 : lq_ctx_nthreads(ctx);
+    return lq_mul_ok(pl->astride, threads, &pl->total) &&
            lq_add_ok(pl->total, pl->bsize, &pl->total);
 }
 
@@ -236,8 +242,13 @@ static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_uplo uplo, lq_tra
             j.pc = pc;
             j.kc = k - pc < kr->kc ? k - pc : kr->kc;
             j.beta = pc == 0 ? beta : (GT)1;
-            lq_parallel_for(ctx, lq_chunks(j.npanels, GEMM_BPACK_PANELS_PER_TASK),
-                            GP(gemm_pack_b_task), &j);
+            if (nworkers > 1) {
+                lq_parallel_for(ctx, lq_chunks(j.npanels, GEMM_BPACK_PANELS_PER_TASK),
+                                GP(gemm_pack_b_task), &j);
+            } else {
+                for (size_t t = 0; t < lq_chunks(j.npanels, GEMM_BPACK_PANELS_PER_TASK); t++)
+                    GP(gemm_pack_b_task)(&j, t);
+            }
             atomic_store(&j.next, 0);
             size_t ntiles = j.mb * j.nb;
             lq_parallel_for(ctx, ntiles < nworkers ? ntiles : nworkers, GP(gemm_worker), &j);
