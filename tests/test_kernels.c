@@ -18,6 +18,7 @@
 
 #include "qtensor/qtensor_internal.h"
 #include "simd/kern.h"
+#include "simd/kern_lut.h"
 #include "test_common.h"
 
 #define EPS_EXACT 2e-6
@@ -502,6 +503,29 @@ START_TEST(concurrent_first_use)
 }
 END_TEST
 
+/* The table builders of every level give the same bits as the scalar one. */
+START_TEST(dot_tables_bitwise)
+{
+    levels_init();
+    size_t K = 272, d = 7;
+    float *cbT = malloc(K * d * sizeof(float)), x[7], t0[272], t1[272];
+    lq_test_fill_gaussian(cbT, K * d, 1.0f, 11);
+    lq_test_fill_gaussian(x, d, 1.0f, 12);
+    x[3] = -0.0f;
+    lq_lut_dot_scalar(cbT, K, d, x, t0);
+    for (size_t e = 0; e < K; e++) {
+        double ref = 0;
+        for (size_t i = 0; i < d; i++) ref += (double)cbT[i * K + e] * x[i];
+        ck_assert(fabs(t0[e] - ref) <= 1e-5 * (fabs(ref) + 1));
+    }
+    for (size_t li = 0; li < g_nlevels; li++) {
+        lq_lut_dot_for(g_levels[li])(cbT, K, d, x, t1);
+        ck_assert(!memcmp(t0, t1, sizeof t0));
+    }
+    free(cbT);
+}
+END_TEST
+
 static Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -509,6 +533,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, products_match_dequant, 0, (int)NMAKERS);
     tcase_add_test(tc, kernels_vs_scalar_direct);
+    tcase_add_test(tc, dot_tables_bitwise);
     tcase_add_test(tc, bad_args);
     tcase_add_test(tc, alloc_failures);
     tcase_add_test(tc, concurrent_first_use);

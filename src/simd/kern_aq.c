@@ -13,7 +13,7 @@
 
 typedef struct aq_fmt {
     size_t M, K, g, ng;
-    float *cb; /* M x K x g */
+    float *cb; /* M codebooks, each transposed: g x max(K, 16), zero padded */
 } aq_fmt;
 
 static void aq_fmt_free(const lq_allocator *a, void *fp)
@@ -28,19 +28,11 @@ static void aq_build(const lq_lut_pack *p, const float *x, float *T)
 {
     const aq_fmt *f = p->fmt;
     size_t stride = f->K < 16 ? 16 : f->K;
-    for (size_t j = 0; j < f->ng; j++) {
-        const float *xj = x + j * f->g;
-        for (size_t m = 0; m < f->M; m++) {
-            float *t = T + (j * f->M + m) * stride;
-            const float *cb = f->cb + m * f->K * f->g;
-            for (size_t e = 0; e < f->K; e++) {
-                float s = 0.0f;
-                for (size_t q = 0; q < f->g; q++) s += cb[e * f->g + q] * xj[q];
-                t[e] = s;
-            }
-            for (size_t e = f->K; e < stride; e++) t[e] = 0.0f;
-        }
-    }
+    lq_lut_dot_fn dot = lq_lut_dot_for(lq_simd_detected());
+    for (size_t j = 0; j < f->ng; j++)
+        for (size_t m = 0; m < f->M; m++)
+            dot(f->cb + m * f->g * stride, stride, f->g, x + j * f->g,
+                T + (j * f->M + m) * stride);
 }
 
 static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
@@ -63,7 +55,7 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     lq_status st = lq_lut_pack_alloc(&geo, a, &p);
     if (st != LQ_OK) return st;
     aq_fmt *f = lq_alloc_with(a, sizeof *f);
-    float *cb = lq_alloc_with(a, M * K * g * sizeof(float));
+    float *cb = lq_alloc_with(a, M * stride * g * sizeof(float));
     if (!f || !cb) {
         lq_free_with(a, f);
         lq_free_with(a, cb);
@@ -75,12 +67,16 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     p->fmt_free = aq_fmt_free;
     p->build = aq_build;
     const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
+    memset(cb, 0, M * stride * g * sizeof(float));
     for (size_t i = 0; i < M * K * g; i++) {
+        float v;
         if (cbytes == 2) {
-            cb[i] = aq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
+            v = aq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
         } else {
-            memcpy(&cb[i], cbs + 4 * i, 4);
+            memcpy(&v, cbs + 4 * i, 4);
         }
+        size_t m = i / (K * g), e = (i / g) % K, q = i % g;
+        cb[(m * g + q) * stride + e] = v;
     }
     p->seg[0] = 0;
     p->seg[1] = (uint32_t)npos;

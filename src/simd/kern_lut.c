@@ -106,3 +106,13 @@ void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_
     for (size_t b = 0; b < batch; b++)
         p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride));
 }
+
+lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level)
+{
+#if LQ_ARCH_X86
+    if (level == LQ_SIMD_AVX512) return lq_lut_dot_avx512;
+    if (level == LQ_SIMD_AVX2) return lq_lut_dot_avx2;
+#endif
+    (void)level;
+    return lq_lut_dot_scalar;
+}

@@ -72,6 +72,17 @@ static inline unsigned lq_lut_code(const lq_lut_pack *p, size_t tile, unsigned l
     }
 }
 
+/* Dot-product tables: t[e] = (((0 + cbT[0][e] x[0]) + cbT[1][e] x[1]) + ...)
+ * for e < K (cbT: d rows of K floats, the transposed codebook), products
+ * and sums rounded separately (no fused multiply-add): every level gives
+ * the same bits. K a multiple of 16. */
+typedef void (*lq_lut_dot_fn)(const float *cbT, size_t K, size_t d, const float *x, float *t);
+void lq_lut_dot_scalar(const float *cbT, size_t K, size_t d, const float *x, float *t);
+void lq_lut_dot_avx2(const float *cbT, size_t K, size_t d, const float *x, float *t);
+void lq_lut_dot_avx512(const float *cbT, size_t K, size_t d, const float *x, float *t);
+/* The dot-table builder of a level (scalar fallback). */
+lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level);
+
 /* Shared record pieces (act = the table sets of each vector, 64-aligned). */
 size_t lq_lut_act_stride(const lq_lut_pack *p);
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode);

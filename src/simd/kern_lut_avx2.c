@@ -120,3 +120,14 @@ void lq_kern_lut_avx2(const void *pack, const void *act, size_t batch, float *Y,
         }
     }
 }
+
+void lq_lut_dot_avx2(const float *cbT, size_t K, size_t d, const float *x, float *t)
+{
+    for (size_t e = 0; e < K; e += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t i = 0; i < d; i++)
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(cbT + i * K + e),
+                                                   _mm256_set1_ps(x[i])));
+        _mm256_storeu_ps(t + e, acc);
+    }
+}

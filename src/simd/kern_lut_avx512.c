@@ -109,3 +109,14 @@ void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *
         }
     }
 }
+
+void lq_lut_dot_avx512(const float *cbT, size_t K, size_t d, const float *x, float *t)
+{
+    for (size_t e = 0; e < K; e += 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t i = 0; i < d; i++)
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(cbT + i * K + e),
+                                                   _mm512_set1_ps(x[i])));
+        _mm512_storeu_ps(t + e, acc);
+    }
+}

@@ -28,3 +28,13 @@ void lq_kern_lut_scalar(const void *pack, const void *act, size_t batch, float *
         }
     }
 }
+
+void lq_lut_dot_scalar(const float *cbT, size_t K, size_t d, const float *x, float *t)
+{
+    for (size_t e = 0; e < K; e++) t[e] = 0.0f;
+    for (size_t i = 0; i < d; i++)
+        for (size_t e = 0; e < K; e++) {
+            float prod = cbT[i * K + e] * x[i];
+            t[e] = t[e] + prod;
+        }
+}

@@ -15,7 +15,7 @@
 
 typedef struct vq_fmt {
     size_t d, K, gc, ncg, nrb, nvec;
-    float *cb; /* ncb x K x d, decoded */
+    float *cb; /* ncb codebooks, each transposed: d x max(K, 16), zero padded */
 } vq_fmt;
 
 static void vq_fmt_free(const lq_allocator *a, void *fp)
@@ -30,17 +30,11 @@ static void vq_build(const lq_lut_pack *p, const float *x, float *T)
 {
     const vq_fmt *f = p->fmt;
     size_t stride = f->K < 16 ? 16 : f->K;
+    lq_lut_dot_fn dot = lq_lut_dot_for(lq_simd_detected());
     for (size_t rb = 0; rb < f->nrb; rb++)
         for (size_t j = 0; j < f->nvec; j++) {
-            const float *cb = f->cb + ((rb * f->ncg + j * f->d / f->gc) * f->K) * f->d;
-            const float *xj = x + j * f->d;
-            float *t = T + rb * p->tabset + j * stride;
-            for (size_t e = 0; e < f->K; e++) {
-                float s = 0.0f;
-                for (size_t i = 0; i < f->d; i++) s += cb[e * f->d + i] * xj[i];
-                t[e] = s;
-            }
-            for (size_t e = f->K; e < stride; e++) t[e] = 0.0f;
+            const float *cbT = f->cb + (rb * f->ncg + j * f->d / f->gc) * stride * f->d;
+            dot(cbT, stride, f->d, x + j * f->d, T + rb * p->tabset + j * stride);
         }
 }
 
@@ -79,7 +73,7 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     if (st != LQ_OK) return st;
     vq_fmt *f = lq_alloc_with(a, sizeof *f);
     size_t ncbv;
-    float *cb = lq_mul_ok(ncb, kd, &ncbv) && ncbv < SIZE_MAX / 4
+    float *cb = lq_mul_ok(ncb, stride * d, &ncbv) && ncbv < SIZE_MAX / 4
                     ? lq_alloc_with(a, ncbv * sizeof(float)) : NULL;
     if (!f || !cb) {
         lq_free_with(a, f);
@@ -91,6 +85,7 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     p->fmt = f;
     p->fmt_free = vq_fmt_free;
     p->build = vq_build;
+    memset(cb, 0, ncbv * sizeof(float));
     const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
     const lq_qsection *ss = lq_qtensor_section(t, LQ_SEC_SCALES);
     const lq_qsection *su = lq_qtensor_section(t, LQ_SEC_AUX);
@@ -106,7 +101,7 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
             } else {
                 v = rd_half(cbs, g * kd + q);
             }
-            cb[g * kd + q] = v;
+            cb[(g * d + q % d) * stride + q / d] = v; /* entry q / d, coordinate q % d */
         }
     p->seg[0] = 0;
     p->seg[1] = (uint32_t)nvec;

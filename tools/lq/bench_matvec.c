@@ -131,31 +131,128 @@ static int parse_format(const char *s, lq_format *f)
     return 0;
 }
 
-/* A quantized tensor of the format at about `bits` bits per weight,
- * round-to-nearest on a Gaussian weight (the kernels' speed does not depend
- * on the values). */
+static uint16_t half_of(float f)
+{
+    /* positive normal floats only (bench values): truncating conversion */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    int e = (int)((u >> 23) & 0xff) - 127 + 15;
+    if (e <= 0) return 0;
+    return (uint16_t)(((u >> 16) & 0x8000u) | ((uint32_t)e << 10) | ((u >> 13) & 0x3ffu));
+}
+
+static void fill_bytes(uint8_t *p, size_t n, uint64_t seed)
+{
+    lq_rng r;
+    lq_rng_init(&r, seed, 3);
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v = lq_rng_next(&r);
+        for (size_t k = 0; k < 8 && i + k < n; k++) p[i + k] = (uint8_t)(v >> (8 * k));
+    }
+}
+
+static void fill_halves(uint8_t *p, size_t n, float lo, float hi, uint64_t seed)
+{
+    lq_rng r;
+    lq_rng_init(&r, seed, 4);
+    for (size_t i = 0; i < n; i++) {
+        float v = lo + (hi - lo) * (float)lq_rng_uniform(&r);
+        uint16_t h = half_of(v < 0 ? -v : v);
+        if (v < 0) h |= 0x8000u;
+        p[2 * i] = (uint8_t)(h & 0xff);
+        p[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+/* A tensor of the format at about `bits` bits per weight. INT and E8 are
+ * quantized (round to nearest) from a Gaussian weight; BCQ, VQ and AQ get
+ * random codes and side data in their documented layouts (their fits are
+ * too slow for benchmark shapes, and the kernels' speed does not depend on
+ * the values). */
 static lq_status make_tensor(lq_ctx *ctx, lq_format f, size_t rows, size_t cols, unsigned bits,
                              lq_qtensor **out)
 {
     size_t n;
     if (!lq_mul_ok(rows, cols, &n)) return LQ_ERR_INVALID_ARG;
-    float *W = lq_alloc_array(ctx, n, sizeof(float));
-    if (!W) return LQ_ERR_NO_MEMORY;
-    fill_gauss(W, n, 1);
     lq_method m;
     lq_status st = LQ_ERR_UNSUPPORTED;
-    switch (f) {
-    case LQ_FORMAT_INT:
-        lq_method_init(&m, LQ_METHOD_INT);
+    lq_qtensor *t = NULL;
+    if (f == LQ_FORMAT_INT || f == LQ_FORMAT_E8) {
+        float *W = lq_alloc_array(ctx, n, sizeof(float));
+        if (!W) return LQ_ERR_NO_MEMORY;
+        fill_gauss(W, n, 1);
+        if (f == LQ_FORMAT_INT) {
+            lq_method_init(&m, LQ_METHOD_INT);
+            m.u.int_.bits = bits;
+        } else {
+            lq_method_init(&m, LQ_METHOD_NESTQUANT);
+            m.u.nestquant.q = 1u << bits; /* 8 log2 q bits per 8 weights */
+        }
         m.engine.rtn = 1;
-        m.u.int_.bits = bits;
         st = lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
-        break;
-    default:
-        break;
+        lq_free(ctx, W);
+        return st;
     }
-    lq_free(ctx, W);
-    return st;
+    st = lq_qtensor_new(ctx, f, rows, cols, &t);
+    if (st != LQ_OK) return st;
+    st = LQ_ERR_NO_MEMORY;
+    if (f == LQ_FORMAT_BCQ) {
+        /* k = bits planes, group 128, offsets, half side values */
+        size_t k = bits, group = 128 < cols ? 128 : cols, ng = (cols + group - 1) / group;
+        size_t bpr = (cols + 7) / 8;
+        t->ip[0] = (uint32_t)k;
+        t->ip[1] = (uint32_t)group;
+        t->ip[2] = 1;
+        t->ip[3] = 2;
+        uint8_t *c = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, k * rows * bpr);
+        uint8_t *a = lq_qtensor_add_section(t, LQ_SEC_ALPHAS, 2, 2 * rows * ng * k);
+        uint8_t *o = lq_qtensor_add_section(t, LQ_SEC_OFFSETS, 2, 2 * rows * ng);
+        if (c && a && o) {
+            fill_bytes(c, k * rows * bpr, 1);
+            fill_halves(a, rows * ng * k, 0.01f, 0.1f, 2);
+            fill_halves(o, rows * ng, -0.01f, 0.01f, 3);
+            st = LQ_OK;
+        }
+    } else if (f == LQ_FORMAT_VQ) {
+        /* d = 2, 2 * bits index bits, one codebook per 256 columns (all rows) */
+        size_t d = 2, b = 2 * bits, K = (size_t)1 << b, gc = 256 < cols ? 256 : cols;
+        size_t ncg = (cols + gc - 1) / gc, rowb = (cols / d * b + 7) / 8;
+        t->ip[0] = (uint32_t)d;
+        t->ip[1] = (uint32_t)b;
+        t->ip[2] = (uint32_t)gc;
+        t->ip[3] = (uint32_t)rows;
+        t->ip[4] = 16;
+        uint8_t *c = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, rows * rowb);
+        uint8_t *cb = lq_qtensor_add_section(t, LQ_SEC_CODEBOOKS, 2, 2 * ncg * K * d);
+        if (c && cb) {
+            fill_bytes(c, rows * rowb, 1);
+            fill_halves(cb, ncg * K * d, -1.0f, 1.0f, 2);
+            st = cols % d ? LQ_ERR_INVALID_ARG : LQ_OK;
+        }
+    } else if (f == LQ_FORMAT_AQ) {
+        /* AQLM-style M x 8-bit codebooks of 8-vectors: M = bits */
+        size_t M = bits, B = 8, g = 8, K = 256, ng = cols / g;
+        t->ip[0] = (uint32_t)M;
+        t->ip[1] = (uint32_t)B;
+        t->ip[2] = (uint32_t)g;
+        t->ip[3] = 2;
+        uint8_t *c = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, rows * ng * M);
+        uint8_t *cb = lq_qtensor_add_section(t, LQ_SEC_CODEBOOKS, 2, 2 * M * K * g);
+        float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, 4 * rows);
+        if (c && cb && sc) {
+            fill_bytes(c, rows * ng * M, 1);
+            fill_halves(cb, M * K * g, -1.0f, 1.0f, 2);
+            for (size_t r = 0; r < rows; r++) sc[r] = 0.05f;
+            st = cols % g ? LQ_ERR_INVALID_ARG : LQ_OK;
+        }
+    }
+    if (st == LQ_OK) st = lq_qtensor_validate(t);
+    if (st != LQ_OK) {
+        lq_qtensor_free(t);
+        return st;
+    }
+    *out = t;
+    return LQ_OK;
 }
 
 /* A copy of t with its own memory (rotating copies defeat the LLC). */
