@@ -32,22 +32,28 @@ else
   echo "note: OpenBLAS headers not found; running lq only"
 fi
 
-json() { sed -n 's/.*"gflops":\([0-9.]*\).*/\1/p' | tail -n 1; }
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | tail -n 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "NaN" || b == 0 || a == "NaN") print "NaN"; else printf "%.2f", a / b }'; }
 
-printf '%6s %4s %10s %14s %14s %9s %9s\n' n thr "lq GF/s" "OB-auto GF/s" "OB-skx GF/s" "lq/auto" "lq/skx"
+# Wall-clock GFLOP/s is what a user gets; GFLOP per CPU-second (process CPU
+# time) is the per-core efficiency, robust to other processes holding the
+# cores (meaningful for one thread; OpenBLAS threads may spin).
+printf '%6s %4s | %8s %8s %8s %7s %7s | %8s %8s %7s\n' n thr lq OB-skx OB-auto lq/skx lq/auto \
+  "lq cpu" "skx cpu" "ratio"
 ALL=""
 for n in $SIZES; do
   for t in $THREADS; do
-    lq=$("$LQ" bench gemm --n "$n" --threads "$t" --reps "$REPS" | json)
-    auto=NaN; skx=NaN
+    out=$("$LQ" bench gemm --n "$n" --threads "$t" --reps "$REPS" | tail -n 1)
+    lq=$(echo "$out" | field gflops); lqc=$(echo "$out" | field cpu_gflops)
+    auto=NaN; skx=NaN; skxc=NaN
     if [ -n "$PEER" ]; then
-      auto=$("$PEER" "$n" "$t" "$REPS" | json)
-      skx=$(OPENBLAS_CORETYPE=SkylakeX "$PEER" "$n" "$t" "$REPS" | json)
+      auto=$("$PEER" "$n" "$t" "$REPS" | field gflops)
+      o=$(OPENBLAS_CORETYPE=SkylakeX "$PEER" "$n" "$t" "$REPS")
+      skx=$(echo "$o" | field gflops); skxc=$(echo "$o" | field cpu_gflops)
     fi
-    ra=$(awk -v a="$lq" -v b="$auto" 'BEGIN { if (b == "NaN" || b == 0) print "NaN"; else printf "%.2f", a / b }')
-    rs=$(awk -v a="$lq" -v b="$skx" 'BEGIN { if (b == "NaN" || b == 0) print "NaN"; else printf "%.2f", a / b }')
-    printf '%6s %4s %10s %14s %14s %9s %9s\n' "$n" "$t" "$lq" "$auto" "$skx" "$ra" "$rs"
-    ALL="$ALL${ALL:+,}{\"n\":$n,\"threads\":$t,\"lq\":$lq,\"openblas_auto\":$auto,\"openblas_skylakex\":$skx}"
+    printf '%6s %4s | %8s %8s %8s %7s %7s | %8s %8s %7s\n' "$n" "$t" "$lq" "$skx" "$auto" \
+      "$(ratio "$lq" "$skx")" "$(ratio "$lq" "$auto")" "$lqc" "$skxc" "$(ratio "$lqc" "$skxc")"
+    ALL="$ALL${ALL:+,}{\"n\":$n,\"threads\":$t,\"lq\":$lq,\"lq_cpu\":$lqc,\"openblas_skylakex\":$skx,\"openblas_skylakex_cpu\":$skxc,\"openblas_auto\":$auto}"
   done
 done
 echo "{\"bench\":\"gemm_peer\",\"results\":[$ALL]}"
