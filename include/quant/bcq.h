@@ -62,7 +62,8 @@ LQ_API void lq_bcq_fit_opts_init(lq_bcq_fit_opts *o);
  *        would raise E (rounding) is rejected and the refinement stops, so
  *        the recorded errors never increase.
  * 3. Canonical form: alphas >= 0 (a negative alpha flips its plane) sorted
- *    in decreasing order.
+ *    in decreasing order (reordering the planes changes the float sums of
+ *    the decoded values by rounding only).
  *
  * Outputs: alpha[k]; *offset (may be NULL when opts->offset == 0; receives
  * 0 then); codes[n]. trace (optional, at least 1 + 2*opts->iters entries)

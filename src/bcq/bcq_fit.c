@@ -74,10 +74,20 @@ void lq_bcq_table(const float *alpha, unsigned k, float offset, float *lev, uint
 static double weighted_err(const float *w, const float *v, size_t n, const float *alpha,
                            unsigned k, float off, const uint8_t *codes)
 {
+    float val[256];
+    for (unsigned c = 0; c < (1u << k); c++) val[c] = lq_bcq_value(alpha, k, off, c);
+    const uint8_t keep = (uint8_t)((1u << k) - 1u);
     double e = 0;
-    for (size_t j = 0; j < n; j++) {
-        double d = (double)w[j] - (double)lq_bcq_value(alpha, k, off, codes[j]);
-        e += (v ? (double)v[j] : 1.0) * d * d;
+    if (v) {
+        for (size_t j = 0; j < n; j++) {
+            double d = (double)w[j] - (double)val[codes[j] & keep];
+            e += (double)v[j] * d * d;
+        }
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            double d = (double)w[j] - (double)val[codes[j] & keep];
+            e += d * d;
+        }
     }
     return e;
 }
@@ -138,7 +148,9 @@ static void solve_dropping(const double *M, const double *b, unsigned m, double 
 static void ls_alphas(const float *w, const float *v, size_t n, unsigned k, int use_off,
                       const uint8_t *codes, float *alpha, float *off)
 {
-    double cw[256] = {0}, cwx[256] = {0};
+    double cw[256], cwx[256];
+    memset(cw, 0, (sizeof *cw) << k);
+    memset(cwx, 0, (sizeof *cwx) << k);
     for (size_t j = 0; j < n; j++) {
         double vj = v ? (double)v[j] : 1.0;
         cw[codes[j]] += vj;
@@ -161,14 +173,20 @@ static void ls_alphas(const float *w, const float *v, size_t n, unsigned k, int 
     *off = use_off ? (float)x[k] : 0.0f;
 }
 
-static void assign_nearest(const float *w, size_t n, const float *alpha, unsigned k, float off,
-                           uint8_t *codes)
+/* Nearest-level codes; returns how many codes changed. */
+static size_t assign_nearest(const float *w, size_t n, const float *alpha, unsigned k, float off,
+                             uint8_t *codes)
 {
     float lev[256];
     uint8_t code[256];
     lq_bcq_table(alpha, k, off, lev, code);
-    size_t L = (size_t)1 << k;
-    for (size_t j = 0; j < n; j++) codes[j] = code[lq_bcq_nearest(lev, L, w[j])];
+    size_t L = (size_t)1 << k, changed = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint8_t c = code[lq_bcq_nearest(lev, L, w[j])];
+        changed += c != codes[j];
+        codes[j] = c;
+    }
+    return changed;
 }
 
 /* Alphas >= 0 (flip the plane of a negative one), sorted decreasing. */
@@ -239,15 +257,17 @@ static double refine(const float *w, const float *v, size_t n, unsigned k, int u
         if (!(e1 <= err)) break;
         memcpy(alpha, na, k * sizeof *alpha);
         off = noff;
-        canon_planes(alpha, k, codes, n); /* flips keep every value: e1 unchanged */
+        /* no canonical form inside the loop: reordering planes would change
+         * the float sums by an ulp and break exact monotonicity */
         if (trace) trace[*cnt] = e1;
         (*cnt)++;
-        assign_nearest(w, n, alpha, k, off, codes);
-        double e2 = weighted_err(w, v, n, alpha, k, off, codes);
+        size_t changed = assign_nearest(w, n, alpha, k, off, codes);
+        double e2 = changed ? weighted_err(w, v, n, alpha, k, off, codes) : e1;
         if (trace) trace[*cnt] = e2;
         (*cnt)++;
         double prev = err;
         err = e2;
+        if (!changed) break; /* fixed point: the next alphas would be these */
         if (prev - e2 <= tol * prev) break;
     }
     canon_planes(alpha, k, codes, n);
@@ -258,7 +278,7 @@ static double refine(const float *w, const float *v, size_t n, unsigned k, int u
 double lq_bcq_refine(const float *w, const float *v, size_t n, unsigned k, int use_off,
                      unsigned iters, double tol, float *alpha, float *off, uint8_t *codes)
 {
-    assign_nearest(w, n, alpha, k, *off, codes);
+    (void)assign_nearest(w, n, alpha, k, *off, codes);
     double err = weighted_err(w, v, n, alpha, k, *off, codes);
     size_t cnt = 0;
     return refine(w, v, n, k, use_off, iters, tol, alpha, off, codes, err, NULL, &cnt);
@@ -347,7 +367,7 @@ lq_status lq_bcq_encode(const float *w, size_t n, const float *alpha, unsigned k
     if (st != LQ_OK) return st;
     if (!w || !codes || n == 0) return LQ_ERR_INVALID_ARG;
     if (!lq_all_finite(w, n)) return LQ_ERR_NOT_FINITE;
-    assign_nearest(w, n, alpha, k, offset, codes);
+    (void)assign_nearest(w, n, alpha, k, offset, codes);
     return LQ_OK;
 }
 

@@ -34,6 +34,12 @@ void lq_bcq_table(const float *alpha, unsigned k, float offset, float *lev, uint
  * upper level (as sign(0) = +1 in the greedy fit). The comparison is made in double, so the choice is exact. */
 static inline size_t lq_bcq_nearest(const float *lev, size_t L, float x)
 {
+    if (L <= 16) { /* branch-free: count the midpoints at or below x (exact in double) */
+        size_t idx = 0;
+        double x2 = 2.0 * (double)x;
+        for (size_t i = 1; i < L; i++) idx += x2 >= (double)lev[i - 1] + (double)lev[i];
+        return idx;
+    }
     size_t lo = 0, hi = L; /* first index with lev >= x */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
