@@ -379,6 +379,25 @@ int lq_bench_matvec(int argc, char **argv)
     fill_gauss(X, batch * cols, 2);
 
     double gbs_stream = no_stream ? 0.0 : stream_gbs(ctx, 512, 5);
+    /* accuracy of the fast path against the exact one, same inputs */
+    double fast_err = -1.0;
+    if (do_exact && do_fast) {
+        float *Ye = lq_alloc_array(ctx, batch * rows, sizeof(float));
+        if (!Ye) {
+            st = LQ_ERR_NO_MEMORY;
+            goto done;
+        }
+        st = lq_matmul_ex(ctx, T[0], X, batch, Ye, LQ_KERNEL_EXACT);
+        if (st == LQ_OK) st = lq_matmul_ex(ctx, T[0], X, batch, Y, LQ_KERNEL_FAST);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < batch * rows; i++) {
+            num += ((double)Y[i] - Ye[i]) * ((double)Y[i] - Ye[i]);
+            den += (double)Ye[i] * Ye[i];
+        }
+        fast_err = den > 0 ? sqrt(num / den) : 0.0;
+        lq_free(ctx, Ye);
+        if (st != LQ_OK) goto done;
+    }
     struct {
         const char *name;
         double sec;
@@ -436,6 +455,7 @@ int lq_bench_matvec(int argc, char **argv)
            lq_simd_name(lq_simd_for(ctx)), copies,
            bytes * (double)copies > (double)llc ? "exceeds LLC: memory-bound" : "cache-resident");
     if (!no_stream) printf("streaming read bandwidth: %.1f GB/s\n", gbs_stream);
+    if (fast_err >= 0) printf("fast vs exact: relative L2 error %.2e\n", fast_err);
     printf("%-12s %10s %10s %9s %9s %8s\n", "path", "us/call", "us/token", "GB/s", "GFLOP/s",
            "%stream");
     for (size_t i = 0; i < nres; i++) {
@@ -451,6 +471,7 @@ int lq_bench_matvec(int argc, char **argv)
            "\"stream_gbs\":%.2f",
            lq_format_name(f), rows, cols, batch, bits, bpw, threads,
            lq_simd_name(lq_simd_for(ctx)), copies, gbs_stream);
+    if (fast_err >= 0) printf(",\"fast_rel_err\":%.3e", fast_err);
     for (size_t i = 0; i < nres; i++) printf(",\"%s_us\":%.2f", res[i].name, res[i].sec * 1e6);
     printf("}\n");
 done:
