@@ -11,6 +11,7 @@
  * every int8 scale finite and positive. Codes need no check: a b-bit field
  * cannot exceed the 2^b entries.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -98,7 +99,7 @@ static lq_status vq_validate(const lq_qtensor *t)
     size_t want;
     if (rank) {
         size_t nv, nu;
-        if (rank > v.ncb && rank > v.kd) return LQ_ERR_CORRUPT;
+        if (rank > v.ncb || rank > v.kd) return LQ_ERR_CORRUPT; /* writers clamp to min */
         if (!lq_mul_ok(rank, v.kd, &nv) || !lq_mul_ok(nv, 2, &nv) ||
             !lq_mul_ok(v.ncb, rank, &nu) || !lq_mul_ok(nu, 2, &nu))
             return LQ_ERR_CORRUPT;
@@ -117,7 +118,7 @@ static lq_status vq_validate(const lq_qtensor *t)
             return LQ_ERR_CORRUPT;
         for (size_t i = 0; i < v.ncb; i++) {
             float s = f32_at(v.scales, i);
-            if (!isfinite(s) || !(s > 0) || s > 1e30f) return LQ_ERR_CORRUPT;
+            if (!isfinite(s) || !(s > 0) || s > FLT_MAX / 127.0f) return LQ_ERR_CORRUPT;
         }
         want = 3;
     } else {

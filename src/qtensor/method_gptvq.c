@@ -109,7 +109,11 @@ static void round_codebook(gvq *g, size_t gi, float *c)
         }
         g->cscale[gi] = s;
     } else {
-        for (size_t i = 0; i < n; i++) c[i] = lq_vq_f16_to_f32(lq_vq_f32_to_f16(c[i]));
+        /* clamped to the half range: the stored codebook stays finite */
+        for (size_t i = 0; i < n; i++) {
+            float v = c[i] > 65504.0f ? 65504.0f : (c[i] < -65504.0f ? -65504.0f : c[i]);
+            c[i] = lq_vq_f16_to_f32(lq_vq_f32_to_f16(v));
+        }
     }
 }
 
@@ -588,7 +592,10 @@ lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t col
         st = gvq_update(ctx, &g, W, H, Wt);
         if (st != LQ_OK) goto done;
     }
-    st = gvq_pack(ctx, &g, o->svd_rank, &t, Wt);
+    /* a rank beyond min(ncb, k d) is full rank: store no more factors */
+    size_t rank = o->svd_rank, rmax = g.ncb < g.k * g.d ? g.ncb : g.k * g.d;
+    if (rank > rmax) rank = rmax;
+    st = gvq_pack(ctx, &g, rank, &t, Wt);
     if (st != LQ_OK) goto done;
     if (rep) {
         memset(rep, 0, sizeof *rep);
