@@ -11,8 +11,12 @@
 #include "lattice/lattice_internal.h"
 #include "simd/e8_simd.h"
 
-/* D8 core: f = round(x) with the parity fix. e receives nothing outside. */
-static inline void d8_core(const float x[8], float f[8])
+/* D8 core: f = round(x) with the parity fix; returns the squared distance
+ * |x - f|^2 evaluated as sum_k e_k * e_k (k = 0..7, e = x - round(x), mul
+ * then add) plus (1 - (best + best)) when the parity fix moved the
+ * coordinate of largest |e| (best) one step: the exact change of that
+ * coordinate's square. The SIMD kernels compute exactly these operations. */
+static inline float d8_core(const float x[8], float f[8])
 {
     float e[8];
     float best = 0.0f;
@@ -28,37 +32,31 @@ static inline void d8_core(const float x[8], float f[8])
     }
     float s = f[0];
     for (int k = 1; k < 8; k++) s = s + f[k];
+    float d = e[0] * e[0];
+    for (int k = 1; k < 8; k++) d = d + e[k] * e[k];
     float h = rintf(s * 0.5f);
     float r = s - (h + h);
-    if (r != 0.0f) f[idx] = f[idx] + (e[idx] < 0.0f ? -1.0f : 1.0f);
+    if (r != 0.0f) {
+        f[idx] = f[idx] + (signbit(e[idx]) ? -1.0f : 1.0f);
+        d = d + (1.0f - (best + best));
+    }
+    return d;
 }
 
 void lq_d8_point_ref(const float x[8], float y[8])
 {
     float f[8];
-    d8_core(x, f);
+    (void)d8_core(x, f);
     memcpy(y, f, sizeof f);
 }
 
 void lq_e8_point_ref(const float x[8], float y[8])
 {
     float y0[8], y1[8], xs[8];
-    d8_core(x, y0);
+    float d0 = d8_core(x, y0);
     for (int k = 0; k < 8; k++) xs[k] = x[k] - 0.5f;
-    d8_core(xs, y1);
+    float d1 = d8_core(xs, y1);
     for (int k = 0; k < 8; k++) y1[k] = y1[k] + 0.5f;
-    float t = x[0] - y0[0];
-    float d0 = t * t;
-    for (int k = 1; k < 8; k++) {
-        t = x[k] - y0[k];
-        d0 = d0 + t * t;
-    }
-    t = x[0] - y1[0];
-    float d1 = t * t;
-    for (int k = 1; k < 8; k++) {
-        t = x[k] - y1[k];
-        d1 = d1 + t * t;
-    }
     memcpy(y, d1 < d0 ? y1 : y0, sizeof y0);
 }
 

@@ -33,73 +33,74 @@ static inline void transpose(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-static inline void d8_soa(const __m256 x[8], __m256 f[8])
+/* f = nearest D8 point of x (SoA, 8 points); returns the squared distance
+ * computed as in the scalar d8_core. */
+static inline __m256 d8_soa(const __m256 x[8], __m256 f[8])
 {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    const __m256 mone = _mm256_set1_ps(-1.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 half = _mm256_set1_ps(0.5f);
     const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 e[8];
+    const __m256 sgn = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     f[0] = _mm256_round_ps(x[0], RNE);
-    e[0] = _mm256_sub_ps(x[0], f[0]);
-    __m256 best = _mm256_and_ps(e[0], absm);
+    __m256 eb = _mm256_sub_ps(x[0], f[0]); /* e at the running argmax */
+    __m256 best = _mm256_and_ps(eb, absm);
     __m256 idx = zero; /* index as float 0..7 */
     __m256 s = f[0];
+    __m256 d = _mm256_mul_ps(eb, eb);
+#pragma GCC unroll 8
     for (int k = 1; k < 8; k++) {
         f[k] = _mm256_round_ps(x[k], RNE);
-        e[k] = _mm256_sub_ps(x[k], f[k]);
-        __m256 a = _mm256_and_ps(e[k], absm);
+        __m256 e = _mm256_sub_ps(x[k], f[k]);
+        __m256 a = _mm256_and_ps(e, absm);
         __m256 gt = _mm256_cmp_ps(a, best, _CMP_GT_OQ);
         best = _mm256_blendv_ps(best, a, gt);
+        eb = _mm256_blendv_ps(eb, e, gt);
         idx = _mm256_blendv_ps(idx, _mm256_set1_ps((float)k), gt);
         s = _mm256_add_ps(s, f[k]);
+        d = _mm256_add_ps(d, _mm256_mul_ps(e, e));
     }
     __m256 h = _mm256_round_ps(_mm256_mul_ps(s, half), RNE);
     __m256 r = _mm256_sub_ps(s, _mm256_add_ps(h, h));
     __m256 odd = _mm256_cmp_ps(r, zero, _CMP_NEQ_UQ);
+    __m256 step = _mm256_or_ps(_mm256_and_ps(eb, sgn), one); /* copysign(1, e) */
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         __m256 m = _mm256_and_ps(odd, _mm256_cmp_ps(idx, _mm256_set1_ps((float)k), _CMP_EQ_OQ));
-        __m256 neg = _mm256_cmp_ps(e[k], zero, _CMP_LT_OQ);
-        __m256 step = _mm256_blendv_ps(one, mone, neg);
         f[k] = _mm256_blendv_ps(f[k], _mm256_add_ps(f[k], step), m);
     }
+    __m256 corr = _mm256_sub_ps(one, _mm256_add_ps(best, best));
+    return _mm256_blendv_ps(d, _mm256_add_ps(d, corr), odd);
 }
 
 static inline void e8_soa(const __m256 x[8], __m256 y[8])
 {
     const __m256 half = _mm256_set1_ps(0.5f);
-    __m256 y0[8], y1[8], xs[8];
-    d8_soa(x, y0);
+    __m256 y1[8], xs[8];
+    __m256 d0 = d8_soa(x, y);
+    #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) xs[k] = _mm256_sub_ps(x[k], half);
-    d8_soa(xs, y1);
-    for (int k = 0; k < 8; k++) y1[k] = _mm256_add_ps(y1[k], half);
-    __m256 t = _mm256_sub_ps(x[0], y0[0]);
-    __m256 d0 = _mm256_mul_ps(t, t);
-    t = _mm256_sub_ps(x[0], y1[0]);
-    __m256 d1 = _mm256_mul_ps(t, t);
-    for (int k = 1; k < 8; k++) {
-        t = _mm256_sub_ps(x[k], y0[k]);
-        d0 = _mm256_add_ps(d0, _mm256_mul_ps(t, t));
-        t = _mm256_sub_ps(x[k], y1[k]);
-        d1 = _mm256_add_ps(d1, _mm256_mul_ps(t, t));
-    }
+    __m256 d1 = d8_soa(xs, y1);
     __m256 m = _mm256_cmp_ps(d1, d0, _CMP_LT_OQ);
-    for (int k = 0; k < 8; k++) y[k] = _mm256_blendv_ps(y0[k], y1[k], m);
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) y[k] = _mm256_blendv_ps(y[k], _mm256_add_ps(y1[k], half), m);
 }
 
-static inline void block8(const float *x, float *y, int e8)
+static inline __attribute__((always_inline)) void block8(const float *x, float *y, int e8)
 {
     __m256 r[8], o[8];
+    #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(x + 8 * i);
     transpose(r);
     if (e8)
         e8_soa(r, o);
     else
-        d8_soa(r, o);
+        (void)d8_soa(r, o);
     transpose(o);
+    #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) _mm256_storeu_ps(y + 8 * i, o[i]);
 }
 
-static void run(const float *x, size_t n, float *y, int e8)
+static inline __attribute__((always_inline)) void run(const float *x, size_t n, float *y, int e8)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) block8(x + 8 * i, y + 8 * i, e8);

@@ -44,73 +44,74 @@ static inline __m512 absps(__m512 v)
         _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
 }
 
-/* f = nearest D8 point of x (SoA, 16 points). */
-static inline void d8_soa(const __m512 x[8], __m512 f[8])
+/* f = nearest D8 point of x (SoA, 16 points); returns the squared distance
+ * computed as in the scalar d8_core. */
+static inline __m512 d8_soa(const __m512 x[8], __m512 f[8])
 {
     const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
-    const __m512 mone = _mm512_set1_ps(-1.0f), half = _mm512_set1_ps(0.5f);
-    __m512 e[8];
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512i sgn = _mm512_set1_epi32((int)0x80000000u);
     f[0] = _mm512_roundscale_ps(x[0], RNE);
-    e[0] = _mm512_sub_ps(x[0], f[0]);
-    __m512 best = absps(e[0]);
+    __m512 eb = _mm512_sub_ps(x[0], f[0]); /* e at the running argmax */
+    __m512 best = absps(eb);
     __m512i idx = _mm512_setzero_si512();
     __m512 s = f[0];
+    __m512 d = _mm512_mul_ps(eb, eb);
+#pragma GCC unroll 8
     for (int k = 1; k < 8; k++) {
         f[k] = _mm512_roundscale_ps(x[k], RNE);
-        e[k] = _mm512_sub_ps(x[k], f[k]);
-        __m512 a = absps(e[k]);
+        __m512 e = _mm512_sub_ps(x[k], f[k]);
+        __m512 a = absps(e);
         __mmask16 gt = _mm512_cmp_ps_mask(a, best, _CMP_GT_OQ);
         best = _mm512_mask_mov_ps(best, gt, a);
+        eb = _mm512_mask_mov_ps(eb, gt, e);
         idx = _mm512_mask_mov_epi32(idx, gt, _mm512_set1_epi32(k));
         s = _mm512_add_ps(s, f[k]);
+        d = _mm512_add_ps(d, _mm512_mul_ps(e, e));
     }
     __m512 h = _mm512_roundscale_ps(_mm512_mul_ps(s, half), RNE);
     __m512 r = _mm512_sub_ps(s, _mm512_add_ps(h, h));
     __mmask16 odd = _mm512_cmp_ps_mask(r, zero, _CMP_NEQ_UQ);
+    /* copysign(1, e): (e & sign) | 1.0 in one ternary-logic op */
+    __m512 step = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+        _mm512_castps_si512(eb), sgn, _mm512_castps_si512(one), 0xEA));
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        __mmask16 m = odd & _mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(k));
-        __mmask16 neg = _mm512_cmp_ps_mask(e[k], zero, _CMP_LT_OQ);
-        __m512 step = _mm512_mask_blend_ps(neg, one, mone);
+        __mmask16 m = _mm512_mask_cmpeq_epi32_mask(odd, idx, _mm512_set1_epi32(k));
         f[k] = _mm512_mask_add_ps(f[k], m, f[k], step);
     }
+    return _mm512_mask_add_ps(d, odd, d, _mm512_sub_ps(one, _mm512_add_ps(best, best)));
 }
 
 static inline void e8_soa(const __m512 x[8], __m512 y[8])
 {
     const __m512 half = _mm512_set1_ps(0.5f);
-    __m512 y0[8], y1[8], xs[8];
-    d8_soa(x, y0);
+    __m512 y1[8], xs[8];
+    __m512 d0 = d8_soa(x, y);
+    #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) xs[k] = _mm512_sub_ps(x[k], half);
-    d8_soa(xs, y1);
-    for (int k = 0; k < 8; k++) y1[k] = _mm512_add_ps(y1[k], half);
-    __m512 t = _mm512_sub_ps(x[0], y0[0]);
-    __m512 d0 = _mm512_mul_ps(t, t);
-    t = _mm512_sub_ps(x[0], y1[0]);
-    __m512 d1 = _mm512_mul_ps(t, t);
-    for (int k = 1; k < 8; k++) {
-        t = _mm512_sub_ps(x[k], y0[k]);
-        d0 = _mm512_add_ps(d0, _mm512_mul_ps(t, t));
-        t = _mm512_sub_ps(x[k], y1[k]);
-        d1 = _mm512_add_ps(d1, _mm512_mul_ps(t, t));
-    }
+    __m512 d1 = d8_soa(xs, y1);
     __mmask16 m = _mm512_cmp_ps_mask(d1, d0, _CMP_LT_OQ);
-    for (int k = 0; k < 8; k++) y[k] = _mm512_mask_blend_ps(m, y0[k], y1[k]);
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) y[k] = _mm512_mask_add_ps(y[k], m, y1[k], half);
 }
 
-static inline void block16(const float *x, float *y, int e8)
+static inline __attribute__((always_inline)) void block16(const float *x, float *y, int e8)
 {
     __m512 r[8], o[8];
+    #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_ps(x + 16 * i);
     transpose(r);
     if (e8)
         e8_soa(r, o);
     else
-        d8_soa(r, o);
+        (void)d8_soa(r, o);
     transpose(o);
+    #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) _mm512_storeu_ps(y + 16 * i, o[i]);
 }
 
-static void run(const float *x, size_t n, float *y, int e8)
+static inline __attribute__((always_inline)) void run(const float *x, size_t n, float *y, int e8)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) block16(x + 8 * i, y + 8 * i, e8);
