@@ -18,6 +18,7 @@
 
 #include "qtensor/qtensor_internal.h"
 #include "simd/kern.h"
+#include "simd/kern_bcq.h"
 #include "simd/kern_lut.h"
 #include "test_common.h"
 
@@ -220,6 +221,31 @@ static double fast_bound(const fixture *f, const float *X, size_t b, size_t r)
     return wsum * amax / 254.0 * 1.0001;
 }
 
+/* BCQ FAST (7-bit tables, one scale per group: |T| <= sum of 4 |x| <= 4
+ * max_g|x|, rounding error <= d_g/2 per lookup): per plane and group
+ * |alpha| * chunks * 4 max_g|x| / 126. */
+static double fast_bound_bcq(const fixture *f, const float *X, size_t b, size_t r)
+{
+    const lq_kern_format *kf = lq_kern_lookup(LQ_FORMAT_BCQ);
+    const void *pk;
+    ck_assert_int_eq(lq_kern_pack(f->t, kf, &pk), LQ_OK);
+    const lq_lut_pack *p = pk;
+    const lq_bcq_fmt *bf = p->fmt;
+    size_t nsg = bf->k + (bf->has_off ? 1 : 0), tile = r / 16, lane = r % 16;
+    double bound = 0;
+    for (size_t g = 0; g < bf->ngroups; g++) {
+        size_t c0 = g * bf->group, c1 = c0 + bf->group < f->cols ? c0 + bf->group : f->cols;
+        double xm = 0;
+        for (size_t c = c0; c < c1; c++)
+            if (fabs(X[b * f->cols + c]) > xm) xm = fabs(X[b * f->cols + c]);
+        double asum = 0;
+        for (size_t i = 0; i < bf->k; i++)
+            asum += fabs(p->mult[(tile * p->nseg + g * nsg + i) * 16 + lane]);
+        bound += asum * (double)((c1 - c0 + 3) / 4) * 4.0 * xm / 126.0;
+    }
+    return bound * 1.0001;
+}
+
 static const size_t g_batches[] = {1, 2, 3, 5, 16, 17, 64};
 #define NBATCH (sizeof g_batches / sizeof g_batches[0])
 
@@ -293,7 +319,10 @@ START_TEST(products_match_dequant)
                     for (size_t b = 0; b < batch; b++)
                         for (size_t r = 0; r < rows; r++) {
                             size_t i = b * rows + r;
-                            double bound = fast_bound(&f, X, b, r) + EPS_EXACT * (A[i] + 1e-3) * cols;
+                            double bound = (mk->format == LQ_FORMAT_BCQ
+                                                 ? fast_bound_bcq(&f, X, b, r)
+                                                 : fast_bound(&f, X, b, r)) +
+                                           EPS_EXACT * (A[i] + 1e-3) * cols;
                             ck_assert_msg(fabs(Y[i] - R[i]) <= bound,
                                           "%s %zux%zu b%zu %s fast: %g vs %g (bound %g)", mk->name,
                                           rows, cols, batch, lq_simd_name(g_levels[li]), Y[i], R[i],

@@ -10,16 +10,19 @@
  * group (code 0), weighted by offset[r, g]. */
 #include <string.h>
 
+#include <math.h>
+
 #include "io/io_internal.h"
-#include "simd/kern_lut.h"
+#include "simd/kern_bcq.h"
 
-typedef struct bcq_fmt {
-    size_t group, ngroups, nchunks; /* chunks of 4 columns over all groups */
-    int has_off;
-} bcq_fmt;
+typedef lq_bcq_fmt bcq_fmt;
 
-static void bcq_fmt_free(const lq_allocator *a, void *f)
+static void bcq_fmt_free(const lq_allocator *a, void *fp)
 {
+    bcq_fmt *f = fp;
+    if (!f) return;
+    lq_free_with(a, f->kb0);
+    lq_free_with(a, f->fcodes);
     lq_free_with(a, f);
 }
 
@@ -88,9 +91,32 @@ static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **
         lq_lut_pack_free(a, p);
         return LQ_ERR_NO_MEMORY;
     }
-    *f = (bcq_fmt){group, ngroups, nchunks, has_off};
+    memset(f, 0, sizeof *f);
+    f->group = group;
+    f->ngroups = ngroups;
+    f->nchunks = nchunks;
+    f->has_off = has_off;
+    f->k = k;
     p->fmt = f;
     p->fmt_free = bcq_fmt_free;
+    f->kb0 = lq_alloc_with(a, (ngroups + 1) * sizeof(uint32_t));
+    if (!f->kb0) {
+        lq_lut_pack_free(a, p);
+        return LQ_ERR_NO_MEMORY;
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        size_t len = (g + 1) * group <= t->cols ? group : t->cols - g * group;
+        f->kb0[g] = (uint32_t)f->nkb;
+        f->nkb += ((len + 3) / 4 + 7) / 8;
+    }
+    f->kb0[ngroups] = (uint32_t)f->nkb;
+    size_t nf;
+    if (!lq_mul_ok(p->ntiles * k, f->nkb * 64, &nf) ||
+        !(f->fcodes = lq_alloc_with(a, nf ? nf : 1))) {
+        lq_lut_pack_free(a, p);
+        return LQ_ERR_NO_MEMORY;
+    }
+    memset(f->fcodes, 0, nf ? nf : 1);
     p->build = bcq_build;
     for (size_t i = 0; i < p->ntiles; i++) p->uniform[i] = 1;
     /* segments and table offsets */
@@ -127,6 +153,9 @@ static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **
                     for (size_t j = 0; j < 4 && c + j < c1; j++)
                         m |= (unsigned)((pl[(c + j) / 8] >> ((c + j) % 8)) & 1u) << j;
                     lq_lut_put_code(p, r, pos++, m);
+                    size_t ch = (c - c0) / 4, kb = f->kb0[g] + ch / 8, l = (ch % 8) / 2;
+                    uint8_t *fb = f->fcodes + ((tile * k + i) * f->nkb + kb) * 64;
+                    fb[16 * l + lane] |= (uint8_t)(m << (4 * (ch & 1)));
                 }
                 mult[s++ * LQ_KERN_TILE + lane] = side_at(alpha, (r * ngroups + g) * k + i, side);
             }
@@ -140,12 +169,76 @@ static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **
     return LQ_OK;
 }
 
+static size_t bcq_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
+{
+    const lq_lut_pack *p = pack;
+    if (mode != LQ_KERNEL_FAST) return lq_lut_act_bytes(pack, batch, mode);
+    /* + the float tables of one vector as scratch */
+    return batch * lq_bcq_fast_stride(p->fmt) + lq_lut_act_stride(p);
+}
+
+static size_t bcq_max_batch(const void *pack, lq_kernel_mode mode)
+{
+    return mode == LQ_KERNEL_FAST ? 64 : lq_lut_max_batch(pack, mode);
+}
+
+static void bcq_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
+                          void *act)
+{
+    const lq_lut_pack *p = pack;
+    if (mode != LQ_KERNEL_FAST) {
+        lq_lut_act_build(pack, X, batch, mode, act);
+        return;
+    }
+    const bcq_fmt *f = p->fmt;
+    size_t stride = lq_bcq_fast_stride(f), og = lq_kern_roundup(f->ngroups * sizeof(float), 64);
+    float *T = (float *)(void *)((unsigned char *)act + batch * stride);
+    for (size_t b = 0; b < batch; b++) {
+        unsigned char *base = (unsigned char *)act + b * stride;
+        float *d = (float *)(void *)base, *xg = (float *)(void *)(base + og);
+        int8_t *tab = (int8_t *)(base + 2 * og);
+        bcq_build(p, X + b * p->cols, T);
+        memset(tab, 0, f->nkb * 128);
+        size_t ch = 0;
+        for (size_t g = 0; g < f->ngroups; g++) {
+            size_t len = (g + 1) * f->group <= p->cols ? f->group : p->cols - g * f->group;
+            size_t nch = (len + 3) / 4;
+            float amax = 0.0f;
+            for (size_t c = 0; c < nch; c++)
+                for (int m = 0; m < 16; m++) {
+                    float v = fabsf(T[16 * (ch + c) + m]);
+                    if (v > amax) amax = v;
+                }
+            d[g] = amax / 63.0f;
+            float id = amax > 0.0f ? 63.0f / amax : 0.0f;
+            for (size_t c = 0; c < nch; c++) {
+                size_t kb = f->kb0[g] + c / 8, l = (c % 8) / 2, hi = c & 1;
+                int8_t *dst = tab + kb * 128 + 64 * hi + 16 * l;
+                for (int m = 0; m < 16; m++) {
+                    long q = lrintf(T[16 * (ch + c) + m] * id);
+                    dst[m] = (int8_t)(q > 63 ? 63 : q < -63 ? -63 : q);
+                }
+            }
+            xg[g] = T[16 * (f->nchunks + g)];
+            ch += nch;
+        }
+    }
+}
+
 const lq_kern_format lq_kern_bcq = {
     .format = LQ_FORMAT_BCQ,
     .prepare = bcq_prepare,
     .pack_free = lq_lut_pack_free,
-    .max_batch = lq_lut_max_batch,
-    .act_bytes = lq_lut_act_bytes,
-    .act_build = lq_lut_act_build,
-    .rows = LQ_LUT_ROWS,
+    .max_batch = bcq_max_batch,
+    .act_bytes = bcq_act_bytes,
+    .act_build = bcq_act_build,
+    .rows = {
+#if LQ_ARCH_X86
+        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},
+        {lq_kern_bcq_fast_scalar, lq_kern_bcq_fast_avx2, lq_kern_bcq_fast_avx512, NULL},
+#else
+        {lq_kern_lut_scalar, NULL, NULL, NULL},
+        {lq_kern_bcq_fast_scalar, NULL, NULL, NULL},
+#endif
+    },
 };
