@@ -188,11 +188,12 @@ float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum)
     if (amax > 0.0f) {
         float id = 127.0f / amax;
         for (size_t i = 0; i < n; i++) {
-            long v = lrintf(x[i] * id);
+            float f = x[i] * id; /* |f| <= 127 */
+            int v = (int)(f >= 0.0f ? f + 0.5f : f - 0.5f);
             if (v > 127) v = 127;
             if (v < -127) v = -127;
             q[i] = (int8_t)v;
-            s += (int32_t)v;
+            s += v;
         }
     } else {
         memset(q, 0, n);

@@ -64,7 +64,7 @@ lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
 
 /* ---- shared scalar helpers --------------------------------------------- */
 /* Quantize n <= LQ_KERN_QBLK floats to int8 with one scale: d = max|x|/127,
- * q = round-to-nearest-even(x * 127/max|x|) (0 when max|x| == 0). Writes
+ * q = round half away from zero of x * 127/max|x| (0 when max|x| == 0). Writes
  * LQ_KERN_QBLK bytes (zero padded) and returns d; *qsum = sum of q. */
 float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum);
 

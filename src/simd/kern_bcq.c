@@ -215,7 +215,8 @@ static void bcq_act_build(const void *pack, const float *X, size_t batch, lq_ker
                 size_t kb = f->kb0[g] + c / 8, l = (c % 8) / 2, hi = c & 1;
                 int8_t *dst = tab + kb * 128 + 64 * hi + 16 * l;
                 for (int m = 0; m < 16; m++) {
-                    long q = lrintf(T[16 * (ch + c) + m] * id);
+                    float v = T[16 * (ch + c) + m] * id;
+                    int q = (int)(v >= 0.0f ? v + 0.5f : v - 0.5f);
                     dst[m] = (int8_t)(q > 63 ? 63 : q < -63 ? -63 : q);
                 }
             }
