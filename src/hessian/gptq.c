@@ -54,6 +54,7 @@ typedef struct engine {
     float *hinv_orig;/* U_kk^2, original order (static groups with act-order) */
     float *Err;      /* rows x B scaled errors of the block */
     float *Qf;       /* rows x cols dequantized values, processing order */
+    float *Wp, *Qp;  /* rows x B panels of the current block (weights, values) */
     float *ub;       /* width x width diagonal block of U */
     double *lossp;   /* per row chunk */
     size_t nchunks;
@@ -162,8 +163,8 @@ static void step_task(void *arg, size_t t)
     const float *ub = e->ub;
     double acc = 0;
     for (size_t r = r0; r < r1; r++) {
-        const float *wr = e->Wf + r * n + j->i;
-        const float *qr = e->Qf + r * n + j->i;
+        const float *wr = e->Wp + r * e->B + j->c;
+        const float *qr = e->Qp + r * e->B + j->c;
         float *er = e->Err + r * e->B + j->c;
         for (size_t k = 0; k < w; k++) { /* solve er * U_SS = wr - qr */
             float d = wr[k] - qr[k];
@@ -171,7 +172,7 @@ static void step_task(void *arg, size_t t)
             er[k] = d / ub[k * w + k];
             acc += (double)er[k] * (double)er[k];
         }
-        float *dst = e->Wf + r * n + rest0;
+        float *dst = e->Wp + r * e->B + j->c + w;
         for (size_t k = 0; k < w; k++) {
             float ek = er[k];
             const float *urow = e->Uf + (j->i + k) * n + rest0;
@@ -194,6 +195,23 @@ static size_t block_end(const engine *e, size_t b0, int fits_in_loop)
     return b1;
 }
 
+/* Copy columns [c0, c1) between the row-major matrix M (ld n) and the
+ * panel P (ld B, panel column 0 = matrix column b0). */
+static void panel_load(const engine *e, float *P, const float *M, size_t b0, size_t c0, size_t c1)
+{
+    for (size_t r = 0; r < e->rows; r++)
+        memcpy(P + r * e->B + (c0 - b0), M + r * e->cols + c0, (c1 - c0) * sizeof *P);
+}
+
+static void panel_store(const engine *e, float *M, const float *P, size_t b0, size_t c0, size_t c1)
+{
+    for (size_t r = 0; r < e->rows; r++)
+        memcpy(M + r * e->cols + c0, P + r * e->B + (c0 - b0), (c1 - c0) * sizeof *P);
+}
+
+/* The block's columns live in a contiguous panel while it is processed:
+ * quantizers and the in-block updates walk columns over all rows, which on
+ * the full matrix would touch one page per row and column. */
 static lq_status run_blocks(engine *e)
 {
     size_t n = e->cols, rows = e->rows, w = e->w, g = e->group;
@@ -202,16 +220,21 @@ static lq_status run_blocks(engine *e)
     lq_progress(e->ctx, 0.0, "gptq");
     for (size_t b0 = 0, b1; b0 < n; b0 = b1) {
         b1 = block_end(e, b0, fits_in_loop);
+        panel_load(e, e->Wp, e->Wf, b0, b0, b1);
         for (size_t i = b0; i < b1; i += w) {
             lq_status st;
             if (fits_in_loop && (g ? i % g == 0 : i == 0)) {
                 size_t nc = g ? (n - i < g ? n - i : g) : n;
+                /* the fit reads the matrix: bring it up to date (a group
+                 * starting inside the block ends inside it, see block_end) */
+                if (i > b0) panel_store(e, e->Wf, e->Wp, b0, i, i + nc);
                 st = q->fit_group(q->self, e->Wf, n, rows, i, nc, e->hinv + i);
                 if (st != LQ_OK) return st;
             }
             for (size_t a = 0; a < w; a++)
                 for (size_t b = 0; b < w; b++) e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
-            st = q->quantize(q->self, e->Wf + i, n, rows, i, e->ub, e->Qf + i, n);
+            st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub, e->Qp + (i - b0),
+                             e->B);
             if (st != LQ_OK) return st;
             step_job j = {e, i, i - b0, b1};
             if (rows * (b1 - i) < 16384) {
@@ -220,6 +243,7 @@ static lq_status run_blocks(engine *e)
                 lq_parallel_for(e->ctx, e->nchunks, step_task, &j);
             }
         }
+        panel_store(e, e->Qf, e->Qp, b0, b0, b1);
         if (b1 < n) {
             lq_status st = lq_sgemm(e->ctx, LQ_NO_TRANS, LQ_NO_TRANS, rows, n - b1, b1 - b0, -1.0f,
                                     e->Err, e->B, e->Uf + b0 * n + b1, n, 1.0f, e->Wf + b1, n);
@@ -245,23 +269,28 @@ static lq_status run_rtn(engine *e, float *W_hat, double *loss)
     for (size_t j = 0; j < n; j++) ones[j] = 1.0f;
     for (size_t a = 0; a < w; a++)
         for (size_t b = 0; b < w; b++) e->ub[a * w + b] = a == b ? 1.0f : 0.0f;
-    double acc = 0;
     lq_progress(e->ctx, 0.0, "gptq");
-    for (size_t i = 0; i < n && st == LQ_OK; i += w) {
-        if (i % g == 0) {
-            size_t nc = n - i < g ? n - i : g;
-            st = q->fit_group(q->self, e->W, n, rows, i, nc, ones + i);
+    for (size_t b0 = 0; b0 < n && st == LQ_OK; b0 += e->B) {
+        size_t b1 = b0 + e->B < n ? b0 + e->B : n;
+        panel_load(e, e->Wp, e->W, b0, b0, b1);
+        for (size_t i = b0; i < b1; i += w) {
+            if (i % g == 0) {
+                size_t nc = n - i < g ? n - i : g;
+                st = q->fit_group(q->self, e->W, n, rows, i, nc, ones + i);
+                if (st != LQ_OK) break;
+            }
+            st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub, e->Qp + (i - b0),
+                             e->B);
             if (st != LQ_OK) break;
         }
-        st = q->quantize(q->self, e->W + i, n, rows, i, e->ub, qt + i, n);
-        if (st != LQ_OK) break;
-        for (size_t r = 0; r < rows; r++)
-            for (size_t k = 0; k < w; k++) {
-                double d = (double)e->W[r * n + i + k] - (double)qt[r * n + i + k];
-                acc += d * d;
-            }
+        if (st == LQ_OK) panel_store(e, qt, e->Qp, b0, b0, b1);
     }
     if (st == LQ_OK) {
+        double acc = 0;
+        for (size_t k = 0; k < rows * n; k++) {
+            double d = (double)e->W[k] - (double)qt[k];
+            acc += d * d;
+        }
         *loss = 0.5 * acc;
         if (W_hat) memcpy(W_hat, qt, rows * n * sizeof *qt);
         lq_progress(e->ctx, 1.0, "gptq");
@@ -282,6 +311,8 @@ static void free_engine(engine *e)
     lq_free(e->ctx, e->Err);
     lq_free(e->ctx, e->Qf);
     lq_free(e->ctx, e->ub);
+    lq_free(e->ctx, e->Wp);
+    lq_free(e->ctx, e->Qp);
     lq_free(e->ctx, e->lossp);
 }
 
@@ -386,7 +417,9 @@ lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols, con
     double loss = 0;
     lq_status st;
     e.ub = lq_alloc_array(ctx, w * w, sizeof *e.ub);
-    if (!e.ub) {
+    e.Wp = lq_alloc_array(ctx, rows * e.B, sizeof *e.Wp);
+    e.Qp = lq_alloc_array(ctx, rows * e.B, sizeof *e.Qp);
+    if (!e.ub || !e.Wp || !e.Qp) {
         st = LQ_ERR_NO_MEMORY;
     } else if (rtn) {
         st = run_rtn(&e, W_hat, &loss);

@@ -170,7 +170,7 @@ static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t ro
         unsigned c;
         out[r * ldq] = quant_one(w[r * ldw], q->scale[r * ng + gi], q->zero[r * ng + gi],
                                  q->maxq, &c);
-        q->codes[r * q->cols + stored] = (uint8_t)c;
+        q->codes[stored * q->rows + r] = (uint8_t)c;
     }
     return LQ_OK;
 }

@@ -36,7 +36,8 @@ typedef struct lq_intq {
     size_t ngroups;  /* ceil(cols / g) */
     float *scale;    /* rows x ngroups */
     uint8_t *zero;   /* rows x ngroups */
-    uint8_t *codes;  /* rows x cols, stored order */
+    uint8_t *codes;  /* cols x rows (column-major: the engine asks column by
+                      * column), stored column order */
     uint32_t *perm;  /* cols: stored column -> original column (valid if has_perm) */
     int has_perm;    /* act-order without static groups */
     int need_fp32;   /* some scale is not a normal half */

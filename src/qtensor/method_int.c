@@ -27,9 +27,15 @@ static lq_status pack_int(lq_ctx *ctx, const lq_intq *q, lq_qtensor **out)
         lq_qtensor_free(t);
         return LQ_ERR_NO_MEMORY;
     }
-    for (size_t r = 0; r < rows; r++) {
+    /* codes are column-major in q: transpose by tiles of rows so that both
+     * the reads and the rows being written stay in cache */
+    for (size_t r0 = 0; r0 < rows; r0 += 64) {
+        size_t r1 = r0 + 64 < rows ? r0 + 64 : rows;
         for (size_t k = 0; k < cols; k++)
-            lq_int_put_bits(codes + r * cb, k, q->bits, q->codes[r * cols + k]);
+            for (size_t r = r0; r < r1; r++)
+                lq_int_put_bits(codes + r * cb, k, q->bits, q->codes[k * rows + r]);
+    }
+    for (size_t r = 0; r < rows; r++) {
         if (zeros)
             for (size_t gi = 0; gi < ng; gi++)
                 lq_int_put_bits(zeros + r * zb, gi, q->bits, q->zero[r * ng + gi]);
