@@ -73,10 +73,14 @@ static void GP(gemm_pack_a)(const GP(gemm_job) *j, GT *dst, size_t i0, size_t ro
         size_t h = rows - r0 < mr ? rows - r0 : mr;
         GT *d = dst + r0 * kc;
         if (j->ta == LQ_NO_TRANS) {
-            for (size_t i = 0; i < h; i++) {
-                const GT *s = j->A + (i0 + r0 + i) * j->lda + j->pc;
-                for (size_t p = 0; p < kc; p++) d[p * mr + i] = s[p];
-            }
+            /* transpose in 8-column strips so the writes stay in a few lines */
+            const GT *s = j->A + (i0 + r0) * j->lda + j->pc;
+            size_t p0 = 0;
+            for (; p0 + 8 <= kc; p0 += 8)
+                for (size_t i = 0; i < h; i++)
+                    for (size_t p = 0; p < 8; p++) d[(p0 + p) * mr + i] = s[i * j->lda + p0 + p];
+            for (size_t i = 0; i < h; i++)
+                for (size_t p = p0; p < kc; p++) d[p * mr + i] = s[i * j->lda + p];
         } else {
             for (size_t p = 0; p < kc; p++) {
                 const GT *s = j->A + (j->pc + p) * j->lda + i0 + r0;

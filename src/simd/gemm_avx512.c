@@ -49,6 +49,8 @@ static void sgemm_ukr_avx512(size_t kc, const float *a, const float *b, float *c
     prefetch_c(c, ldc * sizeof(float), MR, 32 * sizeof(float));
     for (size_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        /* the A micro-panel streams from L2: fetch 16 k-steps ahead (+2-3%) */
+        _mm_prefetch((const char *)(a + 16 * MR), _MM_HINT_T0);
         ROWS(S_FMA)
         a += MR;
         b += 32;
@@ -99,5 +101,19 @@ static void dgemm_ukr_avx512(size_t kc, const double *a, const double *b, double
     }
 }
 
-const lq_sgemm_kernel lq_sgemm_kernel_avx512 = {sgemm_ukr_avx512, MR, 32, 256, 192, 4096};
+/* Block sizes (overridable at build time for tuning experiments): a KC x 32
+ * micro-panel of B (48 KB) is reused from L1/L2 across the MC / 12 row
+ * micro-panels of an MC x KC block of A (216 KB, L2). KC = 384 measured ~5%
+ * faster than 256 at n = 2048 (docs/benchmarks.md). */
+#ifndef LQ_SGEMM_AVX512_KC
+#define LQ_SGEMM_AVX512_KC 384
+#endif
+#ifndef LQ_SGEMM_AVX512_MC
+#define LQ_SGEMM_AVX512_MC 144
+#endif
+#ifndef LQ_SGEMM_AVX512_NC
+#define LQ_SGEMM_AVX512_NC 4096
+#endif
+const lq_sgemm_kernel lq_sgemm_kernel_avx512 = {sgemm_ukr_avx512, MR, 32, LQ_SGEMM_AVX512_KC,
+                                                LQ_SGEMM_AVX512_MC, LQ_SGEMM_AVX512_NC};
 const lq_dgemm_kernel lq_dgemm_kernel_avx512 = {dgemm_ukr_avx512, MR, 16, 256, 96, 2048};
