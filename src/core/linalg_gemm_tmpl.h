@@ -182,11 +182,14 @@ static int GP(gemm_plan_make)(lq_ctx *ctx, const GK *kr, size_t m, size_t n, siz
     size_t ncmax = n < kr->nc ? n : kr->nc;
     pl->nworkers = nworkers;
     pl->bsize = kcmax * ((ncmax + nr - 1) / nr * nr);
-    /* row-block height: full MC on one worker; with more, shrink it (never
-     * below MR) so that there are about 4 tiles per worker */
+    /* row-block height: full MC on one worker; with more, a whole number of
+     * row blocks per worker (at least 4, for the dynamic claiming to even
+     * out a worker that the OS descheduled), never below MR */
     size_t mc = kr->mc;
     if (nworkers > 1) {
-        size_t want = (m + 4 * nworkers - 1) / (4 * nworkers);
+        size_t per = (m + nworkers * kr->mc - 1) / (nworkers * kr->mc);
+        if (per < 4) per = 4;
+        size_t want = (m + per * nworkers - 1) / (per * nworkers);
         want = (want + mr - 1) / mr * mr;
         if (want < mc) mc = want;
     }
