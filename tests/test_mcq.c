@@ -10,7 +10,7 @@
 #include "quant/mcq.h"
 #include "test_common.h"
 
-#define AQLM_MARGIN 0.5 /* measured 0.411 (AQLM 22.78 vs INT2-GPTQ g32 55.48, seed 77) */
+#define AQLM_MARGIN 0.5 /* measured 0.405 (AQLM 22.46 vs INT2-GPTQ g32 55.48, seed 77) */
 
 /* ---- helpers ------------------------------------------------------------- */
 typedef struct layer {

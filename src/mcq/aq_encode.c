@@ -23,6 +23,7 @@
  * the best hypothesis is committed before the next group (FAISS's
  * ResidualQuantizer beam search when starting empty).
  */
+#include <math.h>
 #include <string.h>
 
 #include "mcq/aq_internal.h"
@@ -67,6 +68,39 @@ static void cand_insert(cand *cs, size_t *n, size_t cap, double score, uint64_t 
     *n = cnt < cap ? cnt + 1 : cap;
 }
 
+/* Float threshold at or above x (a margin of 2^-20 relative): the prefilter
+ * below may let a few extra candidates through, never drop one the exact
+ * double comparison would keep. */
+static float lim_above(double x)
+{
+    float f = (float)x;
+    return f + fabsf(f) * 0x1p-20f + 0x1p-126f;
+}
+
+/* Offer the K candidates of one hypothesis (scores sc relative to base).
+ * Until the beam is full every candidate goes in; then the kernel lists the
+ * codes under the current threshold (a superset of those the exact double
+ * comparison keeps, as the threshold only falls) and only those are looked at.
+ * idx: K scratch. */
+static void offer(const aq_kernels *kr, cand *cs, size_t *nc, size_t beam, const float *sc,
+                  size_t K, double base, uint64_t hh, size_t pos, uint32_t h, uint32_t *idx)
+{
+    size_t n = *nc, k = 0;
+    for (; k < K && n < beam; k++)
+        cand_insert(cs, &n, beam, base + (double)sc[k], hh ^ zhash(pos, k), h, (uint32_t)k);
+    if (k == K) {
+        *nc = n;
+        return;
+    }
+    size_t cnt = kr->below(sc + k, K - k, lim_above(cs[n - 1].score - base), idx);
+    for (size_t q = 0; q < cnt; q++) {
+        size_t kk = k + idx[q];
+        double v = base + (double)sc[kk];
+        if (v < cs[n - 1].score) cand_insert(cs, &n, beam, v, hh ^ zhash(pos, kk), h, (uint32_t)kk);
+    }
+    *nc = n;
+}
+
 typedef struct enc_job {
     lq_ctx *ctx;
     const aq_kernels *kr;
@@ -91,6 +125,7 @@ typedef struct enc_ws {
     uint16_t *bc[2];        /* beam x NB*M */
     cand *cs;
     float *sc;              /* K */
+    uint32_t *idx;          /* K */
     double *f0;             /* AQ_TILE */
 } enc_ws;
 
@@ -121,6 +156,7 @@ static size_t ws_layout(const enc_job *j, char *base, enc_ws *w)
     }
     w->cs = ws_take(&cur, B * sizeof(cand));
     w->sc = ws_take(&cur, j->K * sizeof(float));
+    w->idx = ws_take(&cur, j->K * sizeof(uint32_t));
     w->f0 = ws_take(&cur, AQ_TILE * sizeof(double));
     return (size_t)(cur - base);
 }
@@ -188,12 +224,7 @@ static void encode_row_h(const enc_job *j, enc_ws *w, size_t i, const float *rho
                     }
                     (void)hc;
                     j->kr->scores(Ctm, K, g, u, nrm, s, w->sc);
-                    for (size_t k = 0; k < K; k++) {
-                        double v = base + (double)w->sc[k];
-                        if (nc < j->beam || v < w->cs[nc - 1].score)
-                            cand_insert(w->cs, &nc, j->beam, v, hh ^ zhash(pos, k), (uint32_t)h,
-                                        (uint32_t)k);
-                    }
+                    offer(j->kr, w->cs, &nc, j->beam, w->sc, K, base, hh, pos, (uint32_t)h, w->idx);
                 }
                 int nx = cur ^ 1;
                 for (size_t q = 0; q < nc; q++) {
@@ -290,12 +321,7 @@ static void encode_row_mse(const enc_job *j, enc_ws *w, size_t i, const float *e
                     for (size_t a = 0; a < g; a++) u[a] = e[a];
                 }
                 j->kr->scores(Ctm, K, g, u, nrm, s, w->sc);
-                for (size_t k = 0; k < K; k++) {
-                    double v = base + (double)w->sc[k];
-                    if (nc < j->beam || v < w->cs[nc - 1].score)
-                        cand_insert(w->cs, &nc, j->beam, v, hh ^ zhash(m, k), (uint32_t)h,
-                                    (uint32_t)k);
-                }
+                offer(j->kr, w->cs, &nc, j->beam, w->sc, K, base, hh, m, (uint32_t)h, w->idx);
             }
             int nx = cur ^ 1;
             for (size_t q = 0; q < nc; q++) {

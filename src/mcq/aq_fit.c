@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "quant/vq.h"
+
 #include "mcq/aq_internal.h"
 
 #define AQ_MAX_TASKS 16
@@ -415,7 +417,19 @@ lq_status lq_aq_init(lq_ctx *ctx, const float *W, size_t rows, size_t cols, cons
             for (size_t i = 0; i < ns; i++) memcpy(xs + i * g, R + (size_t)idx[i] * g, g * sizeof(float));
             train = xs;
         }
-        st = aq_kmeans(ctx, train, ns, g, K, kmeans_iters, m, Cm);
+        if (ns <= K) {
+            /* no more points than entries: each point is an entry (exact) */
+            for (size_t c = 0; c < K; c++) memcpy(Cm + c * g, train + (c % ns) * g, g * sizeof(float));
+            st = LQ_OK;
+        } else {
+            lq_kmeans_opts ko;
+            lq_kmeans_opts_init(&ko);
+            ko.max_iter = kmeans_iters;
+            ko.tol = 0;
+            ko.init = K <= 1024 ? LQ_KMEANS_PLUSPLUS : LQ_KMEANS_RANDOM;
+            st = lq_kmeans(ctx, train, NULL, ns, g, K, &ko, Cm, NULL, NULL);
+            if (st != LQ_OK && st != LQ_ERR_NO_MEMORY) st = LQ_ERR_INVALID_ARG;
+        }
         if (st == LQ_OK) st = aq_assign(ctx, R, n, g, Cm, K, asg);
         if (st != LQ_OK) goto done;
         for (size_t i = 0; i < n; i++) {

@@ -17,12 +17,15 @@
  *   between ISA levels: results agree within rounding across levels, and are
  *   bit-identical for one level).
  * scores: out[k] = s * (s * nrm[k] + 2 * sum_a Ct[a*K + k] * u[a]), k < K
- *   (Ct is a codebook transposed to g x K). */
+ *   (Ct is a codebook transposed to g x K).
+ * below: the indices k < K with sc[k] < lim, ascending, into idx; returns
+ *   their number (bit-identical at every level). */
 typedef struct aq_kernels {
     void (*gemm_acc)(size_t m, size_t n, size_t k, const float *A, size_t lda, const float *B,
                      size_t ldb, float *C, size_t ldc);
     void (*scores)(const float *Ct, size_t K, size_t g, const float *u, const float *nrm,
                    float s, float *out);
+    size_t (*below)(const float *sc, size_t K, float lim, uint32_t *idx);
 } aq_kernels;
 
 extern const aq_kernels aq_kernels_scalar;
@@ -63,12 +66,6 @@ lq_status aq_row_objectives(lq_ctx *ctx, const float *W, size_t rows, size_t col
 /* Sum in row order. */
 double aq_sum(const double *f, size_t n);
 
-/* Internal k-means (Lloyd) on n points of dimension d, k centroids:
- * init by k-means++ on the given points from (seed, stream); empty clusters
- * are re-seeded with the point farthest from its centroid. centroids k x d
- * out. Parallel over point chunks, deterministic. */
-lq_status aq_kmeans(lq_ctx *ctx, const float *x, size_t n, size_t d, size_t k, unsigned iters,
-                    uint64_t stream, float *centroids);
 /* Nearest centroid of every point (ties to the lowest index). Parallel,
  * deterministic. NO_MEMORY only. */
 lq_status aq_assign(lq_ctx *ctx, const float *x, size_t n, size_t d, const float *c, size_t k,

@@ -28,7 +28,17 @@ static void scores_scalar(const float *Ct, size_t K, size_t g, const float *u, c
     for (size_t k = 0; k < K; k++) out[k] = s * (s * nrm[k] + 2.0f * out[k]);
 }
 
-const aq_kernels aq_kernels_scalar = {gemm_acc_scalar, scores_scalar};
+static size_t below_scalar(const float *sc, size_t K, float lim, uint32_t *idx)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < K; k++) {
+        idx[n] = (uint32_t)k;
+        n += sc[k] < lim;
+    }
+    return n;
+}
+
+const aq_kernels aq_kernels_scalar = {gemm_acc_scalar, scores_scalar, below_scalar};
 
 const aq_kernels *aq_kernels_for(lq_simd_level level)
 {

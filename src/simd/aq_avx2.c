@@ -92,4 +92,20 @@ static void scores_avx2(const float *Ct, size_t K, size_t g, const float *u, con
     }
 }
 
-const aq_kernels aq_kernels_avx2 = {gemm_acc_avx2, scores_avx2};
+static size_t below_avx2(const float *sc, size_t K, float lim, uint32_t *idx)
+{
+    size_t n = 0, k = 0;
+    __m256 vl = _mm256_set1_ps(lim);
+    for (; k + 8 <= K; k += 8) {
+        unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(sc + k), vl, _CMP_LT_OQ));
+        while (mask) {
+            idx[n++] = (uint32_t)(k + (size_t)__builtin_ctz(mask));
+            mask &= mask - 1;
+        }
+    }
+    for (; k < K; k++)
+        if (sc[k] < lim) idx[n++] = (uint32_t)k;
+    return n;
+}
+
+const aq_kernels aq_kernels_avx2 = {gemm_acc_avx2, scores_avx2, below_avx2};

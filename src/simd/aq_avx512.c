@@ -92,4 +92,21 @@ static void scores_avx512(const float *Ct, size_t K, size_t g, const float *u, c
     }
 }
 
-const aq_kernels aq_kernels_avx512 = {gemm_acc_avx512, scores_avx512};
+static size_t below_avx512(const float *sc, size_t K, float lim, uint32_t *idx)
+{
+    size_t n = 0, k = 0;
+    __m512 vl = _mm512_set1_ps(lim);
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; k + 16 <= K; k += 16) {
+        __mmask16 mk = _mm512_cmp_ps_mask(_mm512_loadu_ps(sc + k), vl, _CMP_LT_OQ);
+        if (!mk) continue;
+        __m512i ix = _mm512_add_epi32(iota, _mm512_set1_epi32((int)k));
+        _mm512_mask_compressstoreu_epi32(idx + n, mk, ix);
+        n += (size_t)__builtin_popcount((unsigned)mk);
+    }
+    for (; k < K; k++)
+        if (sc[k] < lim) idx[n++] = (uint32_t)k;
+    return n;
+}
+
+const aq_kernels aq_kernels_avx512 = {gemm_acc_avx512, scores_avx512, below_avx512};

@@ -64,5 +64,6 @@ int lq_bench_kmeans(int argc, char **argv);
 int lq_bench_gptvq(int argc, char **argv);
 int lq_bench_bcq(int argc, char **argv);
 int lq_bench_e8(int argc, char **argv);
+int lq_bench_aqlm(int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ static const lq_bench_entry g_benches[] = {
      lq_bench_e8},
     {"bcq", "GPTQT vs INT-GPTQ vs BCQ (engine, RTN): proxy loss and seconds at 2, 3 bits",
      lq_bench_bcq},
+    {"aqlm", "AQLM 2x8 on a 4096^2 layer vs 2-bit methods; MSE beam encoder vs FAISS data",
+     lq_bench_aqlm},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 
