@@ -57,8 +57,9 @@ LQ_API lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer
 /* Append tensor t under `name` (NUL-terminated, at most LQ_LQT_MAX_NAME
  * bytes, unique in the file). t is validated first and not modified.
  * Errors: INVALID_ARG (NULL, name too long or duplicate, t fails
- * validation), IO, NO_MEMORY. After an error the writer can still be
- * finished (the failed tensor is not in the file) or aborted. */
+ * validation), IO, NO_MEMORY. After INVALID_ARG or NO_MEMORY nothing was
+ * written and the writer goes on; after IO every later add and the finish
+ * fail with IO (abort or finish it: the partial file is removed). */
 LQ_API lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor *t);
 
 /* Write the directory and header, close and rename the file, free w
