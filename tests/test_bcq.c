@@ -497,7 +497,7 @@ START_TEST(validate_rejects_corruption)
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     float *D = malloc(12 * 40 * sizeof *D), x[40] = {0}, y[12];
     ck_assert_ptr_nonnull(D);
-    const uint32_t bad_ip[][2] = {{0, 0}, {0, 9}, {1, 41}, {2, 2}, {3, 3}, {3, 4}, {4, 1}, {15, 7}};
+    const uint32_t bad_ip[][2] = {{0, 0}, {0, 9}, {1, 41}, {2, 2}, {3, 3}, {3, 4}, {4, 1}, {4, 2}, {5, 1}, {15, 7}};
     for (size_t i = 0; i < sizeof bad_ip / sizeof *bad_ip; i++) {
         uint32_t keep = t->ip[bad_ip[i][0]];
         t->ip[bad_ip[i][0]] = bad_ip[i][1];
@@ -565,10 +565,6 @@ START_TEST(quantize_bad_input)
         m.u.bcq.grid_codes = 2;
         ck_assert_int_eq(lq_quantize(ctx, L.W, 8, 32, L.H, &m, &t, NULL), LQ_ERR_INVALID_ARG);
         m.u.bcq.grid_codes = 0;
-        m.engine.act_order = 1;
-        m.u.bcq.group = 16;
-        ck_assert_int_eq(lq_quantize(ctx, L.W, 8, 32, L.H, &m, &t, NULL), LQ_ERR_UNSUPPORTED);
-        m.engine.act_order = 0;
         L.W[7] = NAN;
         ck_assert_int_eq(lq_quantize(ctx, L.W, 8, 32, L.H, &m, &t, NULL), LQ_ERR_NOT_FINITE);
         L.W[7] = 0.1f;
@@ -606,27 +602,52 @@ START_TEST(quantize_bad_input)
 }
 END_TEST
 
-/* act-order with static groups gives a valid tensor that decodes to W_hat */
-START_TEST(act_order_static_groups)
+/* act-order with static groups (parameters from the original order,
+ * columns stored in the original order) gives valid tensors that decode to
+ * W_hat and multiply right. Without static groups the groups would follow
+ * the processing order, which LQ_FORMAT_BCQ does not store (no PERM
+ * section: the kernels' layout has none): LQ_ERR_UNSUPPORTED, unless the
+ * group is the whole row. */
+START_TEST(act_order)
 {
     lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
     layer L = make_layer(24, 96, 8);
-    for (int kind = LQ_METHOD_GPTQT; kind <= LQ_METHOD_BCQ; kind++) {
-        lq_method m;
-        method(&m, (lq_method_kind)kind, 3, 0);
-        m.u.bcq.group = 32;
-        m.engine.act_order = 1;
-        m.engine.static_groups = 1;
-        float *Wh = malloc(24 * 96 * sizeof *Wh), *D = malloc(24 * 96 * sizeof *D);
-        ck_assert(Wh && D);
-        lq_qtensor *t = NULL;
-        ck_assert_int_eq(lq_quantize(ctx, L.W, 24, 96, L.H, &m, &t, Wh), LQ_OK);
-        ck_assert_int_eq(lq_dequantize(ctx, t, D), LQ_OK);
-        ck_assert_mem_eq(Wh, D, 24 * 96 * sizeof *D);
-        lq_qtensor_free(t);
-        free(Wh);
-        free(D);
-    }
+    float *Wh = malloc(24 * 96 * sizeof *Wh), *D = malloc(24 * 96 * sizeof *D);
+    float x[96], y[24];
+    ck_assert(Wh && D);
+    lq_test_fill_gaussian(x, 96, 1.0f, 5);
+    for (int kind = LQ_METHOD_GPTQT; kind <= LQ_METHOD_BCQ; kind++)
+        for (int stat = 0; stat <= 1; stat++)
+            for (size_t group = 0; group <= 32; group += 32) {
+                lq_method m;
+                method(&m, (lq_method_kind)kind, 3, 0);
+                m.u.bcq.group = group;
+                m.engine.act_order = 1;
+                m.engine.static_groups = stat;
+                lq_qtensor *t = NULL;
+                lq_status st = lq_quantize(ctx, L.W, 24, 96, L.H, &m, &t, Wh);
+                if (!stat && group) {
+                    ck_assert_int_eq(st, LQ_ERR_UNSUPPORTED);
+                    ck_assert_ptr_null(t);
+                    continue;
+                }
+                ck_assert_int_eq(st, LQ_OK);
+                ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
+                ck_assert_int_eq(lq_dequantize(ctx, t, D), LQ_OK);
+                ck_assert_mem_eq(Wh, D, 24 * 96 * sizeof *D);
+                ck_assert_int_eq(lq_matvec(ctx, t, x, y), LQ_OK);
+                for (size_t r = 0; r < 24; r++) {
+                    double ref = 0, mag = 0;
+                    for (size_t c = 0; c < 96; c++) {
+                        ref += (double)D[r * 96 + c] * x[c];
+                        mag += fabs((double)D[r * 96 + c] * x[c]);
+                    }
+                    ck_assert_double_le(fabs(y[r] - ref), 1e-5 * mag);
+                }
+                lq_qtensor_free(t);
+            }
+    free(Wh);
+    free(D);
     free_layer(&L);
     lq_ctx_destroy(ctx);
 }
@@ -698,6 +719,8 @@ START_TEST(alloc_failure_sweep)
             method(&a.m, (lq_method_kind)kind, 2, rtn);
             a.m.u.bcq.group = 16;
             a.m.u.bcq.rescale_steps = 4;
+            a.m.engine.act_order = kind == LQ_METHOD_BCQ; /* static fits path */
+            a.m.engine.static_groups = 1;
             size_t n1 = lq_test_alloc_sweep(sweep_body, &a, 1);
             size_t n2 = lq_test_alloc_sweep(sweep_body, &a, 2);
             ck_assert_uint_ge(n1, 5);
@@ -723,7 +746,7 @@ int main(void)
     tcase_add_test(tc, qtensor_roundtrip);
     tcase_add_test(tc, validate_rejects_corruption);
     tcase_add_test(tc, quantize_bad_input);
-    tcase_add_test(tc, act_order_static_groups);
+    tcase_add_test(tc, act_order);
     tcase_add_test(tc, threads_identical);
     tcase_add_test(tc, alloc_failure_sweep);
     suite_add_tcase(s, tc);
