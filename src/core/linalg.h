@@ -51,19 +51,25 @@ lq_status lq_dsyrk_tn_f32(lq_ctx *ctx, size_t n, size_t k, double alpha, const f
                           size_t lda, double beta, double *C, size_t ldc);
 
 /* In-place Cholesky A = L L^T (lower triangle of A overwritten by L; the
- * strict upper triangle is left as is). Blocked. LQ_ERR_NOT_POSITIVE_DEFINITE
- * when a pivot is <= 0 or not finite (A then holds garbage: callers work on
- * a copy). */
+ * strict upper triangle is neither read nor written). Blocked, right-looking;
+ * the float version sums diagonal blocks in double and updates in float.
+ * LQ_ERR_NOT_POSITIVE_DEFINITE when a pivot is <= 0 or not finite (A then
+ * holds garbage: callers work on a copy); LQ_ERR_NO_MEMORY (A untouched) if
+ * the GEMM workspace cannot be allocated. */
 lq_status lq_dpotrf_lower(lq_ctx *ctx, double *A, size_t n, size_t lda);
 lq_status lq_spotrf_lower(lq_ctx *ctx, float *A, size_t n, size_t lda);
 
-/* In-place inverse of a lower-triangular L (non-zero diagonal). */
+/* In-place inverse of a lower-triangular L (strict upper triangle neither
+ * read nor written). LQ_ERR_INVALID_ARG (L untouched) when a diagonal entry
+ * is zero or not finite; LQ_ERR_NO_MEMORY (L untouched). */
 lq_status lq_dtrtri_lower(lq_ctx *ctx, double *L, size_t n, size_t lda);
 
-/* Triangular solves with L lower (n x n), B n x nrhs (left) or m x n
- * (right), overwritten by the solution:
+/* Triangular solves with L lower (n x n, strict upper triangle not read),
+ * B n x nrhs (left) or m x n (right), overwritten by the solution:
  *   left:  L X = B  (trans=0)   or  L^T X = B (trans=1)
- *   right: X L = B  (trans=0)   or  X L^T = B (trans=1)            */
+ *   right: X L = B  (trans=0)   or  X L^T = B (trans=1)
+ * The diagonal is not checked (a zero gives Inf/NaN). LQ_ERR_NO_MEMORY
+ * leaves B untouched. */
 lq_status lq_dtrsm_left_lower(lq_ctx *ctx, lq_trans trans, size_t n, size_t nrhs,
                               const double *L, size_t ldl, double *B, size_t ldb);
 lq_status lq_dtrsm_right_lower(lq_ctx *ctx, lq_trans trans, size_t m, size_t n,
@@ -71,13 +77,16 @@ lq_status lq_dtrsm_right_lower(lq_ctx *ctx, lq_trans trans, size_t m, size_t n,
 
 /* Symmetric eigen-decomposition by cyclic Jacobi: A (n x n) symmetric is
  * destroyed; w gets the eigenvalues in descending order, V (n x n, row-major)
- * the eigenvectors as columns. For small n (codebooks, n <= a few hundred). */
+ * the eigenvectors as columns. For small n (codebooks, n <= a few hundred):
+ * one thread, no allocation. LQ_ERR_NOT_FINITE (nothing written) when A has
+ * NaN or Inf. */
 lq_status lq_dsyev_jacobi(lq_ctx *ctx, double *A, size_t n, size_t lda, double *w, double *V,
                           size_t ldv);
 
 /* Thin SVD A = U diag(s) V^T of A (m x n) by one-sided Jacobi: U m x r,
- * s r, Vt r x n with r = min(m, n), singular values descending. A is not
- * modified. */
+ * s r, Vt r x n with r = min(m, n), singular values descending; U and V
+ * orthonormal also for rank-deficient A. A is not modified. One thread, no
+ * allocation. LQ_ERR_NOT_FINITE (nothing written) when A has NaN or Inf. */
 lq_status lq_dsvd_jacobi(lq_ctx *ctx, const double *A, size_t m, size_t n, size_t lda,
                          double *U, size_t ldu, double *s, double *Vt, size_t ldvt);
 
