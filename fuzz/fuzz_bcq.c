@@ -62,6 +62,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)lq_dequantize(NULL, t, W);
             (void)lq_matvec(NULL, t, x, y);
             (void)lq_matmul(NULL, t, X2, 2, y);
+            /* the format's own reference rows (lq_matmul may take a kernel) */
+            const lq_format_traits *tr = lq_format_lookup(LQ_FORMAT_BCQ);
+            if (tr) {
+                (void)tr->matmul_rows(t, X2, 2, y, 0, rows);
+                (void)tr->dequant_rows(t, rows / 2, rows, W);
+            }
             double bpw;
             (void)lq_qtensor_bits_per_weight(t, &bpw);
         }
