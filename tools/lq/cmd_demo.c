@@ -48,8 +48,13 @@ static void setup_int_gptq(lq_method *m, unsigned bits)
 
 static void setup_nestquant(lq_method *m, unsigned bits)
 {
-    m->u.nestquant.q = 1u << bits; /* log2(q) bits per weight + beta index */
-    m->u.nestquant.n_betas = 4;
+    /* ceil(8 log2 q) bits per 8 weights + log2(K) per 8 for the beta index:
+     * (4, 2) = 2.125, (6, 8) = 21/8 + 3/8 = 3.0, (12, 8) = 29/8 + 3/8 = 4.0
+     * bits per weight before the row scales (see docs/algorithms.md). */
+    static const unsigned q[] = {4, 6, 12}, k[] = {2, 8, 8};
+    unsigned i = bits <= 2 ? 0 : bits == 3 ? 1 : 2;
+    m->u.nestquant.q = q[i];
+    m->u.nestquant.n_betas = k[i];
 }
 
 static void setup_gptvq(lq_method *m, unsigned bits)
