@@ -29,6 +29,7 @@ const lq_kern_format *lq_kern_lookup(lq_format f)
 typedef struct kcache {
     const lq_kern_format *kf;
     void *pack;
+    lq_status st; /* LQ_OK, or LQ_ERR_UNSUPPORTED remembered (no kernel layout) */
 } kcache;
 
 void lq_kern_release(lq_qtensor *t)
@@ -48,7 +49,7 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
     kcache *c = __atomic_load_n(&mt->kpack, __ATOMIC_ACQUIRE);
     if (c) {
         *pack = c->pack;
-        return LQ_OK;
+        return c->st;
     }
     lq_status st = lq_qtensor_validate(t);
     if (st != LQ_OK) return st;
@@ -56,9 +57,13 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
     if (!c) return LQ_ERR_NO_MEMORY;
     c->kf = kf;
     c->pack = NULL;
+    c->st = LQ_OK;
     if (kf->prepare) {
         st = kf->prepare(t, &mt->alloc, &c->pack);
-        if (st != LQ_OK) {
+        if (st == LQ_ERR_UNSUPPORTED) {
+            c->pack = NULL;
+            c->st = st; /* remembered: the reference path serves this tensor */
+        } else if (st != LQ_OK) {
             lq_free_with(&mt->alloc, c);
             return st;
         }
@@ -72,7 +77,7 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
         c = expected;
     }
     *pack = c->pack;
-    return LQ_OK;
+    return c->st;
 }
 
 lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
@@ -174,7 +179,8 @@ lq_status lq_qtensor_prepare(lq_ctx *ctx, const lq_qtensor *W)
     if (!lq_format_lookup(W->format)) return LQ_ERR_CORRUPT;
     if (!kf) return LQ_OK; /* nothing to repack */
     const void *pack;
-    return lq_kern_pack(W, kf, &pack);
+    lq_status st = lq_kern_pack(W, kf, &pack);
+    return st == LQ_ERR_UNSUPPORTED ? LQ_OK : st; /* the reference needs no layout */
 }
 
 float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum)
