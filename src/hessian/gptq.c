@@ -40,6 +40,8 @@
 #define ROW_GRAIN 64        /* rows per task of a step's in-block update */
 #define DAMP_RETRIES 6      /* x10 escalations after the first attempt */
 #define DEFAULT_BLOCK 128
+#define STEP_PARALLEL (1u << 17) /* rows x columns below which a step runs inline */
+#define SUB 16              /* columns per sub-block of the in-block updates */
 
 typedef struct engine {
     lq_ctx *ctx;
@@ -150,7 +152,7 @@ static lq_status compute_u(engine *e, double percdamp)
 /* ---- one step: errors of `w` columns and their in-block propagation ------ */
 typedef struct step_job {
     engine *e;
-    size_t i, c, b1; /* processing position, position in block, block end */
+    size_t i, c, s1; /* processing position, position in block, sub-block end */
 } step_job;
 
 static void step_task(void *arg, size_t t)
@@ -159,7 +161,7 @@ static void step_task(void *arg, size_t t)
     const engine *e = j->e;
     size_t r0 = t * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
     if (r1 > e->rows) r1 = e->rows;
-    size_t w = e->w, n = e->cols, rest0 = j->i + w, nrest = j->b1 - rest0;
+    size_t w = e->w, n = e->cols, rest0 = j->i + w, nrest = j->s1 - rest0;
     const float *ub = e->ub;
     double acc = 0;
     for (size_t r = r0; r < r1; r++) {
@@ -180,6 +182,20 @@ static void step_task(void *arg, size_t t)
         }
     }
     e->lossp[t] += acc;
+}
+
+/* End of the sub-block starting at s0 inside a block ending at b1: SUB
+ * columns (rounded to whole steps), or earlier at the next group start so
+ * that group fits always happen with no update pending in the block. */
+static size_t sub_end(const engine *e, size_t s0, size_t b1, int fits_in_loop)
+{
+    size_t sub = (SUB + e->w - 1) / e->w * e->w;
+    size_t s1 = s0 + sub < b1 ? s0 + sub : b1;
+    if (fits_in_loop && e->group) {
+        size_t ns = (s0 / e->group + 1) * e->group;
+        if (ns < s1) s1 = ns;
+    }
+    return s1;
 }
 
 /* End of the block starting at b0: B columns, or earlier at a group start
@@ -221,26 +237,36 @@ static lq_status run_blocks(engine *e)
     for (size_t b0 = 0, b1; b0 < n; b0 = b1) {
         b1 = block_end(e, b0, fits_in_loop);
         panel_load(e, e->Wp, e->Wf, b0, b0, b1);
-        for (size_t i = b0; i < b1; i += w) {
-            lq_status st;
-            if (fits_in_loop && (g ? i % g == 0 : i == 0)) {
-                size_t nc = g ? (n - i < g ? n - i : g) : n;
-                /* the fit reads the matrix: bring it up to date (a group
-                 * starting inside the block ends inside it, see block_end) */
-                if (i > b0) panel_store(e, e->Wf, e->Wp, b0, i, i + nc);
-                st = q->fit_group(q->self, e->Wf, n, rows, i, nc, e->hinv + i);
+        for (size_t s0 = b0, s1; s0 < b1; s0 = s1) {
+            s1 = sub_end(e, s0, b1, fits_in_loop);
+            for (size_t i = s0; i < s1; i += w) {
+                lq_status st;
+                if (fits_in_loop && (g ? i % g == 0 : i == 0)) {
+                    size_t nc = g ? (n - i < g ? n - i : g) : n;
+                    /* the fit reads the matrix: bring it up to date (i is a
+                     * sub-block start, and a group starting inside the block
+                     * ends inside it, see block_end) */
+                    if (i > b0) panel_store(e, e->Wf, e->Wp, b0, i, i + nc);
+                    st = q->fit_group(q->self, e->Wf, n, rows, i, nc, e->hinv + i);
+                    if (st != LQ_OK) return st;
+                }
+                for (size_t a = 0; a < w; a++)
+                    for (size_t b = 0; b < w; b++) e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
+                st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub,
+                                 e->Qp + (i - b0), e->B);
                 if (st != LQ_OK) return st;
+                step_job j = {e, i, i - b0, s1};
+                if (rows * (s1 - i) < STEP_PARALLEL) {
+                    for (size_t t = 0; t < e->nchunks; t++) step_task(&j, t);
+                } else {
+                    lq_parallel_for(e->ctx, e->nchunks, step_task, &j);
+                }
             }
-            for (size_t a = 0; a < w; a++)
-                for (size_t b = 0; b < w; b++) e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
-            st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub, e->Qp + (i - b0),
-                             e->B);
-            if (st != LQ_OK) return st;
-            step_job j = {e, i, i - b0, b1};
-            if (rows * (b1 - i) < 16384) {
-                for (size_t t = 0; t < e->nchunks; t++) step_task(&j, t);
-            } else {
-                lq_parallel_for(e->ctx, e->nchunks, step_task, &j);
+            if (s1 < b1) { /* the sub-block's errors onto the rest of the block */
+                lq_status st = lq_sgemm(e->ctx, LQ_NO_TRANS, LQ_NO_TRANS, rows, b1 - s1, s1 - s0,
+                                        -1.0f, e->Err + (s0 - b0), e->B, e->Uf + s0 * n + s1, n,
+                                        1.0f, e->Wp + (s1 - b0), e->B);
+                if (st != LQ_OK) return st;
             }
         }
         panel_store(e, e->Qf, e->Qp, b0, b0, b1);

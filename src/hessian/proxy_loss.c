@@ -7,7 +7,7 @@
 #include "core/linalg.h"
 #include "quant/hessian.h"
 
-#define LOSS_ROWS 64
+#define LOSS_ROWS 1024
 
 lq_status lq_proxy_loss(lq_ctx *ctx, const float *W, const float *W_hat, size_t rows, size_t cols,
                         const float *H, double *loss)
