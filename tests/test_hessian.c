@@ -647,6 +647,35 @@ START_TEST(engine_threads_identical)
 }
 END_TEST
 
+/* Every SIMD level (the GEMMs underneath) gives the same result as scalar
+ * to rounding (smooth quantizer: no rounding flips to amplify). */
+START_TEST(engine_simd_levels)
+{
+    size_t rows = 70, cols = 192;
+    float *W, *H;
+    layer(rows, cols, 61, &W, &H);
+    float *Q0 = malloc(rows * cols * sizeof *Q0), *Q1 = malloc(rows * cols * sizeof *Q1);
+    lq_engine_opts o = {0, 0.01, 1, 0, 64};
+    lq_ctx *c0 = lq_test_ctx(2, LQ_SIMD_SCALAR);
+    smooth_q a;
+    sq_init(&a, rows, cols, 1, 32);
+    ck_assert_int_eq(lq_gptq_run(c0, W, rows, cols, H, &o, &a.cq, Q0, NULL), LQ_OK);
+    lq_simd_level lv[] = {LQ_SIMD_AVX2, LQ_SIMD_AVX512, LQ_SIMD_NEON, LQ_SIMD_AUTO};
+    for (size_t k = 0; k < 4; k++) {
+        lq_ctx *c1 = lq_test_ctx(2, lv[k]);
+        ck_assert_int_eq(lq_gptq_run(c1, W, rows, cols, H, &o, &a.cq, Q1, NULL), LQ_OK);
+        ck_assert_msg(lq_test_rel_err(Q1, Q0, rows * cols) < 1e-5, "level %d", (int)lv[k]);
+        lq_ctx_destroy(c1);
+    }
+    lq_ctx_destroy(c0);
+    free(Q0);
+    free(Q1);
+    free(W);
+    free(H);
+    free(a.m);
+}
+END_TEST
+
 typedef struct sweep_arg {
     const float *W, *H, *X;
     size_t rows, cols;
@@ -779,6 +808,7 @@ static Suite *suite(void)
     tcase_add_test(tc, engine_not_pd);
     tcase_add_test(tc, engine_dead_columns);
     tcase_add_test(tc, engine_threads_identical);
+    tcase_add_test(tc, engine_simd_levels);
     tcase_add_test(tc, alloc_failures);
     tcase_add_test(tc, proxy_loss_values);
     tcase_add_test(tc, engine_rtn);
