@@ -597,6 +597,18 @@ START_TEST(quantize_bad_input)
     float one = 0.5f;
     ck_assert_int_eq(lq_quantize(ctx, L.W, 32, 1, &one, &m, &t, NULL), LQ_OK);
     lq_qtensor_free(t);
+    /* a dead input (H row and column 5 zero) */
+    for (size_t j = 0; j < 32; j++) L.H[5 * 32 + j] = L.H[j * 32 + 5] = 0.0f;
+    for (int kind = LQ_METHOD_GPTQT; kind <= LQ_METHOD_BCQ; kind++) {
+        method(&m, (lq_method_kind)kind, 2, 0);
+        m.u.bcq.group = 16;
+        lq_quant_report rep;
+        ck_assert_int_eq(lq_quantize_ex(ctx, L.W, 8, 32, L.H, &m, &t, NULL, &rep), LQ_OK);
+        ck_assert_uint_eq(rep.dead_columns, 1);
+        ck_assert(isfinite(rep.proxy_loss));
+        ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
+        lq_qtensor_free(t);
+    }
     free_layer(&L);
     lq_ctx_destroy(ctx);
 }
