@@ -1,6 +1,7 @@
 /* Additive quantizer: parameter checks, decoding and the exact objective. */
 #include <string.h>
 
+#include "core/linalg.h"
 #include "mcq/aq_internal.h"
 
 lq_status aq_check_params(const lq_aq_params *p, size_t rows, size_t cols, size_t *K, size_t *ng)
@@ -61,15 +62,22 @@ void aq_decode_rows(const lq_aq_params *p, size_t cols, const float *C, const ui
     }
 }
 
-void aq_tile_objective(const aq_kernels *kr, const float *W, size_t cols, const float *H,
-                       const lq_aq_params *p, const float *C, const uint16_t *codes,
-                       const float *scales, size_t r0, size_t r1, float *E, float *Y, double *f)
+lq_status aq_times_h(lq_ctx *ctx, size_t T, size_t cols, const float *E, const float *H, float *Y)
+{
+    return lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, T, cols, cols, 1.0f, E, cols, H, cols, 0.0f, Y,
+                    cols);
+}
+
+lq_status aq_tile_objective(lq_ctx *ctx, const float *W, size_t cols, const float *H,
+                            const lq_aq_params *p, const float *C, const uint16_t *codes,
+                            const float *scales, size_t r0, size_t r1, float *E, float *Y,
+                            double *f)
 {
     size_t T = r1 - r0;
     aq_decode_rows(p, cols, C, codes, scales, W, 1, r0, r1, E);
     if (H) {
-        memset(Y, 0, T * cols * sizeof(float));
-        kr->gemm_acc(T, cols, cols, E, cols, H, cols, Y, cols);
+        lq_status st = aq_times_h(ctx, T, cols, E, H, Y);
+        if (st != LQ_OK) return st;
     }
     for (size_t t = 0; t < T; t++) {
         const float *e = E + t * cols, *y = H ? Y + t * cols : e;
@@ -77,6 +85,7 @@ void aq_tile_objective(const aq_kernels *kr, const float *W, size_t cols, const 
         for (size_t c = 0; c < cols; c++) s += (double)e[c] * y[c];
         f[r0 + t] = s;
     }
+    return LQ_OK;
 }
 
 typedef struct obj_job {
@@ -100,8 +109,9 @@ static void obj_task(void *arg, size_t t)
         j->failed = 1;
         return;
     }
-    aq_tile_objective(j->kr, j->W, j->cols, j->H, j->p, j->C, j->codes, j->scales, r0, r1, E,
-                      E + AQ_TILE * j->cols, j->f);
+    if (aq_tile_objective(j->ctx, j->W, j->cols, j->H, j->p, j->C, j->codes, j->scales, r0, r1, E,
+                          E + AQ_TILE * j->cols, j->f) != LQ_OK)
+        j->failed = 1;
     lq_free(j->ctx, E);
 }
 

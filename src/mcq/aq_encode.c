@@ -366,21 +366,24 @@ static void enc_task(void *arg, size_t t)
     if (r1 > j->rows) r1 = j->rows;
     size_t T = r1 - r0;
     /* start: E = decode - W (or -W), Y = E H, f0 */
+    lq_status st = LQ_OK;
     if (j->start) {
-        aq_tile_objective(j->kr, j->W, cols, j->H, j->p, j->C, j->start, j->scales, r0, r1, w.E,
-                          w.Y, j->f);
+        st = aq_tile_objective(j->ctx, j->W, cols, j->H, j->p, j->C, j->start, j->scales, r0, r1,
+                               w.E, w.Y, j->f);
     } else {
         for (size_t q = 0; q < T * cols; q++) w.E[q] = -j->W[r0 * cols + q];
-        if (j->H) {
-            memset(w.Y, 0, T * cols * sizeof(float));
-            j->kr->gemm_acc(T, cols, cols, w.E, cols, j->H, cols, w.Y, cols);
-        }
+        if (j->H) st = aq_times_h(j->ctx, T, cols, w.E, j->H, w.Y);
         for (size_t q = 0; q < T; q++) {
             const float *e = w.E + q * cols, *y = j->H ? w.Y + q * cols : e;
             double s = 0.0;
             for (size_t c = 0; c < cols; c++) s += (double)e[c] * y[c];
             j->f[r0 + q] = s;
         }
+    }
+    if (st != LQ_OK) {
+        j->failed = 1;
+        lq_free(j->ctx, mem);
+        return;
     }
     for (size_t q = 0; q < T; q++) w.f0[q] = j->f[r0 + q];
     for (size_t q = 0; q < T; q++) {
@@ -390,8 +393,12 @@ static void enc_task(void *arg, size_t t)
             encode_row_mse(j, &w, r0 + q, w.E + q * cols);
     }
     /* exact objective of the result; a warm row never gets worse */
-    aq_tile_objective(j->kr, j->W, cols, j->H, j->p, j->C, j->out, j->scales, r0, r1, w.E, w.Y,
-                      j->f);
+    if (aq_tile_objective(j->ctx, j->W, cols, j->H, j->p, j->C, j->out, j->scales, r0, r1, w.E,
+                          w.Y, j->f) != LQ_OK) {
+        j->failed = 1;
+        lq_free(j->ctx, mem);
+        return;
+    }
     if (j->start) {
         size_t rc = j->ng * j->M;
         for (size_t q = 0; q < T; q++)

@@ -62,15 +62,17 @@ static void pass_task(void *arg, size_t t)
     if (rb > j->rows) rb = j->rows;
     for (size_t r0 = ra; r0 < rb; r0 += AQ_TILE) {
         size_t r1 = r0 + AQ_TILE < rb ? r0 + AQ_TILE : rb, T = r1 - r0;
+        lq_status st = LQ_OK;
         if (j->sub) {
-            aq_tile_objective(j->kr, j->W, cols, j->H, j->p, j->v, j->codes, j->scales, r0, r1, E,
-                              Y, j->f);
+            st = aq_tile_objective(j->ctx, j->W, cols, j->H, j->p, j->v, j->codes, j->scales, r0,
+                                   r1, E, Y, j->f);
         } else {
             aq_decode_rows(j->p, cols, j->v, j->codes, j->scales, NULL, 0, r0, r1, E);
-            if (j->H) {
-                memset(Y, 0, T * cols * sizeof(float));
-                j->kr->gemm_acc(T, cols, cols, E, cols, j->H, cols, Y, cols);
-            }
+            if (j->H) st = aq_times_h(j->ctx, T, cols, E, j->H, Y);
+        }
+        if (st != LQ_OK) {
+            j->failed = 1;
+            break;
         }
         const float *Yv = j->H ? Y : E;
         for (size_t i = r0; i < r1; i++) {
@@ -305,9 +307,10 @@ static void scale_task(void *arg, size_t t)
     float *Y = U + AQ_TILE * cols;
     size_t T = r1 - r0;
     aq_decode_rows(j->p, cols, j->C, j->codes, NULL, NULL, 0, r0, r1, U);
-    if (j->H) {
-        memset(Y, 0, T * cols * sizeof(float));
-        j->kr->gemm_acc(T, cols, cols, U, cols, j->H, cols, Y, cols);
+    if (j->H && aq_times_h(j->ctx, T, cols, U, j->H, Y) != LQ_OK) {
+        j->failed = 1;
+        lq_free(j->ctx, U);
+        return;
     }
     for (size_t q = 0; q < T; q++) {
         const float *u = U + q * cols, *y = j->H ? Y + q * cols : u, *w = j->W + (r0 + q) * cols;

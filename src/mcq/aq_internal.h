@@ -47,16 +47,22 @@ void aq_decode_rows(const lq_aq_params *p, size_t cols, const float *C, const ui
                     const float *scales, const float *W, int sub, size_t r0, size_t r1,
                     float *out);
 
-/* Rows per tile of the H products. */
-#define AQ_TILE 8
+/* Rows per tile of the H products (one GEMM of AQ_TILE x cols by cols x cols
+ * per tile). Every per-row objective is computed on the same tiles, so the
+ * numbers compared by the acceptance tests come from identical arithmetic. */
+#define AQ_TILE 128
 
-/* Per-row objective of rows [r0, r1) (r1 - r0 <= AQ_TILE): E = decode - W,
- * Y = E H, f_i = sum E_i . Y_i in double. E, Y: AQ_TILE x cols scratch. With
- * H NULL, f_i = ||E_i||^2. Deterministic per row. */
-void aq_tile_objective(const aq_kernels *kr, const float *W, size_t cols, const float *H,
-                       const lq_aq_params *p, const float *C, const uint16_t *codes,
-                       const float *scales, size_t r0, size_t r1, float *E, float *Y,
-                       double *f);
+/* Y (T x cols) = E (T x cols) H through lq_sgemm (inline when called from a
+ * task). NO_MEMORY only. */
+lq_status aq_times_h(lq_ctx *ctx, size_t T, size_t cols, const float *E, const float *H, float *Y);
+
+/* Per-row objective of rows [r0, r1) (r1 - r0 <= AQ_TILE, r0 a multiple of
+ * AQ_TILE): E = decode - W, Y = E H, f_i = sum E_i . Y_i in double. E, Y:
+ * AQ_TILE x cols scratch. With H NULL, f_i = ||E_i||^2. NO_MEMORY only. */
+lq_status aq_tile_objective(lq_ctx *ctx, const float *W, size_t cols, const float *H,
+                            const lq_aq_params *p, const float *C, const uint16_t *codes,
+                            const float *scales, size_t r0, size_t r1, float *E, float *Y,
+                            double *f);
 
 /* Per-row objectives for all rows (parallel over tiles). NO_MEMORY only. */
 lq_status aq_row_objectives(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
