@@ -71,6 +71,34 @@ fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned 
         __m512 ga[NB_MAX];
         for (size_t i = 0; i < nb; i++) ga[i] = _mm512_setzero_ps();
         for (size_t k = p->gblk[g]; k < p->gblk[g + 1]; k++) {
+            if (sbits == 4) {
+                /* 4 bits: the low nibbles masked, the high nibbles kept in
+                 * place (16 * code): sum_hi is a multiple of 16, so the
+                 * arithmetic shift back is exact. Two chains per vector. */
+                const __m512i m4 = _mm512_set1_epi8(15), mh = _mm512_set1_epi8((char)0xF0);
+                __m512i vl[4], vh[4];
+                for (int q = 0; q < 4; q++) {
+                    __m512i v = _mm512_loadu_si512((const void *)(cp + 64 * q));
+                    vl[q] = _mm512_and_si512(v, m4);
+                    vh[q] = _mm512_and_si512(v, mh);
+                }
+                cp += p->blk_bytes;
+                for (size_t i = 0; i < nb; i++) {
+                    const int8_t *xq = a[i].q + k * LQ_KERN_QBLK;
+                    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+                    for (int q = 0; q < 4; q++) {
+                        int32_t x0, x1;
+                        memcpy(&x0, xq + 8 * q, 4);
+                        memcpy(&x1, xq + 8 * q + 4, 4);
+                        lo = _mm512_dpbusd_epi32(lo, vl[q], _mm512_set1_epi32(x0));
+                        hi = _mm512_dpbusd_epi32(hi, vh[q], _mm512_set1_epi32(x1));
+                    }
+                    __m512i isum = _mm512_add_epi32(lo, _mm512_srai_epi32(hi, 4));
+                    ga[i] = _mm512_add_ps(ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]),
+                                                               _mm512_cvtepi32_ps(isum)));
+                }
+                continue;
+            }
             __m512i u[8];
             decode_blk(cp, sbits, u);
             cp += p->blk_bytes;
