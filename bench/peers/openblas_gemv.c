@@ -1,18 +1,23 @@
 /* Peer baseline: fp32 GEMV / GEMM with OpenBLAS (cblas_sgemv / sgemm) on
  * the shapes of `lq bench matvec`, weights rotated through copies larger
- * than 2x the LLC (memory-bound) unless --hot. Prints one JSON line.
- * Built and run by bench/peers/openblas_gemv.sh. */
+ * than 2x the LLC that sysconf reports (memory-bound) unless --hot. With
+ * one thread the time is process CPU time (as `lq bench matvec --cpu-time`:
+ * the machine is shared), with more threads wall time. Prints one JSON
+ * line. Built and run by bench/peers/openblas_gemv.sh. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+static int g_cpu;
 
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g_cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -34,8 +39,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--hot")) hot = 1;
     }
     openblas_set_num_threads((int)threads);
+    g_cpu = threads == 1;
     double bytes = 4.0 * (double)rows * (double)cols;
-    size_t copies = hot ? 1 : (size_t)(2.0 * 32.0 * 1048576.0 / bytes) + 2;
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    double llc = l3 > 0 ? (double)l3 : 32.0 * 1048576.0;
+    size_t copies = hot ? 1 : (size_t)(2.0 * llc / bytes) + 2;
     float **W = malloc(copies * sizeof *W);
     for (size_t c = 0; c < copies; c++) {
         W[c] = malloc(rows * cols * sizeof(float));
@@ -59,9 +67,9 @@ int main(int argc, char **argv)
     }
     qsort(t, n, sizeof t[0], cmp);
     double med = t[n / 2];
-    printf("{\"bench\":\"openblas\",\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,\"threads\":%zu,"
+    printf("{\"bench\":\"openblas\",\"cpu_time\":%d,\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,\"threads\":%zu,"
            "\"copies\":%zu,\"us\":%.1f,\"us_per_token\":%.2f,\"gbs\":%.2f,\"gflops\":%.2f}\n",
-           rows, cols, batch, threads, copies, med * 1e6, med * 1e6 / (double)batch,
+           g_cpu, rows, cols, batch, threads, copies, med * 1e6, med * 1e6 / (double)batch,
            bytes / med / 1e9, 2.0 * (double)rows * (double)cols * (double)batch / med / 1e9);
     for (size_t c = 0; c < copies; c++) free(W[c]);
     free(W);
