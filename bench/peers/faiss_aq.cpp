@@ -4,7 +4,7 @@
 // (train_<kind>.f32, test_<kind>.f32, codebooks_<kind>.f32 = lq's trained
 // codebooks). Built and run only by faiss_aq.sh.
 //
-// usage: faiss_aq DIR kind ntrain ntest beam threads [reps]
+// usage: faiss_aq DIR kind ntrain ntest beam threads [reps] [lsq 0|1 (default 1)]
 // For each quantizer: training seconds, encoding seconds of the test set
 // (median of reps, wall and process CPU), MSE per vector (decoded in double).
 // "rq-lqcb" encodes with FAISS's beam search using lq's codebooks, so the
@@ -71,14 +71,15 @@ static void report(const char *name, const char *kind, faiss::AdditiveQuantizer 
 
 int main(int argc, char **argv)
 {
-    if (argc != 7 && argc != 8) {
-        std::fprintf(stderr, "usage: %s DIR kind ntrain ntest beam threads [reps]\n", argv[0]);
+    if (argc < 7 || argc > 9) {
+        std::fprintf(stderr, "usage: %s DIR kind ntrain ntest beam threads [reps] [lsq]\n", argv[0]);
         return 2;
     }
     std::string dir = argv[1], kind = argv[2];
     size_t ntrain = std::strtoull(argv[3], nullptr, 10), ntest = std::strtoull(argv[4], nullptr, 10);
     int beam = std::atoi(argv[5]), threads = std::atoi(argv[6]);
-    int reps = argc == 8 ? std::atoi(argv[7]) : 3;
+    int reps = argc >= 8 ? std::atoi(argv[7]) : 3;
+    bool with_lsq = argc == 9 ? std::atoi(argv[8]) != 0 : true;
     if (reps < 1) reps = 1;
     omp_set_num_threads(threads);
     std::vector<float> xtr = read_f32(dir + "/train_" + kind + ".f32", ntrain * 8);
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
         report(lut ? "rq-lut-lqcb" : "rq-lqcb", kind.c_str(), rq, xte, ntest, ntrain, beam, threads,
                reps, 0.0);
     }
-    {
+    if (with_lsq) {
         faiss::LocalSearchQuantizer lsq(8, 2, 8);
         lsq.verbose = false;
         auto t0 = std::chrono::steady_clock::now();
