@@ -5,6 +5,8 @@
  * without the linear step, and BCQ round-to-nearest, at 2 and 3 bits, on
  * one synthetic layer. Prints a table and one JSON line; loss ratios are
  * against BCQ round-to-nearest and INT-GPTQ measured in the same run.
+ * Seconds are wall time (median over --reps); cpu is the process CPU time
+ * of the same runs (all threads), which a loaded machine disturbs less.
  *
  * Layer (as lq bench gptq): W rows x cols heavy-tailed (Student-t, 4
  * degrees of freedom, scale 0.02), X = Z A (nsamples x cols), Z Gaussian
@@ -13,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "core/linalg.h"
@@ -53,7 +56,7 @@ done:
 typedef struct bcq_row {
     const char *name;
     unsigned bits;
-    double bpw, loss, seconds;
+    double bpw, loss, seconds, cpu;
 } bcq_row;
 
 enum { M_GPTQT, M_INT, M_BCQ_ENGINE, M_BCQ_RTN, M_COUNT };
@@ -112,11 +115,11 @@ int lq_bench_bcq(int argc, char **argv)
     if (st != LQ_OK) return lq_cli_fail("context", st);
     float *W = malloc(rows * cols * sizeof *W), *H = malloc(cols * cols * sizeof *H);
     float *Q = malloc(rows * cols * sizeof *Q);
-    double *times = malloc(reps * sizeof *times);
+    double *times = malloc(reps * sizeof *times), *cpus = malloc(reps * sizeof *cpus);
     bcq_row res[2 * M_COUNT];
     size_t nres = 0;
     int rc = 1;
-    if (!W || !H || !Q || !times) {
+    if (!W || !H || !Q || !times || !cpus) {
         st = LQ_ERR_NO_MEMORY;
         goto fail;
     }
@@ -134,7 +137,9 @@ int lq_bench_bcq(int argc, char **argv)
                 lq_qtensor_free(t);
                 t = NULL;
                 t0 = lq_cli_now();
+                clock_t c0 = clock();
                 st = lq_quantize(ctx, W, rows, cols, H, &m, &t, Q);
+                cpus[i] = (double)(clock() - c0) / CLOCKS_PER_SEC;
                 times[i] = lq_cli_now() - t0;
                 if (st != LQ_OK) goto fail;
             }
@@ -146,23 +151,26 @@ int lq_bench_bcq(int argc, char **argv)
             st = lq_proxy_loss(ctx, W, Q, rows, cols, H, &r->loss);
             if (st != LQ_OK) goto fail;
             r->seconds = lq_cli_median(times, reps);
-            fprintf(stderr, "  %-10s %u bits: loss %.6g, %.2f s\n", r->name, r->bits, r->loss,
-                    r->seconds);
+            r->cpu = lq_cli_median(cpus, reps);
+            fprintf(stderr, "  %-10s %u bits: loss %.6g, %.2f s (cpu %.2f s)\n", r->name, r->bits,
+                    r->loss, r->seconds, r->cpu);
         }
-    printf("%-11s %4s %7s %13s %9s %9s %9s\n", "method", "bits", "bpw", "proxy loss", "/bcq-rtn",
-           "/int-gptq", "seconds");
+    printf("%-11s %4s %7s %13s %9s %9s %9s %9s\n", "method", "bits", "bpw", "proxy loss",
+           "/bcq-rtn", "/int-gptq", "seconds", "cpu s");
     for (size_t i = 0; i < nres; i++) {
         const bcq_row *base = &res[i - i % M_COUNT];
-        printf("%-11s %4u %7.3f %13.6g %9.4f %9.4f %9.2f\n", res[i].name, res[i].bits, res[i].bpw,
-               res[i].loss, res[i].loss / base[M_BCQ_RTN].loss, res[i].loss / base[M_INT].loss,
-               res[i].seconds);
+        printf("%-11s %4u %7.3f %13.6g %9.4f %9.4f %9.2f %9.2f\n", res[i].name, res[i].bits,
+               res[i].bpw, res[i].loss, res[i].loss / base[M_BCQ_RTN].loss,
+               res[i].loss / base[M_INT].loss, res[i].seconds, res[i].cpu);
     }
     printf("{\"bench\":\"bcq\",\"rows\":%zu,\"cols\":%zu,\"group\":%zu,\"nsamples\":%zu,"
            "\"threads\":%zu,\"reps\":%zu,\"results\":[",
            rows, cols, group, nsamples, lq_ctx_threads(ctx), reps);
     for (size_t i = 0; i < nres; i++)
-        printf("%s{\"method\":\"%s\",\"bits\":%u,\"bpw\":%.4f,\"proxy_loss\":%.8g,\"seconds\":%.4f}",
-               i ? "," : "", res[i].name, res[i].bits, res[i].bpw, res[i].loss, res[i].seconds);
+        printf("%s{\"method\":\"%s\",\"bits\":%u,\"bpw\":%.4f,\"proxy_loss\":%.8g,"
+               "\"seconds\":%.4f,\"cpu_seconds\":%.4f}",
+               i ? "," : "", res[i].name, res[i].bits, res[i].bpw, res[i].loss, res[i].seconds,
+               res[i].cpu);
     printf("]}\n");
     rc = 0;
 fail:
@@ -171,6 +179,7 @@ fail:
     free(H);
     free(Q);
     free(times);
+    free(cpus);
     lq_ctx_destroy(ctx);
     return rc;
 }
