@@ -57,7 +57,13 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     size_t K = (size_t)1 << bits, kd = K * d, nvec = t->cols / d;
     size_t ncg = (t->cols + gc - 1) / gc, nrb = (t->rows + gr - 1) / gr, ncb = ncg * nrb;
     size_t stride = K < 16 ? 16 : K, tabset;
-    if (!lq_mul_ok(nvec, stride, &tabset) || tabset > UINT32_MAX / 2) return LQ_ERR_UNSUPPORTED;
+    size_t tables;
+    /* tables of one activation must stay addressable by 32-bit gather
+     * indices and reasonably small (many small row blocks: the reference
+     * path serves the tensor instead) */
+    if (!lq_mul_ok(nvec, stride, &tabset) || !lq_mul_ok(tabset, nrb, &tables) ||
+        tables > ((size_t)64 << 20))
+        return LQ_ERR_UNSUPPORTED;
     lq_lut_pack geo;
     memset(&geo, 0, sizeof geo);
     geo.rows = t->rows;
