@@ -8,16 +8,15 @@
 #include "core/linalg.h"
 #include "test_common.h"
 
-
 /* Element-wise checks: Check records every passing ck_assert (a pipe write
  * each), which dominates loops over matrices; these call it only on failure. */
-#define EXPECT(c)                                                                              \
-    do {                                                                                       \
-        if (!(c)) ck_assert_msg(0, "line %d: %s", __LINE__, #c);                               \
+#define EXPECT(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c)) ck_assert_msg(0, "line %d: %s", __LINE__, #c);                                   \
     } while (0)
-#define EXPECT_LE(a, b)                                                                        \
-    do {                                                                                       \
-        double a_ = (a), b_ = (b);                                                             \
+#define EXPECT_LE(a, b)                                                                            \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
         if (!(a_ <= b_)) ck_assert_msg(0, "line %d: %s <= %s: %g > %g", __LINE__, #a, #b, a_, b_); \
     } while (0)
 
@@ -98,29 +97,29 @@ static void check_gemm_case(lq_ctx *ctx, const gemm_case *g, uint64_t seed)
     for (size_t i = 0; i < g->m * ldc; i++) C[i] = (float)Cd[i];
     ref_gemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, Ad, lda, Bd, ldb, g->beta, Cd, ldc, R,
              bound);
-    ck_assert_int_eq(lq_sgemm(ctx, g->ta, g->tb, g->m, g->n, g->k, (float)g->alpha, A, lda, B,
-                              ldb, (float)g->beta, C, ldc),
+    ck_assert_int_eq(lq_sgemm(ctx, g->ta, g->tb, g->m, g->n, g->k, (float)g->alpha, A, lda, B, ldb,
+                              (float)g->beta, C, ldc),
                      LQ_OK);
-    ck_assert_int_eq(lq_dgemm(ctx, g->ta, g->tb, g->m, g->n, g->k, g->alpha, Ad, lda, Bd, ldb,
-                              g->beta, Cd, ldc),
-                     LQ_OK);
+    ck_assert_int_eq(
+        lq_dgemm(ctx, g->ta, g->tb, g->m, g->n, g->k, g->alpha, Ad, lda, Bd, ldb, g->beta, Cd, ldc),
+        LQ_OK);
     double ftol = 2.0 * ((double)g->k + 2.0) * FLT_EPSILON;
     double dtol = 2.0 * ((double)g->k + 2.0) * DBL_EPSILON;
     for (size_t i = 0; i < g->m; i++) {
         for (size_t j = 0; j < g->n; j++) {
             double r = R[i * g->n + j], b = bound[i * g->n + j] + DBL_MIN;
             double ef = fabs((double)C[i * ldc + j] - r), ed = fabs(Cd[i * ldc + j] - r);
-            if (!(ef <= ftol * b)) ck_assert_msg(0, "sgemm %c%c m%zu n%zu k%zu (%zu,%zu): %g vs %g",
-                          g->ta ? 'T' : 'N', g->tb ? 'T' : 'N', g->m, g->n, g->k, i, j,
-                          (double)C[i * ldc + j], r);
-            if (!(ed <= dtol * b)) ck_assert_msg(0, "dgemm %c%c m%zu n%zu k%zu (%zu,%zu): %g vs %g",
-                          g->ta ? 'T' : 'N', g->tb ? 'T' : 'N', g->m, g->n, g->k, i, j,
-                          Cd[i * ldc + j], r);
+            if (!(ef <= ftol * b))
+                ck_assert_msg(0, "sgemm %c%c m%zu n%zu k%zu (%zu,%zu): %g vs %g", g->ta ? 'T' : 'N',
+                              g->tb ? 'T' : 'N', g->m, g->n, g->k, i, j, (double)C[i * ldc + j], r);
+            if (!(ed <= dtol * b))
+                ck_assert_msg(0, "dgemm %c%c m%zu n%zu k%zu (%zu,%zu): %g vs %g", g->ta ? 'T' : 'N',
+                              g->tb ? 'T' : 'N', g->m, g->n, g->k, i, j, Cd[i * ldc + j], r);
         }
         /* padding between rows is never written */
         for (size_t j = g->n; j < ldc; j++) {
             EXPECT(C[i * ldc + j] == (float)Cd[i * ldc + j] ||
-                      (isnan(C[i * ldc + j]) && isnan(Cd[i * ldc + j])));
+                   (isnan(C[i * ldc + j]) && isnan(Cd[i * ldc + j])));
         }
     }
     free(Ad);
@@ -142,8 +141,13 @@ START_TEST(gemm_odd_sizes_all_transposes)
         for (size_t a = 0; a < NSIZES; a++)
             for (size_t b = 0; b < NSIZES; b++)
                 for (size_t c = 0; c < NSIZES; c += (a + b) % 2 + 1) {
-                    gemm_case g = {(lq_trans)(t & 1), (lq_trans)(t >> 1), g_sizes[a], g_sizes[b],
-                                   g_sizes[c], 1.0, 0.0};
+                    gemm_case g = {(lq_trans)(t & 1),
+                                   (lq_trans)(t >> 1),
+                                   g_sizes[a],
+                                   g_sizes[b],
+                                   g_sizes[c],
+                                   1.0,
+                                   0.0};
                     check_gemm_case(ctx, &g, seed++);
                 }
     lq_ctx_destroy(ctx);
@@ -193,9 +197,8 @@ static float *run_sgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t 
     lq_test_fill_uniform(A, m * k, -1, 1, seed);
     lq_test_fill_uniform(B, k * n, -1, 1, seed + 1);
     lq_test_fill_uniform(C, m * n, -1, 1, seed + 2);
-    ck_assert_int_eq(lq_sgemm(ctx, ta, tb, m, n, k, 1.25f, A, ta ? m : k, B, tb ? k : n, -0.5f,
-                              C, n),
-                     LQ_OK);
+    ck_assert_int_eq(
+        lq_sgemm(ctx, ta, tb, m, n, k, 1.25f, A, ta ? m : k, B, tb ? k : n, -0.5f, C, n), LQ_OK);
     free(A);
     free(B);
     return C;
@@ -208,8 +211,7 @@ static double *run_dgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t
     dfill(A, m * k, seed);
     dfill(B, k * n, seed + 1);
     dfill(C, m * n, seed + 2);
-    ck_assert_int_eq(lq_dgemm(ctx, ta, tb, m, n, k, 1.25, A, ta ? m : k, B, tb ? k : n, -0.5,
-                              C, n),
+    ck_assert_int_eq(lq_dgemm(ctx, ta, tb, m, n, k, 1.25, A, ta ? m : k, B, tb ? k : n, -0.5, C, n),
                      LQ_OK);
     free(A);
     free(B);
@@ -282,8 +284,8 @@ static lq_status gemm_alloc_body(lq_ctx *ctx, void *arg)
         EXPECT(memcmp(g->C, g->C0, g->m * g->n * sizeof *g->C) == 0);
         return st;
     }
-    st = lq_dgemm(ctx, LQ_TRANS, LQ_NO_TRANS, g->m, g->n, g->k, 1.0, g->Ad, g->m, g->Bd, g->n,
-                  1.0, g->Cd, g->n);
+    st = lq_dgemm(ctx, LQ_TRANS, LQ_NO_TRANS, g->m, g->n, g->k, 1.0, g->Ad, g->m, g->Bd, g->n, 1.0,
+                  g->Cd, g->n);
     if (st != LQ_OK) EXPECT(memcmp(g->Cd, g->Cd0, g->m * g->n * sizeof *g->Cd) == 0);
     return st;
 }
@@ -341,9 +343,9 @@ START_TEST(syrk_reference)
                 for (size_t i = 0; i < n * ldc; i++) Cd[i] = C[i];
                 float *C0 = falloc(n * ldc);
                 memcpy(C0, C, n * ldc * sizeof *C);
-                ck_assert_int_eq(lq_ssyrk_tn(ctx, n, k, (float)ab[q][0], A, lda, (float)ab[q][1],
-                                             C, ldc),
-                                 LQ_OK);
+                ck_assert_int_eq(
+                    lq_ssyrk_tn(ctx, n, k, (float)ab[q][0], A, lda, (float)ab[q][1], C, ldc),
+                    LQ_OK);
                 ck_assert_int_eq(lq_dsyrk_tn_f32(ctx, n, k, ab[q][0], A, lda, ab[q][1], Cd, ldc),
                                  LQ_OK);
                 for (size_t i = 0; i < n; i++)
@@ -357,10 +359,8 @@ START_TEST(syrk_reference)
                         double c0 = ab[q][1] == 0 ? 0 : ab[q][1] * C0[i * ldc + j];
                         double r = ab[q][0] * s + c0;
                         bnd = fabs(ab[q][0]) * bnd + fabs(c0) + DBL_MIN;
-                        EXPECT_LE(fabs(C[i * ldc + j] - r),
-                                            2.0 * (k + 2.0) * FLT_EPSILON * bnd);
-                        EXPECT_LE(fabs(Cd[i * ldc + j] - r),
-                                            2.0 * (k + 2.0) * DBL_EPSILON * bnd);
+                        EXPECT_LE(fabs(C[i * ldc + j] - r), 2.0 * (k + 2.0) * FLT_EPSILON * bnd);
+                        EXPECT_LE(fabs(Cd[i * ldc + j] - r), 2.0 * (k + 2.0) * DBL_EPSILON * bnd);
                         /* exactly symmetric */
                         EXPECT(C[i * ldc + j] == C[j * ldc + i]);
                         EXPECT(Cd[i * ldc + j] == Cd[j * ldc + i]);
@@ -493,9 +493,12 @@ static void make_lower(double *L, size_t n, uint64_t seed)
     dfill(L, n * n, seed);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++) {
-            if (j > i) L[i * n + j] = 0;
-            else if (j == i) L[i * n + j] = 1.5 + fabs(L[i * n + j]);
-            else L[i * n + j] *= 0.5 / sqrt((double)n);
+            if (j > i)
+                L[i * n + j] = 0;
+            else if (j == i)
+                L[i * n + j] = 1.5 + fabs(L[i * n + j]);
+            else
+                L[i * n + j] *= 0.5 / sqrt((double)n);
         }
 }
 
@@ -694,8 +697,8 @@ static void check_svd(size_t m, size_t n, const double *A, size_t lda)
 
 START_TEST(svd_reconstructs)
 {
-    static const size_t dims[][2] = {{1, 1}, {1, 5}, {5, 1}, {3, 17}, {17, 3}, {65, 30},
-                                     {30, 65}, {40, 40}};
+    static const size_t dims[][2] = {{1, 1},  {1, 5},   {5, 1},   {3, 17},
+                                     {17, 3}, {65, 30}, {30, 65}, {40, 40}};
     for (size_t q = 0; q < sizeof dims / sizeof dims[0]; q++) {
         size_t m = dims[q][0], n = dims[q][1], lda = n + 1;
         double *A = dalloc(m * lda);
@@ -740,7 +743,6 @@ START_TEST(zero_sizes_are_noops)
 }
 END_TEST
 
-
 START_TEST(gemm_ex_triangles_and_workspace)
 {
     /* lower/upper restricted products equal the full product on their
@@ -763,12 +765,12 @@ START_TEST(gemm_ex_triangles_and_workspace)
             for (size_t i = 0; i < m * n; i++) Fd[i] = F[i];
             float *C0 = falloc(m * n);
             memcpy(C0, F, m * n * sizeof *F);
-            ck_assert_int_eq(lq_sgemm(ctx, ta, tb, m, n, k, 0.5f, A, ta ? m : k, B, tb ? k : n,
-                                      2.0f, F, n),
-                             LQ_OK);
-            ck_assert_int_eq(lq_dgemm(ctx, ta, tb, m, n, k, 0.5, Ad, ta ? m : k, Bd, tb ? k : n,
-                                      2.0, Fd, n),
-                             LQ_OK);
+            ck_assert_int_eq(
+                lq_sgemm(ctx, ta, tb, m, n, k, 0.5f, A, ta ? m : k, B, tb ? k : n, 2.0f, F, n),
+                LQ_OK);
+            ck_assert_int_eq(
+                lq_dgemm(ctx, ta, tb, m, n, k, 0.5, Ad, ta ? m : k, Bd, tb ? k : n, 2.0, Fd, n),
+                LQ_OK);
             for (int u = 1; u <= 2; u++) {
                 size_t ws = lq_sgemm_work_size(ctx, m, n, k), wd = lq_dgemm_work_size(ctx, m, n, k);
                 ck_assert_uint_ne(ws, SIZE_MAX);

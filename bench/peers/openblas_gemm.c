@@ -54,8 +54,8 @@ int main(int argc, char **argv)
     }
     for (int r = 0; r <= reps; r++) {
         double t0 = now(), c0 = cpu_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f,
-                    C, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C,
+                    n);
         t[r] = now() - t0;
         cpu[r] = cpu_now() - c0;
     }

@@ -15,9 +15,9 @@ typedef enum lq_trans { LQ_NO_TRANS = 0, LQ_TRANS = 1 } lq_trans;
 /* C (m x n) = alpha * op(A) * op(B) + beta * C, op(A) m x k, op(B) k x n.
  * Supports NN, NT and TN (and TT). beta == 0 ignores C's old contents
  * (NaN included). Returns LQ_ERR_NO_MEMORY if packing buffers fail. */
-lq_status lq_sgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k,
-                   float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                   float beta, float *C, size_t ldc);
+lq_status lq_sgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k, float alpha,
+                   const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                   size_t ldc);
 lq_status lq_dgemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k,
                    double alpha, const double *A, size_t lda, const double *B, size_t ldb,
                    double beta, double *C, size_t ldc);
@@ -36,8 +36,8 @@ typedef enum lq_uplo { LQ_FULL = 0, LQ_LOWER = 1, LQ_UPPER = 2 } lq_uplo;
 size_t lq_sgemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k);
 size_t lq_dgemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k);
 lq_status lq_sgemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n,
-                      size_t k, float alpha, const float *A, size_t lda, const float *B,
-                      size_t ldb, float beta, float *C, size_t ldc, float *work);
+                      size_t k, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                      float beta, float *C, size_t ldc, float *work);
 lq_status lq_dgemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n,
                       size_t k, double alpha, const double *A, size_t lda, const double *B,
                       size_t ldb, double beta, double *C, size_t ldc, double *work);
@@ -47,8 +47,8 @@ lq_status lq_dgemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_
  * when C is double. */
 lq_status lq_ssyrk_tn(lq_ctx *ctx, size_t n, size_t k, float alpha, const float *A, size_t lda,
                       float beta, float *C, size_t ldc);
-lq_status lq_dsyrk_tn_f32(lq_ctx *ctx, size_t n, size_t k, double alpha, const float *A,
-                          size_t lda, double beta, double *C, size_t ldc);
+lq_status lq_dsyrk_tn_f32(lq_ctx *ctx, size_t n, size_t k, double alpha, const float *A, size_t lda,
+                          double beta, double *C, size_t ldc);
 
 /* In-place Cholesky A = L L^T (lower triangle of A overwritten by L; the
  * strict upper triangle is neither read nor written). Blocked, right-looking;
@@ -70,10 +70,10 @@ lq_status lq_dtrtri_lower(lq_ctx *ctx, double *L, size_t n, size_t lda);
  *   right: X L = B  (trans=0)   or  X L^T = B (trans=1)
  * The diagonal is not checked (a zero gives Inf/NaN). LQ_ERR_NO_MEMORY
  * leaves B untouched. */
-lq_status lq_dtrsm_left_lower(lq_ctx *ctx, lq_trans trans, size_t n, size_t nrhs,
-                              const double *L, size_t ldl, double *B, size_t ldb);
-lq_status lq_dtrsm_right_lower(lq_ctx *ctx, lq_trans trans, size_t m, size_t n,
-                               const double *L, size_t ldl, double *B, size_t ldb);
+lq_status lq_dtrsm_left_lower(lq_ctx *ctx, lq_trans trans, size_t n, size_t nrhs, const double *L,
+                              size_t ldl, double *B, size_t ldb);
+lq_status lq_dtrsm_right_lower(lq_ctx *ctx, lq_trans trans, size_t m, size_t n, const double *L,
+                               size_t ldl, double *B, size_t ldb);
 
 /* Symmetric eigen-decomposition by cyclic Jacobi: A (n x n) symmetric is
  * destroyed; w gets the eigenvalues in descending order, V (n x n, row-major)
@@ -87,7 +87,7 @@ lq_status lq_dsyev_jacobi(lq_ctx *ctx, double *A, size_t n, size_t lda, double *
  * s r, Vt r x n with r = min(m, n), singular values descending; U and V
  * orthonormal also for rank-deficient A. A is not modified. One thread, no
  * allocation. LQ_ERR_NOT_FINITE (nothing written) when A has NaN or Inf. */
-lq_status lq_dsvd_jacobi(lq_ctx *ctx, const double *A, size_t m, size_t n, size_t lda,
-                         double *U, size_t ldu, double *s, double *Vt, size_t ldvt);
+lq_status lq_dsvd_jacobi(lq_ctx *ctx, const double *A, size_t m, size_t n, size_t lda, double *U,
+                         size_t ldu, double *s, double *Vt, size_t ldvt);
 
 #endif

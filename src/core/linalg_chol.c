@@ -8,9 +8,9 @@
 
 #include "core/linalg.h"
 
-#define TRI_BASE 32   /* triangle size below which substitution loops run */
-#define TRI_GRAIN 64  /* independent rows/columns per task in those loops */
-#define POTRF_NB 128  /* Cholesky panel width */
+#define TRI_BASE 32  /* triangle size below which substitution loops run */
+#define TRI_GRAIN 64 /* independent rows/columns per task in those loops */
+#define POTRF_NB 128 /* Cholesky panel width */
 
 /* float instantiates only what spotrf needs */
 #if defined(__GNUC__)
@@ -37,18 +37,17 @@
 
 /* GEMM workspace covering every call on an n-sized triangle with up to
  * `other` right-hand sides and inner dimension up to k. */
-#define DEFINE_TRI_WORK(P, T)                                                                  \
-    static lq_status P##tri_begin(lq_ctx *ctx, size_t n, size_t other, size_t k,               \
-                                  P##tri_ctx *tc)                                              \
-    {                                                                                          \
-        size_t big = n > other ? n : other;                                                    \
-        size_t ws = lq_##P##gemm_work_size(ctx, big, big, k);                                  \
-        tc->ctx = ctx;                                                                         \
-        tc->work = NULL;                                                                       \
-        if (ws == SIZE_MAX) return LQ_ERR_NO_MEMORY;                                           \
-        if (ws == 0) return LQ_OK;                                                             \
-        tc->work = lq_alloc_array(ctx, ws, sizeof(T));                                         \
-        return tc->work ? LQ_OK : LQ_ERR_NO_MEMORY;                                            \
+#define DEFINE_TRI_WORK(P, T)                                                                      \
+    static lq_status P##tri_begin(lq_ctx *ctx, size_t n, size_t other, size_t k, P##tri_ctx *tc)   \
+    {                                                                                              \
+        size_t big = n > other ? n : other;                                                        \
+        size_t ws = lq_##P##gemm_work_size(ctx, big, big, k);                                      \
+        tc->ctx = ctx;                                                                             \
+        tc->work = NULL;                                                                           \
+        if (ws == SIZE_MAX) return LQ_ERR_NO_MEMORY;                                               \
+        if (ws == 0) return LQ_OK;                                                                 \
+        tc->work = lq_alloc_array(ctx, ws, sizeof(T));                                             \
+        return tc->work ? LQ_OK : LQ_ERR_NO_MEMORY;                                                \
     }
 
 DEFINE_TRI_WORK(s, float)
@@ -91,8 +90,8 @@ lq_status lq_dtrtri_lower(lq_ctx *ctx, double *L, size_t n, size_t lda)
     return LQ_OK;
 }
 
-lq_status lq_dtrsm_left_lower(lq_ctx *ctx, lq_trans trans, size_t n, size_t nrhs,
-                              const double *L, size_t ldl, double *B, size_t ldb)
+lq_status lq_dtrsm_left_lower(lq_ctx *ctx, lq_trans trans, size_t n, size_t nrhs, const double *L,
+                              size_t ldl, double *B, size_t ldb)
 {
     if (n == 0 || nrhs == 0) return LQ_OK;
     dtri_ctx tc;
@@ -103,8 +102,8 @@ lq_status lq_dtrsm_left_lower(lq_ctx *ctx, lq_trans trans, size_t n, size_t nrhs
     return LQ_OK;
 }
 
-lq_status lq_dtrsm_right_lower(lq_ctx *ctx, lq_trans trans, size_t m, size_t n,
-                               const double *L, size_t ldl, double *B, size_t ldb)
+lq_status lq_dtrsm_right_lower(lq_ctx *ctx, lq_trans trans, size_t m, size_t n, const double *L,
+                               size_t ldl, double *B, size_t ldb)
 {
     if (n == 0 || m == 0) return LQ_OK;
     dtri_ctx tc;

@@ -65,36 +65,36 @@ static int gemm_is_small(size_t m, size_t n, size_t k)
     return lq_mul_ok(m, n, &mn) && mn <= GEMM_SMALL_FMAS && k <= GEMM_SMALL_FMAS / mn;
 }
 
-#define DEFINE_GEMM_ENTRY(P, T, ONE_ZERO)                                                     \
-    size_t lq_##P##gemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k)                  \
-    {                                                                                          \
-        P##gemm_plan pl;                                                                       \
-        if (m == 0 || n == 0 || k == 0 || P##gemm_is_small_dims(m, n, k)) return 0;            \
-        if (!P##gemm_plan_make(ctx, P##gemm_kernel_for(ctx), m, n, k, &pl)) return SIZE_MAX;   \
-        return pl.total;                                                                       \
-    }                                                                                          \
-    lq_status lq_##P##gemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m,  \
-                              size_t n, size_t k, T alpha, const T *A, size_t lda,            \
-                              const T *B, size_t ldb, T beta, T *C, size_t ldc, T *work)      \
-    {                                                                                          \
-        if (m == 0 || n == 0) return LQ_OK;                                                    \
-        if (k == 0 || alpha == ONE_ZERO) {                                                     \
-            P##gemm_scale(uplo, m, n, beta, C, ldc);                                           \
-            return LQ_OK;                                                                      \
-        }                                                                                      \
-        if (P##gemm_is_small_dims(m, n, k)) {                                                  \
-            P##gemm_small(uplo, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);         \
-            return LQ_OK;                                                                      \
-        }                                                                                      \
-        return P##gemm_packed(ctx, P##gemm_kernel_for(ctx), uplo, ta, tb, m, n, k, alpha, A,   \
-                              lda, B, ldb, beta, C, ldc, work);                                \
-    }                                                                                          \
-    lq_status lq_##P##gemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n,         \
-                           size_t k, T alpha, const T *A, size_t lda, const T *B, size_t ldb, \
-                           T beta, T *C, size_t ldc)                                           \
-    {                                                                                          \
-        return lq_##P##gemm_ex(ctx, LQ_FULL, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C,  \
-                               ldc, NULL);                                                     \
+#define DEFINE_GEMM_ENTRY(P, T, ONE_ZERO)                                                          \
+    size_t lq_##P##gemm_work_size(lq_ctx *ctx, size_t m, size_t n, size_t k)                       \
+    {                                                                                              \
+        P##gemm_plan pl;                                                                           \
+        if (m == 0 || n == 0 || k == 0 || P##gemm_is_small_dims(m, n, k)) return 0;                \
+        if (!P##gemm_plan_make(ctx, P##gemm_kernel_for(ctx), m, n, k, &pl)) return SIZE_MAX;       \
+        return pl.total;                                                                           \
+    }                                                                                              \
+    lq_status lq_##P##gemm_ex(lq_ctx *ctx, lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m,       \
+                              size_t n, size_t k, T alpha, const T *A, size_t lda, const T *B,     \
+                              size_t ldb, T beta, T *C, size_t ldc, T *work)                       \
+    {                                                                                              \
+        if (m == 0 || n == 0) return LQ_OK;                                                        \
+        if (k == 0 || alpha == ONE_ZERO) {                                                         \
+            P##gemm_scale(uplo, m, n, beta, C, ldc);                                               \
+            return LQ_OK;                                                                          \
+        }                                                                                          \
+        if (P##gemm_is_small_dims(m, n, k)) {                                                      \
+            P##gemm_small(uplo, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);             \
+            return LQ_OK;                                                                          \
+        }                                                                                          \
+        return P##gemm_packed(ctx, P##gemm_kernel_for(ctx), uplo, ta, tb, m, n, k, alpha, A, lda,  \
+                              B, ldb, beta, C, ldc, work);                                         \
+    }                                                                                              \
+    lq_status lq_##P##gemm(lq_ctx *ctx, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k,    \
+                           T alpha, const T *A, size_t lda, const T *B, size_t ldb, T beta, T *C,  \
+                           size_t ldc)                                                             \
+    {                                                                                              \
+        return lq_##P##gemm_ex(ctx, LQ_FULL, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, \
+                               NULL);                                                              \
     }
 
 #define sgemm_is_small_dims gemm_is_small

@@ -21,12 +21,12 @@ typedef struct GP(gemm_job) {
     GT alpha;
     const GT *A, *B;
     GT *C;
-    GT *bpack;   /* kc x (nc rounded up to nr) */
-    GT *apack;   /* nworkers blocks of astride elements */
+    GT *bpack; /* kc x (nc rounded up to nr) */
+    GT *apack; /* nworkers blocks of astride elements */
     size_t astride;
     /* current (jc, pc) phase */
     size_t jc, nc, pc, kc, npanels;
-    GT beta;     /* user beta for pc == 0, then 1 */
+    GT beta;                  /* user beta for pc == 0, then 1 */
     size_t mc, mb, nb, chunk; /* tile grid: mb row blocks x nb micro-panel chunks */
     atomic_size_t next;
 } GP(gemm_job);
@@ -66,7 +66,7 @@ static void GP(gemm_pack_b_task)(void *arg, size_t t)
     }
 }
 
-static void GP(gemm_pack_a)(const GP(gemm_job) *j, GT *dst, size_t i0, size_t rows)
+static void GP(gemm_pack_a)(const GP(gemm_job) * j, GT *dst, size_t i0, size_t rows)
 {
     const size_t mr = j->kr->mr, kc = j->kc;
     for (size_t r0 = 0; r0 < rows; r0 += mr) {
@@ -122,10 +122,10 @@ static void GP(gemm_worker)(void *arg, size_t w)
                 size_t ra = i0 + r0, rb = ra + h - 1; /* rows ra..rb, cols c0..c0+wc-1 */
                 int partial = 0;
                 if (j->uplo == LQ_LOWER) {
-                    if (c0 > rb) continue;           /* tile above the diagonal */
+                    if (c0 > rb) continue; /* tile above the diagonal */
                     partial = c0 + wc - 1 > ra;
                 } else if (j->uplo == LQ_UPPER) {
-                    if (c0 + wc - 1 < ra) continue;  /* tile below the diagonal */
+                    if (c0 + wc - 1 < ra) continue; /* tile below the diagonal */
                     partial = c0 < rb;
                 }
                 if (h == mr && wc == nr && !partial) {
@@ -170,7 +170,7 @@ typedef struct GP(gemm_plan) {
 } GP(gemm_plan);
 
 static int GP(gemm_plan_make)(lq_ctx *ctx, const GK *kr, size_t m, size_t n, size_t k,
-                              GP(gemm_plan) *pl)
+                              GP(gemm_plan) * pl)
 {
     size_t nworkers = lq_ctx_nthreads(ctx);
     if (nworkers < 1) nworkers = 1;
@@ -203,10 +203,9 @@ static int GP(gemm_plan_make)(lq_ctx *ctx, const GK *kr, size_t m, size_t n, siz
            lq_add_ok(pl->total, pl->bsize, &pl->total);
 }
 
-static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_uplo uplo, lq_trans ta,
-                                 lq_trans tb, size_t m, size_t n, size_t k, GT alpha,
-                                 const GT *A, size_t lda, const GT *B, size_t ldb, GT beta,
-                                 GT *C, size_t ldc, GT *work)
+static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_uplo uplo, lq_trans ta, lq_trans tb,
+                                 size_t m, size_t n, size_t k, GT alpha, const GT *A, size_t lda,
+                                 const GT *B, size_t ldb, GT beta, GT *C, size_t ldc, GT *work)
 {
     GP(gemm_plan) pl;
     if (!GP(gemm_plan_make)(ctx, kr, m, n, k, &pl)) return LQ_ERR_NO_MEMORY;
@@ -266,9 +265,9 @@ static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_uplo uplo, lq_tra
 }
 
 /* Small products: plain loops, no packing, one thread (fixed order). */
-static void GP(gemm_small)(lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n,
-                           size_t k, GT alpha, const GT *A, size_t lda, const GT *B, size_t ldb,
-                           GT beta, GT *C, size_t ldc)
+static void GP(gemm_small)(lq_uplo uplo, lq_trans ta, lq_trans tb, size_t m, size_t n, size_t k,
+                           GT alpha, const GT *A, size_t lda, const GT *B, size_t ldb, GT beta,
+                           GT *C, size_t ldc)
 {
     for (size_t i = 0; i < m; i++) {
         GT *c = C + i * ldc;

@@ -21,8 +21,10 @@ static void jacobi_rotation(double app, double apq, double aqq, double *c, doubl
 {
     double tau = (aqq - app) / (2.0 * apq);
     double tt;
-    if (fabs(tau) > 1e150) tt = 0.5 / tau; /* tau^2 would overflow */
-    else tt = (tau >= 0.0 ? 1.0 : -1.0) / (fabs(tau) + sqrt(1.0 + tau * tau));
+    if (fabs(tau) > 1e150)
+        tt = 0.5 / tau; /* tau^2 would overflow */
+    else
+        tt = (tau >= 0.0 ? 1.0 : -1.0) / (fabs(tau) + sqrt(1.0 + tau * tau));
     *c = 1.0 / sqrt(1.0 + tt * tt);
     *s = tt * *c;
     *t = tt;
@@ -160,8 +162,8 @@ static void vs_complete(const vecset *v, size_t j)
     }
 }
 
-lq_status lq_dsvd_jacobi(lq_ctx *ctx, const double *A, size_t m, size_t n, size_t lda,
-                         double *U, size_t ldu, double *s, double *Vt, size_t ldvt)
+lq_status lq_dsvd_jacobi(lq_ctx *ctx, const double *A, size_t m, size_t n, size_t lda, double *U,
+                         size_t ldu, double *s, double *Vt, size_t ldvt)
 {
     (void)ctx;
     if (m == 0 || n == 0) return LQ_OK;

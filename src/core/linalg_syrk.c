@@ -40,15 +40,15 @@ lq_status lq_ssyrk_tn(lq_ctx *ctx, size_t n, size_t k, float alpha, const float 
                       float beta, float *C, size_t ldc)
 {
     if (n == 0) return LQ_OK;
-    lq_status st = lq_sgemm_ex(ctx, LQ_UPPER, LQ_TRANS, LQ_NO_TRANS, n, n, k, alpha, A, lda, A,
-                               lda, beta, C, ldc, NULL);
+    lq_status st = lq_sgemm_ex(ctx, LQ_UPPER, LQ_TRANS, LQ_NO_TRANS, n, n, k, alpha, A, lda, A, lda,
+                               beta, C, ldc, NULL);
     if (st != LQ_OK) return st;
     mirror_upper_f(C, n, ldc);
     return LQ_OK;
 }
 
-lq_status lq_dsyrk_tn_f32(lq_ctx *ctx, size_t n, size_t k, double alpha, const float *A,
-                          size_t lda, double beta, double *C, size_t ldc)
+lq_status lq_dsyrk_tn_f32(lq_ctx *ctx, size_t n, size_t k, double alpha, const float *A, size_t lda,
+                          double beta, double *C, size_t ldc)
 {
     if (n == 0) return LQ_OK;
     if (k == 0 || alpha == 0.0 || syrk_is_small(n, k)) {

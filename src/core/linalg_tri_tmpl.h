@@ -96,7 +96,7 @@ static void GP(tri_base_task)(void *arg, size_t t)
     }
 }
 
-static void GP(tri_base)(const GP(tri_ctx) *tc, int kind, size_t n, size_t count, const GT *L,
+static void GP(tri_base)(const GP(tri_ctx) * tc, int kind, size_t n, size_t count, const GT *L,
                          size_t ldl, GT *B, size_t ldb)
 {
     if (n == 0 || count == 0) return;
@@ -113,13 +113,13 @@ static size_t GP(tri_split)(size_t n)
 }
 
 /* The GEMMs below cannot fail: the workspace covers every call. */
-#define TRI_GEMM(tc, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)                     \
-    (void)GGEMM((tc)->ctx, LQ_FULL, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,      \
+#define TRI_GEMM(tc, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)                         \
+    (void)GGEMM((tc)->ctx, LQ_FULL, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,          \
                 (tc)->work)
 
 /* L X = B (trans 0) or L^T X = B (trans 1); L n x n, B n x m. */
-TRI_UNUSED static void GP(trsm_left)(const GP(tri_ctx) *tc, int trans, size_t n, size_t m, const GT *L,
-                          size_t ldl, GT *B, size_t ldb)
+TRI_UNUSED static void GP(trsm_left)(const GP(tri_ctx) * tc, int trans, size_t n, size_t m,
+                                     const GT *L, size_t ldl, GT *B, size_t ldb)
 {
     if (n <= TRI_BASE) {
         GP(tri_base)(tc, trans ? 1 : 0, n, m, L, ldl, B, ldb);
@@ -140,8 +140,8 @@ TRI_UNUSED static void GP(trsm_left)(const GP(tri_ctx) *tc, int trans, size_t n,
 }
 
 /* X L = B (trans 0) or X L^T = B (trans 1); L n x n, B m x n. */
-TRI_UNUSED static void GP(trsm_right)(const GP(tri_ctx) *tc, int trans, size_t m, size_t n, const GT *L,
-                           size_t ldl, GT *B, size_t ldb)
+TRI_UNUSED static void GP(trsm_right)(const GP(tri_ctx) * tc, int trans, size_t m, size_t n,
+                                      const GT *L, size_t ldl, GT *B, size_t ldb)
 {
     if (n <= TRI_BASE) {
         GP(tri_base)(tc, trans ? 3 : 2, n, m, L, ldl, B, ldb);
@@ -162,8 +162,8 @@ TRI_UNUSED static void GP(trsm_right)(const GP(tri_ctx) *tc, int trans, size_t m
 }
 
 /* B := B L (B m x n) */
-TRI_UNUSED static void GP(trmm_right)(const GP(tri_ctx) *tc, size_t m, size_t n, const GT *L, size_t ldl,
-                           GT *B, size_t ldb)
+TRI_UNUSED static void GP(trmm_right)(const GP(tri_ctx) * tc, size_t m, size_t n, const GT *L,
+                                      size_t ldl, GT *B, size_t ldb)
 {
     if (n <= TRI_BASE) {
         GP(tri_base)(tc, 4, n, m, L, ldl, B, ldb);
@@ -178,8 +178,8 @@ TRI_UNUSED static void GP(trmm_right)(const GP(tri_ctx) *tc, size_t m, size_t n,
 }
 
 /* B := L B (B n x m) */
-TRI_UNUSED static void GP(trmm_left)(const GP(tri_ctx) *tc, size_t n, size_t m, const GT *L, size_t ldl,
-                          GT *B, size_t ldb)
+TRI_UNUSED static void GP(trmm_left)(const GP(tri_ctx) * tc, size_t n, size_t m, const GT *L,
+                                     size_t ldl, GT *B, size_t ldb)
 {
     if (n <= TRI_BASE) {
         GP(tri_base)(tc, 5, n, m, L, ldl, B, ldb);
@@ -194,7 +194,7 @@ TRI_UNUSED static void GP(trmm_left)(const GP(tri_ctx) *tc, size_t n, size_t m, 
 }
 
 /* In-place inverse: X11 = L11^-1, X22 = L22^-1, X21 = -X22 L21 X11. */
-TRI_UNUSED static void GP(trtri)(const GP(tri_ctx) *tc, size_t n, GT *L, size_t ldl)
+TRI_UNUSED static void GP(trtri)(const GP(tri_ctx) * tc, size_t n, GT *L, size_t ldl)
 {
     if (n <= TRI_BASE) {
         for (size_t i = 0; i < n; i++) {
@@ -243,7 +243,7 @@ static lq_status GP(potrf_unblocked)(GT *A, size_t n, size_t lda)
 /* Right-looking blocked Cholesky: factor the diagonal block, solve the panel
  * below it (A21 := A21 L11^-T), update the trailing lower triangle
  * (A22 -= A21 A21^T) with one triangle-restricted GEMM. */
-static lq_status GP(potrf_blocked)(const GP(tri_ctx) *tc, GT *A, size_t n, size_t lda)
+static lq_status GP(potrf_blocked)(const GP(tri_ctx) * tc, GT *A, size_t n, size_t lda)
 {
     for (size_t j0 = 0; j0 < n; j0 += POTRF_NB) {
         size_t jb = n - j0 < POTRF_NB ? n - j0 : POTRF_NB, j1 = j0 + jb, nt = n - j1;

@@ -24,21 +24,20 @@ __attribute__((noinline)) static void prefetch_c(const void *c, size_t ld_bytes,
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 #define S_DECL(i) __m256 s##i##_0 = _mm256_setzero_ps(), s##i##_1 = _mm256_setzero_ps();
-#define S_FMA(i)                                                                               \
-    {                                                                                          \
-        __m256 ai = _mm256_broadcast_ss(a + (i));                                              \
-        s##i##_0 = _mm256_fmadd_ps(ai, b0, s##i##_0);                                          \
-        s##i##_1 = _mm256_fmadd_ps(ai, b1, s##i##_1);                                          \
+#define S_FMA(i)                                                                                   \
+    {                                                                                              \
+        __m256 ai = _mm256_broadcast_ss(a + (i));                                                  \
+        s##i##_0 = _mm256_fmadd_ps(ai, b0, s##i##_0);                                              \
+        s##i##_1 = _mm256_fmadd_ps(ai, b1, s##i##_1);                                              \
     }
-#define S_STORE0(i)                                                                            \
-    _mm256_storeu_ps(c + (i) * ldc, _mm256_mul_ps(va, s##i##_0));                              \
-    _mm256_storeu_ps(c + (i) * ldc + 8, _mm256_mul_ps(va, s##i##_1));
-#define S_STORE(i)                                                                             \
-    _mm256_storeu_ps(c + (i) * ldc, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + (i) * ldc),        \
-                                                    _mm256_mul_ps(va, s##i##_0)));             \
-    _mm256_storeu_ps(c + (i) * ldc + 8,                                                        \
-                     _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + (i) * ldc + 8),                   \
-                                     _mm256_mul_ps(va, s##i##_1)));
+#define S_STORE0(i)                                                                                \
+    _mm256_storeu_ps(c + (i)*ldc, _mm256_mul_ps(va, s##i##_0));                                    \
+    _mm256_storeu_ps(c + (i)*ldc + 8, _mm256_mul_ps(va, s##i##_1));
+#define S_STORE(i)                                                                                 \
+    _mm256_storeu_ps(c + (i)*ldc, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + (i)*ldc),                \
+                                                  _mm256_mul_ps(va, s##i##_0)));                   \
+    _mm256_storeu_ps(c + (i)*ldc + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + (i)*ldc + 8),        \
+                                                      _mm256_mul_ps(va, s##i##_1)));
 
 static void sgemm_ukr_avx2(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                            float alpha, float beta)
@@ -61,21 +60,20 @@ static void sgemm_ukr_avx2(size_t kc, const float *a, const float *b, float *c, 
 }
 
 #define D_DECL(i) __m256d s##i##_0 = _mm256_setzero_pd(), s##i##_1 = _mm256_setzero_pd();
-#define D_FMA(i)                                                                               \
-    {                                                                                          \
-        __m256d ai = _mm256_broadcast_sd(a + (i));                                             \
-        s##i##_0 = _mm256_fmadd_pd(ai, b0, s##i##_0);                                          \
-        s##i##_1 = _mm256_fmadd_pd(ai, b1, s##i##_1);                                          \
+#define D_FMA(i)                                                                                   \
+    {                                                                                              \
+        __m256d ai = _mm256_broadcast_sd(a + (i));                                                 \
+        s##i##_0 = _mm256_fmadd_pd(ai, b0, s##i##_0);                                              \
+        s##i##_1 = _mm256_fmadd_pd(ai, b1, s##i##_1);                                              \
     }
-#define D_STORE0(i)                                                                            \
-    _mm256_storeu_pd(c + (i) * ldc, _mm256_mul_pd(va, s##i##_0));                              \
-    _mm256_storeu_pd(c + (i) * ldc + 4, _mm256_mul_pd(va, s##i##_1));
-#define D_STORE(i)                                                                             \
-    _mm256_storeu_pd(c + (i) * ldc, _mm256_fmadd_pd(vb, _mm256_loadu_pd(c + (i) * ldc),        \
-                                                    _mm256_mul_pd(va, s##i##_0)));             \
-    _mm256_storeu_pd(c + (i) * ldc + 4,                                                        \
-                     _mm256_fmadd_pd(vb, _mm256_loadu_pd(c + (i) * ldc + 4),                   \
-                                     _mm256_mul_pd(va, s##i##_1)));
+#define D_STORE0(i)                                                                                \
+    _mm256_storeu_pd(c + (i)*ldc, _mm256_mul_pd(va, s##i##_0));                                    \
+    _mm256_storeu_pd(c + (i)*ldc + 4, _mm256_mul_pd(va, s##i##_1));
+#define D_STORE(i)                                                                                 \
+    _mm256_storeu_pd(c + (i)*ldc, _mm256_fmadd_pd(vb, _mm256_loadu_pd(c + (i)*ldc),                \
+                                                  _mm256_mul_pd(va, s##i##_0)));                   \
+    _mm256_storeu_pd(c + (i)*ldc + 4, _mm256_fmadd_pd(vb, _mm256_loadu_pd(c + (i)*ldc + 4),        \
+                                                      _mm256_mul_pd(va, s##i##_1)));
 
 static void dgemm_ukr_avx2(size_t kc, const double *a, const double *b, double *c, size_t ldc,
                            double alpha, double beta)

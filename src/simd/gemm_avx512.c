@@ -26,21 +26,20 @@ __attribute__((noinline)) static void prefetch_c(const void *c, size_t ld_bytes,
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
 #define S_DECL(i) __m512 s##i##_0 = _mm512_setzero_ps(), s##i##_1 = _mm512_setzero_ps();
-#define S_FMA(i)                                                                               \
-    {                                                                                          \
-        __m512 ai = _mm512_set1_ps(a[i]);                                                      \
-        s##i##_0 = _mm512_fmadd_ps(ai, b0, s##i##_0);                                          \
-        s##i##_1 = _mm512_fmadd_ps(ai, b1, s##i##_1);                                          \
+#define S_FMA(i)                                                                                   \
+    {                                                                                              \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                          \
+        s##i##_0 = _mm512_fmadd_ps(ai, b0, s##i##_0);                                              \
+        s##i##_1 = _mm512_fmadd_ps(ai, b1, s##i##_1);                                              \
     }
-#define S_STORE0(i)                                                                            \
-    _mm512_storeu_ps(c + (i) * ldc, _mm512_mul_ps(va, s##i##_0));                              \
-    _mm512_storeu_ps(c + (i) * ldc + 16, _mm512_mul_ps(va, s##i##_1));
-#define S_STORE(i)                                                                             \
-    _mm512_storeu_ps(c + (i) * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (i) * ldc),        \
-                                                    _mm512_mul_ps(va, s##i##_0)));             \
-    _mm512_storeu_ps(c + (i) * ldc + 16,                                                       \
-                     _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (i) * ldc + 16),                  \
-                                     _mm512_mul_ps(va, s##i##_1)));
+#define S_STORE0(i)                                                                                \
+    _mm512_storeu_ps(c + (i)*ldc, _mm512_mul_ps(va, s##i##_0));                                    \
+    _mm512_storeu_ps(c + (i)*ldc + 16, _mm512_mul_ps(va, s##i##_1));
+#define S_STORE(i)                                                                                 \
+    _mm512_storeu_ps(c + (i)*ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (i)*ldc),                \
+                                                  _mm512_mul_ps(va, s##i##_0)));                   \
+    _mm512_storeu_ps(c + (i)*ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (i)*ldc + 16),      \
+                                                       _mm512_mul_ps(va, s##i##_1)));
 
 static void sgemm_ukr_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                              float alpha, float beta)
@@ -65,24 +64,23 @@ static void sgemm_ukr_avx512(size_t kc, const float *a, const float *b, float *c
 }
 
 #define D_DECL(i) __m512d s##i##_0 = _mm512_setzero_pd(), s##i##_1 = _mm512_setzero_pd();
-#define D_FMA(i)                                                                               \
-    {                                                                                          \
-        __m512d ai = _mm512_set1_pd(a[i]);                                                     \
-        s##i##_0 = _mm512_fmadd_pd(ai, b0, s##i##_0);                                          \
-        s##i##_1 = _mm512_fmadd_pd(ai, b1, s##i##_1);                                          \
+#define D_FMA(i)                                                                                   \
+    {                                                                                              \
+        __m512d ai = _mm512_set1_pd(a[i]);                                                         \
+        s##i##_0 = _mm512_fmadd_pd(ai, b0, s##i##_0);                                              \
+        s##i##_1 = _mm512_fmadd_pd(ai, b1, s##i##_1);                                              \
     }
-#define D_STORE0(i)                                                                            \
-    _mm512_storeu_pd(c + (i) * ldc, _mm512_mul_pd(va, s##i##_0));                              \
-    _mm512_storeu_pd(c + (i) * ldc + 8, _mm512_mul_pd(va, s##i##_1));
-#define D_STORE(i)                                                                             \
-    _mm512_storeu_pd(c + (i) * ldc, _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + (i) * ldc),        \
-                                                    _mm512_mul_pd(va, s##i##_0)));             \
-    _mm512_storeu_pd(c + (i) * ldc + 8,                                                        \
-                     _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + (i) * ldc + 8),                   \
-                                     _mm512_mul_pd(va, s##i##_1)));
+#define D_STORE0(i)                                                                                \
+    _mm512_storeu_pd(c + (i)*ldc, _mm512_mul_pd(va, s##i##_0));                                    \
+    _mm512_storeu_pd(c + (i)*ldc + 8, _mm512_mul_pd(va, s##i##_1));
+#define D_STORE(i)                                                                                 \
+    _mm512_storeu_pd(c + (i)*ldc, _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + (i)*ldc),                \
+                                                  _mm512_mul_pd(va, s##i##_0)));                   \
+    _mm512_storeu_pd(c + (i)*ldc + 8, _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + (i)*ldc + 8),        \
+                                                      _mm512_mul_pd(va, s##i##_1)));
 
-static void dgemm_ukr_avx512(size_t kc, const double *a, const double *b, double *c,
-                             size_t ldc, double alpha, double beta)
+static void dgemm_ukr_avx512(size_t kc, const double *a, const double *b, double *c, size_t ldc,
+                             double alpha, double beta)
 {
     ROWS(D_DECL)
     prefetch_c(c, ldc * sizeof(double), MR, 16 * sizeof(double));
@@ -114,6 +112,6 @@ static void dgemm_ukr_avx512(size_t kc, const double *a, const double *b, double
 #ifndef LQ_SGEMM_AVX512_NC
 #define LQ_SGEMM_AVX512_NC 4096
 #endif
-const lq_sgemm_kernel lq_sgemm_kernel_avx512 = {sgemm_ukr_avx512, MR, 32, LQ_SGEMM_AVX512_KC,
-                                                LQ_SGEMM_AVX512_MC, LQ_SGEMM_AVX512_NC};
+const lq_sgemm_kernel lq_sgemm_kernel_avx512 = {
+    sgemm_ukr_avx512, MR, 32, LQ_SGEMM_AVX512_KC, LQ_SGEMM_AVX512_MC, LQ_SGEMM_AVX512_NC};
 const lq_dgemm_kernel lq_dgemm_kernel_avx512 = {dgemm_ukr_avx512, MR, 16, 256, 96, 2048};

@@ -20,8 +20,8 @@
 
 typedef void (*lq_sgemm_ukr)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                              float alpha, float beta);
-typedef void (*lq_dgemm_ukr)(size_t kc, const double *a, const double *b, double *c,
-                             size_t ldc, double alpha, double beta);
+typedef void (*lq_dgemm_ukr)(size_t kc, const double *a, const double *b, double *c, size_t ldc,
+                             double alpha, double beta);
 
 typedef struct lq_sgemm_kernel {
     lq_sgemm_ukr ukr;

@@ -24,8 +24,8 @@ static void sgemm_ukr_scalar(size_t kc, const float *a, const float *b, float *c
     }
 }
 
-static void dgemm_ukr_scalar(size_t kc, const double *a, const double *b, double *c,
-                             size_t ldc, double alpha, double beta)
+static void dgemm_ukr_scalar(size_t kc, const double *a, const double *b, double *c, size_t ldc,
+                             double alpha, double beta)
 {
     double acc[S_MR][S_NR] = {{0}};
     for (size_t p = 0; p < kc; p++) {

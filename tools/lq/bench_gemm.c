@@ -201,8 +201,8 @@ static int precision_run(size_t n, size_t N, size_t threads)
         }
         printf("  Cholesky, damping %s: double %s %.3f s, residual %.2e, diag(L) in [%.3g, %.3g]; "
                "float %s %.3f s, residual %.2e; ||L_f32 - L_f64|| / ||L_f64|| = %.2e\n",
-               damp ? "1%" : "0", lq_status_str(sd), td, rd, dmin, dmax, lq_status_str(sf), tf,
-               rf, diff);
+               damp ? "1%" : "0", lq_status_str(sd), td, rd, dmin, dmax, lq_status_str(sf), tf, rf,
+               diff);
         fflush(stdout);
         jd[damp][0] = td;
         jd[damp][1] = rd;
@@ -259,8 +259,8 @@ int lq_bench_gemm(int argc, char **argv)
                           sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (rc <= 0) return rc == 0 ? 0 : 2;
     lq_simd_level cap = parse_simd(simd);
-    if ((int)cap < 0 || strlen(trans) != 2 || !strchr("NT", trans[0]) ||
-        !strchr("NT", trans[1]) || reps == 0) {
+    if ((int)cap < 0 || strlen(trans) != 2 || !strchr("NT", trans[0]) || !strchr("NT", trans[1]) ||
+        reps == 0) {
         fprintf(stderr, "error: bad --simd, --trans or --reps\n");
         return 2;
     }
