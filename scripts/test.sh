@@ -13,8 +13,8 @@ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON >/dev/null
 cmake --build build-release -j "$jobs"
 ctest --test-dir build-release -j "$jobs" --timeout 900
 
-echo "=== ASan+UBSan build + tests"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLQ_WERROR=ON \
+echo "=== ASan+UBSan build (clang, so clang warnings fail too) + tests"
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLQ_WERROR=ON \
       -DLQ_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
