@@ -40,7 +40,12 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     size_t M = t->ip[LQ_AQ_IP_M], B = t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
     size_t cbytes = t->ip[LQ_AQ_IP_CB], K = (size_t)1 << B, ng = t->cols / g;
     size_t stride = K < 16 ? 16 : K, npos = ng * M, tabset;
-    if (!lq_mul_ok(npos, stride, &tabset) || tabset > UINT32_MAX / 2) return LQ_ERR_UNSUPPORTED;
+    /* tables pay only when smaller than the weights (e.g. AQLM 1x16 on
+     * 4096 columns would need 2^25 floats per activation: the reference
+     * path serves such tensors); also keeps 32-bit gather indices */
+    size_t limit = t->rows * t->cols > ((size_t)1 << 20) ? t->rows * t->cols : (size_t)1 << 20;
+    if (!lq_mul_ok(npos, stride, &tabset) || tabset > limit || tabset > ((size_t)1 << 30))
+        return LQ_ERR_UNSUPPORTED;
     lq_lut_pack geo;
     memset(&geo, 0, sizeof geo);
     geo.rows = t->rows;

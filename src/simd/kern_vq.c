@@ -58,11 +58,12 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     size_t ncg = (t->cols + gc - 1) / gc, nrb = (t->rows + gr - 1) / gr, ncb = ncg * nrb;
     size_t stride = K < 16 ? 16 : K, tabset;
     size_t tables;
-    /* tables of one activation must stay addressable by 32-bit gather
-     * indices and reasonably small (many small row blocks: the reference
-     * path serves the tensor instead) */
-    if (!lq_mul_ok(nvec, stride, &tabset) || !lq_mul_ok(tabset, nrb, &tables) ||
-        tables > ((size_t)64 << 20))
+    /* tables pay only when smaller than the weights (many small row
+     * blocks or huge codebooks: the reference path serves the tensor); this
+     * also keeps 32-bit gather indices in range */
+    size_t limit = t->rows * t->cols > ((size_t)1 << 20) ? t->rows * t->cols : (size_t)1 << 20;
+    if (!lq_mul_ok(nvec, stride, &tabset) || !lq_mul_ok(tabset, nrb, &tables) || tables > limit ||
+        tables > ((size_t)1 << 30))
         return LQ_ERR_UNSUPPORTED;
     lq_lut_pack geo;
     memset(&geo, 0, sizeof geo);
