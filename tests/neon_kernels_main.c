@@ -60,7 +60,8 @@ typedef struct variant {
 static const variant g_var[] = {
     {"int4", LQ_METHOD_INT, 4, 32, 0},  {"int3", LQ_METHOD_INT, 3, 48, 1},
     {"int2", LQ_METHOD_INT, 2, 0, 0},   {"int8", LQ_METHOD_INT, 8, 16, 0},
-    {"bcq3", LQ_METHOD_BCQ, 3, 32, 1},  {"vq2x4", LQ_METHOD_GPTVQ, 2, 4, 32},
+    {"bcq3", LQ_METHOD_BCQ, 3, 32, 1},  {"bcq2g50", LQ_METHOD_BCQ, 2, 50, 0},
+    {"bcq4row", LQ_METHOD_BCQ, 4, 0, 1}, {"vq2x4", LQ_METHOD_GPTVQ, 2, 4, 32},
     {"aq2x6", LQ_METHOD_AQLM, 2, 6, 8}, {"e8q16", LQ_METHOD_NESTQUANT, 16, 4, 1},
     {"e8q8", LQ_METHOD_NESTQUANT, 8, 2, 0},
 };
@@ -157,7 +158,9 @@ int main(void)
                             /* EXACT: float rounding; FAST: + int8 rounding of x
                              * (rotated x for E8: bound by the norm instead) */
                             double bound = 1e-5 * (a + wsum * xmax) * cols + 1e-6;
-                            if (mode == LQ_KERNEL_FAST) bound += wsum * xmax / 254.0 * 3.0;
+                            if (mode == LQ_KERNEL_FAST)
+                                bound += wsum * xmax / 254.0 *
+                                         (g_var[vi].kind == LQ_METHOD_BCQ ? 24.0 : 3.0);
                             double y = Y1[b * rows + r];
                             CHECK(fabs(y - ref) <= bound, "%s %zux%zu b%zu mode %d: %g vs %g",
                                   g_var[vi].name, rows, cols, batch, mode, y, ref);

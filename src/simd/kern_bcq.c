@@ -237,6 +237,9 @@ const lq_kern_format lq_kern_bcq = {
 #if LQ_ARCH_X86
         {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},
         {lq_kern_bcq_fast_scalar, lq_kern_bcq_fast_avx2, lq_kern_bcq_fast_avx512, NULL},
+#elif LQ_ARCH_ARM
+        {lq_kern_lut_scalar, NULL, NULL, NULL},
+        {lq_kern_bcq_fast_scalar, NULL, NULL, lq_kern_bcq_fast_neon},
 #else
         {lq_kern_lut_scalar, NULL, NULL, NULL},
         {lq_kern_bcq_fast_scalar, NULL, NULL, NULL},

@@ -40,6 +40,8 @@ void lq_kern_bcq_fast_scalar(const void *pack, const void *act, size_t batch, fl
                              size_t ldy, size_t r0, size_t r1);
 void lq_kern_bcq_fast_avx2(const void *pack, const void *act, size_t batch, float *Y,
                            size_t ldy, size_t r0, size_t r1);
+void lq_kern_bcq_fast_neon(const void *pack, const void *act, size_t batch, float *Y,
+                           size_t ldy, size_t r0, size_t r1);
 void lq_kern_bcq_fast_avx512(const void *pack, const void *act, size_t batch, float *Y,
                              size_t ldy, size_t r0, size_t r1);
 
