@@ -19,13 +19,17 @@ extern "C" {
  * running mean (GPTQ's update), accumulated in double. */
 typedef struct lq_hessian lq_hessian;
 
-/* New accumulator for inputs of dimension cols (H is cols x cols). */
+/* New accumulator for inputs of dimension cols (H is cols x cols); free it
+ * with lq_hessian_free. Errors: INVALID_ARG, NO_MEMORY. Not thread-safe
+ * per accumulator (one writer at a time). */
 LQ_API lq_status lq_hessian_create(lq_ctx *ctx, size_t cols, lq_hessian **out);
 /* Add a batch X (nsamples x cols, leading dimension ldx >= cols). NaN/Inf
- * give LQ_ERR_NOT_FINITE and leave the accumulator unchanged. */
+ * give LQ_ERR_NOT_FINITE and leave the accumulator unchanged (so does
+ * NO_MEMORY: it needs a cols x cols double scratch). */
 LQ_API lq_status lq_hessian_add(lq_ctx *ctx, lq_hessian *h, const float *X, size_t nsamples,
                                 size_t ldx);
-/* Copy H out (cols x cols, float). Errors: INVALID_ARG if no sample yet. */
+/* Copy H out (cols x cols, float). Errors: INVALID_ARG if no sample yet,
+ * NOT_FINITE if an entry exceeds the float range. */
 LQ_API lq_status lq_hessian_get(const lq_hessian *h, float *H);
 /* Samples accumulated so far. */
 LQ_API size_t lq_hessian_count(const lq_hessian *h);
@@ -56,20 +60,36 @@ typedef struct lq_colquant {
     lq_status (*quantize)(void *self, const float *w, size_t ldw, size_t rows, size_t col,
                           const float *u_block, float *q, size_t ldq);
     void *self;
-    const size_t *perm; /* set by the engine: NULL without act-order */
-    int static_groups;  /* set by the engine */
+    /* Set by the engine for the duration of lq_gptq_run (NULL again after
+     * it): perm[k] = original column at processing position k, NULL without
+     * act-order; static_groups as requested. The callbacks receive only
+     * `self`, so a quantizer that needs them keeps a pointer to its
+     * lq_colquant in self (the struct must stay at its address meanwhile). */
+    const size_t *perm;
+    int static_groups;
 } lq_colquant;
 
 typedef struct lq_gptq_result {
-    double damping;      /* absolute damping added to diag(H) (after escalation) */
-    double loss;         /* GPTQ's accumulated sum (w - q)^2 / U_jj^2 / 2 */
+    double damping;      /* absolute damping added to diag(H) (after escalation;
+                          * 0 for round to nearest) */
+    double loss;         /* GPTQ's accumulated sum (w - q)^2 / U_jj^2 / 2; for
+                          * width d, 1/2 ||(w_S - q_S) U_SS^-1||^2 per step;
+                          * 1/2 ||W - W_hat||^2 for round to nearest */
     size_t dead_columns; /* columns with H_jj == 0 (their weights are zeroed) */
 } lq_gptq_result;
 
 /* Run the engine: quantize W (rows x cols) through `q` under H (cols x
- * cols; NULL or opts->rtn: round to nearest, no updates). W_hat (rows x
- * cols, original column order) receives the dequantized weight; may be
- * NULL. res may be NULL. W and H are not modified.
+ * cols; NULL or opts->rtn: round to nearest, no updates, H ignored). opts
+ * NULL: defaults (percdamp 0.01, block 128, no act-order); block_size 0 =
+ * 128, rounded up to a multiple of width. Damping lambda = percdamp *
+ * mean(diag H), x10 on each Cholesky failure (from 0: first retry 1e-3
+ * mean(diag H)). Group fits see fully updated weights (blocks end early at
+ * a group start whose group reaches past the block). W_hat (rows x cols,
+ * original column order) receives the dequantized weight, only on success;
+ * may be NULL. res may be NULL. W and H are not modified. Multi-threaded
+ * through ctx; the callbacks are called from the calling thread; results do
+ * not depend on the thread count. Progress: lq_progress(ctx, f, "gptq")
+ * after each block.
  * Errors: INVALID_ARG (sizes, width/group mismatch: group % width != 0 or
  * cols % width != 0, act_order with width > 1), NOT_FINITE,
  * NOT_POSITIVE_DEFINITE (still failing after damping x10 up to 6 times),
