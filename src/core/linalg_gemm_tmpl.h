@@ -242,7 +242,9 @@ static lq_status GP(gemm_packed)(lq_ctx *ctx, const GK *kr, lq_uplo uplo, lq_tra
         size_t nb = 1;
         if (nworkers > 1 && j.mb < 4 * nworkers) nb = (4 * nworkers + j.mb - 1) / j.mb;
         if (nb > j.npanels) nb = j.npanels;
+        if (nb == 0) nb = 1; /* npanels >= 1 since nc >= 1 */
         j.chunk = (j.npanels + nb - 1) / nb;
+        if (j.chunk == 0) j.chunk = 1;
         j.nb = (j.npanels + j.chunk - 1) / j.chunk;
         for (size_t pc = 0; pc < k; pc += kr->kc) {
             j.pc = pc;
