@@ -433,7 +433,8 @@ lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols, con
     e.cols = cols;
     e.w = w;
     e.group = q->group;
-    e.B = (o.block_size + w - 1) / w * w;
+    e.B = o.block_size < cols ? o.block_size : cols; /* cols is a multiple of w */
+    e.B = (e.B + w - 1) / w * w;
     e.W = W;
     e.H = rtn ? NULL : H;
     e.q = q;
