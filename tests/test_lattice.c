@@ -381,7 +381,8 @@ START_TEST(voronoi_roundtrip_and_overload)
             size_t nov;
             ck_assert_int_eq(lq_voronoi_encode(q, beta, x, n, c, ov, &nov), LQ_OK);
             ck_assert_int_eq(lq_voronoi_decode(q, beta, c, n, y), LQ_OK);
-            for (size_t i = 0; i < 8 * n; i++) xs[i] = x[i] / beta;
+            const float ib = 1.0f / beta;
+            for (size_t i = 0; i < 8 * n; i++) xs[i] = x[i] * ib;
             ck_assert_int_eq(lq_e8_nearest(xs, n, t), LQ_OK);
             size_t cnt = 0;
             for (size_t i = 0; i < n; i++) {

@@ -67,10 +67,11 @@ LQ_API lq_status lq_d8_nearest_at(lq_simd_level level, const float *x, size_t n,
  * A lattice point is t = sum_i c_i g_i (c integer). Code of modulus q
  * (2 <= q <= LQ_VORONOI_Q_MAX): c mod q, 8 integers in [0, q).
  * decode(c) = z - q Q(z / q) with z = sum_i c_i g_i and Q the E8 nearest
- * point above (z / q computed as a correctly rounded float division). The
+ * point above (z / q evaluated as z * (1/q), 1/q rounded to float). The
  * codebook is the image of decode: exactly one point of every coset
  * z + qE8, i.e. q^8 points, the (tie-broken) Voronoi region qV. Encoding x
- * at scale beta: t = Q(x / beta), c = coordinates of t mod q; the vector
+ * at scale beta: t = Q(x * (1/beta)) (1/beta rounded to float), c =
+ * coordinates of t mod q; the vector
  * overloads when decode(c) != t (t lies outside the code's region), in
  * which case beta * decode(c) is not the nearest point.
  * Packing: each 8-vector becomes the mixed-radix integer sum c_i q^i (< q^8)

@@ -70,9 +70,10 @@ static void try_beta(const lq_lattice_kernels *k, unsigned q, float beta, float 
 {
     float y[8 * CH];
     uint8_t far[CH];
+    const float ib = 1.0f / beta;
     for (size_t i = 0; i < m; i++)
         for (int j = 0; j < 8; j++) {
-            float v = x[8 * idx[i] + j] / beta;
+            float v = x[8 * idx[i] + j] * ib;
             t[8 * i + j] = gamma == 1.0f ? v : v * gamma;
         }
     k->e8(t, m, t);

@@ -41,11 +41,14 @@ bool lq_voronoi_coords(unsigned q, const float t[8], uint8_t c[8])
     cc[6] = (u[6] - u[7]) / 2;
     for (int j = 5; j >= 1; j--) cc[j] = (u[j] - u[7]) / 2 + cc[j + 1];
     cc[0] = ((u[0] - u[7]) / 2 + cc[1]) / 2;
-    const int32_t qq = (int32_t)q;
+    /* c mod q without a hardware division: |cc| < 64 q here (|u| <= 8q + 8,
+     * at most 7 terms), so n = cc + 1024 q is in [0, 2^19) and
+     * floor(n / q) = (n * ceil(2^32 / q)) >> 32 exactly (n < 2^32 / q). */
+    const uint64_t M = ((uint64_t)1 << 32) / q + 1;
     for (int k = 0; k < 8; k++) {
-        int32_t m = cc[k] % qq;
-        if (m < 0) m += qq;
-        c[k] = (uint8_t)m;
+        uint32_t n = (uint32_t)(cc[k] + 1024 * (int32_t)q);
+        uint32_t quo = (uint32_t)(((uint64_t)n * M) >> 32);
+        c[k] = (uint8_t)(n - quo * q);
     }
     return true;
 }
@@ -63,12 +66,12 @@ void lq_voronoi_decode_batch(const lq_lattice_kernels *k, unsigned q, const uint
                              size_t n, float *y)
 {
     float z[8 * LQ_VORONOI_CHUNK], w[8 * LQ_VORONOI_CHUNK];
-    const float fq = (float)q;
+    const float fq = (float)q, iq = 1.0f / fq;
     for (size_t i0 = 0; i0 < n; i0 += LQ_VORONOI_CHUNK) {
         size_t m = n - i0 < LQ_VORONOI_CHUNK ? n - i0 : LQ_VORONOI_CHUNK;
         for (size_t i = 0; i < m; i++) {
             lq_voronoi_lift(codes + 8 * (i0 + i), z + 8 * i);
-            for (int j = 0; j < 8; j++) w[8 * i + j] = z[8 * i + j] / fq;
+            for (int j = 0; j < 8; j++) w[8 * i + j] = z[8 * i + j] * iq;
         }
         k->e8(w, m, w);
         for (size_t i = 0; i < 8 * m; i++) y[8 * i0 + i] = z[i] - fq * w[i];
@@ -96,7 +99,8 @@ lq_status lq_voronoi_encode(unsigned q, float beta, const float *x, size_t n, ui
     size_t nov = 0;
     for (size_t i0 = 0; i0 < n; i0 += LQ_VORONOI_CHUNK) {
         size_t m = n - i0 < LQ_VORONOI_CHUNK ? n - i0 : LQ_VORONOI_CHUNK;
-        for (size_t i = 0; i < 8 * m; i++) t[i] = x[8 * i0 + i] / beta;
+        const float ib = 1.0f / beta;
+        for (size_t i = 0; i < 8 * m; i++) t[i] = x[8 * i0 + i] * ib;
         k->e8(t, m, t);
         uint8_t *c = codes + 8 * i0;
         uint8_t far[LQ_VORONOI_CHUNK];
