@@ -18,6 +18,7 @@ static const lq_bench_entry g_benches[] = {
      lq_bench_bcq},
     {"aqlm", "AQLM 2x8 on a 4096^2 layer vs 2-bit methods; MSE beam encoder vs FAISS data",
      lq_bench_aqlm},
+    {"io", "CRC-32C GB/s; .lqt save and load (read, mmap, copy) vs fread", lq_bench_io},
     {NULL, NULL, NULL}, /* sentinel so the table is never empty */
 };
 
