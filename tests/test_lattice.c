@@ -441,6 +441,55 @@ START_TEST(voronoi_roundtrip_and_overload)
 }
 END_TEST
 
+START_TEST(voronoi_glue_levels)
+{
+    /* coordinates mod q and the lift: every level equals the scalar twin,
+     * including points far outside the code (far flag) */
+    static const unsigned qs[] = {2, 3, 7, 14, 16, 255, 256};
+    const size_t n = 3000;
+    float *x = fa(8 * n), *t = fa(8 * n), *z0 = fa(8 * n), *w0 = fa(8 * n), *z1 = fa(8 * n),
+          *w1 = fa(8 * n);
+    uint8_t *c0 = malloc(8 * n), *c1 = malloc(8 * n), f0[3000], f1[3000];
+    const lq_lattice_kernels *ks = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
+    for (size_t qi = 0; qi < sizeof qs / sizeof *qs; qi++) {
+        unsigned q = qs[qi];
+        lq_test_fill_uniform(x, 8 * n, -6.0f * q - 12.0f, 6.0f * q + 12.0f, 600 + q);
+        ck_assert_int_eq(lq_e8_nearest(x, n, t), LQ_OK);
+        ks->coords(q, t, n, c0, f0);
+        ks->lift(c0, n, 1.0f / (float)q, z0, w0);
+        size_t nfar = 0;
+        for (size_t i = 0; i < n; i++) nfar += f0[i];
+        ck_assert(nfar > 0 && nfar < n);
+        for (int l = 1; l < NLEVELS; l++) {
+            const lq_lattice_kernels *k = lq_lattice_kernels_at(g_levels[l]);
+            memset(c1, 0xee, 8 * n);
+            k->coords(q, t, n, c1, f1);
+            ck_assert_int_eq(memcmp(c0, c1, 8 * n), 0);
+            ck_assert_int_eq(memcmp(f0, f1, n), 0);
+            k->lift(c0, n, 1.0f / (float)q, z1, w1);
+            ck_assert_int_eq(memcmp(z0, z1, 8 * n * sizeof(float)), 0);
+            ck_assert_int_eq(memcmp(w0, w1, 8 * n * sizeof(float)), 0);
+        }
+        /* coords really are the coordinates: lift(c) == t mod qE8 */
+        for (size_t i = 0; i < n; i++) {
+            if (f0[i]) continue;
+            float d[8], dq[8];
+            for (int k = 0; k < 8; k++) d[k] = (t[8 * i + k] - z0[8 * i + k]) / (float)q;
+            lq_e8_point_ref(d, dq);
+            for (int k = 0; k < 8; k++) ck_assert(d[k] == dq[k]); /* (t - z) / q in E8 */
+        }
+    }
+    free(x);
+    free(t);
+    free(z0);
+    free(w0);
+    free(z1);
+    free(w1);
+    free(c0);
+    free(c1);
+}
+END_TEST
+
 /* ---- NestQuant ------------------------------------------------------------- */
 static double mse(const float *a, const float *b, size_t n)
 {
@@ -818,6 +867,7 @@ int main(void)
     tcase_add_test(tv, voronoi_bits_and_generator);
     tcase_add_test(tv, voronoi_codebook_exact);
     tcase_add_test(tv, voronoi_roundtrip_and_overload);
+    tcase_add_test(tv, voronoi_glue_levels);
     suite_add_tcase(s, tv);
     TCase *tq = tcase_create("nestquant");
     tcase_set_timeout(tq, 600);

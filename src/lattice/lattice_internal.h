@@ -23,6 +23,11 @@ typedef struct lq_lattice_kernels {
     lq_lat_batch_fn d8;
     void (*fwht)(float *x, size_t n); /* n power of two */
     bool (*finite)(const float *x, size_t n); /* every float finite */
+    /* Voronoi glue for m vectors: coords (c = coordinates of t mod q; far[i]
+     * = 1 and c zeroed when t is far outside any code, see
+     * lq_voronoi_coords) and lift (z = sum c_i g_i, w = z * iq). */
+    void (*coords)(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far);
+    void (*lift)(const uint8_t *c, size_t m, float iq, float *z, float *w);
 } lq_lattice_kernels;
 
 /* Kernels for a level (capped to the detected level; scalar fallback). */
@@ -32,6 +37,8 @@ void lq_e8_batch_scalar(const float *x, size_t n, float *y);
 void lq_d8_batch_scalar(const float *x, size_t n, float *y);
 void lq_fwht_scalar(float *x, size_t n);
 bool lq_finite_scalar(const float *x, size_t n);
+void lq_voronoi_coords_scalar(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far);
+void lq_voronoi_lift_scalar(const uint8_t *c, size_t m, float iq, float *z, float *w);
 
 /* ---- Voronoi helpers (no checks) --------------------------------------- */
 /* Coordinates of an E8 point t in the generator basis, reduced mod q.

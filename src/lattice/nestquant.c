@@ -77,10 +77,7 @@ static void try_beta(const lq_lattice_kernels *k, unsigned q, float beta, float 
             t[8 * i + j] = gamma == 1.0f ? v : v * gamma;
         }
     k->e8(t, m, t);
-    for (size_t i = 0; i < m; i++) {
-        far[i] = !lq_voronoi_coords(q, t + 8 * i, c + 8 * i);
-        if (far[i]) memset(c + 8 * i, 0, 8);
-    }
+    k->coords(q, t, m, c, far);
     lq_voronoi_decode_batch(k, q, c, m, y);
     for (size_t i = 0; i < m; i++) {
         int good = !far[i];

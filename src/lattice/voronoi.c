@@ -62,6 +62,22 @@ void lq_voronoi_lift(const uint8_t c[8], float z[8])
     z[7] = h;
 }
 
+void lq_voronoi_coords_scalar(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far)
+{
+    for (size_t i = 0; i < m; i++) {
+        far[i] = !lq_voronoi_coords(q, t + 8 * i, c + 8 * i);
+        if (far[i]) memset(c + 8 * i, 0, 8);
+    }
+}
+
+void lq_voronoi_lift_scalar(const uint8_t *c, size_t m, float iq, float *z, float *w)
+{
+    for (size_t i = 0; i < m; i++) {
+        lq_voronoi_lift(c + 8 * i, z + 8 * i);
+        for (int j = 0; j < 8; j++) w[8 * i + j] = z[8 * i + j] * iq;
+    }
+}
+
 void lq_voronoi_decode_batch(const lq_lattice_kernels *k, unsigned q, const uint8_t *codes,
                              size_t n, float *y)
 {
@@ -69,10 +85,7 @@ void lq_voronoi_decode_batch(const lq_lattice_kernels *k, unsigned q, const uint
     const float fq = (float)q, iq = 1.0f / fq;
     for (size_t i0 = 0; i0 < n; i0 += LQ_VORONOI_CHUNK) {
         size_t m = n - i0 < LQ_VORONOI_CHUNK ? n - i0 : LQ_VORONOI_CHUNK;
-        for (size_t i = 0; i < m; i++) {
-            lq_voronoi_lift(codes + 8 * (i0 + i), z + 8 * i);
-            for (int j = 0; j < 8; j++) w[8 * i + j] = z[8 * i + j] * iq;
-        }
+        k->lift(codes + 8 * i0, m, iq, z, w);
         k->e8(w, m, w);
         for (size_t i = 0; i < 8 * m; i++) y[8 * i0 + i] = z[i] - fq * w[i];
     }
@@ -104,10 +117,7 @@ lq_status lq_voronoi_encode(unsigned q, float beta, const float *x, size_t n, ui
         k->e8(t, m, t);
         uint8_t *c = codes + 8 * i0;
         uint8_t far[LQ_VORONOI_CHUNK];
-        for (size_t i = 0; i < m; i++) {
-            far[i] = !lq_voronoi_coords(q, t + 8 * i, c + 8 * i);
-            if (far[i]) memset(c + 8 * i, 0, 8);
-        }
+        k->coords(q, t, m, c, far);
         lq_voronoi_decode_batch(k, q, c, m, y);
         for (size_t i = 0; i < m; i++) {
             int ov = far[i];

@@ -176,3 +176,60 @@ void lq_fwht_avx2(float *x, size_t n)
                 _mm256_storeu_ps(x + j + h, _mm256_sub_ps(a, b));
             }
 }
+
+/* ---- Voronoi glue: the integer steps of src/lattice/voronoi.c, one vector
+ * per register, same values (all steps are exact integer or float
+ * operations on small numbers). */
+void lq_voronoi_coords_avx2(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far)
+{
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 lim = _mm256_set1_ps(4.0f * (float)q + 4.0f), two = _mm256_set1_ps(2.0f);
+    const __m256i i7 = _mm256_set1_epi32(7);
+    const __m256i sh1 = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
+    const __m256i sh2 = _mm256_setr_epi32(2, 3, 4, 5, 6, 7, 7, 7);
+    const __m256i sh4 = _mm256_setr_epi32(4, 5, 6, 7, 7, 7, 7, 7);
+    const __m256i off = _mm256_set1_epi32(1024 * (int)q), qv = _mm256_set1_epi32((int)q);
+    const __m256i M = _mm256_set1_epi32((int)(uint32_t)(((uint64_t)1 << 32) / q + 1));
+    for (size_t i = 0; i < m; i++) {
+        __m256 tv = _mm256_loadu_ps(t + 8 * i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(tv, absm), lim, _CMP_LE_OQ)) != 0xFF) {
+            far[i] = 1;
+            memset(c + 8 * i, 0, 8);
+            continue;
+        }
+        far[i] = 0;
+        __m256i u = _mm256_cvttps_epi32(_mm256_mul_ps(two, tv));
+        __m256i u7 = _mm256_permutevar8x32_epi32(u, i7);
+        __m256i d = _mm256_srai_epi32(_mm256_sub_epi32(u, u7), 1); /* lane 7: 0 */
+        /* suffix sums S_j = sum_{i >= j} d_i (lane 7 is the zero fill) */
+        __m256i S = _mm256_add_epi32(d, _mm256_permutevar8x32_epi32(d, sh1));
+        S = _mm256_add_epi32(S, _mm256_permutevar8x32_epi32(S, sh2));
+        S = _mm256_add_epi32(S, _mm256_permutevar8x32_epi32(S, sh4));
+        __m256i cc = _mm256_blend_epi32(S, _mm256_srai_epi32(S, 1), 0x01); /* c0 = S_0 / 2 */
+        cc = _mm256_blend_epi32(cc, u, 0x80);                               /* c7 = u7 */
+        /* mod q by multiply-high, as lq_voronoi_coords */
+        __m256i n = _mm256_add_epi32(cc, off);
+        __m256i pe = _mm256_srli_epi64(_mm256_mul_epu32(n, M), 32);
+        __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(n, 32), M);
+        __m256i quo = _mm256_blend_epi32(pe, po, 0xAA);
+        __m256i r = _mm256_sub_epi32(n, _mm256_mullo_epi32(quo, qv));
+        __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64((__m128i *)(void *)(c + 8 * i), _mm_packus_epi16(p16, p16));
+    }
+}
+
+void lq_voronoi_lift_avx2(const uint8_t *c, size_t m, float iq, float *z, float *w)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), iqv = _mm256_set1_ps(iq);
+    const __m256 wts = _mm256_setr_ps(2.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f);
+    const __m256i i7 = _mm256_set1_epi32(7), sh1 = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
+    for (size_t i = 0; i < m; i++) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)(c + 8 * i));
+        __m256 cf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+        __m256 h = _mm256_mul_ps(half, _mm256_permutevar8x32_ps(cf, i7));
+        __m256 nx = _mm256_blend_ps(_mm256_permutevar8x32_ps(cf, sh1), _mm256_setzero_ps(), 0xC0);
+        __m256 zv = _mm256_add_ps(_mm256_sub_ps(_mm256_mul_ps(cf, wts), nx), h);
+        _mm256_storeu_ps(z + 8 * i, zv);
+        _mm256_storeu_ps(w + 8 * i, _mm256_mul_ps(zv, iqv));
+    }
+}

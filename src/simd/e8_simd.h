@@ -12,11 +12,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 void lq_e8_batch_avx2(const float *x, size_t n, float *y);
 void lq_d8_batch_avx2(const float *x, size_t n, float *y);
 void lq_fwht_avx2(float *x, size_t n);
 bool lq_finite_avx2(const float *x, size_t n);
+/* Voronoi glue (coordinates mod q, lift), one vector per ymm register; also
+ * used at the AVX-512 level. */
+void lq_voronoi_coords_avx2(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far);
+void lq_voronoi_lift_avx2(const uint8_t *c, size_t m, float iq, float *z, float *w);
 
 void lq_e8_batch_avx512(const float *x, size_t n, float *y);
 void lq_d8_batch_avx512(const float *x, size_t n, float *y);
