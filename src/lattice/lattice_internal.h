@@ -28,6 +28,12 @@ typedef struct lq_lattice_kernels {
      * lq_voronoi_coords) and lift (z = sum c_i g_i, w = z * iq). */
     void (*coords)(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far);
     void (*lift)(const uint8_t *c, size_t m, float iq, float *z, float *w);
+    /* NestQuant glue: t[i] = x[idx[i]] * ib (then * gamma unless gamma == 1);
+     * ok[i] = !far[i] && y[i] == t[i] (all 8, float ==), and t[i] = y[i]
+     * where ok. */
+    void (*gather_scale)(const float *x, const size_t *idx, size_t m, float ib, float gamma,
+                         float *t);
+    void (*accept)(const float *y, float *t, const uint8_t *far, size_t m, uint8_t *ok);
 } lq_lattice_kernels;
 
 /* Kernels for a level (capped to the detected level; scalar fallback). */
@@ -39,6 +45,9 @@ void lq_fwht_scalar(float *x, size_t n);
 bool lq_finite_scalar(const float *x, size_t n);
 void lq_voronoi_coords_scalar(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far);
 void lq_voronoi_lift_scalar(const uint8_t *c, size_t m, float iq, float *z, float *w);
+void lq_nq_gather_scale_scalar(const float *x, const size_t *idx, size_t m, float ib, float gamma,
+                               float *t);
+void lq_nq_accept_scalar(const float *y, float *t, const uint8_t *far, size_t m, uint8_t *ok);
 
 /* ---- Voronoi helpers (no checks) --------------------------------------- */
 /* Coordinates of an E8 point t in the generator basis, reduced mod q.

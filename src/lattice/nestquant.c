@@ -61,32 +61,43 @@ lq_status lq_nq_coder_init(lq_nq_coder *c, unsigned q, unsigned n_betas)
 /* ---- encode -------------------------------------------------------------- */
 #define CH LQ_VORONOI_CHUNK
 
+/* Scalar twins of the NestQuant glue (lattice_internal.h). */
+void lq_nq_gather_scale_scalar(const float *x, const size_t *idx, size_t m, float ib, float gamma,
+                               float *t)
+{
+    for (size_t i = 0; i < m; i++)
+        for (int j = 0; j < 8; j++) {
+            float v = x[8 * idx[i] + j] * ib;
+            t[8 * i + j] = gamma == 1.0f ? v : v * gamma;
+        }
+}
+
+void lq_nq_accept_scalar(const float *y, float *t, const uint8_t *far, size_t m, uint8_t *ok)
+{
+    for (size_t i = 0; i < m; i++) {
+        int good = !far[i];
+        for (int j = 0; j < 8; j++) good &= y[8 * i + j] == t[8 * i + j];
+        ok[i] = (uint8_t)good;
+        if (good) memcpy(t + 8 * i, y + 8 * i, 8 * sizeof(float));
+    }
+}
+
 /* Try scale beta on the m vectors listed in idx (indices into x): t = Q(x /
  * beta * gamma); ok[i] = no overload. Writes t and codes for every listed
- * vector. */
+ * vector; where ok, t is the decoded point (same value; +0.0 where rint gave
+ * -0.0) so that the encoder's reconstruction equals lq_nq_decode bit for
+ * bit. */
 static void try_beta(const lq_lattice_kernels *k, unsigned q, float beta, float gamma,
                      const float *x, const size_t *idx, size_t m, float *t, uint8_t *c,
                      uint8_t *ok)
 {
     float y[8 * CH];
     uint8_t far[CH];
-    const float ib = 1.0f / beta;
-    for (size_t i = 0; i < m; i++)
-        for (int j = 0; j < 8; j++) {
-            float v = x[8 * idx[i] + j] * ib;
-            t[8 * i + j] = gamma == 1.0f ? v : v * gamma;
-        }
+    k->gather_scale(x, idx, m, 1.0f / beta, gamma, t);
     k->e8(t, m, t);
     k->coords(q, t, m, c, far);
     lq_voronoi_decode_batch(k, q, c, m, y);
-    for (size_t i = 0; i < m; i++) {
-        int good = !far[i];
-        for (int j = 0; j < 8; j++) good &= y[8 * i + j] == t[8 * i + j];
-        ok[i] = (uint8_t)good;
-        /* the decoded point (same value; +0.0 where rint gave -0.0) so that
-         * the encoder's reconstruction equals lq_nq_decode bit for bit */
-        if (good) memcpy(t + 8 * i, y + 8 * i, 8 * sizeof(float));
-    }
+    k->accept(y, t, far, m, ok);
 }
 
 static double sqerr(float beta, const float *t, const float *x)

@@ -233,3 +233,25 @@ void lq_voronoi_lift_avx2(const uint8_t *c, size_t m, float iq, float *z, float 
         _mm256_storeu_ps(w + 8 * i, _mm256_mul_ps(zv, iqv));
     }
 }
+
+void lq_nq_gather_scale_avx2(const float *x, const size_t *idx, size_t m, float ib, float gamma,
+                             float *t)
+{
+    const __m256 ibv = _mm256_set1_ps(ib), gv = _mm256_set1_ps(gamma);
+    const int g1 = gamma == 1.0f;
+    for (size_t i = 0; i < m; i++) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * idx[i]), ibv);
+        _mm256_storeu_ps(t + 8 * i, g1 ? v : _mm256_mul_ps(v, gv));
+    }
+}
+
+void lq_nq_accept_avx2(const float *y, float *t, const uint8_t *far, size_t m, uint8_t *ok)
+{
+    for (size_t i = 0; i < m; i++) {
+        __m256 yv = _mm256_loadu_ps(y + 8 * i);
+        int eq = _mm256_movemask_ps(_mm256_cmp_ps(yv, _mm256_loadu_ps(t + 8 * i), _CMP_EQ_OQ));
+        int good = !far[i] && eq == 0xFF;
+        ok[i] = (uint8_t)good;
+        if (good) _mm256_storeu_ps(t + 8 * i, yv);
+    }
+}

@@ -22,6 +22,9 @@ bool lq_finite_avx2(const float *x, size_t n);
  * used at the AVX-512 level. */
 void lq_voronoi_coords_avx2(unsigned q, const float *t, size_t m, uint8_t *c, uint8_t *far);
 void lq_voronoi_lift_avx2(const uint8_t *c, size_t m, float iq, float *z, float *w);
+void lq_nq_gather_scale_avx2(const float *x, const size_t *idx, size_t m, float ib, float gamma,
+                             float *t);
+void lq_nq_accept_avx2(const float *y, float *t, const uint8_t *far, size_t m, uint8_t *ok);
 
 void lq_e8_batch_avx512(const float *x, size_t n, float *y);
 void lq_d8_batch_avx512(const float *x, size_t n, float *y);
