@@ -2,6 +2,7 @@
  * .lqt container (round trip for every available method, corruption,
  * truncation, bit flips, allocation failures). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1010,6 +1011,54 @@ START_TEST(lqt_alloc_sweep)
 }
 END_TEST
 
+/* Two threads load (zero copy) and free tensors of one mapped file while the
+ * handle is closed under them: the shared mapping's reference count keeps
+ * every tensor valid, and all of them decode identically. */
+typedef struct conc_arg {
+    const lq_lqt *f;
+    lq_qtensor *held[20];
+    int bad;
+} conc_arg;
+
+static void *conc_body(void *p)
+{
+    conc_arg *a = p;
+    for (int i = 0; i < 20; i++)
+        if (lq_lqt_load(NULL, a->f, 0, 0, &a->held[i]) != LQ_OK) a->bad++;
+    for (int i = 0; i < 20; i += 2) {
+        lq_qtensor_free(a->held[i]);
+        a->held[i] = NULL;
+    }
+    return NULL;
+}
+
+START_TEST(lqt_concurrent_loads)
+{
+    size_t n;
+    lq_qtensor *t = NULL;
+    uint8_t *b = small_lqt(&n, &t);
+    if (!b) return;
+    char p[128];
+    tmp_path(p, sizeof p, "small.lqt");
+    lq_lqt *f;
+    ck_assert_int_eq(lq_lqt_open(NULL, p, LQ_LQT_MMAP, &f), LQ_OK);
+    conc_arg a[2] = {{f, {0}, 0}, {f, {0}, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, conc_body, &a[i]), 0);
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    lq_lqt_close(f);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(a[i].bad, 0);
+        for (int k = 1; k < 20; k += 2) {
+            assert_same_tensor(t, a[i].held[k]);
+            lq_qtensor_free(a[i].held[k]);
+        }
+    }
+    free(b);
+    lq_qtensor_free(t);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -1027,6 +1076,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, lqt_truncated_and_flipped);
     tcase_add_test(tc, lqt_field_corruption);
     tcase_add_test(tc, lqt_alloc_sweep);
+    tcase_add_test(tc, lqt_concurrent_loads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,9 @@
+/* libFuzzer: the .npy reader (strict Python-literal header parser). */
+#include "fuzz_tfile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_tfile(data, size, LQ_TFILE_NPY);
+    return 0;
+}
