@@ -86,8 +86,9 @@ size_t lq_lut_act_stride(const lq_lut_pack *p)
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode)
 {
     (void)mode;
-    /* keep the tables of a batch chunk within about 8 MiB */
-    size_t s = lq_lut_act_stride(pack), b = (8u << 20) / (s ? s : 1);
+    /* keep the tables of a batch chunk within about 1 MiB (L2): gathers
+     * from several L2-missing tables cost more than re-reading the codes */
+    size_t s = lq_lut_act_stride(pack), b = (1u << 20) / (s ? s : 1);
     return b < 1 ? 1 : b > 16 ? 16 : b;
 }
 
