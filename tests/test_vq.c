@@ -425,6 +425,44 @@ START_TEST(vq_encode_decode)
 }
 END_TEST
 
+/* The largest codebooks (b = 16: 65536 entries): codes are exact argmins
+ * and decode back to their entries; identical for every SIMD level. */
+START_TEST(vq_encode_16bit_codebook)
+{
+    static const size_t dims[] = {1, 8};
+    for (size_t di = 0; di < 2; di++) {
+        size_t d = dims[di], n = 40, k = 65536;
+        float *x = malloc(n * d * 4), *cb = malloc(k * d * 4), *y = malloc(n * d * 4);
+        uint16_t c0[40], c1[40];
+        lq_test_fill_gaussian(x, n * d, 1, 81);
+        lq_test_fill_gaussian(cb, k * d, 1, 82);
+        memcpy(cb + 65535 * d, x + 3 * d, d * 4); /* point 3 sits on the last entry */
+        lq_ctx *cs = lq_test_ctx(1, LQ_SIMD_SCALAR), *ca = lq_test_ctx(2, LQ_SIMD_AUTO);
+        ck_assert_int_eq(lq_vq_encode(cs, x, NULL, n, d, cb, 16, c0, NULL), LQ_OK);
+        ck_assert_int_eq(lq_vq_encode(ca, x, NULL, n, d, cb, 16, c1, NULL), LQ_OK);
+        lq_ctx_destroy(cs);
+        lq_ctx_destroy(ca);
+        ck_assert(!memcmp(c0, c1, sizeof c0));
+        ck_assert_uint_eq(c0[3], 65535);
+        ck_assert_int_eq(lq_vq_decode(c0, n, d, cb, 16, y), LQ_OK);
+        for (size_t i = 0; i < n; i++) {
+            double best = INFINITY;
+            for (size_t q = 0; q < k; q++) {
+                double e = 0;
+                for (size_t j = 0; j < d; j++) e += pow((double)x[i * d + j] - cb[q * d + j], 2);
+                if (e < best) best = e;
+            }
+            double ei = 0;
+            for (size_t j = 0; j < d; j++) ei += pow((double)x[i * d + j] - y[i * d + j], 2);
+            ck_assert(ei <= best * (1 + 1e-5) + 1e-12);
+        }
+        free(x);
+        free(cb);
+        free(y);
+    }
+}
+END_TEST
+
 /* d = 1 with a uniform codebook is the uniform (INT) quantizer: the code of
  * x is clamp(round((x - lo) / s), 0, 2^b - 1). */
 START_TEST(vq_d1_uniform_is_int_quantizer)
@@ -593,6 +631,7 @@ int main(void)
     tcase_set_timeout(tk, 600);
     tcase_add_test(tk, nearest_kernels_match_scalar);
     tcase_add_test(tk, vq_encode_decode);
+    tcase_add_test(tk, vq_encode_16bit_codebook);
     tcase_add_test(tk, vq_d1_uniform_is_int_quantizer);
     tcase_add_test(tk, vq_codes_bad_args);
     tcase_add_test(tk, codebook_compression);
