@@ -449,7 +449,7 @@ int lq_cmd_quantize(int argc, char **argv)
         lq_quant_report rep;
         st = lq_quantize_ex(ctx, W, rows, cols, H, &m, &q, What, &rep);
         double secs = lq_cli_now() - t0;
-        if (pr.tty && !quiet) fprintf(stderr, "\n");
+        if (st != LQ_OK && pr.tty && !quiet) fputc('\n', stderr); /* end the bar */
         if (st != LQ_OK) {
             if (st == LQ_ERR_INVALID_ARG || st == LQ_ERR_UNSUPPORTED)
                 fprintf(stderr,
@@ -492,6 +492,13 @@ int lq_cmd_quantize(int argc, char **argv)
         pr.done_weight += pr.cur_weight;
         if (!quiet && !pr.tty)
             fprintf(stderr, "quantize: [%zu/%zu] %s done in %.2f s\n", i + 1, nsel, name, secs);
+    }
+    if (pr.tty && !quiet) { /* the bar at 100%, then leave it on its own line */
+        pr.index = nsel - 1;
+        pr.cur_weight = 0;
+        pr.last_draw = 0;
+        draw(&pr, 1.0);
+        fputc('\n', stderr);
     }
     st = lq_lqt_writer_finish(w);
     w = NULL;
