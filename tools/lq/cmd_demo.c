@@ -62,6 +62,7 @@ static void setup_gptvq(lq_method *m, unsigned bits)
     m->u.gptvq.dim = 2;
     m->u.gptvq.index_bits = 2 * bits; /* 2-D codes: bits per weight = index_bits / 2 */
     m->u.gptvq.group_cols = 256;
+    m->u.gptvq.group_rows = (size_t)1 << (2 * bits); /* codebooks: ~0.125 bit/weight */
     m->u.gptvq.em_iters = 10;
 }
 
@@ -73,8 +74,8 @@ static void setup_bcq(lq_method *m, unsigned bits)
 
 static void setup_aqlm(lq_method *m, unsigned bits)
 {
-    m->u.aqlm.group = 8;       /* bits per weight = M * B / g */
-    m->u.aqlm.code_bits = 8;
+    m->u.aqlm.group = 8;       /* codes: M * B / g bits per weight; the codebooks add */
+    m->u.aqlm.code_bits = 8;   /* about M / 2 more on this small layer */
     m->u.aqlm.n_codebooks = bits;
     m->u.aqlm.beam = 4;
     m->u.aqlm.rounds = 2;
