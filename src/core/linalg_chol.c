@@ -8,7 +8,7 @@
 
 #include "core/linalg.h"
 
-#define TRI_BASE 32  /* triangle size below which substitution loops run */
+#define TRI_BASE 16  /* triangle size below which substitution loops run */
 #define TRI_GRAIN 64 /* independent rows/columns per task in those loops */
 #define POTRF_NB 128 /* Cholesky panel width */
 

@@ -19,6 +19,23 @@ typedef struct GP(tri_ctx) {
     GT *work;
 } GP(tri_ctx);
 
+/* sum_p x[p] y[p] in double with four partial sums: the substitution loops
+ * are latency-bound on one accumulator (a fixed order, so still
+ * deterministic). */
+static inline double GP(dot)(const GT *x, const GT *y, size_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t p = 0;
+    for (; p + 4 <= n; p += 4) {
+        s0 += (double)x[p] * y[p];
+        s1 += (double)x[p + 1] * y[p + 1];
+        s2 += (double)x[p + 2] * y[p + 2];
+        s3 += (double)x[p + 3] * y[p + 3];
+    }
+    for (; p < n; p++) s0 += (double)x[p] * y[p];
+    return (s0 + s1) + (s2 + s3);
+}
+
 /* ---- base cases (n <= TRI_BASE), parallel over independent vectors ----- */
 typedef struct GP(tri_base_job) {
     int kind; /* 0: L X = B, 1: L^T X = B, 2: X L = B, 3: X L^T = B,
@@ -82,9 +99,7 @@ static void GP(tri_base_task)(void *arg, size_t t)
         } else if (j->kind == 3) { /* row v: x L^T = b, from the first column */
             for (size_t c = 0; c < n; c++) {
                 const GT *lc = L + c * ldl;
-                double s = b[c];
-                for (size_t p = 0; p < c; p++) s -= (double)b[p] * lc[p];
-                b[c] = (GT)(s / lc[c]);
+                b[c] = (GT)(((double)b[c] - GP(dot)(b, lc, c)) / lc[c]);
             }
         } else { /* row v: b := b L; b_c uses b_p for p >= c, so ascending c */
             for (size_t c = 0; c < n; c++) {
@@ -224,17 +239,14 @@ static lq_status GP(potrf_unblocked)(GT *A, size_t n, size_t lda)
 {
     for (size_t c = 0; c < n; c++) {
         GT *ac = A + c * lda;
-        double d = ac[c];
-        for (size_t p = 0; p < c; p++) d -= (double)ac[p] * ac[p];
+        double d = (double)ac[c] - GP(dot)(ac, ac, c);
         if (!(d > 0.0) || !isfinite(d)) return LQ_ERR_NOT_POSITIVE_DEFINITE;
         GT lcc = (GT)sqrt(d);
         if (!(lcc > 0)) return LQ_ERR_NOT_POSITIVE_DEFINITE; /* underflow in float */
         ac[c] = lcc;
         for (size_t i = c + 1; i < n; i++) {
             GT *ai = A + i * lda;
-            double s = ai[c];
-            for (size_t p = 0; p < c; p++) s -= (double)ai[p] * ac[p];
-            ai[c] = (GT)(s / (double)lcc);
+            ai[c] = (GT)(((double)ai[c] - GP(dot)(ai, ac, c)) / (double)lcc);
         }
     }
     return LQ_OK;
