@@ -37,11 +37,15 @@ echo "$PYJ"
 import json, sys
 lq, py = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 ratio = py["seconds"] / lq["seconds"]
-print(f"libquant {lq['seconds']:.3f} s, pytorch {py['seconds']:.3f} s: libquant {ratio:.2f}x faster")
+cratio = py["cpu_seconds"] / lq["cpu_seconds"]
+print(f"libquant {lq['seconds']:.3f} s, pytorch {py['seconds']:.3f} s: libquant {ratio:.2f}x faster (wall)")
+print(f"libquant {lq['cpu_seconds']:.3f} cpu s, pytorch {py['cpu_seconds']:.3f} cpu s: {cratio:.2f}x (CPU time)")
 print(f"proxy loss libquant {py['libquant_proxy_loss']:.6g} vs pytorch {py['proxy_loss']:.6g}: "
       f"ratio {py['loss_ratio_libquant_over_torch']:.5f}")
 print(json.dumps({"bench": "gptq_peer", "rows": lq["rows"], "cols": lq["cols"], "bits": lq["bits"],
                   "group": lq["group"], "threads": lq["threads"], "lq_seconds": lq["seconds"],
                   "torch_seconds": py["seconds"], "speedup": ratio,
+                  "lq_cpu_seconds": lq["cpu_seconds"], "torch_cpu_seconds": py["cpu_seconds"],
+                  "cpu_speedup": cratio,
                   "loss_ratio": py["loss_ratio_libquant_over_torch"]}))
 PY
