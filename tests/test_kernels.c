@@ -537,6 +537,56 @@ START_TEST(concurrent_first_use)
 }
 END_TEST
 
+/* Tables larger than L2 take the AVX-512 blocked walk (positions in
+ * blocks, partial sums carried across blocks): same bits as scalar. */
+START_TEST(large_tables_blocked)
+{
+    levels_init();
+    size_t rows = 40, cols = 2048;
+    float *W = malloc(rows * cols * sizeof(float)), *X = malloc(3 * cols * sizeof(float));
+    float *Y0 = malloc(3 * rows * sizeof(float)), *Y1 = malloc(3 * rows * sizeof(float));
+    lq_test_fill_gaussian(W, rows * cols, 1.0f, 21);
+    lq_test_fill_gaussian(X, 3 * cols, 1.0f, 22);
+    lq_method m;
+    lq_method_init(&m, LQ_METHOD_GPTVQ);
+    m.engine.rtn = 1;
+    m.u.gptvq.dim = 1;
+    m.u.gptvq.index_bits = 8;
+    m.u.gptvq.group_cols = cols;
+    m.u.gptvq.em_iters = 1;
+    lq_qtensor *t = NULL;
+    lq_ctx *c0 = lq_test_ctx(1, LQ_SIMD_SCALAR);
+    if (!lq_format_lookup(LQ_FORMAT_VQ) || lq_quantize(c0, W, rows, cols, NULL, &m, &t, NULL) != LQ_OK) {
+        lq_ctx_destroy(c0);
+        free(W), free(X), free(Y0), free(Y1);
+        return;
+    }
+    ck_assert_int_eq(lq_matmul_ex(c0, t, X, 3, Y0, LQ_KERNEL_FAST), LQ_OK);
+    for (size_t li = 1; li < g_nlevels; li++)
+        for (size_t th = 1; th <= 2; th++) {
+            lq_ctx *c = lq_test_ctx(th, g_levels[li]);
+            ck_assert_int_eq(lq_matmul_ex(c, t, X, 3, Y1, LQ_KERNEL_FAST), LQ_OK);
+            ck_assert(!memcmp(Y0, Y1, 3 * rows * sizeof(float)));
+            lq_ctx_destroy(c);
+        }
+    float *Wh = malloc(rows * cols * sizeof(float));
+    ck_assert_int_eq(lq_dequantize(c0, t, Wh), LQ_OK);
+    for (size_t b = 0; b < 3; b++)
+        for (size_t r = 0; r < rows; r++) {
+            double ref = 0, a = 0;
+            for (size_t c = 0; c < cols; c++) {
+                ref += (double)Wh[r * cols + c] * X[b * cols + c];
+                a += fabs((double)Wh[r * cols + c] * X[b * cols + c]);
+            }
+            ck_assert(fabs(Y0[b * rows + r] - ref) <= EPS_EXACT * cols * (a + 1e-3));
+        }
+    free(Wh);
+    lq_qtensor_free(t);
+    lq_ctx_destroy(c0);
+    free(W), free(X), free(Y0), free(Y1);
+}
+END_TEST
+
 /* The table builders of every level give the same bits as the scalar one. */
 START_TEST(dot_tables_bitwise)
 {
@@ -568,6 +618,7 @@ static Suite *kernels_suite(void)
     tcase_add_loop_test(tc, products_match_dequant, 0, (int)NMAKERS);
     tcase_add_test(tc, kernels_vs_scalar_direct);
     tcase_add_test(tc, dot_tables_bitwise);
+    tcase_add_test(tc, large_tables_blocked);
     tcase_add_test(tc, bad_args);
     tcase_add_test(tc, alloc_failures);
     tcase_add_test(tc, concurrent_first_use);

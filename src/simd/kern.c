@@ -106,14 +106,14 @@ lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
 typedef struct kjob {
     lq_kern_rows_fn fn;
     const void *pack, *act;
-    size_t batch, rows;
+    size_t batch, rows, grain;
     float *Y;
 } kjob;
 
 static void kern_task(void *arg, size_t i)
 {
     kjob *j = arg;
-    size_t r0 = i * KERN_GRAIN, r1 = r0 + KERN_GRAIN;
+    size_t r0 = i * j->grain, r1 = r0 + j->grain;
     if (r1 > j->rows) r1 = j->rows;
     j->fn(j->pack, j->act, j->batch, j->Y, j->rows, r0, r1);
 }
@@ -140,8 +140,9 @@ lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_
     for (size_t b0 = 0; b0 < batch; b0 += chunk) {
         size_t nb = batch - b0 < chunk ? batch - b0 : chunk;
         kf->act_build(pack, X + b0 * t->cols, nb, mode, act);
-        kjob j = {fn, pack, act, nb, t->rows, Y + b0 * t->rows};
-        lq_parallel_for(ctx, lq_chunks(t->rows, KERN_GRAIN), kern_task, &j);
+        size_t grain = kf->grain ? kf->grain : KERN_GRAIN;
+        kjob j = {fn, pack, act, nb, t->rows, grain, Y + b0 * t->rows};
+        lq_parallel_for(ctx, lq_chunks(t->rows, grain), kern_task, &j);
     }
     lq_free(ctx, act);
     return LQ_OK;

@@ -41,6 +41,7 @@ typedef struct lq_kern_format {
     void (*act_build)(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
                       void *act);
     lq_kern_rows_fn rows[2][LQ_KERN_NLEVELS]; /* [mode][lq_simd_level] */
+    size_t grain; /* rows per task, a multiple of LQ_KERN_TILE (0: 64) */
 } lq_kern_format;
 
 /* The record of a format, or NULL when it has no kernels. */

@@ -97,6 +97,13 @@ void lq_kern_lut_avx2(const void *pack, const void *act, size_t batch, float *Y,
 void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                         size_t r0, size_t r1);
 
+/* Rows per task for formats with large tables (one segment): the AVX-512
+ * kernel walks the positions in blocks whose tables fit in L2, for all the
+ * task's tiles, carrying the partial sums (same additions in the same
+ * order), so big tables are streamed from L3 once per task, not gathered
+ * at random. */
+#define LQ_LUT_GRAIN 256
+
 /* Row kernels of a table format, same for EXACT and FAST (float tables). */
 #if LQ_ARCH_X86
 #define LQ_LUT_ROWS                                                                           \

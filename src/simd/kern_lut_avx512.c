@@ -85,12 +85,69 @@ lut_tile(const lq_lut_pack *p, const float *act, size_t stride, size_t b0, size_
                               y[i]);
 }
 
+/* One segment, tables larger than L2: positions in blocks of PB (tables of
+ * a block about 256 KiB), tiles of the task inside; per (tile, batch) the
+ * two partial sums live in a stack buffer between blocks. Gather path only
+ * (large tables mean K > 16 or per-row sets). */
+#define MAX_TASK_TILES (LQ_LUT_GRAIN / LQ_KERN_TILE)
+
+static void lut_blocked(const lq_lut_pack *p, const float *A, size_t stride, size_t batch, float *Y,
+                        size_t ldy, size_t r0, size_t r1)
+{
+    size_t t0 = r0 / LQ_KERN_TILE, t1 = (r1 + LQ_KERN_TILE - 1) / LQ_KERN_TILE;
+    size_t kstride = p->K < 16 ? 16 : p->K;
+    size_t PB = (256u << 10) / (kstride * sizeof(float));
+    if (PB < 2) PB = 2;
+    PB &= ~(size_t)1; /* keep the even/odd parity of positions */
+    __m512 acc[MAX_TASK_TILES][NB_MAX][2];
+    for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {
+        size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;
+        for (size_t t = t0; t < t1; t++)
+            for (size_t i = 0; i < nb; i++)
+                acc[t - t0][i][0] = acc[t - t0][i][1] = _mm512_setzero_ps();
+        for (size_t q0 = 0; q0 < p->npos; q0 += PB) {
+            size_t q1 = q0 + PB < p->npos ? q0 + PB : p->npos;
+            for (size_t t = t0; t < t1; t++) {
+                const uint8_t *tc = p->codes + t * p->tile_code_bytes;
+                __m512i base = _mm512_mullo_epi32(
+                    _mm512_loadu_si512((const void *)(p->lane_set + t * LQ_KERN_TILE)),
+                    _mm512_set1_epi32((int)p->tabset));
+                for (size_t q = q0; q < q1; q++) {
+                    __m512i c = load_codes(p, tc, q);
+                    __m512i ix = _mm512_add_epi32(_mm512_add_epi32(base, c),
+                                                  _mm512_set1_epi32((int)p->tabofs[q]));
+                    int par = (int)(q & 1);
+                    for (size_t i = 0; i < nb; i++)
+                        acc[t - t0][i][par] = _mm512_add_ps(
+                            acc[t - t0][i][par], _mm512_i32gather_ps(ix, A + (b0 + i) * stride, 4));
+                }
+            }
+        }
+        for (size_t t = t0; t < t1; t++) {
+            __m512 m = _mm512_loadu_ps(p->mult + t * p->nseg * LQ_KERN_TILE);
+            size_t n = r1 - t * LQ_KERN_TILE < 16 ? r1 - t * LQ_KERN_TILE : 16;
+            for (size_t i = 0; i < nb; i++) {
+                __m512 y = _mm512_add_ps(_mm512_setzero_ps(),
+                                         _mm512_mul_ps(m, _mm512_add_ps(acc[t - t0][i][0],
+                                                                        acc[t - t0][i][1])));
+                _mm512_mask_storeu_ps(Y + (b0 + i) * ldy + t * LQ_KERN_TILE,
+                                      (__mmask16)((1u << n) - 1), y);
+            }
+        }
+    }
+}
+
 void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                         size_t r0, size_t r1)
 {
     const lq_lut_pack *p = pack;
     size_t stride = lq_lut_act_stride(p) / sizeof(float);
     const float *A = act;
+    if (p->nseg == 1 && p->seg[0] == 0 && p->K > 16 && p->tabset * sizeof(float) > (512u << 10) &&
+        r1 - r0 <= LQ_LUT_GRAIN) {
+        lut_blocked(p, A, stride, batch, Y, ldy, r0, r1);
+        return;
+    }
     for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {
         int perm = p->K <= 16 && p->uniform[tile];
         size_t nrows = r1 - tile * LQ_KERN_TILE;
