@@ -157,7 +157,7 @@ START_TEST(conversion_finds_grid)
                 for (size_t j = 0; j < N; j++) {
                     s = s * 6364136223846793005ull + 1442695040888963407ull;
                     size_t l = j < L ? j : (size_t)(s >> 33) % L; /* each level at least once */
-                    if (l > L / 2 && (s >> 20) % 3) l = L / 2;     /* uneven counts */
+                    if (l > L / 2 && (s >> 20) % 3) l = L / 2;    /* uneven counts */
                     w[j] = origin + step * (float)l;
                 }
                 lq_test_fill_uniform(v, N, 0.1f, 2.0f, k);
@@ -346,7 +346,8 @@ typedef struct layer {
 
 static layer make_layer(size_t rows, size_t cols, uint64_t seed)
 {
-    layer L = {rows, cols, malloc(rows * cols * sizeof(float)), malloc(cols * cols * sizeof(float))};
+    layer L = {rows, cols, malloc(rows * cols * sizeof(float)),
+               malloc(cols * cols * sizeof(float))};
     ck_assert(L.W && L.H);
     lq_test_correlated_layer(rows, cols, 4 * cols, seed, L.W, L.H);
     return L;
@@ -406,7 +407,7 @@ START_TEST(gptqt_beats_bcq)
                 gq_rtn[i] / rtn[i]);
         ck_assert_double_lt(gq[i], max_vs_engine[i] * eng[i]);
         ck_assert_double_lt(gq[i], 0.4 * rtn[i]);
-        ck_assert_double_lt(eng[i], 0.4 * rtn[i]);    /* the engine itself matters */
+        ck_assert_double_lt(eng[i], 0.4 * rtn[i]);     /* the engine itself matters */
         ck_assert_double_lt(gq_rtn[i], 0.97 * rtn[i]); /* and so does the conversion */
     }
     lq_ctx_destroy(ctx);
@@ -497,7 +498,8 @@ START_TEST(validate_rejects_corruption)
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     float *D = malloc(12 * 40 * sizeof *D), x[40] = {0}, y[12];
     ck_assert_ptr_nonnull(D);
-    const uint32_t bad_ip[][2] = {{0, 0}, {0, 9}, {1, 41}, {2, 2}, {3, 3}, {3, 4}, {4, 1}, {4, 2}, {5, 1}, {15, 7}};
+    const uint32_t bad_ip[][2] = {{0, 0}, {0, 9}, {1, 41}, {2, 2}, {3, 3},
+                                  {3, 4}, {4, 1}, {4, 2},  {5, 1}, {15, 7}};
     for (size_t i = 0; i < sizeof bad_ip / sizeof *bad_ip; i++) {
         uint32_t keep = t->ip[bad_ip[i][0]];
         t->ip[bad_ip[i][0]] = bad_ip[i][1];

@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-#define LQ_BCQ_MAX_K 8          /* planes per weight (codes are one byte) */
+#define LQ_BCQ_MAX_K 8           /* planes per weight (codes are one byte) */
 #define LQ_BCQ_MAX_LINEAR_BITS 8 /* GPTQT: bits of the linear grid */
 
 /* ---- fitting ------------------------------------------------------------ */
@@ -132,12 +132,12 @@ typedef struct lq_gptqt_opts {
 LQ_API void lq_gptqt_opts_init(lq_gptqt_opts *o);
 
 typedef struct lq_gptqt_info {
-    double scale;        /* grid step s of the chosen candidate */
-    double origin;       /* grid point q = 0 */
-    double factor;       /* f_t: s / s0 */
-    unsigned candidate;  /* t */
+    double scale;         /* grid step s of the chosen candidate */
+    double origin;        /* grid point q = 0 */
+    double factor;        /* f_t: s / s0 */
+    unsigned candidate;   /* t */
     unsigned levels_used; /* distinct grid levels used by the group */
-    double err;          /* weighted squared error of the result */
+    double err;           /* weighted squared error of the result */
 } lq_gptqt_info;
 
 /* Convert w[0..n) (importance `weight`, NULL = ones, as in lq_bcq_fit) to

@@ -69,8 +69,8 @@ lq_status lq_bcq_cq_init(lq_ctx *ctx, const lq_bcq_cq_cfg *c, lq_bcq_cq *cq)
     cq->scr_w = lq_alloc_array(ctx, cq->nchunks, cq->group * sizeof(float));
     cq->scr_c = lq_alloc_array(ctx, cq->nchunks, cq->group);
     cq->st = lq_alloc_array(ctx, cq->nchunks, sizeof(lq_status));
-    int ok = cq->alpha && cq->off && cq->lev && cq->lcode && cq->imp && cq->scr_w &&
-             cq->scr_c && cq->st;
+    int ok =
+        cq->alpha && cq->off && cq->lev && cq->lcode && cq->imp && cq->scr_w && cq->scr_c && cq->st;
     if (ok && cq->gptqt) {
         cq->gscale = lq_calloc_array(ctx, rg, sizeof(double));
         cq->gorigin = lq_calloc_array(ctx, rg, sizeof(double));
@@ -138,8 +138,10 @@ static void fit_task(void *arg, size_t t)
         size_t rg = r * cq->ngroups + j->g;
         float *a = cq->alpha + rg * cq->k, off = 0;
         if (cq->gptqt) {
-            lq_gptqt_opts o = {.k = cq->k, .linear_bits = cq->lbits,
-                               .rescale_steps = cq->steps, .iters = cq->iters,
+            lq_gptqt_opts o = {.k = cq->k,
+                               .linear_bits = cq->lbits,
+                               .rescale_steps = cq->steps,
+                               .iters = cq->iters,
                                .grid_codes = cq->grid_codes};
             lq_gptqt_info info;
             st = lq_gptqt_convert(x, v, j->ncols, &o, a, &off, c, &info);
@@ -148,8 +150,7 @@ static void fit_task(void *arg, size_t t)
                 cq->gorigin[rg] = info.origin;
             }
         } else {
-            lq_bcq_fit_opts o = {.k = cq->k, .offset = cq->offset, .iters = cq->iters,
-                                 .tol = 1e-7};
+            lq_bcq_fit_opts o = {.k = cq->k, .offset = cq->offset, .iters = cq->iters, .tol = 1e-7};
             st = lq_bcq_fit(x, v, j->ncols, &o, a, &off, c, NULL, NULL);
         }
         for (unsigned i = 0; i < cq->k; i++) a[i] = lq_bcq_round_side(a[i], cq->side16);
@@ -204,8 +205,8 @@ static lq_status cq_quantize(void *self, const float *w, size_t ldw, size_t rows
         size_t rg = r * cq->ngroups + g;
         unsigned code;
         if (cq->grid_codes)
-            code = cq->gmap[r * L + grid_code(x, cq->gorigin[rg], cq->gscale[rg],
-                                              (unsigned)(L - 1))];
+            code =
+                cq->gmap[r * L + grid_code(x, cq->gorigin[rg], cq->gscale[rg], (unsigned)(L - 1))];
         else
             code = cq->lcode[r * K + lq_bcq_nearest(cq->lev + r * K, K, x)];
         q[r * ldq] = lq_bcq_value(cq->alpha + rg * cq->k, cq->k, cq->off[rg], code);

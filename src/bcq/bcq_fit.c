@@ -71,8 +71,8 @@ void lq_bcq_table(const float *alpha, unsigned k, float offset, float *lev, uint
 
 /* ---- the fit ------------------------------------------------------------ */
 
-static double weighted_err(const float *w, const float *v, size_t n, const float *alpha,
-                           unsigned k, float off, const uint8_t *codes)
+static double weighted_err(const float *w, const float *v, size_t n, const float *alpha, unsigned k,
+                           float off, const uint8_t *codes)
 {
     float val[256];
     for (unsigned c = 0; c < (1u << k); c++) val[c] = lq_bcq_value(alpha, k, off, c);
@@ -286,8 +286,8 @@ double lq_bcq_refine(const float *w, const float *v, size_t n, unsigned k, int u
 
 /* The fit proper (arguments already validated; v NULL = uniform). */
 static void bcq_fit_core(const float *w, const float *v, size_t n, unsigned k, int use_off,
-                         unsigned iters, double tol, float *alpha, float *off_out,
-                         uint8_t *codes, double *trace, size_t *nt)
+                         unsigned iters, double tol, float *alpha, float *off_out, uint8_t *codes,
+                         double *trace, size_t *nt)
 {
     double vs = 0, vw = 0;
     for (size_t j = 0; j < n; j++) {
@@ -322,7 +322,8 @@ lq_status lq_bcq_fit(const float *w, const float *weight, size_t n, const lq_bcq
     lq_bcq_fit_opts_init(&d);
     const lq_bcq_fit_opts *o = opts ? opts : &d;
     if (!w || !alpha || !codes || n == 0) return LQ_ERR_INVALID_ARG;
-    if (o->k < 1 || o->k > LQ_BCQ_MAX_K || (o->offset != 0 && o->offset != 1)) return LQ_ERR_INVALID_ARG;
+    if (o->k < 1 || o->k > LQ_BCQ_MAX_K || (o->offset != 0 && o->offset != 1))
+        return LQ_ERR_INVALID_ARG;
     if (o->offset && !offset) return LQ_ERR_INVALID_ARG;
     if (!(o->tol >= 0) || !isfinite(o->tol)) return LQ_ERR_INVALID_ARG;
     if (!lq_all_finite(w, n)) return LQ_ERR_NOT_FINITE;
@@ -330,8 +331,8 @@ lq_status lq_bcq_fit(const float *w, const float *weight, size_t n, const lq_bcq
     lq_status st = check_weights(weight, n, &uniform);
     if (st != LQ_OK) return st;
     float a[LQ_BCQ_MAX_K] = {0}, off;
-    bcq_fit_core(w, uniform ? NULL : weight, n, o->k, o->offset, o->iters, o->tol, a, &off,
-                 codes, trace, n_trace);
+    bcq_fit_core(w, uniform ? NULL : weight, n, o->k, o->offset, o->iters, o->tol, a, &off, codes,
+                 trace, n_trace);
     memcpy(alpha, a, o->k * sizeof *alpha);
     if (offset) *offset = off;
     return LQ_OK;
@@ -346,8 +347,7 @@ static lq_status check_alpha(const float *alpha, unsigned k, float offset)
     return LQ_OK;
 }
 
-lq_status lq_bcq_levels(const float *alpha, unsigned k, float offset, float *levels,
-                        uint8_t *codes)
+lq_status lq_bcq_levels(const float *alpha, unsigned k, float offset, float *levels, uint8_t *codes)
 {
     lq_status st = check_alpha(alpha, k, offset);
     if (st != LQ_OK) return st;
@@ -383,10 +383,7 @@ lq_status lq_bcq_decode(const uint8_t *codes, size_t n, const float *alpha, unsi
 
 /* ---- bit planes ------------------------------------------------------------ */
 
-size_t lq_bcq_plane_bytes(size_t n)
-{
-    return n / 8 + (n % 8 != 0);
-}
+size_t lq_bcq_plane_bytes(size_t n) { return n / 8 + (n % 8 != 0); }
 
 lq_status lq_bcq_pack(const uint8_t *codes, size_t n, unsigned k, uint8_t *planes)
 {

@@ -31,7 +31,8 @@ double lq_bcq_refine(const float *w, const float *v, size_t n, unsigned k, int u
 void lq_bcq_table(const float *alpha, unsigned k, float offset, float *lev, uint8_t *code);
 
 /* Index of the level nearest to x in lev[0..L) (ascending); ties go to the
- * upper level (as sign(0) = +1 in the greedy fit). The comparison is made in double, so the choice is exact. */
+ * upper level (as sign(0) = +1 in the greedy fit). The comparison is made in double, so the choice
+ * is exact. */
 static inline size_t lq_bcq_nearest(const float *lev, size_t L, float x)
 {
     if (L <= 16) { /* branch-free: count the midpoints at or below x (exact in double) */
@@ -68,19 +69,19 @@ typedef struct lq_bcq_cq {
     int offset, weighted, side16;
     int gptqt, grid_codes;
     unsigned lbits, steps;
-    uint8_t *planes;   /* the qtensor's code section: k x rows x bpr */
-    float *alpha;      /* rows x ngroups x k (rounded to the stored precision) */
-    float *off;        /* rows x ngroups */
-    double *gscale;    /* GPTQT: rows x ngroups grid step */
-    double *gorigin;   /* GPTQT: rows x ngroups grid origin */
-    size_t cur_g;      /* group whose level tables are built (SIZE_MAX: none) */
-    float *lev;        /* rows x 2^k sorted levels of group cur_g */
-    uint8_t *lcode;    /* rows x 2^k their codes */
-    uint8_t *gmap;     /* GPTQT grid codes: rows x 2^lbits level -> code */
-    float *imp;        /* group importance (group floats) */
-    float *scr_w;      /* per fit task: group floats */
-    uint8_t *scr_c;    /* per fit task: group bytes */
-    lq_status *st;     /* per fit task */
+    uint8_t *planes; /* the qtensor's code section: k x rows x bpr */
+    float *alpha;    /* rows x ngroups x k (rounded to the stored precision) */
+    float *off;      /* rows x ngroups */
+    double *gscale;  /* GPTQT: rows x ngroups grid step */
+    double *gorigin; /* GPTQT: rows x ngroups grid origin */
+    size_t cur_g;    /* group whose level tables are built (SIZE_MAX: none) */
+    float *lev;      /* rows x 2^k sorted levels of group cur_g */
+    uint8_t *lcode;  /* rows x 2^k their codes */
+    uint8_t *gmap;   /* GPTQT grid codes: rows x 2^lbits level -> code */
+    float *imp;      /* group importance (group floats) */
+    float *scr_w;    /* per fit task: group floats */
+    uint8_t *scr_c;  /* per fit task: group bytes */
+    lq_status *st;   /* per fit task */
     size_t nchunks;
 } lq_bcq_cq;
 
@@ -107,8 +108,8 @@ void lq_bcq_cq_store(const lq_bcq_cq *cq, void *alpha_sec, void *off_sec);
 /* The layer driver of LQ_METHOD_BCQ (gptqt = 0) and LQ_METHOD_GPTQT
  * (gptqt = 1), in src/qtensor/method_bcq.c. */
 lq_status lq_bcq_quantize_common(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                                 const float *H, const lq_method *m, int gptqt,
-                                 lq_qtensor **out, float *W_hat, lq_quant_report *rep);
+                                 const float *H, const lq_method *m, int gptqt, lq_qtensor **out,
+                                 float *W_hat, lq_quant_report *rep);
 
 /* Round a side value to the stored precision (fp16 saturates at +-65504). */
 float lq_bcq_round_side(float x, int side16);

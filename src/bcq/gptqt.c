@@ -36,17 +36,16 @@ static inline unsigned grid_code(float x, double origin, double s, unsigned Lmax
     return (unsigned)q;
 }
 
-lq_status lq_gptqt_convert(const float *w, const float *weight, size_t n,
-                           const lq_gptqt_opts *opts, float *alpha, float *offset,
-                           uint8_t *codes, lq_gptqt_info *info)
+lq_status lq_gptqt_convert(const float *w, const float *weight, size_t n, const lq_gptqt_opts *opts,
+                           float *alpha, float *offset, uint8_t *codes, lq_gptqt_info *info)
 {
     lq_gptqt_opts d;
     lq_gptqt_opts_init(&d);
     const lq_gptqt_opts *o = opts ? opts : &d;
     if (!w || !alpha || !offset || !codes || n == 0) return LQ_ERR_INVALID_ARG;
     if (o->k < 1 || o->k > LQ_BCQ_MAX_K || o->linear_bits < o->k ||
-        o->linear_bits > LQ_BCQ_MAX_LINEAR_BITS || o->rescale_steps < 1 ||
-        o->rescale_steps > 256 || (o->grid_codes != 0 && o->grid_codes != 1))
+        o->linear_bits > LQ_BCQ_MAX_LINEAR_BITS || o->rescale_steps < 1 || o->rescale_steps > 256 ||
+        (o->grid_codes != 0 && o->grid_codes != 1))
         return LQ_ERR_INVALID_ARG;
     if (!lq_all_finite(w, n)) return LQ_ERR_NOT_FINITE;
     for (size_t j = 0; j < n; j++) /* levels near FLT_MAX would overflow */
@@ -151,8 +150,12 @@ lq_status lq_gptqt_convert(const float *w, const float *weight, size_t n,
         if (!(err < INFINITY)) continue;
         coff[nc] = moff;
         cerr[nc] = err;
-        cinfo[nc] = (lq_gptqt_info){.scale = s, .origin = origin, .factor = f, .candidate = t,
-                                    .levels_used = used, .err = err};
+        cinfo[nc] = (lq_gptqt_info){.scale = s,
+                                    .origin = origin,
+                                    .factor = f,
+                                    .candidate = t,
+                                    .levels_used = used,
+                                    .err = err};
         nc++;
     }
     if (nc == 0) return LQ_ERR_NOT_FINITE;

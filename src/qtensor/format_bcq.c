@@ -52,7 +52,8 @@ static inline float side_at(const uint8_t *p, size_t i, unsigned side)
 static lq_status bcq_layout(const lq_qtensor *t, bcq_view *v)
 {
     unsigned k = t->ip[0], side = t->ip[3];
-    if (k < 1 || k > LQ_BCQ_MAX_K || t->ip[2] > 1 || (side != 2 && side != 4)) return LQ_ERR_CORRUPT;
+    if (k < 1 || k > LQ_BCQ_MAX_K || t->ip[2] > 1 || (side != 2 && side != 4))
+        return LQ_ERR_CORRUPT;
     for (size_t i = 4; i < LQ_QT_NPARAMS; i++)
         if (t->ip[i] != 0) return LQ_ERR_CORRUPT;
     for (size_t i = 0; i < LQ_QT_NPARAMS; i++)
@@ -131,7 +132,8 @@ static lq_status bcq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
             for (size_t c = g * v.group; c < c1; c++) {
                 const uint8_t *p = v.planes + r * v.bpr + c / 8;
                 unsigned code = 0;
-                for (unsigned i = 0; i < v.k; i++) code |= (unsigned)((p[i * ps] >> (c % 8)) & 1u) << i;
+                for (unsigned i = 0; i < v.k; i++)
+                    code |= (unsigned)((p[i * ps] >> (c % 8)) & 1u) << i;
                 out[c] = lq_bcq_value(a, v.k, off, code);
             }
         }
@@ -185,7 +187,8 @@ static lq_status bcq_matmul_rows(const lq_qtensor *t, const float *X, size_t bat
                     float a[LQ_BCQ_MAX_K], off;
                     group_params(&v, r, g, a, &off);
                     double s = (double)off * xg;
-                    for (unsigned i = 0; i < v.k; i++) s += (double)a[i] * (2.0 * acc[r - rb][i] - xg);
+                    for (unsigned i = 0; i < v.k; i++)
+                        s += (double)a[i] * (2.0 * acc[r - rb][i] - xg);
                     ysum[r - rb] += s;
                 }
             }

@@ -29,8 +29,8 @@ lq_status lq_bcq_quantize_common(lq_ctx *ctx, const float *W, size_t rows, size_
                                  float *W_hat, lq_quant_report *rep)
 {
     const lq_bcq_opts *o = &m->u.bcq;
-    if (o->k < 1 || o->k > LQ_BCQ_MAX_K || (o->offset != 0 && o->offset != 1) ||
-        o->iters > 1000 || (o->grid_codes != 0 && o->grid_codes != 1))
+    if (o->k < 1 || o->k > LQ_BCQ_MAX_K || (o->offset != 0 && o->offset != 1) || o->iters > 1000 ||
+        (o->grid_codes != 0 && o->grid_codes != 1))
         return LQ_ERR_INVALID_ARG;
     unsigned lbits = o->linear_bits;
     if (lbits == 0) lbits = o->k + 1 > 6 ? (o->k + 1 > 8 ? 8 : o->k + 1) : 6; /* auto */
@@ -71,10 +71,18 @@ lq_status lq_bcq_quantize_common(lq_ctx *ctx, const float *W, size_t rows, size_
         st = LQ_ERR_NO_MEMORY;
         goto fail;
     }
-    lq_bcq_cq_cfg cfg = {.rows = rows, .cols = cols, .group = group, .k = o->k,
-                         .iters = o->iters, .offset = has_off, .weighted = !rtn,
-                         .side16 = side16, .gptqt = gptqt, .grid_codes = o->grid_codes,
-                         .lbits = gptqt ? lbits : 0, .steps = o->rescale_steps,
+    lq_bcq_cq_cfg cfg = {.rows = rows,
+                         .cols = cols,
+                         .group = group,
+                         .k = o->k,
+                         .iters = o->iters,
+                         .offset = has_off,
+                         .weighted = !rtn,
+                         .side16 = side16,
+                         .gptqt = gptqt,
+                         .grid_codes = o->grid_codes,
+                         .lbits = gptqt ? lbits : 0,
+                         .steps = o->rescale_steps,
                          .planes = planes};
     st = lq_bcq_cq_init(ctx, &cfg, &cq);
     if (st != LQ_OK) goto fail;
@@ -112,8 +120,7 @@ fail:
 }
 
 lq_status lq_quantize_bcq(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
-                          const lq_method *m, lq_qtensor **out, float *W_hat,
-                          lq_quant_report *rep)
+                          const lq_method *m, lq_qtensor **out, float *W_hat, lq_quant_report *rep)
 {
     return lq_bcq_quantize_common(ctx, W, rows, cols, H, m, 0, out, W_hat, rep);
 }

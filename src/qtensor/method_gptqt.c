@@ -11,8 +11,8 @@
 #include "bcq/bcq_internal.h"
 #include "qtensor/qtensor_internal.h"
 
-lq_status lq_quantize_gptqt(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                            const float *H, const lq_method *m, lq_qtensor **out, float *W_hat,
+lq_status lq_quantize_gptqt(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                            const lq_method *m, lq_qtensor **out, float *W_hat,
                             lq_quant_report *rep)
 {
     return lq_bcq_quantize_common(ctx, W, rows, cols, H, m, 1, out, W_hat, rep);

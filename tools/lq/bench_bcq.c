@@ -20,8 +20,8 @@
 #include "cli.h"
 #include "core/linalg.h"
 
-static lq_status bcq_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples,
-                                 float *W, float *H)
+static lq_status bcq_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
+                                 float *H)
 {
     lq_rng r;
     lq_rng_init(&r, 7, 0);
@@ -37,7 +37,8 @@ static lq_status bcq_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t n
     float *X = malloc(nsamples * cols * sizeof *X);
     lq_status st = LQ_ERR_NO_MEMORY;
     if (!A || !Z || !X) goto done;
-    for (size_t i = 0; i < cols * cols; i++) A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
+    for (size_t i = 0; i < cols * cols; i++)
+        A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
     for (size_t i = 0; i < cols; i++) A[i * cols + i] += 0.3f;
     for (size_t n = 0; n < nsamples; n++)
         for (size_t i = 0; i < cols; i++)
@@ -70,9 +71,7 @@ static void set_method(lq_method *m, int which, unsigned bits, size_t group)
         m->u.int_.bits = bits;
         m->u.int_.group = group;
         return;
-    case M_GPTQT:
-        lq_method_init(m, LQ_METHOD_GPTQT);
-        break;
+    case M_GPTQT: lq_method_init(m, LQ_METHOD_GPTQT); break;
     default:
         lq_method_init(m, LQ_METHOD_BCQ);
         m->engine.rtn = which == M_BCQ_RTN;
@@ -97,7 +96,8 @@ int lq_bench_bcq(int argc, char **argv)
     int pr = lq_cli_parse(argc, argv, "lq bench bcq [options]", opts, sizeof opts / sizeof opts[0],
                           NULL, 0, NULL);
     if (pr <= 0) return pr == 0 ? 0 : 2;
-    if (rows == 0 || cols == 0 || reps == 0 || reps > 100 || (bits != 0 && (bits < 2 || bits > 8))) {
+    if (rows == 0 || cols == 0 || reps == 0 || reps > 100 ||
+        (bits != 0 && (bits < 2 || bits > 8))) {
         fprintf(stderr, "error: bad sizes, bits or reps\n");
         return 2;
     }
