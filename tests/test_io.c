@@ -1011,6 +1011,79 @@ START_TEST(lqt_alloc_sweep)
 }
 END_TEST
 
+/* The readers on corrupt input under the allocation-failure sweep: each run
+ * either detects the corruption (mapped to OK for the sweep) or fails an
+ * allocation and must then say NO_MEMORY; no run may leak. */
+typedef struct corrupt_arg {
+    const uint8_t *b;
+    size_t n;
+    int lqt; /* 1: .lqt, 0: tensor file */
+} corrupt_arg;
+
+static lq_status sweep_corrupt(lq_ctx *ctx, void *arg)
+{
+    corrupt_arg *a = arg;
+    lq_status st;
+    if (a->lqt) {
+        lq_lqt *f = NULL;
+        st = lq_lqt_open_memory(ctx, a->b, a->n, &f);
+        for (size_t i = 0; st == LQ_OK && i < lq_lqt_count(f); i++) {
+            lq_qtensor *t = NULL;
+            st = lq_lqt_load(ctx, f, i, i % 2 ? LQ_LQT_COPY : 0, &t);
+            lq_qtensor_free(t);
+        }
+        lq_lqt_close(f);
+    } else {
+        lq_tfile *f = NULL;
+        st = lq_tfile_open_memory(ctx, a->b, a->n, LQ_TFILE_AUTO, &f);
+        lq_tfile_close(f);
+    }
+    return st == LQ_ERR_CORRUPT ? LQ_OK : st;
+}
+
+static void sweep_mutants(const uint8_t *b, size_t n, int lqt)
+{
+    uint8_t *c = aligned_alloc(64, (n + 63) / 64 * 64);
+    size_t cuts[] = {n / 3, n / 2, n - 1};
+    for (size_t i = 0; i < 3; i++) {
+        corrupt_arg a = {b, cuts[i], lqt};
+        lq_test_alloc_sweep(sweep_corrupt, &a, 1);
+    }
+    for (size_t k = 1; k < 8; k++) {
+        memcpy(c, b, n);
+        c[k * n / 8] ^= 0x10;
+        corrupt_arg a = {c, n, lqt};
+        lq_test_alloc_sweep(sweep_corrupt, &a, 1);
+    }
+    free(c);
+}
+
+START_TEST(corrupt_input_alloc_sweep)
+{
+    st_fixture x;
+    fixture_fill(&x);
+    lq_tensor_desc d[4];
+    fixture_desc(&x, d);
+    char p[128];
+    tmp_path(p, sizeof p, "c.safetensors");
+    ck_assert_int_eq(lq_safetensors_write(NULL, p, d, 4), LQ_OK);
+    size_t n;
+    uint8_t *b = slurp(p, &n);
+    sweep_mutants(b, n, 0);
+    free(b);
+    b = npy_bytes(2, "{'descr': '<f2', 'fortran_order': False, 'shape': (3, 2), }", 12, &n);
+    sweep_mutants(b, n, 0);
+    free(b);
+    lq_qtensor *t = NULL;
+    b = small_lqt(&n, &t);
+    if (b) {
+        sweep_mutants(b, n, 1);
+        free(b);
+        lq_qtensor_free(t);
+    }
+}
+END_TEST
+
 /* Two threads load (zero copy) and free tensors of one mapped file while the
  * handle is closed under them: the shared mapping's reference count keeps
  * every tensor valid, and all of them decode identically. */
@@ -1077,6 +1150,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, lqt_field_corruption);
     tcase_add_test(tc, lqt_alloc_sweep);
     tcase_add_test(tc, lqt_concurrent_loads);
+    tcase_add_test(tc, corrupt_input_alloc_sweep);
     suite_add_tcase(s, tc);
     return s;
 }
