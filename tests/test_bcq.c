@@ -370,21 +370,21 @@ static double loss_of(lq_ctx *ctx, const layer *L, const lq_method *m)
 
 /* GPTQT against BCQ round-to-nearest and BCQ through the engine (the same
  * engine and importance weighting, without the linear step), summed over
- * three correlated layers (128 x 256, seeds 11..13, group 128). Measured
+ * three correlated layers (128 x 512, seeds 11..13, group 128). Measured
  * (x86-64, both dispatch levels), GPTQT / BCQ-engine and GPTQT / BCQ-RTN:
- *   k = 3: 0.90 and 0.27;  k = 2: 0.992 and 0.34.
+ *   k = 3: 0.90 and 0.27;  k = 2: 0.965 and 0.33.
  * At 2 bits the conversion fits each group within 1% of the exhaustive
  * optimum (8% better than greedy + alternating, see docs/algorithms.md) but
- * the engine's updates inside a group wash most of that out, so the margin
- * asserted there is small: it is what was measured, with room for the
- * engine's rounding. */
+ * the engine's updates inside a group wash much of that out; the margin
+ * shrinks on narrower layers (0.99 at 128 x 256) and grows on wider ones
+ * (0.95 at 4096 x 4096). The bounds leave room for the engine's rounding. */
 START_TEST(gptqt_beats_bcq)
 {
     lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
-    const double max_vs_engine[2] = {0.997, 0.95}; /* k = 2, 3 */
+    const double max_vs_engine[2] = {0.98, 0.94}; /* k = 2, 3 */
     double rtn[2] = {0}, eng[2] = {0}, gq[2] = {0}, gq_rtn[2] = {0};
     for (uint64_t seed = 11; seed <= 13; seed++) {
-        layer L = make_layer(128, 256, seed);
+        layer L = make_layer(128, 512, seed);
         for (unsigned k = 2; k <= 3; k++) {
             lq_method m;
             method(&m, LQ_METHOD_BCQ, k, 1);
