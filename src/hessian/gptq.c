@@ -18,6 +18,11 @@
  * in double (see docs/algorithms.md for the measurement); U is then rounded
  * to float for the updates, as GPTQ itself works in float.
  *
+ * Two-level lazy updates: inside a block, steps update only the rest of
+ * their 16-column sub-block; each finished sub-block's errors reach the rest
+ * of the block through one small GEMM, each finished block's the columns
+ * after it through one large GEMM. The block lives in a contiguous panel.
+ *
  * Width-d steps: with S the d columns of the step and R the rest of the
  * block, the optimal update is W_R -= (W_S - Q_S) (H^-1_SS)^-1 H^-1_SR over
  * the inverse Hessian of the not yet quantized columns, whose upper
@@ -26,8 +31,8 @@
  * which is GPTQ's rule e = (w - q) / U_ii for d = 1. The loss is 1/2 ||E||^2.
  *
  * Group fits see fully updated weights: a block is ended early at a group
- * start whose group would reach past the block, so that no lazy update is
- * pending on the columns a quantizer fits (the result then equals the
+ * start whose group would reach past the block (and sub-blocks end at group
+ * starts), so that no lazy update is pending on the columns a quantizer fits (the result then equals the
  * unblocked per-column algorithm exactly, up to float rounding).
  */
 #include <math.h>
