@@ -58,9 +58,11 @@ LQ_API void lq_bcq_fit_opts_init(lq_bcq_fit_opts *o);
  *    (a) codes fixed: alphas (and offset) by weighted least squares
  *        (B^T V B) alpha = B^T V w (a basis that is linearly dependent on
  *        the others gets alpha 0); (b) alphas fixed: each weight takes the
- *        nearest of the 2^k levels (sorted, binary search). A half step that
- *        would raise E (rounding) is rejected and the refinement stops, so
- *        the recorded errors never increase.
+ *        nearest of the 2^k levels (sorted; ties to the upper level). A half
+ *        step that would raise E (rounding) is rejected and the refinement
+ *        stops, so the recorded errors never increase. It also stops at a
+ *        fixed point (no code changed) or when a round gains less than
+ *        tol * E.
  * 3. Canonical form: alphas >= 0 (a negative alpha flips its plane) sorted
  *    in decreasing order (reordering the planes changes the float sums of
  *    the decoded values by rounding only).
