@@ -775,6 +775,14 @@ START_TEST(lqt_round_trip_every_method)
     lq_lqt_close(f);
     ck_assert_int_eq(lq_lqt_open(NULL, p, 8, &f), LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_lqt_open(NULL, "/nonexistent", 0, &f), LQ_ERR_IO);
+    /* every format this build knows went through the round trip */
+    for (int fmt = LQ_FORMAT_INT; fmt <= LQ_FORMAT_AQ; fmt++) {
+        int seen = 0;
+        for (size_t i = 0; i < NMETHODS; i++) seen |= t[i] && t[i]->format == (lq_format)fmt;
+        if (lq_format_lookup((lq_format)fmt))
+            ck_assert_msg(seen, "format %s is registered but no method produced it",
+                          lq_format_name((lq_format)fmt));
+    }
     for (size_t i = 0; i < NMETHODS; i++) lq_qtensor_free(t[i]);
     ck_assert_msg(g_available >= 1, "no quantization method is available to test the container");
 }
