@@ -27,7 +27,7 @@ for r in rows:
     ex = r.get("codes-exact_us")
     gbs = nbytes / (fast * 1e-6) / 1e9 if fast else 0
     gfl = 2.0 * R * C * N / (fast * 1e-6) / 1e9 if fast else 0
-    st = stream.get(T, 0) if not hot else 0
+    st = r.get("stream_ref", stream.get(T, 0)) if not hot else 0
     b = blas.get((R, C, N, T, hot))
     bt = b["us_per_token"] if b else None
     err = r.get("fast_rel_err")
