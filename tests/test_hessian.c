@@ -19,8 +19,8 @@
 typedef struct smooth_q {
     lq_colquant cq;
     size_t rows, cols, g, ng;
-    double *m;     /* rows x ng */
-    double hsum;   /* sum of every hinv_diag entry received */
+    double *m;   /* rows x ng */
+    double hsum; /* sum of every hinv_diag entry received */
     size_t fits;
 } smooth_q;
 
@@ -168,8 +168,7 @@ static double reference(const float *W, size_t rows, size_t cols, const float *H
          * original order: the diagonal at the time each column is reached
          * needs the run itself, so pass the final values (filled below) */
         for (size_t r = 0; r < rows; r++)
-            for (size_t j = 0; j < n; j++)
-                Wf[r * n + j] = H[j * n + j] == 0 ? 0.0f : W[r * n + j];
+            for (size_t j = 0; j < n; j++) Wf[r * n + j] = H[j * n + j] == 0 ? 0.0f : W[r * n + j];
         for (size_t j = 0; j < n; j++) hv[j] = 0; /* not compared in static mode */
         for (size_t c0 = 0; c0 < n; c0 += g)
             ck_assert_int_eq(cq->fit_group(cq->self, Wf, n, rows, c0, n - c0 < g ? n - c0 : g, hv),
@@ -259,14 +258,14 @@ typedef struct eng_case {
 } eng_case;
 
 static const eng_case g_cases[] = {
-    {37, 200, 1, 48, 32, 0, 0},  /* group divides neither cols nor block */
-    {37, 200, 1, 0, 64, 0, 0},   /* whole-row group */
-    {20, 96, 1, 32, 128, 0, 0},  /* one block */
-    {33, 150, 2, 20, 31, 0, 0},  /* width 2, block rounded up to 32 */
-    {24, 128, 4, 16, 40, 0, 0},  /* width 4 */
-    {37, 200, 1, 48, 32, 1, 0},  /* act-order, groups in processing order */
-    {37, 200, 1, 48, 32, 1, 1},  /* act-order, static groups */
-    {16, 1, 1, 0, 128, 0, 0},    /* one column */
+    {37, 200, 1, 48, 32, 0, 0}, /* group divides neither cols nor block */
+    {37, 200, 1, 0, 64, 0, 0},  /* whole-row group */
+    {20, 96, 1, 32, 128, 0, 0}, /* one block */
+    {33, 150, 2, 20, 31, 0, 0}, /* width 2, block rounded up to 32 */
+    {24, 128, 4, 16, 40, 0, 0}, /* width 4 */
+    {37, 200, 1, 48, 32, 1, 0}, /* act-order, groups in processing order */
+    {37, 200, 1, 48, 32, 1, 1}, /* act-order, static groups */
+    {16, 1, 1, 0, 128, 0, 0},   /* one column */
     {5, 77, 1, 7, 13, 1, 0},
 };
 
@@ -278,14 +277,15 @@ START_TEST(engine_equals_plain)
     smooth_q a, b;
     sq_init(&a, c->rows, c->cols, c->width, c->group);
     sq_init(&b, c->rows, c->cols, c->width, c->group);
-    float *Q1 = malloc(c->rows * c->cols * sizeof *Q1), *Q2 = malloc(c->rows * c->cols * sizeof *Q2);
+    float *Q1 = malloc(c->rows * c->cols * sizeof *Q1),
+          *Q2 = malloc(c->rows * c->cols * sizeof *Q2);
     ck_assert(Q1 && Q2);
     lq_engine_opts o = {0, 0.01, c->act_order, c->static_groups, c->block};
     lq_gptq_result res;
     lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
     ck_assert_int_eq(lq_gptq_run(ctx, W, c->rows, c->cols, H, &o, &a.cq, Q1, &res), LQ_OK);
-    double loss = reference(W, c->rows, c->cols, H, (ref_opts){0.01, c->act_order, c->static_groups},
-                            &b.cq, Q2);
+    double loss = reference(W, c->rows, c->cols, H,
+                            (ref_opts){0.01, c->act_order, c->static_groups}, &b.cq, Q2);
     double rel = lq_test_rel_err(Q1, Q2, c->rows * c->cols);
     ck_assert_msg(rel < 1e-5, "case %d: rel %.3g", _i, rel);
     ck_assert_msg(fabs(res.loss - loss) <= 1e-5 * loss, "loss %.9g vs %.9g", res.loss, loss);
@@ -477,7 +477,8 @@ START_TEST(engine_bad_inputs)
     sq_init(&s, rows, cols, 1, 4);
     float *Q = malloc(rows * cols * sizeof *Q);
     lq_engine_opts o = {0, 0.01, 0, 0, 8};
-    ck_assert_int_eq(lq_gptq_run(NULL, NULL, rows, cols, H, &o, &s.cq, Q, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_gptq_run(NULL, NULL, rows, cols, H, &o, &s.cq, Q, NULL),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_gptq_run(NULL, W, 0, cols, H, &o, &s.cq, Q, NULL), LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, NULL, Q, NULL), LQ_ERR_INVALID_ARG);
     s.cq.width = 0;
@@ -695,8 +696,10 @@ static lq_status sweep_quantize(lq_ctx *ctx, void *p)
     float Q[12 * 48];
     lq_quant_report rep;
     lq_status st = lq_quantize_ex(ctx, a->W, a->rows, a->cols, a->H, &m, &t, Q, &rep);
-    if (st == LQ_OK) ck_assert_ptr_nonnull(t);
-    else ck_assert_ptr_null(t);
+    if (st == LQ_OK)
+        ck_assert_ptr_nonnull(t);
+    else
+        ck_assert_ptr_null(t);
     lq_qtensor_free(t);
     return st;
 }
@@ -816,7 +819,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return lq_test_run(suite());
-}
+int main(void) { return lq_test_run(suite()); }

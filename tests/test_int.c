@@ -159,10 +159,10 @@ START_TEST(bits_per_weight_counts)
         int sym, act;
         double want;
     } c[] = {
-        {4, 256, 128, 0, 0, (128 + 2 * 2 + 1) * 8.0 / 256},      /* 4.15625 */
-        {4, 256, 128, 1, 0, (128 + 2 * 2) * 8.0 / 256},          /* 4.125 */
-        {3, 200, 64, 0, 0, (75 + 4 * 2 + 2) * 8.0 / 200},        /* tail group */
-        {2, 64, 0, 0, 0, (16 + 2 + 1) * 8.0 / 64},               /* per row */
+        {4, 256, 128, 0, 0, (128 + 2 * 2 + 1) * 8.0 / 256}, /* 4.15625 */
+        {4, 256, 128, 1, 0, (128 + 2 * 2) * 8.0 / 256},     /* 4.125 */
+        {3, 200, 64, 0, 0, (75 + 4 * 2 + 2) * 8.0 / 200},   /* tail group */
+        {2, 64, 0, 0, 0, (16 + 2 + 1) * 8.0 / 64},          /* per row */
         {8, 100, 100, 1, 0, (100 + 2) * 8.0 / 100},
         {4, 256, 128, 0, 1, (128 + 2 * 2 + 1) * 8.0 / 256 + 32.0 / 8}, /* + perm, 8 rows */
     };
@@ -224,7 +224,8 @@ START_TEST(mse_clip_helps)
         ck_assert_int_eq(lq_quantize_ex(NULL, W, rows, cols, NULL, &m, &t, Q, &rep), LQ_OK);
         e[clip] = rep.proxy_loss;
         double fro = 0;
-        for (size_t i = 0; i < rows * cols; i++) fro += ((double)W[i] - Q[i]) * ((double)W[i] - Q[i]);
+        for (size_t i = 0; i < rows * cols; i++)
+            fro += ((double)W[i] - Q[i]) * ((double)W[i] - Q[i]);
         ck_assert(fabs(fro - rep.proxy_loss) <= 1e-9 * fro); /* no H: Frobenius */
         lq_qtensor_free(t);
     }
@@ -450,7 +451,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    return lq_test_run(suite());
-}
+int main(void) { return lq_test_run(suite()); }

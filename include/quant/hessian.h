@@ -94,9 +94,9 @@ typedef struct lq_gptq_result {
  * cols % width != 0, act_order with width > 1), NOT_FINITE,
  * NOT_POSITIVE_DEFINITE (still failing after damping x10 up to 6 times),
  * NO_MEMORY, and any error the quantizer returns. */
-LQ_API lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                             const float *H, const lq_engine_opts *opts, lq_colquant *q,
-                             float *W_hat, lq_gptq_result *res);
+LQ_API lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                             const lq_engine_opts *opts, lq_colquant *q, float *W_hat,
+                             lq_gptq_result *res);
 
 #ifdef __cplusplus
 }

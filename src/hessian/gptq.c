@@ -32,8 +32,8 @@
  *
  * Group fits see fully updated weights: a block is ended early at a group
  * start whose group would reach past the block (and sub-blocks end at group
- * starts), so that no lazy update is pending on the columns a quantizer fits (the result then equals the
- * unblocked per-column algorithm exactly, up to float rounding).
+ * starts), so that no lazy update is pending on the columns a quantizer fits (the result then
+ * equals the unblocked per-column algorithm exactly, up to float rounding).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -42,37 +42,34 @@
 #include "core/linalg.h"
 #include "quant/hessian.h"
 
-#define ROW_GRAIN 64        /* rows per task of a step's in-block update */
-#define DAMP_RETRIES 6      /* x10 escalations after the first attempt */
+#define ROW_GRAIN 64   /* rows per task of a step's in-block update */
+#define DAMP_RETRIES 6 /* x10 escalations after the first attempt */
 #define DEFAULT_BLOCK 128
 #define STEP_PARALLEL (1u << 17) /* rows x columns below which a step runs inline */
-#define SUB 16              /* columns per sub-block of the in-block updates */
+#define SUB 16                   /* columns per sub-block of the in-block updates */
 
 typedef struct engine {
     lq_ctx *ctx;
     size_t rows, cols, w, group, B;
-    const float *W;  /* input, original order */
-    const float *H;  /* input, may be NULL (RTN) */
+    const float *W; /* input, original order */
+    const float *H; /* input, may be NULL (RTN) */
     lq_colquant *q;
-    size_t *perm;    /* processing position -> original column, or NULL */
-    float *Wf;       /* rows x cols working weight, processing order */
-    float *Uf;       /* cols x cols upper factor, float */
-    float *hinv;     /* U_kk^2, processing order */
-    float *hinv_orig;/* U_kk^2, original order (static groups with act-order) */
-    float *Err;      /* rows x B scaled errors of the block */
-    float *Qf;       /* rows x cols dequantized values, processing order */
-    float *Wp, *Qp;  /* rows x B panels of the current block (weights, values) */
-    float *ub;       /* width x width diagonal block of U */
-    double *lossp;   /* per row chunk */
+    size_t *perm;     /* processing position -> original column, or NULL */
+    float *Wf;        /* rows x cols working weight, processing order */
+    float *Uf;        /* cols x cols upper factor, float */
+    float *hinv;      /* U_kk^2, processing order */
+    float *hinv_orig; /* U_kk^2, original order (static groups with act-order) */
+    float *Err;       /* rows x B scaled errors of the block */
+    float *Qf;        /* rows x cols dequantized values, processing order */
+    float *Wp, *Qp;   /* rows x B panels of the current block (weights, values) */
+    float *ub;        /* width x width diagonal block of U */
+    double *lossp;    /* per row chunk */
     size_t nchunks;
     double damping;
     size_t dead;
 } engine;
 
-static size_t perm_at(const engine *e, size_t k)
-{
-    return e->perm ? e->perm[k] : k;
-}
+static size_t perm_at(const engine *e, size_t k) { return e->perm ? e->perm[k] : k; }
 
 /* ---- act-order ----------------------------------------------------------- */
 typedef struct diag_key {
@@ -257,8 +254,8 @@ static lq_status run_blocks(engine *e)
                 }
                 for (size_t a = 0; a < w; a++)
                     for (size_t b = 0; b < w; b++) e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
-                st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub,
-                                 e->Qp + (i - b0), e->B);
+                st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub, e->Qp + (i - b0),
+                                 e->B);
                 if (st != LQ_OK) return st;
                 step_job j = {e, i, i - b0, s1};
                 if (rows * (s1 - i) < STEP_PARALLEL) {
@@ -410,8 +407,7 @@ static lq_status run_gptq(engine *e, const lq_engine_opts *o, float *W_hat, doub
 }
 
 lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
-                      const lq_engine_opts *opts, lq_colquant *q, float *W_hat,
-                      lq_gptq_result *res)
+                      const lq_engine_opts *opts, lq_colquant *q, float *W_hat, lq_gptq_result *res)
 {
     if (!W || !q || !q->fit_group || !q->quantize || rows == 0 || cols == 0)
         return LQ_ERR_INVALID_ARG;

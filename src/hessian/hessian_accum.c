@@ -71,10 +71,7 @@ lq_status lq_hessian_get(const lq_hessian *h, float *H)
     return LQ_OK;
 }
 
-size_t lq_hessian_count(const lq_hessian *h)
-{
-    return h ? h->count : 0;
-}
+size_t lq_hessian_count(const lq_hessian *h) { return h ? h->count : 0; }
 
 void lq_hessian_free(lq_hessian *h)
 {

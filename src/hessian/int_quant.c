@@ -3,14 +3,13 @@
 
 #include "hessian/int_quant.h"
 
-#define FIT_GRAIN 32      /* rows per task of a group fit */
-#define CLIP_GRID 100     /* shrink step 1/100 ... */
-#define CLIP_STEPS 80     /* ... down to p = 0.21 (GPTQ's maxshrink 0.8) */
+#define FIT_GRAIN 32  /* rows per task of a group fit */
+#define CLIP_GRID 100 /* shrink step 1/100 ... */
+#define CLIP_STEPS 80 /* ... down to p = 0.21 (GPTQ's maxshrink 0.8) */
 
 lq_status lq_intq_init(lq_ctx *ctx, lq_intq *q, size_t rows, size_t cols, const lq_int_opts *o)
 {
-    if (!q || !o || rows == 0 || cols == 0 || o->bits < 2 || o->bits > 8)
-        return LQ_ERR_INVALID_ARG;
+    if (!q || !o || rows == 0 || cols == 0 || o->bits < 2 || o->bits > 8) return LQ_ERR_INVALID_ARG;
     size_t n;
     if (!lq_mul_ok(rows, cols, &n)) return LQ_ERR_INVALID_ARG;
     memset(q, 0, sizeof *q);
@@ -168,8 +167,8 @@ static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t ro
     size_t gi = stored / q->g, ng = q->ngroups;
     for (size_t r = 0; r < rows; r++) {
         unsigned c;
-        out[r * ldq] = quant_one(w[r * ldw], q->scale[r * ng + gi], q->zero[r * ng + gi],
-                                 q->maxq, &c);
+        out[r * ldq] =
+            quant_one(w[r * ldw], q->scale[r * ng + gi], q->zero[r * ng + gi], q->maxq, &c);
         q->codes[stored * q->rows + r] = (uint8_t)c;
     }
     return LQ_OK;

@@ -32,15 +32,15 @@ typedef struct lq_intq {
     unsigned bits, maxq;
     int symmetric, mse_clip;
     size_t rows, cols;
-    size_t g;        /* columns per group (cols for whole rows) */
-    size_t ngroups;  /* ceil(cols / g) */
-    float *scale;    /* rows x ngroups */
-    uint8_t *zero;   /* rows x ngroups */
-    uint8_t *codes;  /* cols x rows (column-major: the engine asks column by
-                      * column), stored column order */
-    uint32_t *perm;  /* cols: stored column -> original column (valid if has_perm) */
-    int has_perm;    /* act-order without static groups */
-    int need_fp32;   /* some scale is not a normal half */
+    size_t g;              /* columns per group (cols for whole rows) */
+    size_t ngroups;        /* ceil(cols / g) */
+    float *scale;          /* rows x ngroups */
+    uint8_t *zero;         /* rows x ngroups */
+    uint8_t *codes;        /* cols x rows (column-major: the engine asks column by
+                            * column), stored column order */
+    uint32_t *perm;        /* cols: stored column -> original column (valid if has_perm) */
+    int has_perm;          /* act-order without static groups */
+    int need_fp32;         /* some scale is not a normal half */
     const lq_colquant *cq; /* the vtable driving q: the engine's perm lives there */
 } lq_intq;
 
@@ -102,9 +102,6 @@ static inline void lq_int_put_bits(uint8_t *p, size_t j, unsigned b, unsigned v)
     if (sh + b > 8) p[byte + 1] |= (uint8_t)(v >> (8 - sh));
 }
 
-static inline size_t lq_int_stream_bytes(size_t n, unsigned b)
-{
-    return (n * b + 7) / 8;
-}
+static inline size_t lq_int_stream_bytes(size_t n, unsigned b) { return (n * b + 7) / 8; }
 
 #endif

@@ -109,8 +109,10 @@ static lq_status int_validate(const lq_qtensor *t)
         lq_status st = LQ_OK;
         for (size_t k = 0; k < t->cols && st == LQ_OK; k++) {
             uint32_t j = v.perm[k];
-            if (j >= t->cols || (seen[j >> 3] >> (j & 7)) & 1u) st = LQ_ERR_CORRUPT;
-            else seen[j >> 3] |= (uint8_t)(1u << (j & 7));
+            if (j >= t->cols || (seen[j >> 3] >> (j & 7)) & 1u)
+                st = LQ_ERR_CORRUPT;
+            else
+                seen[j >> 3] |= (uint8_t)(1u << (j & 7));
         }
         lq_free_with(&t->alloc, seen);
         return st;

@@ -56,8 +56,7 @@ static lq_status pack_int(lq_ctx *ctx, const lq_intq *q, lq_qtensor **out)
 }
 
 lq_status lq_quantize_int(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
-                          const lq_method *m, lq_qtensor **out, float *W_hat,
-                          lq_quant_report *rep)
+                          const lq_method *m, lq_qtensor **out, float *W_hat, lq_quant_report *rep)
 {
     const lq_int_opts *o = &m->u.int_;
     if (o->bits < 2 || o->bits > 8) return LQ_ERR_INVALID_ARG;

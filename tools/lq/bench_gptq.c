@@ -44,7 +44,8 @@ static lq_status make_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsampl
     float *X = malloc(nsamples * cols * sizeof *X);
     lq_status st = LQ_ERR_NO_MEMORY;
     if (!A || !Z || !X) goto done;
-    for (size_t i = 0; i < cols * cols; i++) A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
+    for (size_t i = 0; i < cols * cols; i++)
+        A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
     for (size_t i = 0; i < cols; i++) A[i * cols + i] += 0.3f;
     for (size_t n = 0; n < nsamples; n++)
         for (size_t i = 0; i < cols; i++)
@@ -68,8 +69,8 @@ static int write_npy(const char *dir, const char *name, const float *a, size_t r
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     char hdr[128];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                     rows, cols);
+    int n = snprintf(hdr, sizeof hdr,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
     size_t tot = 10 + (size_t)n + 1;
     size_t pad = (64 - tot % 64) % 64;
     unsigned short hl = (unsigned short)((size_t)n + pad + 1);
@@ -131,7 +132,8 @@ int lq_bench_gptq(int argc, char **argv)
     double t0 = lq_cli_now();
     st = make_layer(ctx, rows, cols, nsamples, W, H);
     if (st != LQ_OK) goto fail;
-    fprintf(stderr, "layer %zu x %zu, %zu samples: %.1f s\n", rows, cols, nsamples, lq_cli_now() - t0);
+    fprintf(stderr, "layer %zu x %zu, %zu samples: %.1f s\n", rows, cols, nsamples,
+            lq_cli_now() - t0);
     lq_method m;
     lq_method_init(&m, LQ_METHOD_INT);
     m.u.int_.bits = (unsigned)bits;
@@ -185,13 +187,14 @@ int lq_bench_gptq(int argc, char **argv)
            nth, rsec, rrep.proxy_loss, bpw);
     printf("gptq/rtn proxy-loss ratio %.4f, damping %.4g, gptq cpu seconds %.3f\n",
            rep.proxy_loss / rrep.proxy_loss, rep.damping, csec);
-    printf("{\"bench\":\"gptq\",\"rows\":%zu,\"cols\":%zu,\"bits\":%zu,\"group\":%zu,\"threads\":%zu,"
-           "\"act_order\":%d,\"block\":%zu,\"reps\":%zu,\"seconds\":%.4f,\"cpu_seconds\":%.4f,"
-           "\"proxy_loss\":%.9g,"
-           "\"rtn_seconds\":%.4f,\"rtn_proxy_loss\":%.9g,\"loss_ratio_vs_rtn\":%.6f,"
-           "\"damping\":%.6g,\"bits_per_weight\":%.5f}\n",
-           rows, cols, bits, group, nth, act, block, reps, sec, csec, rep.proxy_loss, rsec,
-           rrep.proxy_loss, rep.proxy_loss / rrep.proxy_loss, rep.damping, bpw);
+    printf(
+        "{\"bench\":\"gptq\",\"rows\":%zu,\"cols\":%zu,\"bits\":%zu,\"group\":%zu,\"threads\":%zu,"
+        "\"act_order\":%d,\"block\":%zu,\"reps\":%zu,\"seconds\":%.4f,\"cpu_seconds\":%.4f,"
+        "\"proxy_loss\":%.9g,"
+        "\"rtn_seconds\":%.4f,\"rtn_proxy_loss\":%.9g,\"loss_ratio_vs_rtn\":%.6f,"
+        "\"damping\":%.6g,\"bits_per_weight\":%.5f}\n",
+        rows, cols, bits, group, nth, act, block, reps, sec, csec, rep.proxy_loss, rsec,
+        rrep.proxy_loss, rep.proxy_loss / rrep.proxy_loss, rep.damping, bpw);
     rc = 0;
 fail:
     if (rc) {
