@@ -443,6 +443,25 @@ START_TEST(hessian_running_mean)
             ck_assert_msg(fabs(H1[i * cols + j] - ref) <= 1e-5 * (1 + fabs(ref)), "H1");
             ck_assert_msg(fabs(H2[i * cols + j] - ref) <= 1e-5 * (1 + fabs(ref)), "H2");
         }
+    /* 1 and 2 threads: the same bits */
+    {
+        lq_ctx *c1 = lq_test_ctx(1, LQ_SIMD_AUTO), *c2 = lq_test_ctx(2, LQ_SIMD_AUTO);
+        lq_hessian *h1, *h2;
+        ck_assert_int_eq(lq_hessian_create(c1, cols, &h1), LQ_OK);
+        ck_assert_int_eq(lq_hessian_create(c2, cols, &h2), LQ_OK);
+        ck_assert_int_eq(lq_hessian_add(c1, h1, X, N, 24), LQ_OK);
+        ck_assert_int_eq(lq_hessian_add(c2, h2, X, N, 24), LQ_OK);
+        float *G1 = malloc(cols * cols * sizeof *G1), *G2 = malloc(cols * cols * sizeof *G2);
+        ck_assert_int_eq(lq_hessian_get(h1, G1), LQ_OK);
+        ck_assert_int_eq(lq_hessian_get(h2, G2), LQ_OK);
+        ck_assert_int_eq(memcmp(G1, G2, cols * cols * sizeof *G1), 0);
+        free(G1);
+        free(G2);
+        lq_hessian_free(h1);
+        lq_hessian_free(h2);
+        lq_ctx_destroy(c1);
+        lq_ctx_destroy(c2);
+    }
     /* NaN/Inf leave it unchanged */
     X[5 * 24 + 3] = NAN;
     ck_assert_int_eq(lq_hessian_add(NULL, b, X, 6, 24), LQ_ERR_NOT_FINITE);
