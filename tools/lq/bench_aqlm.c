@@ -109,7 +109,7 @@ static int bench_layer(size_t rows, size_t cols, size_t threads, unsigned beam, 
     lq_ctx *ctx = make_ctx(threads);
     if (!ctx) return lq_cli_fail("context", LQ_ERR_NO_MEMORY);
     float *W = malloc(rows * cols * sizeof *W), *H = malloc(cols * cols * sizeof *H);
-    double *t = malloc(reps * sizeof *t);
+    double *t = malloc(2 * reps * sizeof *t), *tc = t ? t + reps : NULL;
     int rc = 1;
     lq_status st = LQ_ERR_NO_MEMORY;
     if (!W || !H || !t) goto done;
@@ -120,14 +120,14 @@ static int bench_layer(size_t rows, size_t cols, size_t threads, unsigned beam, 
         lq_method m;
     } ms[5];
     size_t nm = 0;
-    lq_method_init(&ms[nm].m, LQ_METHOD_AQLM);
-    ms[nm].m.u.aqlm.beam = beam;
-    ms[nm].m.u.aqlm.rounds = rounds;
-    ms[nm++].name = "aqlm-2x8";
     lq_method_init(&ms[nm].m, LQ_METHOD_INT);
     ms[nm].m.u.int_.bits = 2;
     ms[nm].m.u.int_.group = 128;
     ms[nm++].name = "int2-gptq-g128";
+    lq_method_init(&ms[nm].m, LQ_METHOD_AQLM);
+    ms[nm].m.u.aqlm.beam = beam;
+    ms[nm].m.u.aqlm.rounds = rounds;
+    ms[nm++].name = "aqlm-2x8";
     lq_method_init(&ms[nm].m, LQ_METHOD_GPTVQ);
     ms[nm].m.u.gptvq.dim = 2;
     ms[nm].m.u.gptvq.index_bits = 4;
@@ -135,19 +135,20 @@ static int bench_layer(size_t rows, size_t cols, size_t threads, unsigned beam, 
     lq_method_init(&ms[nm].m, LQ_METHOD_GPTQT);
     ms[nm].m.u.bcq.k = 2;
     ms[nm++].name = "gptqt-k2";
-    printf("%-16s %-10s %-8s %-14s %-12s %-8s\n", "method", "layer", "bpw", "proxy_loss",
-           "loss/int2", "seconds");
+    printf("%-16s %-10s %-8s %-14s %-12s %-8s %-8s\n", "method", "layer", "bpw", "proxy_loss",
+           "loss/int2", "seconds", "cpu_s");
     double loss_int = NAN;
     for (size_t q = 0; q < nm; q++) {
-        if (only && !strstr(ms[q].name, only) && q != 1) continue;
+        if (only && !strstr(ms[q].name, only) && q != 0) continue;
         double loss = NAN, bpw = NAN;
         lq_status sq = LQ_OK;
         for (size_t i = 0; i < reps && sq == LQ_OK; i++) {
             lq_qtensor *qt = NULL;
             lq_quant_report rep;
-            double t0 = lq_cli_now();
+            double t0 = lq_cli_now(), c0 = cpu_now();
             sq = lq_quantize_ex(ctx, W, rows, cols, H, &ms[q].m, &qt, NULL, &rep);
             t[i] = lq_cli_now() - t0;
+            tc[i] = cpu_now() - c0;
             if (sq == LQ_OK) {
                 loss = rep.proxy_loss;
                 lq_qtensor_bits_per_weight(qt, &bpw);
@@ -158,15 +159,16 @@ static int bench_layer(size_t rows, size_t cols, size_t threads, unsigned beam, 
             printf("%-16s %zux%zu   %s\n", ms[q].name, rows, cols, lq_status_str(sq));
             continue;
         }
-        double sec = lq_cli_median(t, reps);
-        if (q == 1) loss_int = loss;
-        printf("%-16s %zux%-5zu %-8.4f %-14.6g %-12.4f %-8.2f\n", ms[q].name, rows, cols, bpw,
-               loss, loss / loss_int, sec);
+        double sec = lq_cli_median(t, reps), csec = lq_cli_median(tc, reps);
+        if (q == 0) loss_int = loss;
+        printf("%-16s %zux%-5zu %-8.4f %-14.6g %-12.4f %-8.2f %-8.2f\n", ms[q].name, rows, cols,
+               bpw, loss, loss / loss_int, sec, csec);
         printf("{\"bench\":\"aqlm\",\"mode\":\"layer\",\"method\":\"%s\",\"rows\":%zu,\"cols\":%zu,"
                "\"threads\":%zu,\"beam\":%u,\"rounds\":%u,\"bpw\":%.5f,\"proxy_loss\":%.9g,"
-               "\"loss_over_int2\":%.5f,\"seconds_median\":%.4f,\"reps\":%zu}\n",
+               "\"loss_over_int2\":%.5f,\"seconds_median\":%.4f,\"cpu_seconds_median\":%.4f,"
+               "\"reps\":%zu}\n",
                ms[q].name, rows, cols, lq_ctx_threads(ctx), beam, rounds, bpw, loss,
-               loss / loss_int, sec, reps);
+               loss / loss_int, sec, csec, reps);
         fflush(stdout);
     }
     rc = 0;
