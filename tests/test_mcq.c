@@ -416,6 +416,15 @@ START_TEST(kernels_vs_scalar)
                 ref->scores(Ct, K, g, u, nrm, 0.7f, o1);
                 kr->scores(Ct, K, g, u, nrm, 0.7f, o2);
                 ck_assert_double_le(lq_test_max_abs_diff(o1, o2, K), 1e-5);
+                /* below: the same index list, bit for bit */
+                uint32_t i1[300], i2[300];
+                float lims[] = {-INFINITY, -0.5f, 0.0f, 0.3f, INFINITY};
+                for (size_t q = 0; q < 5; q++) {
+                    size_t n1 = ref->below(o1, K, lims[q], i1), n2 = kr->below(o1, K, lims[q], i2);
+                    ck_assert_uint_eq(n1, n2);
+                    ck_assert_int_eq(memcmp(i1, i2, n1 * sizeof(uint32_t)), 0);
+                    for (size_t t = 0; t < n1; t++) ck_assert(o1[i1[t]] < lims[q]);
+                }
                 free(Ct);
                 free(nrm);
             }
