@@ -639,6 +639,30 @@ START_TEST(aqlm_beats_int_gptq_2bit)
 }
 END_TEST
 
+/* The near-3-bit configuration (3x8, g = 8) against 2x8 on the same layer:
+ * one more bit of codes per weight (plus one more fp16 codebook) buys a
+ * clearly lower loss. */
+START_TEST(aqlm_3x8_beats_2x8)
+{
+    layer L = make_layer(64, 256, 31);
+    lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
+    lq_quant_report r2, r3;
+    lq_qtensor *t2 = quant_aqlm(ctx, &L, 2, 8, 8, 2, 1, NULL, &r2);
+    lq_qtensor *t3 = quant_aqlm(ctx, &L, 3, 8, 8, 2, 1, NULL, &r3);
+    double b2, b3;
+    ck_assert_int_eq(lq_qtensor_bits_per_weight(t2, &b2), LQ_OK);
+    ck_assert_int_eq(lq_qtensor_bits_per_weight(t3, &b3), LQ_OK);
+    /* codes 2 and 3 bits; codebooks 2 or 3 x 256 x 8 halves; 32-bit scales */
+    ck_assert_double_eq_tol(b2, 2.0 + 2 * 256 * 8 * 16.0 / (64 * 256) + 32.0 / 256, 1e-12);
+    ck_assert_double_eq_tol(b3, 3.0 + 3 * 256 * 8 * 16.0 / (64 * 256) + 32.0 / 256, 1e-12);
+    ck_assert_double_lt(r3.proxy_loss, 0.8 * r2.proxy_loss);
+    lq_qtensor_free(t2);
+    lq_qtensor_free(t3);
+    lq_ctx_destroy(ctx);
+    free_layer(&L);
+}
+END_TEST
+
 START_TEST(format_aq_roundtrip)
 {
     layer L = make_layer(24, 48, 4);
@@ -824,6 +848,7 @@ static Suite *mcq_suite(void)
     tcase_add_test(tc, bad_args);
     tcase_add_test(tc, alloc_sweeps);
     tcase_add_test(tc, aqlm_beats_int_gptq_2bit);
+    tcase_add_test(tc, aqlm_3x8_beats_2x8);
     tcase_add_test(tc, format_aq_roundtrip);
     tcase_add_test(tc, format_aq_corrupt);
     tcase_add_test(tc, method_bad_args_and_threads);
