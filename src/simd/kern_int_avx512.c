@@ -46,11 +46,6 @@ static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, 
     }
 }
 
-static inline __attribute__((always_inline)) __m512 load_lanes(const float *src, size_t n)
-{
-    return n >= 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), src);
-}
-
 static inline __attribute__((always_inline)) void store_lanes(float *dst, __m512 v, size_t n)
 {
     if (n >= 16) _mm512_storeu_ps(dst, v);
