@@ -129,36 +129,38 @@ typedef struct enc_ws {
     double *f0;             /* AQ_TILE */
 } enc_ws;
 
-static void *ws_take(char **cur, size_t bytes)
+/* Carve the next 64-byte aligned piece; with base == NULL only the size is
+ * computed (no pointer arithmetic on NULL). */
+static void *ws_take(char *base, size_t *off, size_t bytes)
 {
-    void *p = *cur;
-    *cur += (bytes + 63) & ~(size_t)63;
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 63) & ~(size_t)63;
     return p;
 }
 
 static size_t ws_layout(const enc_job *j, char *base, enc_ws *w)
 {
     size_t B = j->beam, cols = j->cols, nbg = j->NB * j->g;
-    char *cur = base;
+    size_t off = 0;
     int h = j->H != NULL;
-    w->E = ws_take(&cur, AQ_TILE * cols * sizeof(float));
-    w->Y = ws_take(&cur, AQ_TILE * cols * sizeof(float));
-    w->R0 = ws_take(&cur, h ? B * cols * sizeof(float) : 0);
-    w->R0n = ws_take(&cur, h ? B * cols * sizeof(float) : 0);
-    w->full = ws_take(&cur, h ? B * j->ng * j->M * sizeof(uint16_t) : 0);
-    w->fulln = ws_take(&cur, h ? B * j->ng * j->M * sizeof(uint16_t) : 0);
+    w->E = ws_take(base, &off, AQ_TILE * cols * sizeof(float));
+    w->Y = ws_take(base, &off, AQ_TILE * cols * sizeof(float));
+    w->R0 = ws_take(base, &off, h ? B * cols * sizeof(float) : 0);
+    w->R0n = ws_take(base, &off, h ? B * cols * sizeof(float) : 0);
+    w->full = ws_take(base, &off, h ? B * j->ng * j->M * sizeof(uint16_t) : 0);
+    w->fulln = ws_take(base, &off, h ? B * j->ng * j->M * sizeof(uint16_t) : 0);
     for (int s = 0; s < 2; s++) {
-        w->f[s] = ws_take(&cur, B * sizeof(double));
-        w->hash[s] = ws_take(&cur, B * sizeof(uint64_t));
-        w->p0[s] = ws_take(&cur, B * sizeof(uint32_t));
-        w->delta[s] = ws_take(&cur, B * (h ? nbg : j->g) * sizeof(float));
-        w->bc[s] = ws_take(&cur, B * j->NB * j->M * sizeof(uint16_t));
+        w->f[s] = ws_take(base, &off, B * sizeof(double));
+        w->hash[s] = ws_take(base, &off, B * sizeof(uint64_t));
+        w->p0[s] = ws_take(base, &off, B * sizeof(uint32_t));
+        w->delta[s] = ws_take(base, &off, B * (h ? nbg : j->g) * sizeof(float));
+        w->bc[s] = ws_take(base, &off, B * j->NB * j->M * sizeof(uint16_t));
     }
-    w->cs = ws_take(&cur, B * sizeof(cand));
-    w->sc = ws_take(&cur, j->K * sizeof(float));
-    w->idx = ws_take(&cur, j->K * sizeof(uint32_t));
-    w->f0 = ws_take(&cur, AQ_TILE * sizeof(double));
-    return (size_t)(cur - base);
+    w->cs = ws_take(base, &off, B * sizeof(cand));
+    w->sc = ws_take(base, &off, j->K * sizeof(float));
+    w->idx = ws_take(base, &off, j->K * sizeof(uint32_t));
+    w->f0 = ws_take(base, &off, AQ_TILE * sizeof(double));
+    return off;
 }
 
 /* General H: beam over all positions of row i. rho0 = e H of the start,
