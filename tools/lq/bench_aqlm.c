@@ -86,13 +86,6 @@ static int write_raw(const char *dir, const char *name, const float *a, size_t n
     return fclose(f) == 0 && w == n ? 0 : -1;
 }
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static lq_ctx *make_ctx(size_t threads)
 {
     lq_ctx_config cfg;
@@ -145,10 +138,10 @@ static int bench_layer(size_t rows, size_t cols, size_t threads, unsigned beam, 
         for (size_t i = 0; i < reps && sq == LQ_OK; i++) {
             lq_qtensor *qt = NULL;
             lq_quant_report rep;
-            double t0 = lq_cli_now(), c0 = cpu_now();
+            double t0 = lq_cli_now(), c0 = lq_cli_cpu_now();
             sq = lq_quantize_ex(ctx, W, rows, cols, H, &ms[q].m, &qt, NULL, &rep);
             t[i] = lq_cli_now() - t0;
-            tc[i] = cpu_now() - c0;
+            tc[i] = lq_cli_cpu_now() - c0;
             if (sq == LQ_OK) {
                 loss = rep.proxy_loss;
                 lq_qtensor_bits_per_weight(qt, &bpw);
@@ -246,9 +239,9 @@ static int bench_mse(size_t ntrain, size_t ntest, unsigned beam, unsigned rounds
                 lq_ctx *ctx = th == 1 ? c1 : c2;
                 for (size_t i = 0; i < reps; i++) {
                     t0 = lq_cli_now();
-                    double c0 = cpu_now();
+                    double c0 = lq_cli_cpu_now();
                     st = lq_aq_encode(ctx, xte, ntest, 8, NULL, &p, C, NULL, beams[bi], 0, cte, NULL);
-                    tc[i] = cpu_now() - c0;
+                    tc[i] = lq_cli_cpu_now() - c0;
                     t[i] = lq_cli_now() - t0;
                     if (st != LQ_OK) {
                         lq_cli_fail("encode", st);

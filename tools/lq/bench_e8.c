@@ -113,39 +113,6 @@ static double int_mse(const float *x, size_t n, int bits)
     return best;
 }
 
-static lq_status make_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t ns, float *W, float *H)
-{
-    lq_rng r;
-    lq_rng_init(&r, 7, 0);
-    for (size_t i = 0; i < rows * cols; i++) {
-        double g = lq_rng_gaussian(&r), chi = 0;
-        for (int k = 0; k < 4; k++) {
-            double z = lq_rng_gaussian(&r);
-            chi += z * z;
-        }
-        W[i] = (float)(0.02 * g / sqrt(chi / 4.0));
-    }
-    float *A = malloc(cols * cols * sizeof *A), *Z = malloc(ns * cols * sizeof *Z);
-    float *X = malloc(ns * cols * sizeof *X);
-    lq_status st = LQ_ERR_NO_MEMORY;
-    if (A && Z && X) {
-        for (size_t i = 0; i < cols * cols; i++)
-            A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
-        for (size_t i = 0; i < cols; i++) A[i * cols + i] += 0.3f;
-        for (size_t n = 0; n < ns; n++)
-            for (size_t i = 0; i < cols; i++)
-                Z[n * cols + i] = (float)(lq_rng_gaussian(&r) * (1.0 + 3.0 * (i % 7 == 0)));
-        st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, ns, cols, cols, 1.0f, Z, cols, A, cols, 0.0f,
-                      X, cols);
-        if (st == LQ_OK)
-            st = lq_ssyrk_tn(ctx, cols, ns, 2.0f / (float)ns, X, cols, 0.0f, H, cols);
-    }
-    free(A);
-    free(Z);
-    free(X);
-    return st;
-}
-
 int lq_bench_e8(int argc, char **argv)
 {
     size_t npts = 4096, reps = 7, rdn = 100000, rows = 512, cols = 1024, ns = 2048;
@@ -266,7 +233,7 @@ int lq_bench_e8(int argc, char **argv)
         lq_ctx_config_init(&cfg);
         if (lq_ctx_create(&cfg, &ctx) != LQ_OK) return lq_cli_fail("context", LQ_ERR_NO_MEMORY);
         float *W = malloc(rows * cols * sizeof *W), *H = malloc(cols * cols * sizeof *H);
-        if (!W || !H || make_layer(ctx, rows, cols, ns, W, H) != LQ_OK)
+        if (!W || !H || lq_cli_bench_layer(ctx, rows, cols, ns, W, H) != LQ_OK)
             return lq_cli_fail("layer", LQ_ERR_NO_MEMORY);
         printf("\nlayer %zu x %zu, %zu samples, %zu threads\n", rows, cols, ns, lq_ctx_threads(ctx));
         printf("%-28s %8s %14s %14s %9s %8s\n", "method", "bpw", "proxy (gptq)", "proxy (rtn)",

@@ -21,13 +21,6 @@ typedef struct gemm_result {
 /* Process CPU time: on a shared machine wall time includes the time other
  * processes held the cores; flops per CPU-second is the per-core efficiency
  * (it does not show threading speed-ups). */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static const size_t g_default_n[] = {512, 1024, 2048, 4096};
 
 static lq_simd_level parse_simd(const char *s)
@@ -70,12 +63,12 @@ static lq_status time_one(size_t n, size_t threads, lq_simd_level cap, int dbl, 
         }
     }
     for (size_t rep = 0; rep <= reps; rep++) { /* rep 0: warm-up */
-        double t0 = lq_cli_now(), c0 = cpu_now();
+        double t0 = lq_cli_now(), c0 = lq_cli_cpu_now();
         st = dbl ? lq_dgemm(ctx, ta, tb, n, n, n, 1.0, A, n, B, n, 0.0, C, n)
                  : lq_sgemm(ctx, ta, tb, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         if (st != LQ_OK) goto done;
         times[rep] = lq_cli_now() - t0;
-        cpu[rep] = cpu_now() - c0;
+        cpu[rep] = lq_cli_cpu_now() - c0;
     }
     out->n = n;
     out->threads = threads;
@@ -152,12 +145,12 @@ static int precision_run(size_t n, size_t N, size_t threads)
     for (size_t i = 0; i < n * n; i++) A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)n));
     for (size_t i = 0; i < n; i++) A[i * n + i] += 0.3f;
     st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, N, n, n, 1.0f, Z, n, A, n, 0.0f, X, n);
-    double c0 = cpu_now();
+    double c0 = lq_cli_cpu_now();
     if (st == LQ_OK) st = lq_dsyrk_tn_f32(ctx, n, N, 2.0 / (double)N, X, n, 0.0, H, n);
-    double t_dsyrk = cpu_now() - c0;
-    c0 = cpu_now();
+    double t_dsyrk = lq_cli_cpu_now() - c0;
+    c0 = lq_cli_cpu_now();
     if (st == LQ_OK) st = lq_ssyrk_tn(ctx, n, N, 2.0f / (float)N, X, n, 0.0f, Hf, n);
-    double t_ssyrk = cpu_now() - c0;
+    double t_ssyrk = lq_cli_cpu_now() - c0;
     if (st != LQ_OK) {
         lq_cli_fail("syrk", st);
         goto done;
@@ -179,12 +172,12 @@ static int precision_run(size_t n, size_t N, size_t threads)
         memcpy(L, H, n * n * sizeof *L);
         for (size_t i = 0; i < n; i++) L[i * n + i] += lam;
         for (size_t i = 0; i < n * n; i++) Lf[i] = (float)L[i];
-        c0 = cpu_now();
+        c0 = lq_cli_cpu_now();
         lq_status sd = lq_dpotrf_lower(ctx, L, n, n);
-        double td = cpu_now() - c0;
-        c0 = cpu_now();
+        double td = lq_cli_cpu_now() - c0;
+        c0 = lq_cli_cpu_now();
         lq_status sf = lq_spotrf_lower(ctx, Lf, n, n);
-        double tf = cpu_now() - c0;
+        double tf = lq_cli_cpu_now() - c0;
         double rd = NAN, rf = NAN, diff = NAN, dmin = NAN, dmax = NAN;
         if (sd == LQ_OK) {
             dmin = dmax = L[0];

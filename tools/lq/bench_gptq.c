@@ -20,47 +20,6 @@
 
 /* CPU seconds of the process (all threads): on a shared machine wall time
  * depends on the load, CPU time much less. */
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static lq_status make_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
-                            float *H)
-{
-    lq_rng r;
-    lq_rng_init(&r, 7, 0);
-    for (size_t i = 0; i < rows * cols; i++) {
-        double g = lq_rng_gaussian(&r), chi = 0;
-        for (int k = 0; k < 4; k++) {
-            double z = lq_rng_gaussian(&r);
-            chi += z * z;
-        }
-        W[i] = (float)(0.02 * g / sqrt(chi / 4.0));
-    }
-    float *A = malloc(cols * cols * sizeof *A), *Z = malloc(nsamples * cols * sizeof *Z);
-    float *X = malloc(nsamples * cols * sizeof *X);
-    lq_status st = LQ_ERR_NO_MEMORY;
-    if (!A || !Z || !X) goto done;
-    for (size_t i = 0; i < cols * cols; i++)
-        A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
-    for (size_t i = 0; i < cols; i++) A[i * cols + i] += 0.3f;
-    for (size_t n = 0; n < nsamples; n++)
-        for (size_t i = 0; i < cols; i++)
-            Z[n * cols + i] = (float)(lq_rng_gaussian(&r) * (1.0 + 3.0 * (i % 7 == 0)));
-    st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, nsamples, cols, cols, 1.0f, Z, cols, A, cols, 0.0f,
-                  X, cols);
-    if (st == LQ_OK)
-        st = lq_ssyrk_tn(ctx, cols, nsamples, 2.0f / (float)nsamples, X, cols, 0.0f, H, cols);
-done:
-    free(A);
-    free(Z);
-    free(X);
-    return st;
-}
-
 /* float32 C-order .npy (format 1.0) */
 static int write_npy(const char *dir, const char *name, const float *a, size_t rows, size_t cols)
 {
@@ -130,7 +89,7 @@ int lq_bench_gptq(int argc, char **argv)
         goto fail;
     }
     double t0 = lq_cli_now();
-    st = make_layer(ctx, rows, cols, nsamples, W, H);
+    st = lq_cli_bench_layer(ctx, rows, cols, nsamples, W, H);
     if (st != LQ_OK) goto fail;
     fprintf(stderr, "layer %zu x %zu, %zu samples: %.1f s\n", rows, cols, nsamples,
             lq_cli_now() - t0);
@@ -146,11 +105,11 @@ int lq_bench_gptq(int argc, char **argv)
     lq_quant_report rep;
     for (size_t i = 0; i < reps; i++) {
         lq_qtensor *t = NULL;
-        double c0 = cpu_now();
+        double c0 = lq_cli_cpu_now();
         t0 = lq_cli_now();
         st = lq_quantize(ctx, W, rows, cols, H, &m, &t, Q);
         times[i] = lq_cli_now() - t0;
-        cpu[i] = cpu_now() - c0;
+        cpu[i] = lq_cli_cpu_now() - c0;
         lq_qtensor_free(t);
         if (st != LQ_OK) goto fail;
     }

@@ -39,13 +39,6 @@ static void make_points(float *x, size_t n, uint64_t seed)
     }
 }
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int write_raw(const char *dir, const char *name, const float *a, size_t n)
 {
     char path[4096];
@@ -124,10 +117,10 @@ int lq_bench_kmeans(int argc, char **argv)
     double inertia = 0;
     for (size_t i = 0; i < reps; i++) {
         memcpy(c, c0, k * d * sizeof *c);
-        double t0 = lq_cli_now(), u0 = cpu_now();
+        double t0 = lq_cli_now(), u0 = lq_cli_cpu_now();
         st = lq_kmeans(ctx, x, NULL, n, d, k, &o, c, NULL, &inertia);
         times[i] = lq_cli_now() - t0;
-        cpu[i] = cpu_now() - u0;
+        cpu[i] = lq_cli_cpu_now() - u0;
         if (st != LQ_OK) goto fail;
     }
     double med = lq_cli_median(times, reps), cmed = lq_cli_median(cpu, reps);

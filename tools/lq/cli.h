@@ -40,6 +40,17 @@ int lq_cli_fail(const char *what, lq_status st);
 /* Monotonic seconds. */
 double lq_cli_now(void);
 
+/* CPU seconds used by the process (all threads): robust figures on a
+ * shared machine, quoted beside wall-clock time. */
+double lq_cli_cpu_now(void);
+
+/* The benchmarks' correlated synthetic layer (seed 7, one RNG stream):
+ * W rows x cols Student-t (4 dof, scale 0.02); X = Z A with A a random
+ * cols x cols mixing plus 0.3 I and every 7th input channel of Z 4x larger;
+ * H = 2/N X^T X over N = nsamples. Errors: NO_MEMORY and lq_sgemm's. */
+lq_status lq_cli_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
+                             float *H);
+
 /* Median of n doubles (sorts in place). */
 double lq_cli_median(double *v, size_t n);
 
