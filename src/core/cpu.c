@@ -80,6 +80,7 @@ static void detect_features(lq_machine_info *m)
 #endif
 }
 
+#if LQ_ARCH_X86
 static int x86_avx2_ok(const lq_machine_info *m)
 {
     return m->os_avx && m->has_avx2 && m->has_fma && m->has_f16c;
@@ -90,6 +91,7 @@ static int x86_avx512_ok(const lq_machine_info *m)
     return x86_avx2_ok(m) && m->os_avx512 && m->has_avx512f && m->has_avx512bw &&
            m->has_avx512vl && m->has_avx512dq && m->has_avx512vnni && m->has_avx512vbmi;
 }
+#endif
 
 static lq_simd_level g_level;
 static pthread_once_t g_level_once = PTHREAD_ONCE_INIT;
