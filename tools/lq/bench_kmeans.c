@@ -29,14 +29,7 @@ static void make_points(float *x, size_t n, uint64_t seed)
 {
     lq_rng r;
     lq_rng_init(&r, seed, 0);
-    for (size_t i = 0; i < n; i++) {
-        double g = lq_rng_gaussian(&r), chi = 0;
-        for (int k = 0; k < 4; k++) {
-            double z = lq_rng_gaussian(&r);
-            chi += z * z;
-        }
-        x[i] = (float)(0.02 * g / sqrt(chi / 4.0));
-    }
+    lq_cli_student_t(&r, x, n, 0.02);
 }
 
 static int write_raw(const char *dir, const char *name, const float *a, size_t n)
@@ -158,28 +151,11 @@ fail:
 static lq_status make_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
                             float *H)
 {
-    make_points(W, rows * cols, 7);
     lq_rng r;
+    lq_rng_init(&r, 7, 0);
+    lq_cli_student_t(&r, W, rows * cols, 0.02);
     lq_rng_init(&r, 8, 0);
-    float *A = malloc(cols * cols * sizeof *A), *Z = malloc(nsamples * cols * sizeof *Z);
-    float *X = malloc(nsamples * cols * sizeof *X);
-    lq_status st = LQ_ERR_NO_MEMORY;
-    if (!A || !Z || !X) goto done;
-    for (size_t i = 0; i < cols * cols; i++)
-        A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
-    for (size_t i = 0; i < cols; i++) A[i * cols + i] += 0.3f;
-    for (size_t s = 0; s < nsamples; s++)
-        for (size_t i = 0; i < cols; i++)
-            Z[s * cols + i] = (float)(lq_rng_gaussian(&r) * (1.0 + 3.0 * (i % 7 == 0)));
-    st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, nsamples, cols, cols, 1.0f, Z, cols, A, cols,
-                  0.0f, X, cols);
-    if (st == LQ_OK)
-        st = lq_ssyrk_tn(ctx, cols, nsamples, 2.0f / (float)nsamples, X, cols, 0.0f, H, cols);
-done:
-    free(A);
-    free(Z);
-    free(X);
-    return st;
+    return lq_cli_correlated_hessian(ctx, &r, cols, nsamples, H);
 }
 
 typedef struct gv_row {

@@ -111,29 +111,31 @@ double lq_cli_cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-lq_status lq_cli_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
-                             float *H)
+void lq_cli_student_t(lq_rng *r, float *x, size_t n, double scale)
 {
-    lq_rng r;
-    lq_rng_init(&r, 7, 0);
-    for (size_t i = 0; i < rows * cols; i++) {
-        double g = lq_rng_gaussian(&r), chi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = lq_rng_gaussian(r), chi = 0;
         for (int k = 0; k < 4; k++) {
-            double z = lq_rng_gaussian(&r);
+            double z = lq_rng_gaussian(r);
             chi += z * z;
         }
-        W[i] = (float)(0.02 * g / sqrt(chi / 4.0));
+        x[i] = (float)(scale * g / sqrt(chi / 4.0));
     }
+}
+
+lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t nsamples,
+                                    float *H)
+{
     float *A = malloc(cols * cols * sizeof *A), *Z = malloc(nsamples * cols * sizeof *Z);
     float *X = malloc(nsamples * cols * sizeof *X);
     lq_status st = LQ_ERR_NO_MEMORY;
     if (A && Z && X) {
         for (size_t i = 0; i < cols * cols; i++)
-            A[i] = (float)(lq_rng_gaussian(&r) / sqrt((double)cols));
+            A[i] = (float)(lq_rng_gaussian(r) / sqrt((double)cols));
         for (size_t i = 0; i < cols; i++) A[i * cols + i] += 0.3f;
         for (size_t n = 0; n < nsamples; n++)
             for (size_t i = 0; i < cols; i++)
-                Z[n * cols + i] = (float)(lq_rng_gaussian(&r) * (1.0 + 3.0 * (i % 7 == 0)));
+                Z[n * cols + i] = (float)(lq_rng_gaussian(r) * (1.0 + 3.0 * (i % 7 == 0)));
         st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, nsamples, cols, cols, 1.0f, Z, cols, A,
                       cols, 0.0f, X, cols);
         if (st == LQ_OK)
@@ -143,6 +145,15 @@ lq_status lq_cli_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamp
     free(Z);
     free(X);
     return st;
+}
+
+lq_status lq_cli_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
+                             float *H)
+{
+    lq_rng r;
+    lq_rng_init(&r, 7, 0);
+    lq_cli_student_t(&r, W, rows * cols, 0.02);
+    return lq_cli_correlated_hessian(ctx, &r, cols, nsamples, H);
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -44,10 +44,17 @@ double lq_cli_now(void);
  * shared machine, quoted beside wall-clock time. */
 double lq_cli_cpu_now(void);
 
-/* The benchmarks' correlated synthetic layer (seed 7, one RNG stream):
- * W rows x cols Student-t (4 dof, scale 0.02); X = Z A with A a random
- * cols x cols mixing plus 0.3 I and every 7th input channel of Z 4x larger;
- * H = 2/N X^T X over N = nsamples. Errors: NO_MEMORY and lq_sgemm's. */
+/* The benchmarks' synthetic data, from the RNG stream r:
+ * lq_cli_student_t: n Student-t (4 dof) samples times scale (LLM-like tails);
+ * lq_cli_correlated_hessian: X = Z A with A a random cols x cols mixing plus
+ * 0.3 I and every 7th input channel of Z 4x larger, H = 2/N X^T X over
+ * N = nsamples. Errors: NO_MEMORY and lq_sgemm's. */
+typedef struct lq_rng lq_rng;
+void lq_cli_student_t(lq_rng *r, float *x, size_t n, double scale);
+lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t nsamples,
+                                    float *H);
+/* The correlated layer of bench gptq/bcq/e8: one stream (seed 7) draws W
+ * (Student-t, scale 0.02) and then H. */
 lq_status lq_cli_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,
                              float *H);
 
