@@ -569,9 +569,20 @@ START_TEST(engine_not_pd)
     H[1] = H[cols] = 1e7f;
     ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res),
                      LQ_ERR_NOT_POSITIVE_DEFINITE);
-    /* negative diagonal: not a Gram matrix */
+    /* negative diagonal: the documented escalation is tried, not skipped.
+     * mean = (7 + 0) / 8 (negative entries count 0): lambda = 0.01 mean
+     * 10^k for the first k with lambda > 1, i.e. k = 3. */
     H[1] = H[cols] = 0;
     H[2 * cols + 2] = -1;
+    ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res), LQ_OK);
+    ck_assert_msg(fabs(res.damping - 0.01 * (7.0 / 8.0) * 1000.0) < 1e-9, "damping %g",
+                  res.damping);
+    /* beyond the schedule (lambda at most 0.01 mean 10^6 = 8750) */
+    H[2 * cols + 2] = -1e5f;
+    ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res),
+                     LQ_ERR_NOT_POSITIVE_DEFINITE);
+    /* no positive diagonal at all (H = -I): nothing to damp with */
+    for (size_t i = 0; i < cols; i++) H[i * cols + i] = -1;
     ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res),
                      LQ_ERR_NOT_POSITIVE_DEFINITE);
     lq_method m;

@@ -100,10 +100,13 @@ LQ_API lq_status lq_bcq_decode(const uint8_t *codes, size_t n, const float *alph
 /* Bytes of one plane of n weights: ceil(n / 8). */
 LQ_API size_t lq_bcq_plane_bytes(size_t n);
 
-/* Pack codes[n] into planes (k * lq_bcq_plane_bytes(n) bytes). */
+/* Pack codes[n] into planes (k * lq_bcq_plane_bytes(n) bytes).
+ * Errors: INVALID_ARG (NULL, n == 0, k outside 1..LQ_BCQ_MAX_K, or
+ * k * lq_bcq_plane_bytes(n) not representable in size_t); planes untouched. */
 LQ_API lq_status lq_bcq_pack(const uint8_t *codes, size_t n, unsigned k, uint8_t *planes);
 
-/* Inverse of lq_bcq_pack (padding bits are ignored). */
+/* Inverse of lq_bcq_pack (padding bits are ignored); errors as lq_bcq_pack,
+ * codes untouched on error. */
 LQ_API lq_status lq_bcq_unpack(const uint8_t *planes, size_t n, unsigned k, uint8_t *codes);
 
 /* ---- GPTQT: linear grid, then conversion to binary coding ---------------

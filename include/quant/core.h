@@ -36,8 +36,20 @@ typedef enum lq_status {
     LQ_ERR_NOT_POSITIVE_DEFINITE = 4, /* a Hessian stayed indefinite after damping */
     LQ_ERR_CORRUPT = 5,              /* packed data or a file failed validation */
     LQ_ERR_UNSUPPORTED = 6,          /* valid request this build or format cannot serve */
-    LQ_ERR_IO = 7                    /* a read, write or map of a file failed */
+    LQ_ERR_IO = 7,                   /* a read, write or map of a file failed */
+    LQ_ERR_OUT_OF_RANGE = 8          /* finite input beyond the supported range (below) */
 } lq_status;
+
+/* Supported input range of the quantizers (lq_quantize, lq_gptq_run, the
+ * k-means/VQ/AQ fits): every weight |w| <= LQ_MAX_ABS_WEIGHT and every
+ * Hessian entry |h| <= LQ_MAX_ABS_HESSIAN. Within these bounds no
+ * intermediate quantity (grid scales, squared errors summed over a layer,
+ * H^-1 and its Cholesky factor) can overflow or underflow to a NaN; beyond
+ * them the input is refused with LQ_ERR_OUT_OF_RANGE (NaN/Inf stay
+ * LQ_ERR_NOT_FINITE). Trained weights are many orders of magnitude smaller:
+ * rescale such data before quantizing. */
+#define LQ_MAX_ABS_WEIGHT 0x1p40f  /* 1.0995e12 */
+#define LQ_MAX_ABS_HESSIAN 0x1p80f /* 1.2089e24 */
 
 /* Static, never-NULL English description of a status ("unknown status" for
  * values outside the enum). Thread-safe. */

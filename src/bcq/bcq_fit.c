@@ -388,7 +388,8 @@ size_t lq_bcq_plane_bytes(size_t n) { return n / 8 + (n % 8 != 0); }
 lq_status lq_bcq_pack(const uint8_t *codes, size_t n, unsigned k, uint8_t *planes)
 {
     if (!codes || !planes || n == 0 || k < 1 || k > LQ_BCQ_MAX_K) return LQ_ERR_INVALID_ARG;
-    size_t bpp = lq_bcq_plane_bytes(n);
+    size_t bpp = lq_bcq_plane_bytes(n), total;
+    if (!lq_mul_ok(bpp, k, &total)) return LQ_ERR_INVALID_ARG; /* k planes must be addressable */
     for (unsigned i = 0; i < k; i++) {
         uint8_t *p = planes + i * bpp;
         memset(p, 0, bpp);
@@ -400,7 +401,8 @@ lq_status lq_bcq_pack(const uint8_t *codes, size_t n, unsigned k, uint8_t *plane
 lq_status lq_bcq_unpack(const uint8_t *planes, size_t n, unsigned k, uint8_t *codes)
 {
     if (!codes || !planes || n == 0 || k < 1 || k > LQ_BCQ_MAX_K) return LQ_ERR_INVALID_ARG;
-    size_t bpp = lq_bcq_plane_bytes(n);
+    size_t bpp = lq_bcq_plane_bytes(n), total;
+    if (!lq_mul_ok(bpp, k, &total)) return LQ_ERR_INVALID_ARG; /* k planes must be addressable */
     memset(codes, 0, n);
     for (unsigned i = 0; i < k; i++) {
         const uint8_t *p = planes + i * bpp;

@@ -88,6 +88,9 @@ void lq_gaussian_fill(lq_rng *r, float *x, size_t n, float sigma);
 /* ---- checks ------------------------------------------------------------ */
 /* True when every one of n floats is finite. */
 bool lq_all_finite(const float *x, size_t n);
+/* LQ_OK when every one of n floats is finite with |x| <= bound;
+ * LQ_ERR_NOT_FINITE on NaN/Inf, else LQ_ERR_OUT_OF_RANGE. */
+lq_status lq_check_range(const float *x, size_t n, float bound);
 /* Same for a rows x cols matrix with leading dimension ld. */
 bool lq_all_finite_2d(const float *x, size_t rows, size_t cols, size_t ld);
 

@@ -1,3 +1,5 @@
+#include <math.h>
+
 #include "core/internal.h"
 
 const char *lq_status_str(lq_status s)
@@ -11,6 +13,7 @@ const char *lq_status_str(lq_status s)
     case LQ_ERR_CORRUPT: return "corrupt data";
     case LQ_ERR_UNSUPPORTED: return "unsupported";
     case LQ_ERR_IO: return "I/O error";
+    case LQ_ERR_OUT_OF_RANGE: return "finite input beyond the supported range";
     }
     return "unknown status";
 }
@@ -27,6 +30,16 @@ bool lq_all_finite(const float *x, size_t n)
     float acc = 0.0f;
     for (size_t i = 0; i < n; i++) acc += x[i] * 0.0f;
     return acc == 0.0f;
+}
+
+lq_status lq_check_range(const float *x, size_t n, float bound)
+{
+    /* Two branch-free passes: NaN/Inf first (its own status), then the
+     * magnitude (the compiler vectorizes both). */
+    if (!lq_all_finite(x, n)) return LQ_ERR_NOT_FINITE;
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    return m <= bound ? LQ_OK : LQ_ERR_OUT_OF_RANGE;
 }
 
 bool lq_all_finite_2d(const float *x, size_t rows, size_t cols, size_t ld)

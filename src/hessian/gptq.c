@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "core/linalg.h"
+#include "hessian/damping.h"
 #include "quant/hessian.h"
 
 #define ROW_GRAIN 64   /* rows per task of a step's in-block update */
@@ -114,26 +115,84 @@ static void fill_reversed(const engine *e, double *A, double lambda)
     }
 }
 
+/* Mean of the damping base over diag(H): dead columns (H_jj == 0) count as
+ * 1 (they are replaced by 1), negative entries as 0. A negative diagonal is
+ * not refused outright: rounding in an accumulated Gram matrix can produce a
+ * tiny one, and the documented escalation repairs it. A matrix without any
+ * positive diagonal gets mean 0, hence lambda 0 forever: NOT_POSITIVE_DEFINITE. */
+static double damp_mean(const float *H, size_t n)
+{
+    double mean = 0;
+    for (size_t j = 0; j < n; j++) {
+        double d = H[j * n + j];
+        mean += d == 0.0 ? 1.0 : (d > 0.0 ? d : 0.0);
+    }
+    return mean / (double)n;
+}
+
+/* Cholesky (lower, in place) of the matrix `fill` writes for a damping
+ * lambda, with the documented schedule: lambda = percdamp * mean, then x10
+ * (from 0: 1e-3 * mean) up to DAMP_RETRIES times. *lambda: the final value. */
+static lq_status damped_potrf(lq_ctx *ctx, double *A, size_t n, double mean, double percdamp,
+                              void (*fill)(const void *arg, double *A, double lambda),
+                              const void *arg, double *lambda)
+{
+    double l = percdamp * mean;
+    lq_status st = LQ_ERR_NOT_POSITIVE_DEFINITE;
+    for (int attempt = 0; attempt <= DAMP_RETRIES; attempt++) {
+        if (attempt > 0) l = l > 0 ? l * 10.0 : 1e-3 * mean;
+        if (!(l > 0) && attempt > 0) break; /* nothing left to add */
+        fill(arg, A, l);
+        st = lq_dpotrf_lower(ctx, A, n, n);
+        if (st != LQ_ERR_NOT_POSITIVE_DEFINITE) break;
+    }
+    *lambda = l;
+    return st;
+}
+
+static void fill_engine(const void *arg, double *A, double lambda)
+{
+    fill_reversed(arg, A, lambda);
+}
+
+typedef struct plain_h {
+    const float *H;
+    size_t n;
+} plain_h;
+
+static void fill_plain(const void *arg, double *A, double lambda)
+{
+    const plain_h *p = arg;
+    size_t n = p->n;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i; j++) A[i * n + j] = p->H[i * n + j];
+        double d = p->H[i * n + i];
+        A[i * n + i] = (d == 0.0 ? 1.0 : d) + lambda;
+        for (size_t j = i + 1; j < n; j++) A[i * n + j] = 0.0;
+    }
+}
+
+lq_status lq_hessian_damping(lq_ctx *ctx, const float *H, size_t n, double percdamp,
+                             double *lambda)
+{
+    double *A = lq_alloc_array(ctx, n * n, sizeof *A);
+    if (!A) return LQ_ERR_NO_MEMORY;
+    plain_h p = {H, n};
+    double l;
+    lq_status st = damped_potrf(ctx, A, n, damp_mean(H, n), percdamp, fill_plain, &p, &l);
+    lq_free(ctx, A);
+    if (st == LQ_OK) *lambda = l;
+    return st;
+}
+
 static lq_status compute_u(engine *e, double percdamp)
 {
     size_t n = e->cols;
-    double mean = 0;
-    for (size_t j = 0; j < n; j++) {
-        double d = e->H[j * n + j];
-        if (d < 0) return LQ_ERR_NOT_POSITIVE_DEFINITE; /* no Gram matrix has this */
-        mean += d == 0.0 ? 1.0 : d;
-    }
-    mean /= (double)n;
     double *A = lq_alloc_array(e->ctx, n * n, sizeof *A);
     if (!A) return LQ_ERR_NO_MEMORY;
-    double lambda = percdamp * mean;
-    lq_status st = LQ_ERR_NOT_POSITIVE_DEFINITE;
-    for (int attempt = 0; attempt <= DAMP_RETRIES; attempt++) {
-        if (attempt > 0) lambda = lambda > 0 ? lambda * 10.0 : 1e-3 * mean;
-        fill_reversed(e, A, lambda);
-        st = lq_dpotrf_lower(e->ctx, A, n, n);
-        if (st != LQ_ERR_NOT_POSITIVE_DEFINITE) break;
-    }
+    double lambda;
+    lq_status st =
+        damped_potrf(e->ctx, A, n, damp_mean(e->H, n), percdamp, fill_engine, e, &lambda);
     if (st == LQ_OK) st = lq_dtrtri_lower(e->ctx, A, n, n);
     if (st == LQ_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -416,15 +475,19 @@ lq_status lq_gptq_run(lq_ctx *ctx, const float *W, size_t rows, size_t cols, con
     if (o.block_size == 0) o.block_size = DEFAULT_BLOCK;
     size_t w = q->width, n;
     if (w == 0 || cols % w != 0 || q->group % w != 0) return LQ_ERR_INVALID_ARG;
+    /* a block never spans more than the matrix: clamp before any size
+     * arithmetic so that a huge block_size cannot wrap a check */
+    if (o.block_size > cols) o.block_size = cols;
     if (!(o.percdamp >= 0.0) || !isfinite(o.percdamp)) return LQ_ERR_INVALID_ARG;
     if (o.act_order && w > 1) return LQ_ERR_INVALID_ARG;
     if (!lq_mul_ok(rows, cols, &n) || !lq_mul_ok(cols, cols, &n) || !lq_mul_ok(n, 8, &n) ||
         !lq_mul_ok(w, w, &n) || !lq_mul_ok(rows, o.block_size + w, &n) ||
         !lq_mul_ok(n, sizeof(float), &n))
         return LQ_ERR_INVALID_ARG;
-    if (!lq_all_finite(W, rows * cols)) return LQ_ERR_NOT_FINITE;
     int rtn = o.rtn || !H;
-    if (!rtn && !lq_all_finite(H, cols * cols)) return LQ_ERR_NOT_FINITE;
+    lq_status rst = lq_check_range(W, rows * cols, LQ_MAX_ABS_WEIGHT);
+    if (rst == LQ_OK && !rtn) rst = lq_check_range(H, cols * cols, LQ_MAX_ABS_HESSIAN);
+    if (rst != LQ_OK) return rst;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
 
     engine e;

@@ -426,6 +426,7 @@ static size_t json_escape(char *out, const char *s)
 static bool desc_numel(const lq_tensor_desc *t, size_t *numel)
 {
     size_t n = 1;
+    *numel = 0; /* defined on every path (gcc 13 -Wmaybe-uninitialized) */
     if (t->ndim > LQ_TFILE_MAX_DIMS) return false;
     for (size_t k = 0; k < t->ndim; k++)
         if (!lq_mul_ok(n, t->shape[k], &n)) return false;
@@ -461,7 +462,7 @@ lq_status lq_safetensors_write(lq_ctx *ctx, const char *path, const lq_tensor_de
 {
     if (!path || (!t && n)) return LQ_ERR_INVALID_ARG;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
-    size_t cap = 64, numel, nb;
+    size_t cap = 64, numel = 0, nb = 0;
     for (size_t i = 0; i < n; i++) {
         if (!t[i].name || !name_ok(t[i].name) || !float_dtype(t[i].dtype) ||
             !desc_numel(&t[i], &numel) || (numel && !t[i].data) ||
@@ -480,7 +481,7 @@ lq_status lq_safetensors_write(lq_ctx *ctx, const char *path, const lq_tensor_de
     uint64_t off = 0;
     h[pos++] = '{';
     for (size_t i = 0; i < n; i++) {
-        desc_numel(&t[i], &numel);
+        (void)desc_numel(&t[i], &numel); /* checked above */
         uint64_t bytes = (uint64_t)numel * lq_dtype_size(t[i].dtype);
         if (i) h[pos++] = ',';
         h[pos++] = '"';
@@ -501,7 +502,7 @@ lq_status lq_safetensors_write(lq_ctx *ctx, const char *path, const lq_tensor_de
     lq_wr64(len8, pos);
     if (!fp || fwrite(len8, 1, 8, fp) != 8 || fwrite(h, 1, pos, fp) != pos) st = LQ_ERR_IO;
     for (size_t i = 0; st == LQ_OK && i < n; i++) {
-        desc_numel(&t[i], &numel);
+        (void)desc_numel(&t[i], &numel); /* checked above */
         if (write_values(fp, t[i].data, numel, t[i].dtype) != 0) st = LQ_ERR_IO;
     }
     if (fp && fclose(fp) != 0) st = LQ_ERR_IO;

@@ -62,6 +62,13 @@ void aq_decode_rows(const lq_aq_params *p, size_t cols, const float *C, const ui
     }
 }
 
+lq_status aq_check_inputs(const float *W, size_t rows, size_t cols, const float *H)
+{
+    lq_status st = lq_check_range(W, rows * cols, LQ_MAX_ABS_WEIGHT);
+    if (st == LQ_OK && H) st = lq_check_range(H, cols * cols, LQ_MAX_ABS_HESSIAN);
+    return st;
+}
+
 lq_status aq_times_h(lq_ctx *ctx, size_t T, size_t cols, const float *E, const float *H, float *Y)
 {
     return lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, T, cols, cols, 1.0f, E, cols, H, cols, 0.0f, Y,
@@ -152,8 +159,9 @@ lq_status lq_aq_objective(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
     lq_status st = aq_check_params(p, rows, cols, &K, &ng);
     if (st != LQ_OK) return st;
     if (!aq_codes_in_range(codes, rows * ng * p->n_codebooks, K)) return LQ_ERR_INVALID_ARG;
-    if (!lq_all_finite(W, rows * cols) || (H && !lq_all_finite(H, cols * cols)) ||
-        !lq_all_finite(codebooks, lq_aq_codebooks_len(p)) ||
+    st = aq_check_inputs(W, rows, cols, H);
+    if (st != LQ_OK) return st;
+    if (!lq_all_finite(codebooks, lq_aq_codebooks_len(p)) ||
         (scales && !lq_all_finite(scales, rows)))
         return LQ_ERR_NOT_FINITE;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;

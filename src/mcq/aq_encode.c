@@ -448,8 +448,9 @@ lq_status lq_aq_encode(lq_ctx *ctx, const float *W, size_t rows, size_t cols, co
     if (beam < 1 || beam > AQ_MAX_BEAM || (warm != 0 && warm != 1)) return LQ_ERR_INVALID_ARG;
     size_t M = p->n_codebooks, g = p->group, ncodes = rows * ng * M;
     if (warm && !aq_codes_in_range(codes, ncodes, K)) return LQ_ERR_INVALID_ARG;
-    if (!lq_all_finite(W, rows * cols) || (H && !lq_all_finite(H, cols * cols)) ||
-        !lq_all_finite(codebooks, M * K * g) || (scales && !lq_all_finite(scales, rows)))
+    lq_status rst = aq_check_inputs(W, rows, cols, H);
+    if (rst != LQ_OK) return rst;
+    if (!lq_all_finite(codebooks, M * K * g) || (scales && !lq_all_finite(scales, rows)))
         return LQ_ERR_NOT_FINITE;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
 

@@ -25,9 +25,7 @@ static lq_status check_common(const float *W, size_t rows, size_t cols, const fl
     if (!W) return LQ_ERR_INVALID_ARG;
     lq_status st = aq_check_params(p, rows, cols, K, ng);
     if (st != LQ_OK) return st;
-    if (!lq_all_finite(W, rows * cols) || (H && !lq_all_finite(H, cols * cols)))
-        return LQ_ERR_NOT_FINITE;
-    return LQ_OK;
+    return aq_check_inputs(W, rows, cols, H);
 }
 
 /* ---- the normal-equation pass -------------------------------------------

@@ -39,6 +39,9 @@ const aq_kernels *aq_kernels_for(lq_simd_level level);
 lq_status aq_check_params(const lq_aq_params *p, size_t rows, size_t cols, size_t *K,
                           size_t *ng);
 /* True when every code is < K. */
+/* W and H (optional) within the quantizers' range: NOT_FINITE on NaN/Inf,
+ * OUT_OF_RANGE beyond LQ_MAX_ABS_WEIGHT / LQ_MAX_ABS_HESSIAN. */
+lq_status aq_check_inputs(const float *W, size_t rows, size_t cols, const float *H);
 int aq_codes_in_range(const uint16_t *codes, size_t n, size_t K);
 
 /* Decode rows [r0, r1) into out (ld = cols) minus W when sub != 0:

@@ -7,7 +7,10 @@
  * W_hat and the reported proxy loss are those of the stored tensor. The
  * engine options do not apply (AQLM does not use GPTQ's column updates),
  * except engine.rtn = 1, which keeps the residual k-means initialisation
- * without H-aware rounds.
+ * without H-aware rounds. The Hessian is damped as the engine damps it
+ * (engine.percdamp, same x10 schedule, same NOT_POSITIVE_DEFINITE refusal):
+ * the fit minimises tr((W - W_hat)(H + lambda I)(W - W_hat)^T); the
+ * reported proxy loss uses H itself.
  *
  * Paper configurations (g = 8): 1x16 (one 65536-entry codebook, 2 bits per
  * weight for the codes), 2x8 (two 256-entry codebooks, 2 bits), 3x8
@@ -18,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "hessian/damping.h"
 #include "mcq/aq_internal.h"
 #include "qtensor/qtensor_internal.h"
 
@@ -36,6 +40,17 @@ lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols
     size_t M = p.n_codebooks, g = p.group, ncb = M * K * g, nc = rows * ng * M;
     size_t codeb = p.code_bits <= 8 ? 1 : 2;
 
+    double lambda = 0.0;
+    float *Hd = NULL;
+    if (H && !m->engine.rtn) {
+        if (!(m->engine.percdamp >= 0.0) || !isfinite(m->engine.percdamp)) return LQ_ERR_INVALID_ARG;
+        st = lq_hessian_damping(ctx, H, cols, m->engine.percdamp, &lambda);
+        if (st != LQ_OK) return st;
+        Hd = lq_alloc_array(ctx, cols * cols, sizeof *Hd);
+        if (!Hd) return LQ_ERR_NO_MEMORY;
+        memcpy(Hd, H, cols * cols * sizeof *Hd);
+        for (size_t c = 0; c < cols; c++) Hd[c * cols + c] += (float)lambda;
+    }
     float *C = lq_alloc_array(ctx, ncb, sizeof(float));
     float *s = lq_alloc_array(ctx, rows, sizeof(float));
     uint16_t *codes = lq_alloc_array(ctx, nc, sizeof(uint16_t));
@@ -45,7 +60,7 @@ lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols
         goto done;
     }
     lq_aq_fit_opts fo = {o->beam, m->engine.rtn ? 0 : o->rounds, o->kmeans_iters, o->cg_iters, 0};
-    st = lq_aq_fit(ctx, W, rows, cols, H, &p, &fo, C, codes, s, NULL);
+    st = lq_aq_fit(ctx, W, rows, cols, Hd ? Hd : H, &p, &fo, C, codes, s, NULL);
     if (st != LQ_OK) goto done;
 
     /* round the codebooks to what is stored */
@@ -90,7 +105,7 @@ lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols
     if (rep) {
         st = lq_aq_objective(ctx, W, rows, cols, H, &p, C, codes, s, NULL, &rep->proxy_loss);
         if (st != LQ_OK) goto done;
-        rep->damping = 0.0;
+        rep->damping = lambda;
         rep->dead_columns = 0;
         if (H)
             for (size_t c = 0; c < cols; c++) rep->dead_columns += H[c * cols + c] == 0.0f;
@@ -106,5 +121,6 @@ done:
     lq_free(ctx, C);
     lq_free(ctx, s);
     lq_free(ctx, codes);
+    lq_free(ctx, Hd);
     return st;
 }

@@ -182,8 +182,8 @@ lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y)
 
 lq_status lq_method_init(lq_method *m, lq_method_kind kind)
 {
-    if (!m) return LQ_ERR_INVALID_ARG;
-    memset(m, 0, sizeof *m);
+    if (!m || (unsigned)kind > (unsigned)LQ_METHOD_AQLM) return LQ_ERR_INVALID_ARG;
+    memset(m, 0, sizeof *m); /* only for a known kind: *m is untouched on error */
     m->kind = kind;
     m->engine.percdamp = 0.01;
     m->engine.block_size = 128;
@@ -225,12 +225,12 @@ lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, 
     if (!W || !method || !out || rows == 0 || cols == 0) return LQ_ERR_INVALID_ARG;
     size_t n;
     if (!lq_mul_ok(rows, cols, &n) || !lq_mul_ok(cols, cols, &n)) return LQ_ERR_INVALID_ARG;
-    if (!lq_all_finite(W, rows * cols)) return LQ_ERR_NOT_FINITE;
-    if (H && !lq_all_finite(H, cols * cols)) return LQ_ERR_NOT_FINITE;
+    lq_status st = lq_check_range(W, rows * cols, LQ_MAX_ABS_WEIGHT);
+    if (st == LQ_OK && H) st = lq_check_range(H, cols * cols, LQ_MAX_ABS_HESSIAN);
+    if (st != LQ_OK) return st;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
     lq_quant_report rep;
     memset(&rep, 0, sizeof rep);
-    lq_status st;
     switch (method->kind) {
     case LQ_METHOD_INT:
         st = lq_quantize_int(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);

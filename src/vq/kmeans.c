@@ -553,7 +553,8 @@ lq_status lq_kmeans(lq_ctx *ctx, const float *x, const float *weights, size_t n,
         return LQ_ERR_INVALID_ARG;
     size_t nd, kd;
     if (!lq_mul_ok(n, d, &nd) || !lq_mul_ok(k, d, &kd)) return LQ_ERR_INVALID_ARG;
-    if (!lq_all_finite(x, nd)) return LQ_ERR_NOT_FINITE;
+    lq_status rst = lq_check_range(x, nd, LQ_MAX_ABS_WEIGHT);
+    if (rst != LQ_OK) return rst;
     if (o.init == LQ_KMEANS_GIVEN && !lq_all_finite(centroids, kd)) return LQ_ERR_NOT_FINITE;
     if (weights) {
         if (!lq_all_finite(weights, n)) return LQ_ERR_NOT_FINITE;
