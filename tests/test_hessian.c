@@ -570,15 +570,17 @@ START_TEST(engine_not_pd)
     ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res),
                      LQ_ERR_NOT_POSITIVE_DEFINITE);
     /* negative diagonal: the documented escalation is tried, not skipped.
-     * mean = (7 + 0) / 8 (negative entries count 0): lambda = 0.01 mean
-     * 10^k for the first k with lambda > 1, i.e. k = 3. */
+     * mean = tr(H) / 8 = 6 / 8: lambda = 0.01 mean 10^k for the first k with
+     * lambda > 1, i.e. k = 3. */
     H[1] = H[cols] = 0;
     H[2 * cols + 2] = -1;
     ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res), LQ_OK);
-    ck_assert_msg(fabs(res.damping - 0.01 * (7.0 / 8.0) * 1000.0) < 1e-9, "damping %g",
+    ck_assert_msg(fabs(res.damping - 0.01 * (6.0 / 8.0) * 1000.0) < 1e-9, "damping %g",
                   res.damping);
-    /* beyond the schedule (lambda at most 0.01 mean 10^6 = 8750) */
-    H[2 * cols + 2] = -1e5f;
+    /* beyond the schedule: eigenvalue 1 - 1e5, while lambda is at most
+     * 0.01 mean 10^6 = 1e4 (mean 1) */
+    H[2 * cols + 2] = 1;
+    H[3] = H[3 * cols] = 1e5f;
     ck_assert_int_eq(lq_gptq_run(NULL, W, rows, cols, H, &o, &s.cq, Q, &res),
                      LQ_ERR_NOT_POSITIVE_DEFINITE);
     /* no positive diagonal at all (H = -I): nothing to damp with */

@@ -50,6 +50,12 @@ typedef enum lq_status {
  * rescale such data before quantizing. */
 #define LQ_MAX_ABS_WEIGHT 0x1p40f  /* 1.0995e12 */
 #define LQ_MAX_ABS_HESSIAN 0x1p80f /* 1.2089e24 */
+/* Products on the codes (lq_matvec, lq_matmul, lq_matmul_ex) accept
+ * activations |x| <= LQ_MAX_ABS_ACTIVATION, so that every look-up table and
+ * int8 block scale built from them stays finite; beyond, OUT_OF_RANGE. The
+ * outputs are the IEEE results of the documented float operations: they
+ * may overflow to +-Inf when the exact product exceeds FLT_MAX. */
+#define LQ_MAX_ABS_ACTIVATION 0x1p64f /* 1.8447e19 */
 
 /* Static, never-NULL English description of a status ("unknown status" for
  * values outside the enum). Thread-safe. */

@@ -34,6 +34,7 @@ typedef enum lq_kernel_mode {
 /* Y = X W^T (X: batch x cols, Y: batch x rows) in the given mode.
  * Formats without a kernel for `mode` use the exact path.
  * Errors: INVALID_ARG (NULL, batch 0, bad mode), NOT_FINITE (NaN/Inf in X),
+ * OUT_OF_RANGE (|x| > LQ_MAX_ABS_ACTIVATION),
  * CORRUPT (inconsistent tensor), NO_MEMORY (Y untouched).
  * Threading: through ctx; the tensor may be shared by concurrent calls. */
 LQ_API lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch,

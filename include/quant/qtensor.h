@@ -63,7 +63,9 @@ typedef struct lq_gptvq_opts {
     size_t group_rows;    /* rows sharing a codebook, 0 = all rows */
     unsigned em_iters;    /* EM iterations for codebook init (default 10) */
     int codebook_update;  /* 1: least-squares codebook update after the block */
-    unsigned codebook_bits; /* 0 = fp16 codebooks, 8 = int8 compressed */
+    unsigned codebook_bits; /* 0 = fp16 codebooks (then every |w| must be <= 65504,
+                             * the half range, else OUT_OF_RANGE), 8 = int8
+                             * codebooks with an fp32 scale each */
     size_t svd_rank;      /* 0 = off; else rank of the SVD compression */
 } lq_gptvq_opts;
 
@@ -120,8 +122,11 @@ typedef struct lq_qtensor lq_qtensor;
  * lq_qtensor_free) and W_hat, when non-NULL (rows x cols), receives the
  * dequantized weight. W and H are not modified.
  * Errors: INVALID_ARG (NULL, zero sizes, bad options), NOT_FINITE (NaN/Inf
- * in W or H), NOT_POSITIVE_DEFINITE (H indefinite even after damping
- * escalation), NO_MEMORY. Multi-threaded through ctx; deterministic for a
+ * in W or H), OUT_OF_RANGE (|w| > LQ_MAX_ABS_WEIGHT or |h| >
+ * LQ_MAX_ABS_HESSIAN), NOT_POSITIVE_DEFINITE (H indefinite even after the
+ * engine's damping escalation; every method that uses H, AQLM included,
+ * applies the same schedule and refusal), NO_MEMORY. On any error *out and
+ * W_hat are untouched. Multi-threaded through ctx; deterministic for a
  * given seed whatever the thread count. */
 LQ_API lq_status lq_quantize(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
                              const float *H, const lq_method *method,
@@ -144,7 +149,9 @@ LQ_API const char *lq_format_name(lq_format f);
 /* Dequantize into W_hat (rows x cols, row-major). */
 LQ_API lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat);
 
-/* y = W x (x: cols, y: rows) computed on the codes. */
+/* y = W x (x: cols, y: rows) computed on the codes (EXACT kernels).
+ * Errors as lq_matmul_ex: NOT_FINITE (NaN/Inf in x), OUT_OF_RANGE
+ * (|x| > LQ_MAX_ABS_ACTIVATION); y untouched on any error. */
 LQ_API lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y);
 
 /* Y = X W^T (X: batch x cols, Y: batch x rows), batch >= 1. */

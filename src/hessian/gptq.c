@@ -115,19 +115,22 @@ static void fill_reversed(const engine *e, double *A, double lambda)
     }
 }
 
-/* Mean of the damping base over diag(H): dead columns (H_jj == 0) count as
- * 1 (they are replaced by 1), negative entries as 0. A negative diagonal is
+/* The damping base, mean(diag H) = tr(H) / n, dead columns (H_jj == 0)
+ * counting as 1 (they are replaced by 1). The trace is invariant under the
+ * rotations methods apply to H (NestQuant's Hadamard), so a Hessian is
+ * accepted or refused alike in every basis. A negative diagonal entry is
  * not refused outright: rounding in an accumulated Gram matrix can produce a
- * tiny one, and the documented escalation repairs it. A matrix without any
- * positive diagonal gets mean 0, hence lambda 0 forever: NOT_POSITIVE_DEFINITE. */
+ * tiny one, and the documented escalation repairs it. A mean <= 0 gives no
+ * positive damping at all: NOT_POSITIVE_DEFINITE. */
 static double damp_mean(const float *H, size_t n)
 {
     double mean = 0;
     for (size_t j = 0; j < n; j++) {
         double d = H[j * n + j];
-        mean += d == 0.0 ? 1.0 : (d > 0.0 ? d : 0.0);
+        mean += d == 0.0 ? 1.0 : d;
     }
-    return mean / (double)n;
+    mean /= (double)n;
+    return mean > 0.0 ? mean : 0.0;
 }
 
 /* Cholesky (lower, in place) of the matrix `fill` writes for a damping

@@ -573,6 +573,12 @@ lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t col
     if (o->svd_rank > 4096) return LQ_ERR_INVALID_ARG;
     if (m->engine.act_order) return LQ_ERR_UNSUPPORTED;
     if (rows > UINT32_MAX || cols > UINT32_MAX) return LQ_ERR_INVALID_ARG;
+    /* fp16 codebooks (and SVD factors) hold values of the weights' magnitude:
+     * refuse what a half cannot represent instead of storing a clamped,
+     * wrong codebook */
+    if ((o->codebook_bits != 8 || o->svd_rank) &&
+        lq_check_range(W, rows * cols, 65504.0f) != LQ_OK)
+        return LQ_ERR_OUT_OF_RANGE;
     gvq g;
     lq_status st = gvq_init(ctx, &g, rows, cols, o);
     if (st != LQ_OK) return st;

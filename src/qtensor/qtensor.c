@@ -167,7 +167,8 @@ lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t bat
     if (!tr) return LQ_ERR_CORRUPT;
     size_t n;
     if (!lq_mul_ok(batch, W->cols, &n)) return LQ_ERR_INVALID_ARG;
-    if (!lq_all_finite(X, n)) return LQ_ERR_NOT_FINITE;
+    lq_status xst = lq_check_range(X, n, LQ_MAX_ABS_ACTIVATION);
+    if (xst != LQ_OK) return xst;
     lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT, lq_simd_for(ctx));
     if (kst != LQ_ERR_UNSUPPORTED) return kst;
     rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y};
@@ -182,7 +183,7 @@ lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y)
 
 lq_status lq_method_init(lq_method *m, lq_method_kind kind)
 {
-    if (!m || (unsigned)kind > (unsigned)LQ_METHOD_AQLM) return LQ_ERR_INVALID_ARG;
+    if (!m || kind < LQ_METHOD_INT || kind > LQ_METHOD_AQLM) return LQ_ERR_INVALID_ARG;
     memset(m, 0, sizeof *m); /* only for a known kind: *m is untouched on error */
     m->kind = kind;
     m->engine.percdamp = 0.01;

@@ -165,7 +165,8 @@ lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t 
     lq_status st = check_args(W, X, batch, Y);
     if (st != LQ_OK) return st;
     if (mode == LQ_KERNEL_EXACT) return lq_matmul(ctx, W, X, batch, Y);
-    if (!lq_all_finite(X, batch * W->cols)) return LQ_ERR_NOT_FINITE;
+    st = lq_check_range(X, batch * W->cols, LQ_MAX_ABS_ACTIVATION);
+    if (st != LQ_OK) return st;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
     st = lq_kern_matmul(ctx, W, X, batch, Y, mode, lq_simd_for(ctx));
     if (st != LQ_ERR_UNSUPPORTED) return st;
@@ -193,9 +194,13 @@ float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum)
     }
     int32_t s = 0;
     if (amax > 0.0f) {
-        float id = 127.0f / amax;
+        /* 127 / amax overflows for amax below ~2^-120 (then 0 * Inf = NaN):
+         * scale such a block up by 2^64 first, exactly (a power of two).
+         * Normal blocks take the unscaled path, bit for bit as before. */
+        float up = amax < 0x1p-100f ? 0x1p64f : 1.0f;
+        float id = 127.0f / (amax * up);
         for (size_t i = 0; i < n; i++) {
-            float f = x[i] * id; /* |f| <= 127 */
+            float f = x[i] * up * id; /* |f| <= 127 */
             int v = (int)(f >= 0.0f ? f + 0.5f : f - 0.5f);
             if (v > 127) v = 127;
             if (v < -127) v = -127;
