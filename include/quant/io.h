@@ -51,6 +51,11 @@ typedef struct lq_lqt_writer lq_lqt_writer;
 
 /* Start writing `path`. The data goes to "<path>.part", renamed to `path`
  * by lq_lqt_writer_finish (so a reader never sees a half-written file).
+ * Only nothing or a regular file at `path` is ever replaced: a symlink,
+ * FIFO, device node or directory there gives IO (checked at open and again
+ * before the rename); "<path>.part" is created without following symlinks
+ * and must be a regular file. Refusing to overwrite an input is the
+ * caller's business (lq quantize compares inodes).
  * Errors: INVALID_ARG (NULL), IO (cannot create the file), NO_MEMORY. */
 LQ_API lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer **out);
 

@@ -1,6 +1,8 @@
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -26,14 +28,19 @@ static int set_opt(const lq_opt *o, const char *val)
     case LQ_OPT_FLAG: *(int *)o->dst = 1; return 0;
     case LQ_OPT_STR: *(const char **)o->dst = val; return 0;
     case LQ_OPT_SIZE: {
+        /* decimal digits only (strtoull would take spaces, '+' and '-'),
+         * no overflow, and below SIZE_MAX, which marks "not given" */
+        if (val[0] < '0' || val[0] > '9') return -1;
+        errno = 0;
         unsigned long long v = strtoull(val, &end, 10);
-        if (!*val || *end || val[0] == '-') return -1;
+        if (*end || errno == ERANGE || v >= (unsigned long long)SIZE_MAX) return -1;
         *(size_t *)o->dst = (size_t)v;
         return 0;
     }
     case LQ_OPT_DOUBLE: {
+        errno = 0;
         double v = strtod(val, &end);
-        if (!*val || *end) return -1;
+        if (!*val || *end || errno == ERANGE || !isfinite(v)) return -1; /* nan, inf, 1e999 */
         *(double *)o->dst = v;
         return 0;
     }
@@ -53,7 +60,7 @@ int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, s
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
             if (np >= max_pos) {
-                fprintf(stderr, "error: unexpected argument '%s'\n", a);
+                fprintf(stderr, "error: unexpected argument '" LQ_CLIP_FMT "'\n", LQ_CLIP(a));
                 usage_print(stderr, usage, opts, nopts);
                 return -1;
             }
@@ -66,7 +73,7 @@ int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, s
         for (size_t k = 0; k < nopts; k++)
             if (strlen(opts[k].name) == len && !strncmp(opts[k].name, name, len)) o = &opts[k];
         if (!o) {
-            fprintf(stderr, "error: unknown option '%s'\n", a);
+            fprintf(stderr, "error: unknown option '" LQ_CLIP_FMT "'\n", LQ_CLIP(a));
             usage_print(stderr, usage, opts, nopts);
             return -1;
         }
@@ -83,12 +90,20 @@ int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, s
             return -1;
         }
         if (set_opt(o, val) != 0) {
-            fprintf(stderr, "error: bad value '%s' for '--%s'\n", val, o->name);
+            fprintf(stderr, "error: bad value '" LQ_CLIP_FMT "' for '--%s'\n", LQ_CLIP(val),
+                    o->name);
             return -1;
         }
     }
     if (npos) *npos = np;
     return 1;
+}
+
+int lq_cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!a || !b || stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 int lq_cli_fail(const char *what, lq_status st)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "quant.h"
 
@@ -33,6 +34,17 @@ typedef struct lq_opt {
  * 1 on success. */
 int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, size_t nopts,
                  char **pos, size_t max_pos, size_t *npos);
+
+/* Echo an untrusted string (a tensor name, an argument) in a message: at
+ * most 64 bytes, "..." marking a cut. Use as
+ * fprintf(f, "'" LQ_CLIP_FMT "'", LQ_CLIP(s)). */
+#define LQ_CLIP_MAX 64
+#define LQ_CLIP_FMT "%.64s%s"
+#define LQ_CLIP(s) (s), (strlen(s) > LQ_CLIP_MAX ? "..." : "")
+
+/* 1 when paths a and b name the same existing file (same device and
+ * inode, through symlinks and hard links), else 0. */
+int lq_cli_same_file(const char *a, const char *b);
 
 /* Print "error: <what>: <status>" to stderr and return 1. */
 int lq_cli_fail(const char *what, lq_status st);

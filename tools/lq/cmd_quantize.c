@@ -168,7 +168,8 @@ static int get_hessian(lq_ctx *ctx, hsource *hs, const char *name, size_t cols, 
         size_t idx;
         if (lq_tfile_find(hs->hfile, name, &idx) != LQ_OK) {
             if (lq_tfile_count(hs->hfile) != 1) {
-                fprintf(stderr, "error: no Hessian named '%s' in the --hessian file\n", name);
+                fprintf(stderr, "error: no Hessian named '" LQ_CLIP_FMT "' in the --hessian file\n",
+                        LQ_CLIP(name));
                 return 1;
             }
             idx = 0;
@@ -176,7 +177,8 @@ static int get_hessian(lq_ctx *ctx, hsource *hs, const char *name, size_t cols, 
         lq_tensor_info in;
         lq_tfile_info(hs->hfile, idx, &in);
         if (in.ndim != 2 || in.shape[0] != cols || in.shape[1] != cols) {
-            fprintf(stderr, "error: Hessian for '%s' must be %zu x %zu\n", name, cols, cols);
+            fprintf(stderr, "error: Hessian for '" LQ_CLIP_FMT "' must be %zu x %zu\n", LQ_CLIP(name),
+                    cols, cols);
             return 1;
         }
         float *h = malloc(in.numel * sizeof *h);
@@ -191,8 +193,9 @@ static int get_hessian(lq_ctx *ctx, hsource *hs, const char *name, size_t cols, 
     }
     if (hs->calib) {
         if (hs->calib_cols != cols) {
-            fprintf(stderr, "note: '%s' has %zu columns, the calibration data %zu: no Hessian\n",
-                    name, cols, hs->calib_cols);
+            fprintf(stderr,
+                    "note: '" LQ_CLIP_FMT "' has %zu columns, the calibration data %zu: no Hessian\n",
+                    LQ_CLIP(name), cols, hs->calib_cols);
             return 0;
         }
         if (!hs->H) {
@@ -339,8 +342,9 @@ int lq_cmd_quantize(int argc, char **argv)
     size_t mi = 0;
     while (mi < NMETHOD_NAMES && strcmp(g_method_names[mi].name, method)) mi++;
     if (mi == NMETHOD_NAMES) {
-        fprintf(stderr, "error: unknown method '%s' (int, nestquant, gptvq, gptqt, bcq, aqlm)\n",
-                method);
+        fprintf(stderr,
+                "error: unknown method '" LQ_CLIP_FMT "' (int, nestquant, gptvq, gptqt, bcq, aqlm)\n",
+                LQ_CLIP(method));
         return 2;
     }
     lq_method_init(&m, g_method_names[mi].kind);
@@ -384,13 +388,14 @@ int lq_cmd_quantize(int argc, char **argv)
         size_t idx;
         lq_tensor_info ti;
         if (lq_tfile_find(in, tensor, &idx) != LQ_OK && !(lq_tfile_get_kind(in) == LQ_TFILE_NPY)) {
-            fprintf(stderr, "error: no tensor '%s' in %s\n", tensor, pos[0]);
+            fprintf(stderr, "error: no tensor '" LQ_CLIP_FMT "' in %s\n", LQ_CLIP(tensor), pos[0]);
             goto out;
         }
         if (lq_tfile_get_kind(in) == LQ_TFILE_NPY) idx = 0;
         lq_tfile_info(in, idx, &ti);
         if (!readable_2d(&ti)) {
-            fprintf(stderr, "error: '%s' is not a 2-D F32/F16/BF16 tensor\n", tensor);
+            fprintf(stderr, "error: '" LQ_CLIP_FMT "' is not a 2-D F32/F16/BF16 tensor\n",
+                    LQ_CLIP(tensor));
             goto out;
         }
         sel[nsel++] = idx;
@@ -405,9 +410,19 @@ int lq_cmd_quantize(int argc, char **argv)
         fprintf(stderr, "error: no 2-D F32/F16/BF16 tensor in %s\n", pos[0]);
         goto out;
     }
+    if (lq_cli_same_file(pos[0], pos[1]) || lq_cli_same_file(hpath, pos[1]) ||
+        lq_cli_same_file(cpath, pos[1])) {
+        fprintf(stderr, "error: %s is also an input: refusing to overwrite it\n", pos[1]);
+        goto out;
+    }
     st = lq_lqt_writer_open(ctx, pos[1], &w);
     if (st != LQ_OK) {
-        fprintf(stderr, "error: %s: %s\n", pos[1], lq_status_str(st));
+        if (st == LQ_ERR_IO)
+            fprintf(stderr, "error: %s: cannot write there (only a new or regular file is "
+                            "replaced; symlinks, FIFOs, devices and directories are refused)\n",
+                    pos[1]);
+        else
+            fprintf(stderr, "error: %s: %s\n", pos[1], lq_status_str(st));
         goto out;
     }
     pr.t0 = lq_cli_now();
@@ -427,7 +442,8 @@ int lq_cmd_quantize(int argc, char **argv)
         pr.name = name;
         pr.cur_weight = (double)ti.numel;
         if (!quiet && !pr.tty)
-            fprintf(stderr, "quantize: [%zu/%zu] %s (%zu x %zu) ...\n", i + 1, nsel, name, rows,
+            fprintf(stderr, "quantize: [%zu/%zu] " LQ_CLIP_FMT " (%zu x %zu) ...\n", i + 1, nsel,
+                    LQ_CLIP(name), rows,
                     cols);
         draw(&pr, 0);
         float *W = malloc(ti.numel * sizeof *W), *What = malloc(ti.numel * sizeof *What), *H;
@@ -439,7 +455,9 @@ int lq_cmd_quantize(int argc, char **argv)
         }
         st = lq_tfile_read_f32(in, sel[i], W, ti.numel);
         if (st != LQ_OK || get_hessian(ctx, &hs, name, cols, &H)) {
-            if (st != LQ_OK) fprintf(stderr, "error: reading '%s': %s\n", name, lq_status_str(st));
+            if (st != LQ_OK)
+                fprintf(stderr, "error: reading '" LQ_CLIP_FMT "': %s\n", LQ_CLIP(name),
+                        lq_status_str(st));
             free(W);
             free(What);
             goto out;
@@ -453,12 +471,13 @@ int lq_cmd_quantize(int argc, char **argv)
         if (st != LQ_OK) {
             if (st == LQ_ERR_INVALID_ARG || st == LQ_ERR_UNSUPPORTED)
                 fprintf(stderr,
-                        "error: method '%s' failed on '%s' (%zu x %zu): %s\n"
+                        "error: method '%s' failed on '" LQ_CLIP_FMT "' (%zu x %zu): %s\n"
                         "       (the options do not fit this shape, or the method is not "
                         "available in this build)\n",
-                        method, name, rows, cols, lq_status_str(st));
+                        method, LQ_CLIP(name), rows, cols, lq_status_str(st));
             else
-                fprintf(stderr, "error: method '%s' failed on '%s': %s\n", method, name,
+                fprintf(stderr, "error: method '%s' failed on '" LQ_CLIP_FMT "': %s\n", method,
+                        LQ_CLIP(name),
                         lq_status_str(st));
             free(W);
             free(What);
@@ -486,12 +505,14 @@ int lq_cmd_quantize(int argc, char **argv)
         free(What);
         free(H);
         if (st != LQ_OK) {
-            fprintf(stderr, "error: writing '%s' to %s: %s\n", name, pos[1], lq_status_str(st));
+            fprintf(stderr, "error: writing '" LQ_CLIP_FMT "' to %s: %s\n", LQ_CLIP(name), pos[1],
+                    lq_status_str(st));
             goto out;
         }
         pr.done_weight += pr.cur_weight;
         if (!quiet && !pr.tty)
-            fprintf(stderr, "quantize: [%zu/%zu] %s done in %.2f s\n", i + 1, nsel, name, secs);
+            fprintf(stderr, "quantize: [%zu/%zu] " LQ_CLIP_FMT " done in %.2f s\n", i + 1, nsel,
+                    LQ_CLIP(name), secs);
     }
     if (pr.tty && !quiet) { /* the bar at 100%, then leave it on its own line */
         pr.index = nsel - 1;
