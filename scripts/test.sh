@@ -20,6 +20,14 @@ cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -j "$jobs" --timeout 900
 
+echo "=== ThreadSanitizer (clang): shared contexts and tensors, the lazy kernel cache"
+CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLQ_WERROR=ON \
+      -DLQ_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j "$jobs" --target test_concurrency test_core test_io
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan -j "$jobs" --timeout 900 \
+      -R '^(test_concurrency|test_core|test_io)(_scalar)?$'
+
 echo "=== Without hwloc and SLEEF (documented fallbacks)"
 cmake -S . -B build-nodeps -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON -DLQ_WITH_HWLOC=OFF \
       -DLQ_WITH_SLEEF=OFF >/dev/null
