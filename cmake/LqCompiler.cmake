@@ -20,6 +20,15 @@ function(lq_target_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wvla
     -Wformat=2 -Wundef -Wcast-qual -Wno-unused-parameter)
+  # Flow-sensitive "may be used uninitialized" (gcc's -Wmaybe-uninitialized is
+  # in -Wall and most precise at -O3, CMake's Release level; clang needs the
+  # conditional variant): newer compilers warn more, so the tree stays clean
+  # under the stricter setting of each.
+  if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wconditional-uninitialized)
+  else()
+    target_compile_options(${target} PRIVATE -Wmaybe-uninitialized)
+  endif()
   if(LQ_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -266,7 +266,7 @@ lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor
     if (!copy) return LQ_ERR_NO_MEMORY;
 
     /* Lay the record out. */
-    uint64_t R, hdr = REC_FIXED + SEC_ENTRY * (uint64_t)t->nsec + name_len + 4, off, end;
+    uint64_t R, hdr = REC_FIXED + SEC_ENTRY * (uint64_t)t->nsec + name_len + 4, off = 0, end = 0;
     uint64_t sec_off[LQ_QT_MAX_SECTIONS];
     bool ok = align_up(w->pos, WRITE_ALIGN, &R) && add64(R, hdr, &end);
     for (size_t i = 0; ok && i < t->nsec; i++) {
