@@ -6,7 +6,10 @@
  */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_common.h"
 
@@ -266,6 +269,128 @@ START_TEST(t_bcq_pack_overflow)
 }
 END_TEST
 
+/* ---- outputs untouched after an allocation failure, at every point and at
+ * every point from N on ---------------------------------------------------- */
+typedef struct nomem_arg {
+    const float *W, *H, *X;
+    lq_method m;
+    float Wh[ROWS * COLS], Y[2 * ROWS];
+} nomem_arg;
+
+static lq_status quantize_body(lq_ctx *ctx, void *p)
+{
+    nomem_arg *a = p;
+    fill(a->Wh, ROWS * COLS, SENTINEL);
+    lq_qtensor *t = (lq_qtensor *)(uintptr_t)0x1234;
+    lq_status st = lq_quantize(ctx, a->W, ROWS, COLS, a->H, &a->m, &t, a->Wh);
+    if (st != LQ_OK) {
+        ck_assert_msg(t == (lq_qtensor *)(uintptr_t)0x1234, "*out written on %s",
+                      lq_status_str(st));
+        ck_assert_msg(all_equal(a->Wh, ROWS * COLS, SENTINEL), "W_hat written on %s",
+                      lq_status_str(st));
+        return st;
+    }
+    lq_qtensor_free(t);
+    return st;
+}
+
+/* A fresh tensor each run (made without the failing allocator), so the
+ * kernel layout is built, and can fail, inside the product. */
+static lq_status product_body(lq_ctx *ctx, void *p)
+{
+    nomem_arg *a = p;
+    lq_qtensor *t;
+    ck_assert_int_eq(lq_quantize(NULL, a->W, ROWS, COLS, a->H, &a->m, &t, NULL), LQ_OK);
+    lq_status st = LQ_OK;
+    for (int mode = 0; mode < 2 && st == LQ_OK; mode++) {
+        fill(a->Y, 2 * ROWS, SENTINEL);
+        st = lq_matmul_ex(ctx, t, a->X, 2, a->Y, (lq_kernel_mode)mode);
+        if (st != LQ_OK)
+            ck_assert_msg(all_equal(a->Y, 2 * ROWS, SENTINEL), "Y written on %s",
+                          lq_status_str(st));
+    }
+    lq_qtensor_free(t);
+    return st;
+}
+
+START_TEST(t_nomem_outputs_untouched)
+{
+    static float W[ROWS * COLS], H[COLS * COLS], X[2 * COLS];
+    static nomem_arg a;
+    lq_test_correlated_layer(ROWS, COLS, 4 * COLS, 21, W, H);
+    lq_test_fill_gaussian(X, 2 * COLS, 1.0f, 22);
+    for (size_t k = 0; k < NKINDS; k++) {
+        a.W = W;
+        a.H = H;
+        a.X = X;
+        a.m = method_for(kinds[k]);
+        size_t n1 = lq_test_alloc_sweep(quantize_body, &a, 1);
+        size_t n2 = lq_test_alloc_sweep_from(quantize_body, &a, 2);
+        ck_assert_msg(n1 > 0 && n2 > 0, "method %d: no allocation to fail", (int)kinds[k]);
+        lq_test_alloc_sweep(product_body, &a, 1);
+        lq_test_alloc_sweep_from(product_body, &a, 2);
+    }
+}
+END_TEST
+
+/* CORRUPT: a tensor loaded from a file whose codes section was altered (data
+ * CRC skipped, so only the format's validation stands between the bytes and
+ * the kernels) leaves every output untouched. */
+START_TEST(t_corrupt_outputs_untouched)
+{
+    static float W[ROWS * COLS], H[COLS * COLS], X[COLS], Y[ROWS], Wh[ROWS * COLS];
+    lq_test_correlated_layer(ROWS, COLS, 4 * COLS, 23, W, H);
+    lq_test_fill_gaussian(X, COLS, 1.0f, 24);
+    char path[] = "/tmp/lq_robust_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    for (size_t k = 0; k < NKINDS; k++) {
+        lq_method m = method_for(kinds[k]);
+        lq_qtensor *t;
+        ck_assert_int_eq(lq_quantize(NULL, W, ROWS, COLS, H, &m, &t, NULL), LQ_OK);
+        ck_assert_int_eq(lq_qtensor_save(NULL, t, "w", path), LQ_OK);
+        lq_qtensor_free(t);
+        FILE *f = fopen(path, "r+b");
+        ck_assert(f != NULL);
+        ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+        long size = ftell(f);
+        /* flip bytes across the file: every load either fails cleanly or
+         * yields a tensor whose products and dequantization succeed or fail
+         * with outputs untouched */
+        for (long off = 64; off < size; off += size / 23 + 1) {
+            ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+            int c = fgetc(f);
+            ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+            fputc(c ^ 0xA5, f);
+            fflush(f);
+            lq_lqt *l = NULL;
+            lq_status st = lq_lqt_open(NULL, path, 0, &l);
+            if (st == LQ_OK) {
+                lq_qtensor *u = (lq_qtensor *)(uintptr_t)0x1234;
+                st = lq_lqt_load(NULL, l, 0, LQ_LQT_COPY | LQ_LQT_SKIP_DATA_CRC, &u);
+                if (st != LQ_OK) ck_assert(u == (lq_qtensor *)(uintptr_t)0x1234);
+                if (st == LQ_OK) {
+                    fill(Y, ROWS, SENTINEL);
+                    st = lq_matvec(NULL, u, X, Y);
+                    if (st != LQ_OK) ck_assert(all_equal(Y, ROWS, SENTINEL));
+                    fill(Wh, ROWS * COLS, SENTINEL);
+                    st = lq_dequantize(NULL, u, Wh);
+                    if (st != LQ_OK) ck_assert(all_equal(Wh, ROWS * COLS, SENTINEL));
+                    lq_qtensor_free(u);
+                }
+                lq_lqt_close(l);
+            }
+            ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+            fputc(c, f); /* restore */
+            fflush(f);
+        }
+        fclose(f);
+    }
+    remove(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("robust");
@@ -279,6 +404,8 @@ static Suite *suite(void)
     tcase_add_test(tc, t_method_init_untouched);
     tcase_add_test(tc, t_block_size_huge);
     tcase_add_test(tc, t_bcq_pack_overflow);
+    tcase_add_test(tc, t_nomem_outputs_untouched);
+    tcase_add_test(tc, t_corrupt_outputs_untouched);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,7 +9,7 @@ static void *fail_alloc(void *user, size_t size, size_t align)
 {
     lq_test_alloc *ta = user;
     ta->count++;
-    if (ta->fail_at && ta->count == ta->fail_at) {
+    if (ta->fail_at && (ta->count == ta->fail_at || (ta->sticky && ta->count > ta->fail_at))) {
         ta->failed = 1;
         return NULL;
     }
@@ -38,10 +38,11 @@ void lq_test_alloc_config(lq_test_alloc *ta, lq_ctx_config *cfg)
     cfg->allocator.user = ta;
 }
 
-size_t lq_test_alloc_sweep(lq_test_body body, void *arg, size_t n_threads)
+static size_t sweep(lq_test_body body, void *arg, size_t n_threads, int sticky)
 {
     for (size_t k = 1;; k++) {
         lq_test_alloc ta = {0};
+        ta.sticky = sticky;
         lq_ctx_config cfg;
         lq_test_alloc_config(&ta, &cfg);
         cfg.n_threads = n_threads;
@@ -64,6 +65,16 @@ size_t lq_test_alloc_sweep(lq_test_body body, void *arg, size_t n_threads)
                       lq_status_str(st));
         ck_assert_msg(k < 100000, "too many allocation points");
     }
+}
+
+size_t lq_test_alloc_sweep(lq_test_body body, void *arg, size_t n_threads)
+{
+    return sweep(body, arg, n_threads, 0);
+}
+
+size_t lq_test_alloc_sweep_from(lq_test_body body, void *arg, size_t n_threads)
+{
+    return sweep(body, arg, n_threads, 1);
 }
 
 lq_ctx *lq_test_ctx(size_t n_threads, lq_simd_level cap)

@@ -30,12 +30,16 @@ typedef struct lq_test_alloc {
     size_t count;       /* allocations attempted */
     size_t live;        /* allocations not yet freed */
     size_t failed;      /* 1 once the failing allocation happened */
+    int sticky;         /* 1: every allocation from fail_at on fails */
 } lq_test_alloc;
 
 void lq_test_alloc_config(lq_test_alloc *ta, lq_ctx_config *cfg);
 typedef lq_status (*lq_test_body)(lq_ctx *ctx, void *arg);
 /* Returns the number of allocation points exercised. n_threads: 1 or 2. */
 size_t lq_test_alloc_sweep(lq_test_body body, void *arg, size_t n_threads);
+/* The same with every allocation from the k-th on failing (k = 1, 2, ...):
+ * the error paths taken when memory stays exhausted. */
+size_t lq_test_alloc_sweep_from(lq_test_body body, void *arg, size_t n_threads);
 
 /* Context with n threads (and optional SIMD cap); aborts the test on error. */
 lq_ctx *lq_test_ctx(size_t n_threads, lq_simd_level cap);
