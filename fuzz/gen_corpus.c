@@ -95,6 +95,21 @@ static const variant g_variants[] = {
     {"aqlm", LQ_METHOD_AQLM, t_aq},
 };
 
+/* fuzz_products seed: the .lqt bytes of `src` plus its 4-byte control
+ * trailer (fuzz_products.c); variants alternate the trailer's options. */
+static lq_status products_seed(const char *dir, const char *name, const char *src, size_t v)
+{
+    FILE *f = fopen(src, "rb");
+    if (!f) return LQ_ERR_IO;
+    static uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 4, f);
+    fclose(f);
+    const uint8_t ctl[4] = {(uint8_t)(v % 16), (uint8_t)(v % 3), 150, (uint8_t)v};
+    memcpy(buf + n, ctl, 4);
+    raw(dir, "products", name, buf, n + 4, NULL, 0);
+    return LQ_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -145,6 +160,7 @@ int main(int argc, char **argv)
             path(q, sizeof q, dir, "qtensor", name);
             st = lq_qtensor_save(ctx, t, g_variants[v].name, p);
             if (st == LQ_OK) st = lq_qtensor_save(ctx, t, g_variants[v].name, q);
+            if (st == LQ_OK) st = products_seed(dir, name, q, v);
             lq_qtensor_free(t);
             _exit(st == LQ_OK ? 0 : 4);
         }

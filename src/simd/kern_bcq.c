@@ -210,12 +210,15 @@ static void bcq_act_build(const void *pack, const float *X, size_t batch, lq_ker
                     if (v > amax) amax = v;
                 }
             d[g] = amax / 63.0f;
-            float id = amax > 0.0f ? 63.0f / amax : 0.0f;
+            /* as lq_kern_q8_block: a block maximum below 2^-100 is scaled up by
+             * 2^64 (exact) first, or 63 / amax overflows and Inf * 0 is NaN */
+            float up = amax < 0x1p-100f ? 0x1p64f : 1.0f;
+            float id = amax > 0.0f ? 63.0f / (amax * up) : 0.0f;
             for (size_t c = 0; c < nch; c++) {
                 size_t kb = f->kb0[g] + c / 8, l = (c % 8) / 2, hi = c & 1;
                 int8_t *dst = tab + kb * 128 + 64 * hi + 16 * l;
                 for (int m = 0; m < 16; m++) {
-                    float v = T[16 * (ch + c) + m] * id;
+                    float v = T[16 * (ch + c) + m] * up * id;
                     int q = (int)(v >= 0.0f ? v + 0.5f : v - 0.5f);
                     dst[m] = (int8_t)(q > 63 ? 63 : q < -63 ? -63 : q);
                 }
