@@ -20,7 +20,11 @@ def rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-@unittest.skipUnless(os.path.exists("/proc/self/statm"), "needs /proc/self/statm")
+# Under AddressSanitizer (LIBQUANT_ASAN=1, set by the ctest wiring) freed
+# memory sits in ASan's quarantine, so the resident set grows by design.
+RSS_OK = os.path.exists("/proc/self/statm") and not os.environ.get("LIBQUANT_ASAN")
+
+
 class TestNoLeak(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -33,9 +37,14 @@ class TestNoLeak(unittest.TestCase):
 
     def assert_flat(self, cycle, n=CYCLES, warmup=200, limit=4 << 20):
         """Run cycle() `warmup` times, then n times; RSS may grow by at most
-        `limit` bytes over the n (allocator noise, far below any per-cycle
-        leak: a leaked 16 x 64 tensor alone is more than 1 KiB, 2 MiB over
-        2000 cycles, and a leaked W_hat buffer 4 KiB)."""
+        `limit` bytes over the n. Measured on x86-64: flat cycles grow by
+        0-40 KiB; with lq_qtensor_free (or lq_lqt_close) replaced by a no-op
+        the same cycles grow by about 10 MiB, so the bound separates them."""
+        if not RSS_OK:
+            # Still run the cycles (ASan checks each one), without the RSS bound.
+            for _ in range(100):
+                cycle()
+            return
         for _ in range(warmup):
             cycle()
         gc.collect()
