@@ -2,14 +2,17 @@
 # Install everything libquant needs to build, test, fuzz and cross-test on a
 # fresh Debian 12 machine. Peers for benchmarks (OpenBLAS, FAISS, PyTorch)
 # are optional: pass --bench to add them. libudev-dev is there because
-# `pkg-config --static --libs hwloc` names -ludev.
+# `pkg-config --static --libs hwloc` names -ludev. The python3-* packages
+# serve the Python binding (python/): numpy for its tests, pip, setuptools,
+# wheel and venv to install it offline into a virtual environment.
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev check libhwloc-dev libudev-dev libsleef-dev
-      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+      python3 python3-numpy python3-pip python3-setuptools python3-wheel python3-venv"
 if [ "${1:-}" = "--bench" ]; then
-  pkgs="$pkgs libopenblas-dev libfaiss-dev python3-numpy python3-torch"
+  pkgs="$pkgs libopenblas-dev libfaiss-dev python3-torch"
 fi
 $SUDO apt-get update
 # shellcheck disable=SC2086
