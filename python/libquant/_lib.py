@@ -231,7 +231,7 @@ def _candidates():
     out = []
     libdir = _pkg_config_libdir()
     if libdir:
-        for f in ("libquant.so", "libquant.so.%d" % API_MAJOR, "libquant.dylib"):
+        for f in ("libquant.so", "libquant.so.%d" % API_MAJOR):
             p = os.path.join(libdir, f)
             if os.path.exists(p):
                 out.append(("pkg-config libdir", p))
