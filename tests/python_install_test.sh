@@ -33,7 +33,7 @@ assert libquant.library_path.startswith('$libdir/'), libquant.library_path
 print(libquant.version(), libquant.library_path)"
 
 echo "== found through ctypes.util.find_library (LD_LIBRARY_PATH, no pkg-config)"
-PKG_CONFIG_LIBDIR=$tmp/none PKG_CONFIG_PATH= LD_LIBRARY_PATH=$libdir "$vpy" -c "
+PKG_CONFIG_LIBDIR=$tmp/none PKG_CONFIG_PATH='' LD_LIBRARY_PATH=$libdir "$vpy" -c "
 import libquant, numpy as np
 print(libquant.version(), libquant.library_path)
 assert libquant.quantize(np.ones((4, 16))).shape == (4, 16)"
