@@ -1,7 +1,8 @@
 /* Seed corpora for the fuzzers, generated rather than committed:
  *   gen_corpus DIR   writes DIR/{lqt,qtensor,safetensors,npy}/gen-*
  * .lqt seeds: a small layer quantized by every available method (several
- * option variants, so every section kind appears); safetensors and .npy
+ * option variants, so every section kind appears), and version-2 files
+ * (float tensors and metadata, alone and with quantized tensors); safetensors and .npy
  * seeds: the library's writers plus hand-written headers (metadata, escapes,
  * versions 2 and 3). Deterministic. */
 #include <stdio.h>
@@ -186,6 +187,41 @@ int main(int argc, char **argv)
         lq_qtensor_free(t);
     }
     if (lq_lqt_writer_finish(multi) != LQ_OK) return 1;
+
+    /* Version 2: a whole model (metadata, float tensors 2-D and 1-D, one
+     * quantized tensor read back from a seed), floats only, metadata only. */
+    lq_lqt_writer *v2 = NULL;
+    path(p, sizeof p, dir, "lqt", "gen-model.lqt");
+    if (lq_lqt_writer_open(ctx, p, &v2) != LQ_OK) return 1;
+    if (lq_lqt_writer_add_meta(v2, "general.architecture", "llama") != LQ_OK ||
+        lq_lqt_writer_add_meta(v2, "general.name", "gen \xc3\xa9\n") != LQ_OK ||
+        lq_lqt_writer_add_f32(v2, "tok_embeddings.weight", 8, 16, W) != LQ_OK ||
+        lq_lqt_writer_add_f32(v2, "norm.weight", 1, 16, W + 128) != LQ_OK ||
+        lq_lqt_writer_add_meta(v2, "empty", "") != LQ_OK)
+        return 1;
+    for (size_t v = 0; v < sizeof g_variants / sizeof g_variants[0]; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "gen-%s.lqt", g_variants[v].name);
+        path(q, sizeof q, dir, "qtensor", name);
+        lq_qtensor *t = NULL;
+        if (lq_qtensor_load(ctx, q, NULL, 0, &t) != LQ_OK) continue;
+        lq_status st = lq_lqt_writer_add(v2, "layers.0.attention.wq.weight", t);
+        lq_qtensor_free(t);
+        if (st == LQ_OK) break;
+    }
+    if (lq_lqt_writer_add_f32(v2, "output.bias", 1, 3, W + 200) != LQ_OK ||
+        lq_lqt_writer_finish(v2) != LQ_OK)
+        return 1;
+    path(p, sizeof p, dir, "lqt", "gen-f32.lqt");
+    if (lq_lqt_writer_open(ctx, p, &v2) != LQ_OK ||
+        lq_lqt_writer_add_f32(v2, "w", 3, 5, W) != LQ_OK || lq_lqt_writer_finish(v2) != LQ_OK)
+        return 1;
+    path(p, sizeof p, dir, "lqt", "gen-meta.lqt");
+    if (lq_lqt_writer_open(ctx, p, &v2) != LQ_OK ||
+        lq_lqt_writer_add_meta(v2, "k", "v") != LQ_OK ||
+        lq_lqt_writer_add_meta(v2, "tokenizer.model", "gpt2") != LQ_OK ||
+        lq_lqt_writer_finish(v2) != LQ_OK)
+        return 1;
 
     /* safetensors */
     lq_tensor_desc d[4] = {

@@ -1,6 +1,7 @@
 /* io: CRC-32C, half conversions, safetensors / .npy readers and writers, the
  * .lqt container (round trip for every available method, corruption,
  * truncation, bit flips, allocation failures). */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -699,7 +700,7 @@ START_TEST(lqt_round_trip_every_method)
         uint32_t ver, al;
         uint64_t fs;
         ck_assert_int_eq(lq_lqt_file_info(f, &ver, &al, &fs), LQ_OK);
-        ck_assert_uint_eq(ver, LQ_LQT_VERSION);
+        ck_assert_uint_eq(ver, 1); /* quantized tensors only: the writer stamps version 1 */
         ck_assert_uint_eq(al, 64);
         lq_qtensor *back[NMETHODS] = {0};
         for (size_t i = 0; i < NMETHODS; i++) {
@@ -820,6 +821,59 @@ static lq_status open_load(const uint8_t *b, size_t n, unsigned lflags, lq_qtens
     return st;
 }
 
+/* Everything a reader can ask of an opened file: every tensor (quantized:
+ * loaded, alternately copied; float: read and, with `ref`, compared), every
+ * metadata pair (listed and found by key, compared with `ref`). Returns the
+ * first error. */
+static lq_status read_everything(lq_ctx *ctx, const lq_lqt *f, const lq_lqt *ref)
+{
+    if (ref) {
+        ck_assert_uint_eq(lq_lqt_count(f), lq_lqt_count(ref));
+        ck_assert_uint_eq(lq_lqt_meta_count(f), lq_lqt_meta_count(ref));
+    }
+    for (size_t i = 0; i < lq_lqt_count(f); i++) {
+        lq_lqt_info info;
+        ck_assert_int_eq(lq_lqt_info_get(f, i, &info), LQ_OK);
+        size_t idx;
+        ck_assert_int_eq(lq_lqt_find(f, info.name, &idx), LQ_OK);
+        ck_assert_uint_eq(idx, i);
+        lq_status st;
+        if (info.format == LQ_LQT_FORMAT_F32) {
+            size_t n = info.rows * info.cols;
+            float *v = malloc(n * sizeof *v);
+            st = lq_lqt_read_f32(f, i, v, n);
+            if (st == LQ_OK && ref) {
+                float *w = malloc(n * sizeof *w);
+                ck_assert_int_eq(lq_lqt_read_f32(ref, i, w, n), LQ_OK);
+                ck_assert_mem_eq(v, w, n * sizeof *v);
+                free(w);
+            }
+            free(v);
+        } else {
+            lq_qtensor *t = NULL;
+            st = lq_lqt_load(ctx, f, i, i % 2 ? LQ_LQT_COPY : 0, &t);
+            if (st != LQ_OK) ck_assert_ptr_null(t);
+            lq_qtensor_free(t);
+        }
+        if (st != LQ_OK) return st;
+    }
+    for (size_t i = 0; i < lq_lqt_meta_count(f); i++) {
+        const char *k = NULL, *v = NULL, *found = NULL;
+        ck_assert_int_eq(lq_lqt_meta_get(f, i, &k, &v), LQ_OK);
+        ck_assert_int_eq(lq_lqt_meta_find(f, k, &found), LQ_OK);
+        ck_assert_ptr_eq(found, v);
+        ck_assert_uint_le(strlen(k), LQ_LQT_MAX_META_KEY);
+        ck_assert_uint_le(strlen(v), LQ_LQT_MAX_META_VALUE);
+        if (ref) {
+            const char *rk, *rv;
+            ck_assert_int_eq(lq_lqt_meta_get(ref, i, &rk, &rv), LQ_OK);
+            ck_assert_str_eq(k, rk);
+            ck_assert_str_eq(v, rv);
+        }
+    }
+    return LQ_OK;
+}
+
 START_TEST(lqt_truncated_and_flipped)
 {
     size_t n;
@@ -864,19 +918,26 @@ START_TEST(lqt_truncated_and_flipped)
 END_TEST
 
 /* Field-level corruption with the checksums repaired, so the structural
- * checks (and the format's validation) are what must catch it. */
-static void fix_crcs(uint8_t *b, size_t n)
+ * checks (and the format's validation) are what must catch it. Records are
+ * repaired by their magic: metadata (version 2) or tensor layout (quantized
+ * and float). With sections = 0 the section CRCs are left as they are. */
+static void fix_crcs_ex(uint8_t *b, size_t n, int sections)
 {
     uint64_t dir = lq_rd64(b + 24);
     uint32_t cnt = lq_rd32(b + 40);
     for (uint32_t i = 0; i < cnt && dir <= n && 16ull * (i + 1) <= n - dir; i++) {
         uint64_t R = lq_rd64(b + dir + 16 * i);
         if (n < 32 || R > n - 32) continue;
+        if (lq_rd32(b + R) == 0x4D54514Cu) { /* "LQTM" */
+            uint64_t body = 16 + (uint64_t)lq_rd32(b + R + 4) + lq_rd32(b + R + 8);
+            if (body + 4 <= n - R) lq_wr32(b + R + body, lq_crc32c(0, b + R, body));
+            continue;
+        }
         uint32_t nsec = lq_rd32(b + R + 24), nlen = lq_rd32(b + R + 28);
         uint64_t h = 160 + 32 * (uint64_t)nsec + nlen;
         int fits = nsec <= 8 && nlen <= 4096 && R + h + 4 <= n;
         if (fits) lq_wr32(b + R + h, lq_crc32c(0, b + R, h));
-        for (uint32_t s = 0; fits && s < nsec; s++) {
+        for (uint32_t s = 0; fits && sections && s < nsec; s++) {
             const uint8_t *e = b + R + 160 + 32 * s;
             uint64_t off = lq_rd64(e + 8), nb = lq_rd64(e + 16);
             if (off <= n && nb <= n - off) lq_wr32(b + R + 160 + 32 * s + 24, lq_crc32c(0, b + off, nb));
@@ -885,6 +946,11 @@ static void fix_crcs(uint8_t *b, size_t n)
     }
     if (dir <= n && 16ull * cnt <= n - dir) lq_wr32(b + 48, lq_crc32c(0, b + dir, 16ull * cnt));
     lq_wr32(b + 60, lq_crc32c(0, b, 60));
+}
+
+static void fix_crcs(uint8_t *b, size_t n)
+{
+    fix_crcs_ex(b, n, 1);
 }
 
 START_TEST(lqt_field_corruption)
@@ -901,7 +967,8 @@ START_TEST(lqt_field_corruption)
         uint64_t val;
         lq_status want;
     } cases[] = {
-        {8, 4, 2, LQ_ERR_UNSUPPORTED},              /* newer version */
+        {8, 4, LQ_LQT_VERSION + 1, LQ_ERR_UNSUPPORTED}, /* newer version */
+        {8, 4, 2, LQ_OK},                           /* a version-1 file is a valid version 2 */
         {8, 4, 0, LQ_ERR_CORRUPT},                  /* version 0 */
         {12, 4, 1, LQ_ERR_CORRUPT},                 /* flags */
         {52, 8, 1, LQ_ERR_CORRUPT},                 /* reserved */
@@ -1035,11 +1102,7 @@ static lq_status sweep_corrupt(lq_ctx *ctx, void *arg)
     if (a->lqt) {
         lq_lqt *f = NULL;
         st = lq_lqt_open_memory(ctx, a->b, a->n, &f);
-        for (size_t i = 0; st == LQ_OK && i < lq_lqt_count(f); i++) {
-            lq_qtensor *t = NULL;
-            st = lq_lqt_load(ctx, f, i, i % 2 ? LQ_LQT_COPY : 0, &t);
-            lq_qtensor_free(t);
-        }
+        if (st == LQ_OK) st = read_everything(ctx, f, NULL);
         lq_lqt_close(f);
     } else {
         lq_tfile *f = NULL;
@@ -1140,6 +1203,656 @@ START_TEST(lqt_concurrent_loads)
 }
 END_TEST
 
+/* ---- .lqt version 2: float tensors and metadata --------------------------------- */
+
+/* A version-1 file written by the version-1 writer (before float tensors
+ * and metadata existed): two INT tensors "a" and "bb" (4 x 32, 4 bits,
+ * group 32), as hex. */
+static const char k_v1_golden[] =
+    "894c51540d0a1a0a0100000000000000"
+    "60040000000000004004000000000000"
+    "20000000000000000200000040000000"
+    "c84bf0950000000000000000a187a56e"
+    "4c515452010000000400000000000000"
+    "20000000000000000300000001000000"
+    "04000000000000002000000000000000"
+    "02000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "01000000010000008001000000000000"
+    "400000000000000090fb3fad00000000"
+    "0200000002000000c001000000000000"
+    "08000000000000001b92996c00000000"
+    "03000000010000000002000000000000"
+    "04000000000000003fd71edd00000000"
+    "6128880be20000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "602cd8935f1bc6824efab5713de8a46f"
+    "1bc6824e09b5713de8a4602bd7935f1a"
+    "d7935e0ac6824df9b5712ce8a46f1bd7"
+    "934e0ac6823df9b5612ce8a45f1bd783"
+    "44302330233023300000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "08070808000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "4c515452010000000400000000000000"
+    "20000000000000000300000002000000"
+    "04000000000000002000000000000000"
+    "02000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "01000000010000008003000000000000"
+    "400000000000000090fb3fad00000000"
+    "0200000002000000c003000000000000"
+    "08000000000000001b92996c00000000"
+    "03000000010000000004000000000000"
+    "04000000000000003fd71edd00000000"
+    "6262770d984e00000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "602cd8935f1bc6824efab5713de8a46f"
+    "1bc6824e09b5713de8a4602bd7935f1a"
+    "d7935e0ac6824df9b5712ce8a46f1bd7"
+    "934e0ac6823df9b5612ce8a45f1bd783"
+    "44302330233023300000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "08070808000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "00000000000000000000000000000000"
+    "4000000000000000c401000000000000"
+    "4002000000000000c401000000000000";
+
+static uint8_t *v1_golden(size_t *n)
+{
+    size_t len = strlen(k_v1_golden) / 2;
+    uint8_t *b = aligned_alloc(64, (len + 63) / 64 * 64);
+    for (size_t i = 0; i < len; i++) {
+        unsigned v;
+        ck_assert_int_eq(sscanf(k_v1_golden + 2 * i, "%2x", &v), 1);
+        b[i] = (uint8_t)v;
+    }
+    *n = len;
+    return b;
+}
+
+/* Values that must survive bit for bit. */
+static const float k_f32a[2 * 3] = {1.5f, -0.0f, 1e-40f /* subnormal */, FLT_MAX, -FLT_MAX,
+                                    FLT_MIN};
+static const float k_f32b[2] = {3.25f, -7.0f};
+
+/* The small version-2 file of the corruption tests: [0] float "f" (2 x 3),
+ * meta k1 = v1, [1] float "g" (1 x 2), meta k2 = "" (record order). */
+static uint8_t *small_v2(size_t *n)
+{
+    char p[128];
+    tmp_path(p, sizeof p, "small2.lqt");
+    lq_lqt_writer *w;
+    ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "f", 2, 3, k_f32a), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "k1", "v1"), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "g", 1, 2, k_f32b), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "k2", ""), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
+    size_t len;
+    uint8_t *raw = slurp(p, &len);
+    uint8_t *b = aligned_alloc(64, (len + 63) / 64 * 64);
+    memcpy(b, raw, len);
+    free(raw);
+    *n = len;
+    return b;
+}
+
+static lq_status open_read_all(const uint8_t *b, size_t n, const lq_lqt *ref)
+{
+    lq_lqt *f = NULL;
+    lq_status st = lq_lqt_open_memory(NULL, b, n, &f);
+    if (st != LQ_OK) {
+        ck_assert_ptr_null(f);
+        return st;
+    }
+    st = read_everything(NULL, f, ref);
+    lq_lqt_close(f);
+    return st;
+}
+
+START_TEST(lqt_v1_golden_read_and_rewritten)
+{
+    size_t n;
+    uint8_t *b = v1_golden(&n);
+    lq_lqt *f;
+    ck_assert_int_eq(lq_lqt_open_memory(NULL, b, n, &f), LQ_OK);
+    uint32_t ver;
+    ck_assert_int_eq(lq_lqt_file_info(f, &ver, NULL, NULL), LQ_OK);
+    ck_assert_uint_eq(ver, 1);
+    ck_assert_uint_eq(lq_lqt_count(f), 2);
+    ck_assert_uint_eq(lq_lqt_meta_count(f), 0);
+    const char *v = "untouched";
+    ck_assert_int_eq(lq_lqt_meta_find(f, "a", &v), LQ_ERR_INVALID_ARG);
+    ck_assert_str_eq(v, "untouched");
+    ck_assert_int_eq(read_everything(NULL, f, NULL), LQ_OK);
+    /* written again by this writer: the same bytes (version 1) */
+    char p[128];
+    tmp_path(p, sizeof p, "golden.lqt");
+    lq_lqt_writer *w;
+    ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
+    const char *names[2] = {"a", "bb"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t idx;
+        ck_assert_int_eq(lq_lqt_find(f, names[i], &idx), LQ_OK);
+        ck_assert_uint_eq(idx, i);
+        lq_lqt_info info;
+        ck_assert_int_eq(lq_lqt_info_get(f, idx, &info), LQ_OK);
+        ck_assert_uint_eq(info.format, LQ_FORMAT_INT);
+        ck_assert_uint_eq(info.rows, 4);
+        ck_assert_uint_eq(info.cols, 32);
+        lq_qtensor *t = NULL;
+        ck_assert_int_eq(lq_lqt_load(NULL, f, idx, LQ_LQT_COPY, &t), LQ_OK);
+        ck_assert_int_eq(lq_lqt_writer_add(w, names[i], t), LQ_OK);
+        lq_qtensor_free(t);
+    }
+    ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
+    lq_lqt_close(f);
+    size_t m;
+    uint8_t *again = slurp(p, &m);
+    ck_assert_uint_eq(m, n);
+    ck_assert_mem_eq(again, b, n);
+    free(again);
+
+    /* Version 1 has only quantized tensor records: a float or metadata
+     * record there is corrupt, as it always was. */
+    size_t n2;
+    uint8_t *b2 = small_v2(&n2);
+    lq_wr32(b2 + 8, 1);
+    lq_wr32(b2 + 60, lq_crc32c(0, b2, 60));
+    ck_assert_int_eq(open_read_all(b2, n2, NULL), LQ_ERR_CORRUPT);
+    free(b2);
+
+    /* A version-1 tensor record stating the float marker is an unknown
+     * quantized format there (opens, does not load, is no float entry);
+     * in version 2 the marker belongs to float records only. */
+    uint64_t R = lq_rd64(b + lq_rd64(b + 24));
+    lq_wr32(b + R + 4, LQ_LQT_FORMAT_F32);
+    fix_crcs(b, n);
+    ck_assert_int_eq(lq_lqt_open_memory(NULL, b, n, &f), LQ_OK);
+    lq_lqt_info info;
+    ck_assert_int_eq(lq_lqt_info_get(f, 0, &info), LQ_OK);
+    ck_assert_uint_eq(info.format, LQ_LQT_FORMAT_F32);
+    lq_qtensor *t = NULL;
+    ck_assert_int_eq(lq_lqt_load(NULL, f, 0, 0, &t), LQ_ERR_CORRUPT);
+    ck_assert_ptr_null(t);
+    float dst[4 * 32];
+    ck_assert_int_eq(lq_lqt_read_f32(f, 0, dst, 4 * 32), LQ_ERR_INVALID_ARG);
+    lq_lqt_close(f);
+    lq_wr32(b + 8, 2);
+    fix_crcs(b, n);
+    ck_assert_int_eq(lq_lqt_open_memory(NULL, b, n, &f), LQ_ERR_CORRUPT);
+    free(b);
+}
+END_TEST
+
+/* A long metadata value (deterministic printable bytes). */
+static char *long_value(size_t n)
+{
+    char *v = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) v[i] = (char)(' ' + (i * 7919) % 95);
+    v[n] = 0;
+    return v;
+}
+
+START_TEST(lqt_f32_meta_round_trip)
+{
+    char p[128];
+    tmp_path(p, sizeof p, "model.lqt");
+    lq_qtensor *t = NULL;
+    for (size_t i = 0; i < NMETHODS && !t; i++) t = quantize_with(k_methods[i]);
+    static float big[37 * 129];
+    lq_test_fill_gaussian(big, 37 * 129, 3.0f, 5);
+    char key256[LQ_LQT_MAX_META_KEY + 1];
+    memset(key256, 'k', LQ_LQT_MAX_META_KEY);
+    key256[LQ_LQT_MAX_META_KEY] = 0;
+    char *mib = long_value(LQ_LQT_MAX_META_VALUE);
+    const char *keys[] = {"general.name", "empty", key256, "utf8 \xc3\xa9\xe2\x82\xac", "w"};
+    const char *vals[] = {"tiny-llm", "", "x", "caf\xc3\xa9 \xf0\x9f\x98\x80\n\t", mib};
+    lq_lqt_writer *w;
+    ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "emb", 2, 3, k_f32a), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, keys[0], vals[0]), LQ_OK);
+    if (t) ck_assert_int_eq(lq_lqt_writer_add(w, "w", t), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "bias", 1, 2, k_f32b), LQ_OK); /* 1-D */
+    for (size_t i = 1; i < 5; i++) ck_assert_int_eq(lq_lqt_writer_add_meta(w, keys[i], vals[i]), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "big", 37, 129, big), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
+    const char *fnames[3] = {"emb", "bias", "big"};
+    const float *fdata[3] = {k_f32a, k_f32b, big};
+    const size_t frows[3] = {2, 1, 37}, fcols[3] = {3, 2, 129};
+
+    size_t n;
+    uint8_t *raw = slurp(p, &n);
+    uint8_t *mis = malloc(n + 1);
+    memcpy(mis + 1, raw, n);
+    for (unsigned mode = 0; mode < 4; mode++) {
+        lq_lqt *f = NULL;
+        if (mode < 2) ck_assert_int_eq(lq_lqt_open(NULL, p, mode ? LQ_LQT_MMAP : 0, &f), LQ_OK);
+        else if (mode == 2) ck_assert_int_eq(lq_lqt_open_memory(NULL, raw, n, &f), LQ_OK);
+        else ck_assert_int_eq(lq_lqt_open_memory(NULL, mis + 1, n, &f), LQ_OK); /* misaligned */
+        uint32_t ver;
+        ck_assert_int_eq(lq_lqt_file_info(f, &ver, NULL, NULL), LQ_OK);
+        ck_assert_uint_eq(ver, 2);
+        ck_assert_uint_eq(lq_lqt_count(f), t ? 4 : 3);
+        ck_assert_uint_eq(lq_lqt_meta_count(f), 5);
+        for (size_t k = 0; k < 3; k++) {
+            size_t idx;
+            ck_assert_int_eq(lq_lqt_find(f, fnames[k], &idx), LQ_OK);
+            lq_lqt_info info;
+            ck_assert_int_eq(lq_lqt_info_get(f, idx, &info), LQ_OK);
+            ck_assert_str_eq(info.name, fnames[k]);
+            ck_assert_uint_eq(info.format, LQ_LQT_FORMAT_F32);
+            ck_assert_uint_eq(info.rows, frows[k]);
+            ck_assert_uint_eq(info.cols, fcols[k]);
+            ck_assert_uint_eq(info.nsec, 1);
+            ck_assert_uint_eq(info.sec[0].tag, 10);
+            ck_assert_uint_eq(info.sec[0].elem_size, 4);
+            ck_assert_uint_eq(info.sec[0].nbytes, frows[k] * fcols[k] * 4);
+            ck_assert_uint_eq(info.sec[0].offset % 64, 0); /* mapped data is aligned */
+            for (size_t q = 0; q < LQ_LQT_NPARAMS; q++) {
+                ck_assert_uint_eq(info.ip[q], 0);
+                ck_assert_uint_eq(lq_f32_bits(info.fp[q]), 0);
+            }
+            size_t numel = frows[k] * fcols[k];
+            float *got = malloc(numel * sizeof *got);
+            ck_assert_int_eq(lq_lqt_read_f32(f, idx, got, numel), LQ_OK);
+            ck_assert_mem_eq(got, fdata[k], numel * sizeof *got); /* bit for bit (-0, subnormal) */
+            free(got);
+            lq_qtensor *q = (lq_qtensor *)&got; /* sentinel: must stay */
+            ck_assert_int_eq(lq_lqt_load(NULL, f, idx, 0, &q), LQ_ERR_INVALID_ARG);
+            ck_assert_ptr_eq(q, (lq_qtensor *)&got);
+        }
+        if (t) {
+            size_t idx;
+            ck_assert_int_eq(lq_lqt_find(f, "w", &idx), LQ_OK);
+            ck_assert_uint_eq(idx, 1); /* file order: emb, w, bias, big */
+            lq_qtensor *q = NULL;
+            ck_assert_int_eq(lq_lqt_load(NULL, f, idx, mode == 1 ? 0 : LQ_LQT_COPY, &q), LQ_OK);
+            assert_same_tensor(t, q);
+            lq_qtensor_free(q);
+        }
+        for (size_t i = 0; i < 5; i++) {
+            const char *k = NULL, *v = NULL;
+            ck_assert_int_eq(lq_lqt_meta_get(f, i, &k, &v), LQ_OK); /* insertion order */
+            ck_assert_str_eq(k, keys[i]);
+            ck_assert_str_eq(v, vals[i]);
+            const char *v2 = NULL;
+            ck_assert_int_eq(lq_lqt_meta_find(f, keys[i], &v2), LQ_OK);
+            ck_assert_ptr_eq(v2, v);
+            ck_assert_int_eq(lq_lqt_meta_get(f, i, NULL, &v2), LQ_OK);
+            ck_assert_int_eq(lq_lqt_meta_get(f, i, &k, NULL), LQ_OK);
+        }
+        ck_assert_int_eq(read_everything(NULL, f, NULL), LQ_OK);
+        lq_lqt_close(f);
+    }
+    /* the single-tensor helpers refuse float entries */
+    lq_qtensor *q = NULL;
+    ck_assert_int_eq(lq_qtensor_load(NULL, p, "emb", 0, &q), LQ_ERR_INVALID_ARG);
+    ck_assert_ptr_null(q);
+    if (t) {
+        ck_assert_int_eq(lq_qtensor_load(NULL, p, "w", LQ_LQT_MMAP, &q), LQ_OK);
+        assert_same_tensor(t, q);
+        lq_qtensor_free(q);
+        q = NULL;
+    }
+    /* one float tensor and metadata: the file holds one tensor, a float */
+    ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "a", "b"), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "only", 1, 1, k_f32b), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
+    ck_assert_int_eq(lq_qtensor_load(NULL, p, NULL, 0, &q), LQ_ERR_INVALID_ARG);
+    ck_assert_ptr_null(q);
+    /* metadata only, and a quantized tensor with metadata: version 2 */
+    for (int withq = 0; withq < 2; withq++) {
+        if (withq && !t) continue;
+        ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
+        if (withq) ck_assert_int_eq(lq_lqt_writer_add(w, "w", t), LQ_OK);
+        ck_assert_int_eq(lq_lqt_writer_add_meta(w, "w", "same name as the tensor: allowed"),
+                         LQ_OK);
+        ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
+        lq_lqt *f;
+        ck_assert_int_eq(lq_lqt_open(NULL, p, 0, &f), LQ_OK);
+        uint32_t ver;
+        ck_assert_int_eq(lq_lqt_file_info(f, &ver, NULL, NULL), LQ_OK);
+        ck_assert_uint_eq(ver, 2);
+        ck_assert_uint_eq(lq_lqt_count(f), (size_t)withq);
+        ck_assert_uint_eq(lq_lqt_meta_count(f), 1);
+        ck_assert_int_eq(read_everything(NULL, f, NULL), LQ_OK);
+        lq_lqt_close(f);
+        if (withq) {
+            ck_assert_int_eq(lq_qtensor_load(NULL, p, NULL, 0, &q), LQ_OK);
+            lq_qtensor_free(q);
+        }
+    }
+    free(mis);
+    free(raw);
+    free(mib);
+    lq_qtensor_free(t);
+}
+END_TEST
+
+START_TEST(lqt_f32_meta_bad_args)
+{
+    char p[128];
+    tmp_path(p, sizeof p, "args.lqt");
+    lq_qtensor *t = NULL;
+    for (size_t i = 0; i < NMETHODS && !t; i++) t = quantize_with(k_methods[i]);
+    lq_lqt_writer *w;
+    ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
+    const float one[4] = {1, 2, 3, 4};
+    float bad[4] = {1, 2, 3, 4};
+    /* writer: float tensors */
+    ck_assert_int_eq(lq_lqt_writer_add_f32(NULL, "x", 1, 1, one), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, NULL, 1, 1, one), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", 1, 1, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", 0, 4, one), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", 4, 0, one), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", SIZE_MAX, 2, one), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", SIZE_MAX / 4 + 1, 1, one), LQ_ERR_INVALID_ARG);
+    char *longname = malloc(LQ_LQT_MAX_NAME + 2);
+    memset(longname, 'n', LQ_LQT_MAX_NAME + 1);
+    longname[LQ_LQT_MAX_NAME + 1] = 0;
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, longname, 1, 1, one), LQ_ERR_INVALID_ARG);
+    longname[LQ_LQT_MAX_NAME] = 0;
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, longname, 1, 1, one), LQ_OK);
+    const float nonfinite[3] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        bad[3] = nonfinite[i];
+        ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", 2, 2, bad), LQ_ERR_NOT_FINITE);
+    }
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", 2, 2, one), LQ_OK); /* the writer went on */
+    ck_assert_int_eq(lq_lqt_writer_add_f32(w, "x", 1, 1, one), LQ_ERR_INVALID_ARG); /* duplicate */
+    if (t) {
+        ck_assert_int_eq(lq_lqt_writer_add(w, "x", t), LQ_ERR_INVALID_ARG); /* one namespace */
+        ck_assert_int_eq(lq_lqt_writer_add(w, "q", t), LQ_OK);
+        ck_assert_int_eq(lq_lqt_writer_add_f32(w, "q", 1, 1, one), LQ_ERR_INVALID_ARG);
+    }
+    /* writer: metadata */
+    char key[LQ_LQT_MAX_META_KEY + 2];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = 0; /* 257 bytes */
+    char *vbig = long_value(LQ_LQT_MAX_META_VALUE + 1);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(NULL, "k", "v"), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, NULL, "v"), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "k", NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "", "v"), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, key, "v"), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "k", vbig), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, key + 1, "v"), LQ_OK); /* 256 bytes */
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "k", "v"), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "k", "other"), LQ_ERR_INVALID_ARG); /* duplicate */
+    ck_assert_int_eq(lq_lqt_writer_add_meta(w, "x", "a tensor's name"), LQ_OK);
+    ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
+    free(vbig);
+
+    /* exactly the accepted entries are in the file */
+    lq_lqt *f;
+    ck_assert_int_eq(lq_lqt_open(NULL, p, 0, &f), LQ_OK);
+    ck_assert_uint_eq(lq_lqt_count(f), t ? 3 : 2);
+    ck_assert_uint_eq(lq_lqt_meta_count(f), 3);
+    size_t xi, li;
+    ck_assert_int_eq(lq_lqt_find(f, "x", &xi), LQ_OK);
+    ck_assert_int_eq(lq_lqt_find(f, longname, &li), LQ_OK);
+    free(longname);
+    ck_assert_int_eq(read_everything(NULL, f, NULL), LQ_OK);
+
+    /* reader: bad arguments leave the outputs untouched */
+    float dst[5] = {-1, -1, -1, -1, -1};
+    const float sentinel[5] = {-1, -1, -1, -1, -1};
+    ck_assert_int_eq(lq_lqt_read_f32(NULL, xi, dst, 4), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_read_f32(f, xi, NULL, 4), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_read_f32(f, xi, dst, 3), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_read_f32(f, xi, dst, 5), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_read_f32(f, xi, dst, 0), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_read_f32(f, lq_lqt_count(f), dst, 4), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_read_f32(f, SIZE_MAX, dst, 4), LQ_ERR_INVALID_ARG);
+    if (t) {
+        size_t qi;
+        ck_assert_int_eq(lq_lqt_find(f, "q", &qi), LQ_OK);
+        ck_assert_int_eq(lq_lqt_read_f32(f, qi, dst, QR * QC), LQ_ERR_INVALID_ARG);
+    }
+    ck_assert_mem_eq(dst, sentinel, sizeof dst);
+    ck_assert_int_eq(lq_lqt_read_f32(f, xi, dst, 4), LQ_OK);
+    ck_assert_mem_eq(dst, one, sizeof one);
+    ck_assert_float_eq(dst[4], -1);
+    const char *k = "K", *v = "V";
+    ck_assert_int_eq(lq_lqt_meta_get(NULL, 0, &k, &v), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_get(f, 3, &k, &v), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_get(f, SIZE_MAX, &k, &v), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_find(NULL, "k", &v), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_find(f, NULL, &v), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_find(f, "k", NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_find(f, "missing", &v), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_lqt_meta_find(f, "", &v), LQ_ERR_INVALID_ARG);
+    ck_assert_str_eq(k, "K");
+    ck_assert_str_eq(v, "V");
+    ck_assert_int_eq(lq_lqt_meta_find(f, "k", &v), LQ_OK);
+    ck_assert_str_eq(v, "v");
+    ck_assert_uint_eq(lq_lqt_meta_count(NULL), 0);
+    lq_lqt_close(f);
+    lq_qtensor_free(t);
+}
+END_TEST
+
+START_TEST(lqt_v2_truncated_and_flipped)
+{
+    size_t n;
+    uint8_t *b = small_v2(&n);
+    lq_lqt *ref;
+    ck_assert_int_eq(lq_lqt_open_memory(NULL, b, n, &ref), LQ_OK);
+    ck_assert_int_eq(read_everything(NULL, ref, NULL), LQ_OK);
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *exact = malloc(k ? k : 1);
+        memcpy(exact, b, k);
+        ck_assert_msg(open_read_all(exact, k, NULL) != LQ_OK, "prefix %zu of %zu accepted", k, n);
+        free(exact);
+    }
+    uint8_t *c = aligned_alloc(64, (n + 63) / 64 * 64);
+    size_t accepted = 0;
+    for (size_t bit = 0; bit < n * 8; bit++) {
+        memcpy(c, b, n);
+        c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        lq_status st = open_read_all(c, n, ref); /* accepted: same content as ref */
+        if (st == LQ_OK) accepted++;
+        else ck_assert_int_eq(st, LQ_ERR_CORRUPT);
+    }
+    ck_assert_uint_lt(accepted, n * 8 / 2);
+    lq_lqt_close(ref);
+    free(c);
+    free(b);
+}
+END_TEST
+
+/* Field-level corruption of float and metadata records, checksums repaired
+ * (fix_crcs) unless noted, so the structural checks must catch it. */
+START_TEST(lqt_v2_field_corruption)
+{
+    size_t n;
+    uint8_t *b = small_v2(&n);
+    uint8_t *c = aligned_alloc(64, (n + 63) / 64 * 64);
+    uint64_t dir = lq_rd64(b + 24);
+    uint64_t F = lq_rd64(b + dir), M = lq_rd64(b + dir + 16), G = lq_rd64(b + dir + 32);
+    ck_assert_uint_eq(lq_rd32(b + F), 0x4654514Cu);
+    ck_assert_uint_eq(lq_rd32(b + M), 0x4D54514Cu);
+    const struct {
+        uint64_t off;
+        int width; /* 1, 4 or 8 */
+        uint64_t val;
+        lq_status want;
+    } cases[] = {
+        {8, 4, 1, LQ_ERR_CORRUPT},                  /* version 1 has no such records */
+        {8, 4, 3, LQ_ERR_UNSUPPORTED},
+        {F + 0, 4, 0x5254514Cu, LQ_ERR_CORRUPT},    /* LQTR with the float marker */
+        {F + 0, 4, 0x4D54514Cu, LQ_ERR_CORRUPT},    /* read as metadata */
+        {F + 0, 4, 0x5854514Cu, LQ_ERR_CORRUPT},    /* unknown kind */
+        {F + 4, 4, 1, LQ_ERR_CORRUPT},              /* format */
+        {F + 4, 4, 0, LQ_ERR_CORRUPT},
+        {F + 8, 8, 0, LQ_ERR_CORRUPT},              /* rows 0 */
+        {F + 8, 8, 1, LQ_ERR_CORRUPT},              /* rows disagree with the values */
+        {F + 16, 8, 4, LQ_ERR_CORRUPT},             /* cols disagree */
+        {F + 8, 8, 1ull << 62, LQ_ERR_CORRUPT},     /* rows * cols * 4 overflows */
+        {F + 8, 8, (1ull << 62) / 3 + 1, LQ_ERR_CORRUPT},
+        {F + 24, 4, 0, LQ_ERR_CORRUPT},             /* no section */
+        {F + 24, 4, 2, LQ_ERR_CORRUPT},             /* two sections */
+        {F + 32, 4, 1, LQ_ERR_CORRUPT},             /* ip[0] */
+        {F + 92, 4, 7, LQ_ERR_CORRUPT},             /* ip[15] */
+        {F + 96, 4, 0x80000000u, LQ_ERR_CORRUPT},   /* fp[0] = -0.0 */
+        {F + 156, 4, 0x3F800000u, LQ_ERR_CORRUPT},  /* fp[15] = 1 */
+        {F + 160, 4, 1, LQ_ERR_CORRUPT},            /* tag */
+        {F + 164, 4, 2, LQ_ERR_CORRUPT},            /* elem size */
+        {F + 164, 4, 8, LQ_ERR_CORRUPT},
+        {F + 176, 8, 20, LQ_ERR_CORRUPT},           /* section size */
+        {F + 188, 4, 1, LQ_ERR_CORRUPT},            /* section reserved */
+        {G + 192, 1, 'f', LQ_ERR_CORRUPT},          /* float names collide */
+        {M + 0, 4, 0x4654514Cu, LQ_ERR_CORRUPT},    /* read as a float record */
+        {M + 4, 4, 0, LQ_ERR_CORRUPT},              /* empty key */
+        {M + 4, 4, 257, LQ_ERR_CORRUPT},            /* key too long */
+        {M + 4, 4, 1, LQ_ERR_CORRUPT},              /* lengths disagree with the record */
+        {M + 4, 4, 0xFFFFFFFFu, LQ_ERR_CORRUPT},
+        {M + 8, 4, 0, LQ_ERR_CORRUPT},
+        {M + 8, 4, LQ_LQT_MAX_META_VALUE + 1, LQ_ERR_CORRUPT},
+        {M + 8, 4, 0xFFFFFFFCu, LQ_ERR_CORRUPT},
+        {M + 12, 4, 1, LQ_ERR_CORRUPT},             /* reserved */
+        {M + 16, 1, 0, LQ_ERR_CORRUPT},             /* NUL in the key */
+        {M + 19, 1, 0, LQ_ERR_CORRUPT},             /* NUL in the value */
+        {M + 17, 1, '2', LQ_ERR_CORRUPT},           /* duplicate key k2 */
+        {M + 20, 4, 0, LQ_ERR_CORRUPT},             /* record CRC (not repaired) */
+        {dir + 24, 8, 23, LQ_ERR_CORRUPT},          /* metadata record size */
+        {dir + 24, 8, 25, LQ_ERR_CORRUPT},
+        {dir + 24, 8, 0, LQ_ERR_CORRUPT},
+        {dir + 24, 8, 3, LQ_ERR_CORRUPT},
+        {dir + 16, 8, M + 8, LQ_ERR_CORRUPT},       /* misaligned record */
+        {M + 17, 1, '3', LQ_OK},                    /* another key: fine */
+        {G + 192, 1, 'h', LQ_OK},                   /* another name: fine */
+    };
+    ck_assert_uint_eq(lq_rd32(b + M + 4), 2);
+    ck_assert_uint_eq(b[M + 17], '1');
+    ck_assert_uint_eq(b[G + 192], 'g');
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(c, b, n);
+        uint64_t o = cases[i].off;
+        if (cases[i].width == 1) c[o] = (uint8_t)cases[i].val;
+        else if (cases[i].width == 4) lq_wr32(c + o, (uint32_t)cases[i].val);
+        else lq_wr64(c + o, cases[i].val);
+        if (o != M + 20) fix_crcs(c, n);
+        lq_status st = open_read_all(c, n, NULL);
+        ck_assert_msg(st == cases[i].want, "case %zu (offset %llu): got %s want %s", i,
+                      (unsigned long long)o, lq_status_str(st), lq_status_str(cases[i].want));
+    }
+    /* Float values: a NaN or Inf (CRC repaired), or a bad CRC: open succeeds,
+     * lq_lqt_read_f32 says CORRUPT and leaves dst alone. */
+    uint64_t data = lq_rd64(b + F + 168);
+    const struct {
+        uint64_t off;
+        uint32_t val;
+        int repair;
+    } vcases[] = {
+        {data + 4, 0x7FC00000u, 1}, {data + 20, 0x7F800000u, 1}, {data, 0xFF800000u, 1},
+        {data + 8, 0x7F800001u, 1}, {data + 12, 0x12345678u, 0}, {F + 184, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof vcases / sizeof vcases[0]; i++) {
+        memcpy(c, b, n);
+        lq_wr32(c + vcases[i].off, vcases[i].val);
+        if (vcases[i].repair) fix_crcs(c, n);
+        else fix_crcs_ex(c, n, 0);
+        lq_lqt *f;
+        ck_assert_int_eq(lq_lqt_open_memory(NULL, c, n, &f), LQ_OK);
+        float dst[6] = {9, 9, 9, 9, 9, 9};
+        const float nine[6] = {9, 9, 9, 9, 9, 9};
+        ck_assert_int_eq(lq_lqt_read_f32(f, 0, dst, 6), LQ_ERR_CORRUPT);
+        ck_assert_mem_eq(dst, nine, sizeof dst);
+        ck_assert_int_eq(lq_lqt_f32_check(f, 0), LQ_ERR_CORRUPT);
+        ck_assert_int_eq(lq_lqt_read_f32(f, 1, dst, 2), LQ_OK); /* the other one is fine */
+        lq_lqt_close(f);
+    }
+    /* the repair helper leaves a valid file valid */
+    memcpy(c, b, n);
+    fix_crcs(c, n);
+    ck_assert_int_eq(open_read_all(c, n, NULL), LQ_OK);
+    ck_assert_mem_eq(c, b, n);
+    free(c);
+    free(b);
+}
+END_TEST
+
+static lq_status sweep_v2_write(lq_ctx *ctx, void *arg)
+{
+    static float big[64 * 3];
+    for (size_t i = 0; i < 64 * 3; i++) big[i] = (float)i - 90.5f;
+    char p[128];
+    lq_lqt_writer *w = NULL;
+    lq_status st = lq_lqt_writer_open(ctx, tmp_path(p, sizeof p, "sweep2.lqt"), &w);
+    if (st != LQ_OK) return st;
+    /* enough records to grow the writer's arrays past their first size */
+    for (size_t i = 0; st == LQ_OK && i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%zu", i);
+        st = lq_lqt_writer_add_f32(w, name, 1 + i % 3, 64, big);
+        if (st == LQ_OK) st = lq_lqt_writer_add_meta(w, name, "value");
+    }
+    if (st == LQ_OK && arg) st = lq_lqt_writer_add(w, "q", arg);
+    if (st != LQ_OK) {
+        lq_lqt_writer_abort(w);
+        return st;
+    }
+    return lq_lqt_writer_finish(w);
+}
+
+static lq_status sweep_v2_read(lq_ctx *ctx, void *arg)
+{
+    (void)arg;
+    char p[128];
+    lq_lqt *f = NULL;
+    lq_status st = lq_lqt_open(ctx, tmp_path(p, sizeof p, "sweep2.lqt"), LQ_LQT_MMAP, &f);
+    if (st != LQ_OK) {
+        ck_assert_ptr_null(f);
+        return st;
+    }
+    ck_assert_uint_eq(lq_lqt_meta_count(f), 20);
+    st = read_everything(ctx, f, NULL);
+    lq_lqt_close(f);
+    return st;
+}
+
+START_TEST(lqt_v2_alloc_sweep)
+{
+    lq_qtensor *t = NULL;
+    for (size_t i = 0; i < NMETHODS && !t; i++) t = quantize_with(k_methods[i]);
+    ck_assert_uint_ge(lq_test_alloc_sweep(sweep_v2_write, t, 1), 8);
+    ck_assert_uint_ge(lq_test_alloc_sweep_from(sweep_v2_write, t, 1), 8);
+    ck_assert_uint_ge(lq_test_alloc_sweep(sweep_v2_read, NULL, 1), 6);
+    ck_assert_uint_ge(lq_test_alloc_sweep_from(sweep_v2_read, NULL, 1), 6);
+    size_t n;
+    uint8_t *b = small_v2(&n);
+    sweep_mutants(b, n, 1);
+    free(b);
+    lq_qtensor_free(t);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -1159,6 +1872,12 @@ static Suite *io_suite(void)
     tcase_add_test(tc, lqt_alloc_sweep);
     tcase_add_test(tc, lqt_concurrent_loads);
     tcase_add_test(tc, corrupt_input_alloc_sweep);
+    tcase_add_test(tc, lqt_v1_golden_read_and_rewritten);
+    tcase_add_test(tc, lqt_f32_meta_round_trip);
+    tcase_add_test(tc, lqt_f32_meta_bad_args);
+    tcase_add_test(tc, lqt_v2_truncated_and_flipped);
+    tcase_add_test(tc, lqt_v2_field_corruption);
+    tcase_add_test(tc, lqt_v2_alloc_sweep);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,10 +1,14 @@
-/* lq inspect: the header, tensors, sections, bits per weight and validation
- * result of an .lqt file. */
+/* lq inspect: the header, metadata, tensors (quantized and float), sections,
+ * bits per weight and validation result of an .lqt file. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "io/io_internal.h"
 #include "qtensor/qtensor_internal.h"
+
+/* Longest metadata value printed in full by the text output. */
+#define META_TEXT_MAX 200
 
 static const char *tag_name(uint32_t tag)
 {
@@ -33,13 +37,45 @@ static void json_str(const char *s)
     putchar('"');
 }
 
-/* Print a name with non-printable bytes escaped. */
+/* Print at most max bytes of a string with non-printable bytes escaped. */
+static void text_str_n(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i] && i < max; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7F) printf("\\x%02x", p[i]);
+        else putchar(p[i]);
+    }
+}
+
 static void text_str(const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7F) printf("\\x%02x", *p);
-        else putchar(*p);
+    text_str_n(s, SIZE_MAX);
+}
+
+static void print_meta(const lq_lqt *f, int json)
+{
+    size_t m = lq_lqt_meta_count(f);
+    if (json) printf(",\"metadata\":{");
+    else printf("metadata:   %zu\n", m);
+    for (size_t i = 0; i < m; i++) {
+        const char *k, *v;
+        lq_lqt_meta_get(f, i, &k, &v);
+        if (json) {
+            printf("%s", i ? "," : "");
+            json_str(k);
+            putchar(':');
+            json_str(v);
+            continue;
+        }
+        size_t vlen = strlen(v);
+        printf("    ");
+        text_str(k);
+        printf(" = ");
+        text_str_n(v, META_TEXT_MAX);
+        if (vlen > META_TEXT_MAX) printf("... (%zu bytes)", vlen);
+        putchar('\n');
     }
+    if (json) putchar('}');
 }
 
 int lq_cmd_inspect(int argc, char **argv)
@@ -78,23 +114,35 @@ int lq_cmd_inspect(int argc, char **argv)
     if (json) {
         printf("{\"file\":");
         json_str(pos[0]);
-        printf(",\"version\":%u,\"alignment\":%u,\"size\":%llu,\"tensors\":[", version, align,
+        printf(",\"version\":%u,\"alignment\":%u,\"size\":%llu", version, align,
                (unsigned long long)fsize);
+        print_meta(f, 1);
+        printf(",\"tensors\":[");
     } else {
         printf("file:       %s\nversion:    %u\nalignment:  %u\nsize:       %llu bytes\n"
                "tensors:    %zu\n",
                pos[0], version, align, (unsigned long long)fsize, n);
+        print_meta(f, 0);
     }
     for (size_t i = 0; i < n; i++) {
         lq_lqt_info in;
         lq_lqt_info_get(f, i, &in);
-        lq_qtensor *t = NULL;
-        lq_status vs = lq_lqt_load(NULL, f, i, no_crc ? LQ_LQT_SKIP_DATA_CRC : 0, &t);
-        double bpw = 0;
-        if (vs == LQ_OK) lq_qtensor_bits_per_weight(t, &bpw);
-        lq_qtensor_free(t);
+        /* Float entries exist from version 2 on (in version 1 the marker is
+         * an unknown quantized format). Their values are checked in place
+         * (CRC, finite) without a copy; --no-data-crc skips that. */
+        int f32 = version >= 2 && in.format == LQ_LQT_FORMAT_F32;
+        lq_status vs = LQ_OK;
+        double bpw = 32;
+        if (f32) {
+            if (!no_crc) vs = lq_lqt_f32_check(f, i);
+        } else {
+            lq_qtensor *t = NULL;
+            vs = lq_lqt_load(NULL, f, i, no_crc ? LQ_LQT_SKIP_DATA_CRC : 0, &t);
+            if (vs == LQ_OK) lq_qtensor_bits_per_weight(t, &bpw);
+            lq_qtensor_free(t);
+        }
         if (vs != LQ_OK) bad++;
-        const char *fmt = lq_format_name((lq_format)in.format);
+        const char *fmt = f32 ? "f32" : lq_format_name((lq_format)in.format);
         if (json) {
             printf("%s{\"name\":", i ? "," : "");
             json_str(in.name);
@@ -108,7 +156,8 @@ int lq_cmd_inspect(int argc, char **argv)
             for (size_t s = 0; s < in.nsec; s++)
                 printf("%s{\"tag\":\"%s\",\"tag_id\":%u,\"elem_size\":%u,\"offset\":%llu,"
                        "\"bytes\":%llu,\"crc32c\":\"%08x\"}",
-                       s ? "," : "", tag_name(in.sec[s].tag), in.sec[s].tag, in.sec[s].elem_size,
+                       s ? "," : "", f32 ? "values" : tag_name(in.sec[s].tag), in.sec[s].tag,
+                       in.sec[s].elem_size,
                        (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
                        in.sec[s].crc);
             printf("],\"valid\":%s", vs == LQ_OK ? "true" : "false");
@@ -119,15 +168,18 @@ int lq_cmd_inspect(int argc, char **argv)
             text_str(in.name);
             printf("\n    format:   %s (%u)\n    shape:    %zu x %zu\n", fmt, in.format, in.rows,
                    in.cols);
-            printf("    ip:      ");
-            for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %u", in.ip[k]);
-            printf("\n    fp:      ");
-            for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %g", in.fp[k]);
-            printf("\n    record:   offset %llu, %llu bytes\n", (unsigned long long)in.offset,
+            if (!f32) { /* a float entry's parameters are all zero */
+                printf("    ip:      ");
+                for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %u", in.ip[k]);
+                printf("\n    fp:      ");
+                for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %g", in.fp[k]);
+                printf("\n");
+            }
+            printf("    record:   offset %llu, %llu bytes\n", (unsigned long long)in.offset,
                    (unsigned long long)in.size);
             for (size_t s = 0; s < in.nsec; s++)
                 printf("    section:  %-9s elem %u  offset %10llu  %10llu bytes  crc32c %08x\n",
-                       tag_name(in.sec[s].tag), in.sec[s].elem_size,
+                       f32 ? "values" : tag_name(in.sec[s].tag), in.sec[s].elem_size,
                        (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
                        in.sec[s].crc);
             if (vs == LQ_OK) printf("    bits/w:   %.4f\n    valid:    yes\n", bpw);
