@@ -3,14 +3,17 @@
  * weights (safetensors, .npy).
  *
  * .lqt (docs/formats.md has the byte-level specification): a versioned,
- * little-endian file holding any number of named qtensors. Each tensor is a
- * record (format, shape, integer and float parameters, a section table, the
- * name) followed by its sections (codes, scales, codebooks...) aligned to 64
- * bytes, so a mapped file gives aligned data. Header, directory, records and
- * sections carry CRC-32C checksums. Nothing read from a file is trusted:
- * every size, offset and count is checked with overflow-safe arithmetic
- * before use, and each tensor is validated by its format before it is
- * returned. Any inconsistency gives LQ_ERR_CORRUPT.
+ * little-endian file holding any number of named qtensors, and (version 2)
+ * named float32 tensors and string key/value metadata, so that one file can
+ * be a complete model. Each tensor is a record (format, shape, integer and
+ * float parameters, a section table, the name) followed by its sections
+ * (codes, scales, codebooks...; a float tensor has one section of values)
+ * aligned to 64 bytes, so a mapped file gives aligned data. Header,
+ * directory, records and sections carry CRC-32C checksums. Nothing read
+ * from a file is trusted: every size, offset and count is checked with
+ * overflow-safe arithmetic before use, each tensor is validated by its
+ * format before it is returned, float values are checked finite. Any
+ * inconsistency gives LQ_ERR_CORRUPT.
  *
  * Tensor files (safetensors, .npy) are opened through one type, lq_tfile,
  * which lists the tensors (name, dtype, shape) and converts one to float on
@@ -24,8 +27,9 @@
  * file is closed (they hold a reference to the mapping).
  *
  * Endianness: the files are little-endian. On a big-endian host, .lqt
- * sections are byte-swapped by element size when copied (LQ_LQT_COPY) or
- * written; zero-copy loads there return LQ_ERR_UNSUPPORTED.
+ * sections are byte-swapped by element size when copied (LQ_LQT_COPY,
+ * lq_lqt_read_f32) or written; zero-copy loads there return
+ * LQ_ERR_UNSUPPORTED.
  */
 #ifndef QUANT_IO_H
 #define QUANT_IO_H
@@ -39,10 +43,21 @@ extern "C" {
 
 /* ---- .lqt: writing ---------------------------------------------------------- */
 
-/* Current container version written by this library (readers accept 1). */
-#define LQ_LQT_VERSION 1
+/* Newest container version this library reads and writes (it reads 1 and
+ * 2). The writer stamps the lowest version that holds the content: 1 when
+ * the file has only quantized tensors (byte-identical to what version-1
+ * writers produce, so older readers open it), 2 as soon as it has a float
+ * tensor or a metadata entry. */
+#define LQ_LQT_VERSION 2
 /* Longest tensor name in bytes (names are byte strings without NUL). */
 #define LQ_LQT_MAX_NAME 4096
+/* Metadata limits in bytes: keys 1..LQ_LQT_MAX_META_KEY, values
+ * 0..LQ_LQT_MAX_META_VALUE (byte strings without NUL; UTF-8 by convention,
+ * not checked). */
+#define LQ_LQT_MAX_META_KEY 256
+#define LQ_LQT_MAX_META_VALUE 1048576
+/* Marker in lq_lqt_info.format for float entries (no lq_format has it). */
+#define LQ_LQT_FORMAT_F32 0x100u
 /* Limits mirrored from the packed tensor model. */
 #define LQ_LQT_MAX_SECTIONS 8
 #define LQ_LQT_NPARAMS 16
@@ -66,6 +81,28 @@ LQ_API lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer
  * written and the writer goes on; after IO every later add and the finish
  * fail with IO (abort or finish it: the partial file is removed). */
 LQ_API lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor *t);
+
+/* Append a float32 tensor of rows x cols values (row-major; a 1-D tensor of
+ * n values is rows = 1, cols = n; rows and cols >= 1) under `name`: the
+ * same name rules as lq_lqt_writer_add and the same namespace (a float
+ * tensor and a quantized tensor cannot share a name). data is not modified.
+ * The file becomes version 2.
+ * Errors: INVALID_ARG (NULL, name too long or duplicate, rows or cols 0,
+ * rows * cols * 4 bytes overflow), NOT_FINITE (a NaN or infinite value),
+ * IO, NO_MEMORY; after INVALID_ARG, NOT_FINITE or NO_MEMORY nothing was
+ * written and the writer goes on; IO is sticky as for lq_lqt_writer_add. */
+LQ_API lq_status lq_lqt_writer_add_f32(lq_lqt_writer *w, const char *name, size_t rows,
+                                       size_t cols, const float *data);
+
+/* Add metadata key -> value, both NUL-terminated byte strings (UTF-8 by
+ * convention, not checked): the key 1..LQ_LQT_MAX_META_KEY bytes and unique
+ * among the keys (tensor names are another namespace), the value at most
+ * LQ_LQT_MAX_META_VALUE bytes (may be empty). The pair is written at once;
+ * readers list pairs in the order they were added. The file becomes
+ * version 2. Errors: INVALID_ARG (NULL, empty or too long key, duplicate
+ * key, value too long), IO, NO_MEMORY, with the continuation rules of
+ * lq_lqt_writer_add. */
+LQ_API lq_status lq_lqt_writer_add_meta(lq_lqt_writer *w, const char *key, const char *value);
 
 /* Write the directory and header, close and rename the file, free w
  * (always, also on error; on error the partial file is removed).
@@ -91,10 +128,12 @@ LQ_API lq_status lq_qtensor_save(lq_ctx *ctx, const lq_qtensor *t, const char *n
 
 typedef struct lq_lqt lq_lqt;
 
-/* Open a .lqt file: read it into memory (flags 0) or map it (LQ_LQT_MMAP;
- * falls back to reading if the file cannot be mapped). Checks the header,
- * the directory and every tensor record (checksums, sizes, offsets,
- * alignment, unique names); section data is checked by lq_lqt_load.
+/* Open a .lqt file (version 1 or 2): read it into memory (flags 0) or map
+ * it (LQ_LQT_MMAP; falls back to reading if the file cannot be mapped).
+ * Checks the header, the directory and every record (checksums, sizes,
+ * offsets, alignment, unique tensor names, unique metadata keys, metadata
+ * wholly: lengths, CRC, no NUL); section data (quantized and float) is
+ * checked by lq_lqt_load and lq_lqt_read_f32.
  * Errors: INVALID_ARG (NULL, unknown flag), IO (open/read/map failed),
  * CORRUPT (any inconsistency, truncation, bad checksum), UNSUPPORTED (a
  * newer container version), NO_MEMORY. */
@@ -108,10 +147,12 @@ LQ_API lq_status lq_lqt_open_memory(lq_ctx *ctx, const void *data, size_t size, 
 /* Close (NULL is a no-op). Tensors loaded from f stay valid. */
 LQ_API void lq_lqt_close(lq_lqt *f);
 
-/* Number of tensors (0 for NULL). */
+/* Number of tensors, quantized and float, numbered in file order (0 for
+ * NULL). Metadata entries are not counted (lq_lqt_meta_count). */
 LQ_API size_t lq_lqt_count(const lq_lqt *f);
 
-/* Index of the tensor named `name`. Errors: INVALID_ARG (NULL, not found). */
+/* Index of the tensor (quantized or float) named `name`.
+ * Errors: INVALID_ARG (NULL, not found). */
 LQ_API lq_status lq_lqt_find(const lq_lqt *f, const char *name, size_t *index);
 
 /* Description of one section as stored. */
@@ -124,10 +165,13 @@ typedef struct lq_lqt_section_info {
 } lq_lqt_section_info;
 
 /* Description of one tensor record (from the record alone; the format's
- * own validation runs in lq_lqt_load). */
+ * own validation runs in lq_lqt_load). A float entry has format
+ * LQ_LQT_FORMAT_F32, its shape, ip and fp zero, and one section (tag 10,
+ * "values", elem_size 4, rows * cols * 4 bytes). */
 typedef struct lq_lqt_info {
     const char *name;   /* NUL-terminated; owned by f, valid until close */
-    uint32_t format;    /* lq_format value as stored (may be unknown to this build) */
+    uint32_t format;    /* lq_format value as stored (may be unknown to this build),
+                           or LQ_LQT_FORMAT_F32 */
     size_t rows, cols;
     uint32_t ip[LQ_LQT_NPARAMS];
     float fp[LQ_LQT_NPARAMS];
@@ -136,7 +180,11 @@ typedef struct lq_lqt_info {
     uint64_t offset, size; /* the record's byte range in the file */
 } lq_lqt_info;
 
-/* Describe tensor `index`. Errors: INVALID_ARG (NULL, index out of range). */
+/* Describe tensor `index` (quantized or float). In a version-2 file,
+ * info.format == LQ_LQT_FORMAT_F32 exactly for float entries (a version-1
+ * file has none: a record there stating that value is an unknown quantized
+ * format, as version-1 readers see it).
+ * Errors: INVALID_ARG (NULL, index out of range). */
 LQ_API lq_status lq_lqt_info_get(const lq_lqt *f, size_t index, lq_lqt_info *info);
 
 /* Container-level facts: version and alignment of the file. */
@@ -149,17 +197,35 @@ LQ_API lq_status lq_lqt_file_info(const lq_lqt *f, uint32_t *version, uint32_t *
  * through ctx's allocator. Section checksums are verified (unless
  * LQ_LQT_SKIP_DATA_CRC), then the format validates the tensor. flags may
  * hold LQ_LQT_COPY and LQ_LQT_SKIP_DATA_CRC.
- * Errors: INVALID_ARG (NULL, index out of range, unknown flag), CORRUPT
- * (checksum mismatch, unknown format, the format rejects the tensor),
- * UNSUPPORTED (zero copy on a big-endian host), NO_MEMORY. *out untouched
- * on error. */
+ * Errors: INVALID_ARG (NULL, index out of range, unknown flag, a float
+ * entry: use lq_lqt_read_f32), CORRUPT (checksum mismatch, unknown format,
+ * the format rejects the tensor), UNSUPPORTED (zero copy on a big-endian
+ * host), NO_MEMORY. *out untouched on error. */
 LQ_API lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags,
                              lq_qtensor **out);
+
+/* Copy float entry `index` (info.format == LQ_LQT_FORMAT_F32) into dst, n
+ * values (n == rows * cols), after checking its CRC and that every value
+ * is finite. Allocates nothing; thread-safe like every query on f.
+ * Errors: INVALID_ARG (NULL, index out of range, n mismatch, not a float
+ * entry), CORRUPT (checksum mismatch, a NaN or infinite value). dst is
+ * untouched on error. */
+LQ_API lq_status lq_lqt_read_f32(const lq_lqt *f, size_t index, float *dst, size_t n);
+
+/* Metadata: the number of key/value pairs (0 for NULL), the i-th pair in
+ * file order (key and value may each be NULL when not wanted), and the
+ * value of `key`. The strings are NUL-terminated and owned by f, valid
+ * until lq_lqt_close. Errors: INVALID_ARG (NULL f, key or value for find;
+ * i out of range; key not found). Outputs untouched on error. */
+LQ_API size_t lq_lqt_meta_count(const lq_lqt *f);
+LQ_API lq_status lq_lqt_meta_get(const lq_lqt *f, size_t i, const char **key, const char **value);
+LQ_API lq_status lq_lqt_meta_find(const lq_lqt *f, const char *key, const char **value);
 
 /* Open `path`, load the tensor `name` (NULL: the file must hold exactly one
  * tensor), close. flags: LQ_LQT_MMAP, LQ_LQT_COPY, LQ_LQT_SKIP_DATA_CRC.
  * Errors: as lq_lqt_open and lq_lqt_load; INVALID_ARG when the name is not
- * found or name is NULL and the file holds several tensors. */
+ * found, names a float tensor, or name is NULL and the file holds several
+ * tensors (quantized and float count alike). */
 LQ_API lq_status lq_qtensor_load(lq_ctx *ctx, const char *path, const char *name, unsigned flags,
                                  lq_qtensor **out);
 

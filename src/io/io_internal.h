@@ -102,6 +102,13 @@ lq_status lq_blob_wrap(lq_ctx *ctx, const void *data, size_t size, lq_blob **out
 void lq_blob_retain(lq_blob *b);
 void lq_blob_release(lq_blob *b); /* frees on the last reference; NULL ok */
 
+/* ---- .lqt float records ------------------------------------------------------ */
+/* The check lq_lqt_read_f32 makes, without the copy (lq inspect validates
+ * large float tensors this way): float entry `index` of f has the stored
+ * CRC and only finite values. Errors: INVALID_ARG (NULL, index, not a float
+ * entry), CORRUPT. */
+lq_status lq_lqt_f32_check(const lq_lqt *f, size_t index);
+
 /* Dtype size in bytes (0 for unknown). */
 size_t lq_dtype_size(lq_dtype d);
 

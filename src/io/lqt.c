@@ -4,6 +4,11 @@
  * Serialisation is generic over the packed tensor model (header params +
  * byte sections); no format-specific code lives here. After reading, the
  * format's traits validate the tensor, so the codes are never trusted.
+ *
+ * Version 2 adds two record kinds next to the quantized tensor records:
+ * float32 tensors (the tensor record layout with one "values" section) and
+ * metadata (one key/value pair per record). The writer stamps version 1 on
+ * a file without them, so such files stay readable by version-1 readers.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,7 +25,11 @@ _Static_assert(LQ_LQT_MAX_SECTIONS == LQ_QT_MAX_SECTIONS, "section limit mismatc
 _Static_assert(LQ_LQT_NPARAMS == LQ_QT_NPARAMS, "parameter count mismatch");
 
 static const uint8_t LQT_MAGIC[8] = {0x89, 'L', 'Q', 'T', '\r', '\n', 0x1A, '\n'};
-#define REC_MAGIC 0x5254514Cu /* "LQTR" little-endian */
+#define REC_MAGIC 0x5254514Cu  /* "LQTR": quantized tensor */
+#define F32_MAGIC 0x4654514Cu  /* "LQTF": float32 tensor (version 2) */
+#define META_MAGIC 0x4D54514Cu /* "LQTM": metadata key/value (version 2) */
+#define F32_TAG 10u            /* the single section of a float record */
+#define META_FIXED 16u
 #define HDR_SIZE 64u
 #define REC_FIXED 160u
 #define SEC_ENTRY 32u
@@ -92,9 +101,13 @@ struct lq_lqt_writer {
     char *path, *tmp;
     uint64_t pos;
     lq_status err;     /* sticky I/O error */
-    size_t n, cap;
-    uint64_t *dir;     /* 2 per tensor: offset, size */
-    char **names;
+    size_t n, cap;     /* records written (every kind) */
+    uint64_t *dir;     /* 2 per record: offset, size */
+    size_t nnames, names_cap;
+    char **names;      /* tensor and float names (one namespace) */
+    size_t nkeys, keys_cap;
+    char **keys;       /* metadata keys */
+    int v2;            /* a float or metadata record was written */
 };
 
 static char *str_dup(const lq_allocator *a, const char *s, size_t extra)
@@ -166,8 +179,10 @@ lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer **out)
 static void writer_free(lq_lqt_writer *w)
 {
     lq_allocator a = w->alloc;
-    for (size_t i = 0; i < w->n; i++) lq_free_with(&a, w->names[i]);
+    for (size_t i = 0; i < w->nnames; i++) lq_free_with(&a, w->names[i]);
+    for (size_t i = 0; i < w->nkeys; i++) lq_free_with(&a, w->keys[i]);
     lq_free_with(&a, w->names);
+    lq_free_with(&a, w->keys);
     lq_free_with(&a, w->dir);
     lq_free_with(&a, w->path);
     lq_free_with(&a, w->tmp);
@@ -219,58 +234,69 @@ static int put_section(lq_lqt_writer *w, const void *data, size_t n, uint32_t el
 #endif
 }
 
-static lq_status writer_grow(lq_lqt_writer *w)
+/* Make room for one more element in an array of `elem`-byte entries
+ * holding n of *cap; the array is replaced (copied) when it grows. */
+static void *grow(lq_lqt_writer *w, void *arr, size_t n, size_t *cap, size_t elem)
 {
-    if (w->n < w->cap) return LQ_OK;
-    size_t cap = w->cap ? 2 * w->cap : 16, nb;
-    if (!lq_mul_ok(cap, 2 * sizeof(uint64_t), &nb)) return LQ_ERR_NO_MEMORY;
-    uint64_t *dir = lq_alloc_with(&w->alloc, nb);
-    char **names = lq_alloc_with(&w->alloc, cap * sizeof *names);
-    if (!dir || !names) {
-        lq_free_with(&w->alloc, dir);
-        lq_free_with(&w->alloc, names);
-        return LQ_ERR_NO_MEMORY;
-    }
-    if (w->n) {
-        memcpy(dir, w->dir, w->n * 2 * sizeof *dir);
-        memcpy(names, w->names, w->n * sizeof *names);
-    }
-    lq_free_with(&w->alloc, w->dir);
-    lq_free_with(&w->alloc, w->names);
+    if (n < *cap) return arr;
+    size_t c = *cap ? 2 * *cap : 16, nb;
+    if (c < *cap || !lq_mul_ok(c, elem, &nb)) return NULL;
+    void *p = lq_alloc_with(&w->alloc, nb);
+    if (!p) return NULL;
+    if (n) memcpy(p, arr, n * elem);
+    lq_free_with(&w->alloc, arr);
+    *cap = c;
+    return p;
+}
+
+/* Room for one more record and, through list/count/cap, one more name or
+ * key. Either both fit afterwards or NO_MEMORY (capacity may have grown). */
+static lq_status writer_reserve(lq_lqt_writer *w, char ***list, size_t count, size_t *cap)
+{
+    uint64_t *dir = grow(w, w->dir, w->n, &w->cap, 2 * sizeof *dir);
+    if (!dir) return LQ_ERR_NO_MEMORY;
     w->dir = dir;
-    w->names = names;
-    w->cap = cap;
+    char **l = grow(w, *list, count, cap, sizeof *l);
+    if (!l) return LQ_ERR_NO_MEMORY;
+    *list = l;
     return LQ_OK;
 }
 
-lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor *t)
+static bool listed(char *const *list, size_t n, const char *s)
 {
-    if (!w || !name || !t) return LQ_ERR_INVALID_ARG;
-    if (w->err != LQ_OK) return w->err;
-    size_t name_len = strlen(name);
-    if (name_len > LQ_LQT_MAX_NAME) return LQ_ERR_INVALID_ARG;
-    lq_status st = lq_qtensor_validate(t);
-    if (st == LQ_ERR_NO_MEMORY) return st;
-    if (st != LQ_OK) return LQ_ERR_INVALID_ARG;
-    for (size_t i = 0; i < t->nsec; i++)
-        if (!valid_elem(t->sec[i].elem_size) || t->sec[i].nbytes % t->sec[i].elem_size ||
-            t->sec[i].tag == 0)
-            return LQ_ERR_INVALID_ARG;
-    for (size_t i = 0; i < LQ_QT_NPARAMS; i++)
-        if (!isfinite(t->fp[i])) return LQ_ERR_INVALID_ARG;
-    for (size_t i = 0; i < w->n; i++)
-        if (!strcmp(w->names[i], name)) return LQ_ERR_INVALID_ARG;
-    st = writer_grow(w);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], s)) return true;
+    return false;
+}
+
+/* What a tensor record holds: a quantized tensor or a float tensor. */
+typedef struct rec_desc {
+    uint32_t magic, format;
+    uint64_t rows, cols;
+    const uint32_t *ip; /* LQ_QT_NPARAMS each, or NULL for zeros */
+    const float *fp;
+    size_t nsec;
+    const lq_qsection *sec;
+} rec_desc;
+
+/* Append a tensor record (of either kind) under `name`, already checked
+ * for length. Nothing is written on INVALID_ARG (duplicate name, layout
+ * overflow) or NO_MEMORY; IO is sticky. */
+static lq_status write_tensor_record(lq_lqt_writer *w, const char *name, const rec_desc *d)
+{
+    if (listed(w->names, w->nnames, name)) return LQ_ERR_INVALID_ARG;
+    lq_status st = writer_reserve(w, &w->names, w->nnames, &w->names_cap);
     if (st != LQ_OK) return st;
+    size_t name_len = strlen(name);
     char *copy = str_dup(&w->alloc, name, 0);
     if (!copy) return LQ_ERR_NO_MEMORY;
 
     /* Lay the record out. */
-    uint64_t R, hdr = REC_FIXED + SEC_ENTRY * (uint64_t)t->nsec + name_len + 4, off = 0, end = 0;
+    uint64_t R, hdr = REC_FIXED + SEC_ENTRY * (uint64_t)d->nsec + name_len + 4, off = 0, end = 0;
     uint64_t sec_off[LQ_QT_MAX_SECTIONS];
     bool ok = align_up(w->pos, WRITE_ALIGN, &R) && add64(R, hdr, &end);
-    for (size_t i = 0; ok && i < t->nsec; i++) {
-        ok = align_up(end, WRITE_ALIGN, &off) && add64(off, t->sec[i].nbytes, &end);
+    for (size_t i = 0; ok && i < d->nsec; i++) {
+        ok = align_up(end, WRITE_ALIGN, &off) && add64(off, d->sec[i].nbytes, &end);
         sec_off[i] = off;
     }
     if (!ok) {
@@ -284,32 +310,32 @@ lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor
         return LQ_ERR_NO_MEMORY;
     }
     memset(rec, 0, rec_bytes);
-    lq_wr32(rec + 0, REC_MAGIC);
-    lq_wr32(rec + 4, (uint32_t)t->format);
-    lq_wr64(rec + 8, t->rows);
-    lq_wr64(rec + 16, t->cols);
-    lq_wr32(rec + 24, (uint32_t)t->nsec);
+    lq_wr32(rec + 0, d->magic);
+    lq_wr32(rec + 4, d->format);
+    lq_wr64(rec + 8, d->rows);
+    lq_wr64(rec + 16, d->cols);
+    lq_wr32(rec + 24, (uint32_t)d->nsec);
     lq_wr32(rec + 28, (uint32_t)name_len);
     for (size_t i = 0; i < LQ_QT_NPARAMS; i++) {
-        lq_wr32(rec + 32 + 4 * i, t->ip[i]);
-        lq_wr32(rec + 96 + 4 * i, lq_f32_bits(t->fp[i]));
+        lq_wr32(rec + 32 + 4 * i, d->ip ? d->ip[i] : 0);
+        lq_wr32(rec + 96 + 4 * i, d->fp ? lq_f32_bits(d->fp[i]) : 0);
     }
-    for (size_t i = 0; i < t->nsec; i++) {
+    for (size_t i = 0; i < d->nsec; i++) {
         uint8_t *s = rec + REC_FIXED + SEC_ENTRY * i;
-        const lq_qsection *q = &t->sec[i];
+        const lq_qsection *q = &d->sec[i];
         lq_wr32(s + 0, q->tag);
         lq_wr32(s + 4, q->elem_size);
         lq_wr64(s + 8, sec_off[i]);
         lq_wr64(s + 16, q->nbytes);
         lq_wr32(s + 24, section_crc(q->data, q->nbytes, q->elem_size));
     }
-    memcpy(rec + REC_FIXED + SEC_ENTRY * t->nsec, name, name_len);
+    memcpy(rec + REC_FIXED + SEC_ENTRY * d->nsec, name, name_len);
     lq_wr32(rec + rec_bytes - 4, lq_crc32c(0, rec, rec_bytes - 4));
 
     int io = pad_to(w, R) || put(w, rec, rec_bytes);
-    for (size_t i = 0; !io && i < t->nsec; i++)
-        io = pad_to(w, sec_off[i]) || put_section(w, t->sec[i].data, t->sec[i].nbytes,
-                                                  t->sec[i].elem_size);
+    for (size_t i = 0; !io && i < d->nsec; i++)
+        io = pad_to(w, sec_off[i]) || put_section(w, d->sec[i].data, d->sec[i].nbytes,
+                                                  d->sec[i].elem_size);
     lq_free_with(&w->alloc, rec);
     if (io) {
         lq_free_with(&w->alloc, copy);
@@ -318,7 +344,85 @@ lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor
     }
     w->dir[2 * w->n] = R;
     w->dir[2 * w->n + 1] = end - R;
-    w->names[w->n++] = copy;
+    w->n++;
+    w->names[w->nnames++] = copy;
+    return LQ_OK;
+}
+
+lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor *t)
+{
+    if (!w || !name || !t) return LQ_ERR_INVALID_ARG;
+    if (w->err != LQ_OK) return w->err;
+    if (strlen(name) > LQ_LQT_MAX_NAME) return LQ_ERR_INVALID_ARG;
+    lq_status st = lq_qtensor_validate(t);
+    if (st == LQ_ERR_NO_MEMORY) return st;
+    if (st != LQ_OK) return LQ_ERR_INVALID_ARG;
+    for (size_t i = 0; i < t->nsec; i++)
+        if (!valid_elem(t->sec[i].elem_size) || t->sec[i].nbytes % t->sec[i].elem_size ||
+            t->sec[i].tag == 0)
+            return LQ_ERR_INVALID_ARG;
+    for (size_t i = 0; i < LQ_QT_NPARAMS; i++)
+        if (!isfinite(t->fp[i])) return LQ_ERR_INVALID_ARG;
+    rec_desc d = {REC_MAGIC, (uint32_t)t->format, t->rows, t->cols, t->ip, t->fp,
+                  t->nsec, t->sec};
+    return write_tensor_record(w, name, &d);
+}
+
+lq_status lq_lqt_writer_add_f32(lq_lqt_writer *w, const char *name, size_t rows, size_t cols,
+                                const float *data)
+{
+    if (!w || !name || !data) return LQ_ERR_INVALID_ARG;
+    if (w->err != LQ_OK) return w->err;
+    size_t numel, nbytes;
+    if (strlen(name) > LQ_LQT_MAX_NAME || rows == 0 || cols == 0 ||
+        !lq_mul_ok(rows, cols, &numel) || !lq_mul_ok(numel, sizeof(float), &nbytes))
+        return LQ_ERR_INVALID_ARG;
+    for (size_t i = 0; i < numel; i++)
+        if (!isfinite(data[i])) return LQ_ERR_NOT_FINITE;
+    lq_qsection sec = {F32_TAG, sizeof(float), nbytes, (void *)(uintptr_t)data};
+    rec_desc d = {F32_MAGIC, LQ_LQT_FORMAT_F32, rows, cols, NULL, NULL, 1, &sec};
+    lq_status st = write_tensor_record(w, name, &d);
+    if (st == LQ_OK) w->v2 = 1;
+    return st;
+}
+
+lq_status lq_lqt_writer_add_meta(lq_lqt_writer *w, const char *key, const char *value)
+{
+    if (!w || !key || !value) return LQ_ERR_INVALID_ARG;
+    if (w->err != LQ_OK) return w->err;
+    size_t klen = strlen(key), vlen = strlen(value);
+    if (klen == 0 || klen > LQ_LQT_MAX_META_KEY || vlen > LQ_LQT_MAX_META_VALUE ||
+        listed(w->keys, w->nkeys, key))
+        return LQ_ERR_INVALID_ARG;
+    lq_status st = writer_reserve(w, &w->keys, w->nkeys, &w->keys_cap);
+    if (st != LQ_OK) return st;
+    char *copy = str_dup(&w->alloc, key, 0);
+    if (!copy) return LQ_ERR_NO_MEMORY;
+    uint64_t R;
+    if (!align_up(w->pos, WRITE_ALIGN, &R)) { /* cannot happen: pos is a file offset */
+        lq_free_with(&w->alloc, copy);
+        return LQ_ERR_IO;
+    }
+    /* Streamed: the value is never copied, the CRC runs over the pieces. */
+    uint8_t hdr[META_FIXED], crc[4];
+    lq_wr32(hdr + 0, META_MAGIC);
+    lq_wr32(hdr + 4, (uint32_t)klen);
+    lq_wr32(hdr + 8, (uint32_t)vlen);
+    lq_wr32(hdr + 12, 0);
+    uint32_t c = lq_crc32c(0, hdr, sizeof hdr);
+    c = lq_crc32c(c, key, klen);
+    lq_wr32(crc, lq_crc32c(c, value, vlen));
+    if (pad_to(w, R) || put(w, hdr, sizeof hdr) || put(w, key, klen) || put(w, value, vlen) ||
+        put(w, crc, sizeof crc)) {
+        lq_free_with(&w->alloc, copy);
+        w->err = LQ_ERR_IO;
+        return LQ_ERR_IO;
+    }
+    w->dir[2 * w->n] = R;
+    w->dir[2 * w->n + 1] = w->pos - R;
+    w->n++;
+    w->keys[w->nkeys++] = copy;
+    w->v2 = 1;
     return LQ_OK;
 }
 
@@ -343,7 +447,7 @@ lq_status lq_lqt_writer_finish(lq_lqt_writer *w)
     if (st == LQ_OK) {
         memset(hdr, 0, sizeof hdr);
         memcpy(hdr, LQT_MAGIC, 8);
-        lq_wr32(hdr + 8, LQ_LQT_VERSION);
+        lq_wr32(hdr + 8, w->v2 ? 2 : 1); /* the lowest version that holds the content */
         lq_wr32(hdr + 12, 0);
         lq_wr64(hdr + 16, w->pos);
         lq_wr64(hdr + 24, dir_off);
@@ -383,6 +487,10 @@ lq_status lq_qtensor_save(lq_ctx *ctx, const lq_qtensor *t, const char *name, co
 typedef struct lqt_entry {
     uint64_t offset, size;
     const char *name; /* into f->names */
+    int f32;          /* a float record (version 2) */
+    size_t numel;     /* float record: rows * cols */
+    uint64_t data;    /* float record: offset of the values */
+    uint32_t crc;     /* float record: CRC of the values */
 } lqt_entry;
 
 typedef struct lqt_sorted {
@@ -390,24 +498,33 @@ typedef struct lqt_sorted {
     size_t index;
 } lqt_sorted;
 
+typedef struct lqt_meta {
+    const char *key, *value; /* into f->meta_str */
+} lqt_meta;
+
 struct lq_lqt {
     lq_allocator alloc;
     lq_blob *blob;
     uint32_t version, alignment;
-    size_t n;
+    size_t n;          /* tensor and float records, in directory order */
     lqt_entry *e;
     char *names;
     lqt_sorted *sorted;
+    size_t nmeta;      /* metadata records, in directory order */
+    lqt_meta *meta;
+    char *meta_str;
+    lqt_sorted *meta_sorted;
 };
 
-/* Parse and check the record at [R, R + size) (already known to lie inside
- * the file). Fills info (name left NULL) and the raw name. */
-static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, lq_lqt_info *info,
-                              const uint8_t **name, size_t *name_len)
+/* Parse and check the tensor or float record (kind given by `magic`, already
+ * read) at [R, R + size), already known to lie inside the file. Fills info
+ * (name left NULL) and the raw name. */
+static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, uint32_t magic,
+                              lq_lqt_info *info, const uint8_t **name, size_t *name_len)
 {
     const uint8_t *p = f->blob->data + R;
     if (size < REC_FIXED + 4) return LQ_ERR_CORRUPT;
-    if (lq_rd32(p) != REC_MAGIC) return LQ_ERR_CORRUPT;
+    if (lq_rd32(p) != magic) return LQ_ERR_CORRUPT;
     uint32_t nsec = lq_rd32(p + 24), nlen = lq_rd32(p + 28);
     if (nsec > LQ_QT_MAX_SECTIONS || nlen > LQ_LQT_MAX_NAME) return LQ_ERR_CORRUPT;
     uint64_t hdr = REC_FIXED + (uint64_t)SEC_ENTRY * nsec + nlen + 4; /* small: no overflow */
@@ -446,6 +563,19 @@ static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, lq_lqt
         end = send;
     }
     if (end != R + size) return LQ_ERR_CORRUPT; /* no trailing bytes in a record */
+    if (magic == F32_MAGIC) {
+        /* Exactly one section of rows * cols float32 values; parameters zero
+         * (as bit patterns: -0.0 is not zero here). */
+        size_t nbytes;
+        if (info->format != LQ_LQT_FORMAT_F32 || nsec != 1 || info->sec[0].tag != F32_TAG ||
+            info->sec[0].elem_size != sizeof(float) ||
+            !lq_mul_ok(numel, sizeof(float), &nbytes) || info->sec[0].nbytes != nbytes)
+            return LQ_ERR_CORRUPT;
+        for (size_t i = 0; i < 2 * LQ_QT_NPARAMS; i++)
+            if (lq_rd32(p + 32 + 4 * i) != 0) return LQ_ERR_CORRUPT;
+    } else if (f->version >= 2 && info->format == LQ_LQT_FORMAT_F32) {
+        return LQ_ERR_CORRUPT; /* the float marker in a quantized tensor record */
+    }
     info->nsec = nsec;
     info->offset = R;
     info->size = size;
@@ -454,9 +584,55 @@ static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, lq_lqt
     return LQ_OK;
 }
 
+/* Check the metadata record at [R, R + size) (inside the file): lengths
+ * within limits and matching the record size, reserved zero, CRC, no NUL in
+ * the key or the value. */
+static lq_status parse_meta(const lq_lqt *f, uint64_t R, uint64_t size, size_t *key_len,
+                            size_t *value_len)
+{
+    const uint8_t *p = f->blob->data + R;
+    if (size < META_FIXED + 4 || lq_rd32(p) != META_MAGIC) return LQ_ERR_CORRUPT;
+    uint32_t klen = lq_rd32(p + 4), vlen = lq_rd32(p + 8);
+    if (klen == 0 || klen > LQ_LQT_MAX_META_KEY || vlen > LQ_LQT_MAX_META_VALUE ||
+        lq_rd32(p + 12) != 0)
+        return LQ_ERR_CORRUPT;
+    uint64_t body = META_FIXED + (uint64_t)klen + vlen; /* small: no overflow */
+    if (size != body + 4) return LQ_ERR_CORRUPT;
+    if (lq_crc32c(0, p, (size_t)body) != lq_rd32(p + body)) return LQ_ERR_CORRUPT;
+    if (memchr(p + META_FIXED, 0, (size_t)klen + vlen)) return LQ_ERR_CORRUPT;
+    *key_len = klen;
+    *value_len = vlen;
+    return LQ_OK;
+}
+
 static int cmp_sorted(const void *a, const void *b)
 {
     return strcmp(((const lqt_sorted *)a)->name, ((const lqt_sorted *)b)->name);
+}
+
+/* Sort (name, index) pairs by name; false when two names are equal. */
+static bool sort_unique(lqt_sorted *s, size_t n)
+{
+    if (n > 1) qsort(s, n, sizeof *s, cmp_sorted);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(s[i - 1].name, s[i].name)) return false;
+    return true;
+}
+
+static lq_status find_sorted(const lqt_sorted *s, size_t n, const char *name, size_t *index)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s[mid].name, name);
+        if (c == 0) {
+            *index = s[mid].index;
+            return LQ_OK;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return LQ_ERR_INVALID_ARG;
 }
 
 static void lqt_free(lq_lqt *f)
@@ -465,8 +641,21 @@ static void lqt_free(lq_lqt *f)
     lq_free_with(&a, f->e);
     lq_free_with(&a, f->names);
     lq_free_with(&a, f->sorted);
+    lq_free_with(&a, f->meta);
+    lq_free_with(&a, f->meta_str);
+    lq_free_with(&a, f->meta_sorted);
     lq_blob_release(f->blob);
     lq_free_with(&a, f);
+}
+
+/* Copy n bytes and a NUL to *dst, advance it, return the copy. */
+static const char *put_str(char **dst, const uint8_t *src, size_t n)
+{
+    char *s = *dst;
+    memcpy(s, src, n);
+    s[n] = 0;
+    *dst = s + n + 1;
+    return s;
 }
 
 /* Takes ownership of blob (released on error). */
@@ -507,44 +696,74 @@ static lq_status lqt_parse(lq_ctx *ctx, lq_blob *blob, lq_lqt **out)
     if (lq_crc32c(0, dir, (size_t)dir_size) != lq_rd32(h + 48)) goto fail;
 
     st = LQ_ERR_NO_MEMORY;
-    f->n = n;
     f->e = lq_alloc_array(ctx, n ? n : 1, sizeof *f->e);
     if (!f->e) goto fail;
-    /* First pass: directory and records; total name bytes. */
-    uint64_t prev_end = HDR_SIZE, names_bytes = 0;
+    /* First pass: directory and records (every kind); string bytes. The
+     * string totals are bounded by the file size plus one NUL per record. */
+    uint64_t prev_end = HDR_SIZE, names_bytes = 0, meta_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t R = lq_rd64(dir + DIR_ENTRY * i), size = lq_rd64(dir + DIR_ENTRY * i + 8), end;
         st = LQ_ERR_CORRUPT;
-        if (R % f->alignment || R < prev_end || !add64(R, size, &end) || end > dir_off) goto fail;
-        lq_lqt_info info;
-        const uint8_t *nm;
-        size_t nlen;
-        f->e[i].offset = R;
-        f->e[i].size = size;
-        st = parse_record(f, R, size, &info, &nm, &nlen);
-        if (st != LQ_OK) goto fail;
-        names_bytes += nlen + 1;
+        if (R % f->alignment || R < prev_end || !add64(R, size, &end) || end > dir_off ||
+            size < 4)
+            goto fail;
+        uint32_t magic = lq_rd32(h + R);
+        if (magic == META_MAGIC && f->version >= 2) {
+            size_t klen, vlen;
+            st = parse_meta(f, R, size, &klen, &vlen);
+            if (st != LQ_OK) goto fail;
+            meta_bytes += klen + vlen + 2;
+            f->nmeta++;
+        } else if (magic == REC_MAGIC || (magic == F32_MAGIC && f->version >= 2)) {
+            lq_lqt_info info;
+            const uint8_t *nm;
+            size_t nlen;
+            st = parse_record(f, R, size, magic, &info, &nm, &nlen);
+            if (st != LQ_OK) goto fail;
+            lqt_entry *e = &f->e[f->n++];
+            *e = (lqt_entry){.offset = R, .size = size};
+            if (magic == F32_MAGIC) {
+                e->f32 = 1;
+                e->numel = info.rows * info.cols;
+                e->data = info.sec[0].offset;
+                e->crc = info.sec[0].crc;
+            }
+            names_bytes += nlen + 1;
+        } else {
+            goto fail; /* unknown record kind (or a version-2 kind in a version-1 file) */
+        }
         prev_end = end;
     }
     st = LQ_ERR_NO_MEMORY;
     f->names = lq_alloc(ctx, names_bytes ? (size_t)names_bytes : 1);
-    f->sorted = lq_alloc_array(ctx, n ? n : 1, sizeof *f->sorted);
+    f->sorted = lq_alloc_array(ctx, f->n ? f->n : 1, sizeof *f->sorted);
     if (!f->names || !f->sorted) goto fail;
-    char *np = f->names;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *nm = f->blob->data + f->e[i].offset + REC_FIXED +
-                            (size_t)SEC_ENTRY * lq_rd32(f->blob->data + f->e[i].offset + 24);
-        size_t nlen = lq_rd32(f->blob->data + f->e[i].offset + 28);
-        memcpy(np, nm, nlen);
-        np[nlen] = 0;
-        f->e[i].name = np;
-        f->sorted[i] = (lqt_sorted){np, i};
-        np += nlen + 1;
+    if (f->nmeta) {
+        f->meta = lq_alloc_array(ctx, f->nmeta, sizeof *f->meta);
+        f->meta_str = lq_alloc(ctx, (size_t)meta_bytes);
+        f->meta_sorted = lq_alloc_array(ctx, f->nmeta, sizeof *f->meta_sorted);
+        if (!f->meta || !f->meta_str || !f->meta_sorted) goto fail;
     }
-    if (n > 1) qsort(f->sorted, n, sizeof *f->sorted, cmp_sorted);
+    /* Second pass: copy the (validated) names, keys and values as C strings. */
+    char *np = f->names, *mp = f->meta_str;
+    for (size_t i = 0; i < f->n; i++) {
+        const uint8_t *r = h + f->e[i].offset;
+        const uint8_t *nm = r + REC_FIXED + (size_t)SEC_ENTRY * lq_rd32(r + 24);
+        f->e[i].name = put_str(&np, nm, lq_rd32(r + 28));
+        f->sorted[i] = (lqt_sorted){f->e[i].name, i};
+    }
+    for (size_t i = 0, m = 0; i < n; i++) {
+        const uint8_t *r = h + lq_rd64(dir + DIR_ENTRY * i);
+        if (lq_rd32(r) != META_MAGIC) continue;
+        uint32_t klen = lq_rd32(r + 4), vlen = lq_rd32(r + 8);
+        f->meta[m].key = put_str(&mp, r + META_FIXED, klen);
+        f->meta[m].value = put_str(&mp, r + META_FIXED + klen, vlen);
+        f->meta_sorted[m] = (lqt_sorted){f->meta[m].key, m};
+        m++;
+    }
     st = LQ_ERR_CORRUPT;
-    for (size_t i = 1; i < n; i++)
-        if (!strcmp(f->sorted[i - 1].name, f->sorted[i].name)) goto fail; /* duplicate name */
+    if (!sort_unique(f->sorted, f->n)) goto fail;              /* duplicate tensor name */
+    if (!sort_unique(f->meta_sorted, f->nmeta)) goto fail;     /* duplicate metadata key */
     *out = f;
     return LQ_OK;
 fail:
@@ -583,18 +802,7 @@ size_t lq_lqt_count(const lq_lqt *f)
 lq_status lq_lqt_find(const lq_lqt *f, const char *name, size_t *index)
 {
     if (!f || !name || !index) return LQ_ERR_INVALID_ARG;
-    size_t lo = 0, hi = f->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->sorted[mid].name, name);
-        if (c == 0) {
-            *index = f->sorted[mid].index;
-            return LQ_OK;
-        }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return LQ_ERR_INVALID_ARG;
+    return find_sorted(f->sorted, f->n, name, index);
 }
 
 lq_status lq_lqt_info_get(const lq_lqt *f, size_t index, lq_lqt_info *info)
@@ -603,7 +811,9 @@ lq_status lq_lqt_info_get(const lq_lqt *f, size_t index, lq_lqt_info *info)
     const uint8_t *nm;
     size_t nlen;
     lq_lqt_info tmp;
-    lq_status st = parse_record(f, f->e[index].offset, f->e[index].size, &tmp, &nm, &nlen);
+    const lqt_entry *e = &f->e[index];
+    lq_status st =
+        parse_record(f, e->offset, e->size, e->f32 ? F32_MAGIC : REC_MAGIC, &tmp, &nm, &nlen);
     if (st != LQ_OK) return st; /* cannot happen: checked at open */
     tmp.name = f->e[index].name;
     *info = tmp;
@@ -628,7 +838,8 @@ static void release_blob(void *owner)
 lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags,
                       lq_qtensor **out)
 {
-    if (!f || !out || index >= f->n || (flags & ~(LQ_LQT_COPY | LQ_LQT_SKIP_DATA_CRC)))
+    if (!f || !out || index >= f->n || (flags & ~(LQ_LQT_COPY | LQ_LQT_SKIP_DATA_CRC)) ||
+        f->e[index].f32)
         return LQ_ERR_INVALID_ARG;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
     lq_lqt_info info;
@@ -681,6 +892,56 @@ lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags
     }
     *out = t;
     return LQ_OK;
+}
+
+/* ---- float records and metadata ------------------------------------------------------ */
+
+lq_status lq_lqt_f32_check(const lq_lqt *f, size_t index)
+{
+    if (!f || index >= f->n || !f->e[index].f32) return LQ_ERR_INVALID_ARG;
+    const lqt_entry *e = &f->e[index];
+    const uint8_t *p = f->blob->data + e->data;
+    if (lq_crc32c(0, p, e->numel * sizeof(float)) != e->crc) return LQ_ERR_CORRUPT;
+    for (size_t i = 0; i < e->numel; i++)
+        if ((lq_rd32(p + 4 * i) & 0x7F800000u) == 0x7F800000u) return LQ_ERR_CORRUPT; /* Inf/NaN */
+    return LQ_OK;
+}
+
+lq_status lq_lqt_read_f32(const lq_lqt *f, size_t index, float *dst, size_t n)
+{
+    if (!f || !dst || index >= f->n || !f->e[index].f32 || n != f->e[index].numel)
+        return LQ_ERR_INVALID_ARG;
+    lq_status st = lq_lqt_f32_check(f, index);
+    if (st != LQ_OK) return st;
+    const uint8_t *p = f->blob->data + f->e[index].data;
+#if LQ_BIG_ENDIAN
+    for (size_t i = 0; i < n; i++) dst[i] = lq_bits_f32(lq_rd32(p + 4 * i));
+#else
+    memcpy(dst, p, n * sizeof(float));
+#endif
+    return LQ_OK;
+}
+
+size_t lq_lqt_meta_count(const lq_lqt *f)
+{
+    return f ? f->nmeta : 0;
+}
+
+lq_status lq_lqt_meta_get(const lq_lqt *f, size_t i, const char **key, const char **value)
+{
+    if (!f || i >= f->nmeta) return LQ_ERR_INVALID_ARG;
+    if (key) *key = f->meta[i].key;
+    if (value) *value = f->meta[i].value;
+    return LQ_OK;
+}
+
+lq_status lq_lqt_meta_find(const lq_lqt *f, const char *key, const char **value)
+{
+    if (!f || !key || !value) return LQ_ERR_INVALID_ARG;
+    size_t i;
+    lq_status st = find_sorted(f->meta_sorted, f->nmeta, key, &i);
+    if (st == LQ_OK) *value = f->meta[i].value;
+    return st;
 }
 
 lq_status lq_qtensor_load(lq_ctx *ctx, const char *path, const char *name, unsigned flags,
