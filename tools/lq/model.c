@@ -529,13 +529,13 @@ lq_status lq_llama_load(lq_ctx *ctx, const char *path, lq_llama **out)
         return load_hf(ctx, dir, path, out);
     }
     FILE *f = fopen(path, "rb");
-    char magic[4] = {0};
+    unsigned char magic[4] = {0};
     if (f) {
         size_t got = fread(magic, 1, 4, f);
         (void)got;
         fclose(f);
     }
-    if (!memcmp(magic, "LQT", 3)) return lq_llama_load_lqt(ctx, path, out);
+    if (!memcmp(magic, "\x89LQT", 4)) return lq_llama_load_lqt(ctx, path, out);
     return load_llama2c(path, out);
 }
 

@@ -88,8 +88,11 @@ static inline lq_linear *lq_llama_lin(const lq_llama *m, size_t layer, lq_lin k)
 void lq_llama_bits(const lq_llama *m, double *bits_per_weight, size_t *n_quantized);
 
 /* Save as a complete-model .lqt: quantized layers as qtensors, everything
- * else as float32 entries, the configuration as metadata. */
-lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path);
+ * else as float32 entries, the configuration as metadata (key
+ * "llama.config", a JSON object), plus nmeta extra key/value pairs
+ * (meta[2i], meta[2i+1]). Prints an error on failure. */
+lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path,
+                        const char *const *meta, size_t nmeta);
 
 /* ---- forward pass ------------------------------------------------------------ */
 
