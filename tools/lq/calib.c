@@ -127,7 +127,9 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
             if (!todo) continue;
             free(H);
             H = NULL;
-            if (calib) {
+            /* round to nearest ignores H: no calibration pass for it */
+            int rtn = o->method.engine.rtn && o->method.kind != LQ_METHOD_AQLM;
+            if (calib && !rtn) {
                 hctx hc = {ctx, NULL, LQ_OK, (lq_lin_group)g};
                 if ((st = lq_hessian_create(ctx, cols, &hc.h)) != LQ_OK) goto out;
                 st = run_block(ctx, m, s, o->fp_inputs ? &of : &oq, l, o->fp_inputs ? Xf : X, calib,

@@ -137,9 +137,10 @@ lq_status lq_linear_apply(lq_ctx *ctx, const lq_linear *l, const lq_run_opts *o,
 /* Final norm and classifier of n rows of X into logits (n x vocab). */
 void lq_llama_head(lq_ctx *ctx, const lq_llama *m, const float *X, size_t n, float *logits);
 
-/* The fp32 product Y = X W^T (W: rows x cols), rows split across the
- * context's threads; each output is one thread's dot product, so the result
- * does not depend on the thread count. */
+/* The fp32 product Y = X W^T (W: rows x cols): batches of 4 or more rows
+ * through the library's SGEMM, else rows split across the context's
+ * threads (each output one thread's dot product). Neither depends on the
+ * thread count. */
 void lq_f32_matmul(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *X,
                    size_t n, float *Y);
 
