@@ -17,7 +17,7 @@ fail() { echo "cli: $*"; exit 1; }
 
 # The demo's synthetic layer as files: F32, F16 and BF16 weights (safetensors),
 # a Hessian (safetensors) and calibration activations (.npy).
-"$lq" demo --save "$d/L" --rows 32 --cols 128 --samples 256 >/dev/null
+"$lq" demo --synthetic --save "$d/L" --rows 32 --cols 128 --samples 256 >/dev/null
 for f in L.safetensors L.hessian.safetensors L.calib.npy; do
   [ -s "$d/$f" ] || fail "demo --save did not write $f"
 done
@@ -72,7 +72,7 @@ head -c 100 "$d/q.lqt" >"$d/trunc.lqt"
 if "$lq" inspect "$d/trunc.lqt" >/dev/null; then fail "truncated file passed inspect"; fi
 
 # The demo on a small layer (two rows of the table).
-"$lq" demo --rows 32 --cols 128 --samples 256 --methods int-gptq --json >"$d/demo.txt"
+"$lq" demo --synthetic --rows 32 --cols 128 --samples 256 --methods int-gptq --json >"$d/demo.txt"
 grep -q "^int-rtn " "$d/demo.txt" || fail "demo: reference row"
 grep -q "^int-gptq " "$d/demo.txt" || fail "demo: gptq row"
 grep -q '"method":"int-gptq","bits":4,"status":"ok"' "$d/demo.txt" || fail "demo: JSON"

@@ -79,6 +79,10 @@ int lq_cmd_bench(int argc, char **argv);
 int lq_cmd_quantize(int argc, char **argv);
 int lq_cmd_inspect(int argc, char **argv);
 int lq_cmd_demo(int argc, char **argv);
+int lq_demo_synthetic(int argc, char **argv);
+int lq_cmd_eval(int argc, char **argv);
+int lq_cmd_generate(int argc, char **argv);
+int lq_cmd_dequantize(int argc, char **argv);
 int lq_bench_io(int argc, char **argv);
 
 /* Benchmarks behind `lq bench <name>` (one file each, bench_*.c). */

@@ -1,5 +1,6 @@
 /*
- * lq demo: the main job on an embedded default.
+ * lq demo --synthetic: every method on one synthetic layer (the default
+ * `lq demo`, on the real model, is cmd_demo_model.c).
  *
  * A synthetic linear layer that behaves like an LLM projection is built from
  * a seed (generator below), its calibration Hessian is accumulated with the
@@ -270,12 +271,13 @@ static int selected(const char *list, const char *name)
     return 0;
 }
 
-int lq_cmd_demo(int argc, char **argv)
+int lq_demo_synthetic(int argc, char **argv)
 {
     size_t rows = 256, cols = 512, n = 2048, seed = 1234, threads = 0;
     const char *save = NULL, *methods = NULL;
-    int json = 0;
+    int json = 0, synthetic = 0;
     const lq_opt opts[] = {
+        {"synthetic", LQ_OPT_FLAG, "this demo (the default demo is the real model)", &synthetic},
         {"rows", LQ_OPT_SIZE, "output features (default 256)", &rows},
         {"cols", LQ_OPT_SIZE, "input features (default 512)", &cols},
         {"samples", LQ_OPT_SIZE, "calibration samples (default 2048)", &n},
@@ -286,7 +288,7 @@ int lq_cmd_demo(int argc, char **argv)
         {"save", LQ_OPT_STR, "write the layer to PREFIX.{safetensors,hessian.safetensors,"
                              "calib.npy} and exit", &save},
     };
-    int r = lq_cli_parse(argc, argv, "lq demo [options]", opts, sizeof opts / sizeof opts[0],
+    int r = lq_cli_parse(argc, argv, "lq demo --synthetic [options]", opts, sizeof opts / sizeof opts[0],
                          NULL, 0, NULL);
     if (r <= 0) return r < 0 ? 2 : 0;
     if (rows == 0 || cols == 0 || n == 0 || rows > 65536 || cols > 65536 || n > (1u << 24)) {

@@ -9,89 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-static const struct {
-    const char *name;
-    lq_method_kind kind;
-} g_method_names[] = {{"int", LQ_METHOD_INT},     {"nestquant", LQ_METHOD_NESTQUANT},
-                      {"gptvq", LQ_METHOD_GPTVQ}, {"gptqt", LQ_METHOD_GPTQT},
-                      {"bcq", LQ_METHOD_BCQ},     {"aqlm", LQ_METHOD_AQLM}};
-#define NMETHOD_NAMES (sizeof g_method_names / sizeof g_method_names[0])
-
-#define UNSET SIZE_MAX
-
-/* Method options as given on the command line (UNSET / NAN: keep default). */
-typedef struct qopts {
-    size_t bits, group, q, betas, dim, index_bits, group_cols, group_rows, em_iters,
-        codebook_bits, svd_rank, k, iters, linear_bits, rescale_steps, codebooks, code_bits,
-        vec, beam, rounds, kmeans_iters, block_size;
-    double percdamp;
-    int rtn, act_order, static_groups, symmetric, mse_clip, no_hadamard, no_codebook_update,
-        no_offset, grid_codes;
-} qopts;
-
-static unsigned u(size_t v)
-{
-    return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
-}
-
-/* Map the options onto lq_method fields (documented in `lq quantize --help`). */
-static void apply_opts(const qopts *o, lq_method *m)
-{
-#define SET(field, v) \
-    if ((v) != UNSET) field = (v)
-#define SETU(field, v) \
-    if ((v) != UNSET) field = u(v)
-    if (o->rtn) m->engine.rtn = 1;
-    if (o->act_order) m->engine.act_order = 1;
-    if (o->static_groups) m->engine.static_groups = 1;
-    if (!isnan(o->percdamp)) m->engine.percdamp = o->percdamp;
-    SET(m->engine.block_size, o->block_size);
-    switch (m->kind) {
-    case LQ_METHOD_INT:
-        SETU(m->u.int_.bits, o->bits);
-        SET(m->u.int_.group, o->group);
-        if (o->symmetric) m->u.int_.symmetric = 1;
-        if (o->mse_clip) m->u.int_.mse_clip = 1;
-        break;
-    case LQ_METHOD_NESTQUANT:
-        SETU(m->u.nestquant.q, o->q);
-        SETU(m->u.nestquant.n_betas, o->betas);
-        SET(m->u.nestquant.group, o->group);
-        if (o->no_hadamard) m->u.nestquant.hadamard = 0;
-        break;
-    case LQ_METHOD_GPTVQ:
-        SETU(m->u.gptvq.dim, o->dim);
-        SETU(m->u.gptvq.index_bits, o->index_bits);
-        SET(m->u.gptvq.group_cols, o->group_cols);
-        SET(m->u.gptvq.group_rows, o->group_rows);
-        SETU(m->u.gptvq.em_iters, o->em_iters);
-        SETU(m->u.gptvq.codebook_bits, o->codebook_bits);
-        SET(m->u.gptvq.svd_rank, o->svd_rank);
-        if (o->no_codebook_update) m->u.gptvq.codebook_update = 0;
-        break;
-    case LQ_METHOD_GPTQT:
-    case LQ_METHOD_BCQ:
-        SETU(m->u.bcq.k, o->k != UNSET ? o->k : o->bits);
-        SET(m->u.bcq.group, o->group);
-        SETU(m->u.bcq.iters, o->iters);
-        SETU(m->u.bcq.linear_bits, o->linear_bits);
-        SETU(m->u.bcq.rescale_steps, o->rescale_steps);
-        if (o->no_offset) m->u.bcq.offset = 0;
-        if (o->grid_codes) m->u.bcq.grid_codes = 1;
-        break;
-    case LQ_METHOD_AQLM:
-        SETU(m->u.aqlm.n_codebooks, o->codebooks);
-        SETU(m->u.aqlm.code_bits, o->code_bits);
-        SETU(m->u.aqlm.group, o->vec);
-        SETU(m->u.aqlm.beam, o->beam);
-        SETU(m->u.aqlm.rounds, o->rounds);
-        SETU(m->u.aqlm.kmeans_iters, o->kmeans_iters);
-        break;
-    }
-#undef SET
-#undef SETU
-}
+#include "methodopt.h"
 
 /* ---- progress ------------------------------------------------------------------- */
 
@@ -265,26 +183,26 @@ static const char *g_usage =
     "      --no-offset --grid-codes\n"
     "    aqlm: --codebooks --code-bits --vec --beam --rounds --kmeans-iters\n"
     "  Hessian: --hessian H.safetensors (a cols x cols tensor named like each weight,\n"
-    "    or a single one) or --calib X.npy (samples x cols; H = 2/N X^T X).";
+    "    or a single one) or --calib X.npy (samples x cols; H = 2/N X^T X).\n"
+    "\n"
+    "lq quantize --method M [options] --calib-text FILE --tokenizer TOK MODEL OUT.lqt\n"
+    "  MODEL (llama2.c .bin, Hugging Face folder or .safetensors): sequential\n"
+    "  calibration, block by block, each layer's Hessian from the inputs it sees with\n"
+    "  the earlier layers quantized (--fp-inputs: from the float model); OUT.lqt is a\n"
+    "  complete model (lq eval / lq generate load it). --calib-chunks N chunks of\n"
+    "  seq_len tokens (default 64); --exclude a,b: layers whose name contains a or b\n"
+    "  stay float. Without --calib-text the layers are quantized without a Hessian.";
 
 int lq_cmd_quantize(int argc, char **argv)
 {
     const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL;
     size_t threads = 0, seed = 0;
-    int json = 0, quiet = 0;
-    qopts o;
-    {
-        size_t *sz[] = {&o.bits, &o.group, &o.q, &o.betas, &o.dim, &o.index_bits,
-                        &o.group_cols, &o.group_rows, &o.em_iters, &o.codebook_bits,
-                        &o.svd_rank, &o.k, &o.iters, &o.linear_bits, &o.rescale_steps,
-                        &o.codebooks, &o.code_bits, &o.vec, &o.beam, &o.rounds,
-                        &o.kmeans_iters, &o.block_size};
-        for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) *sz[i] = UNSET;
-        o.percdamp = NAN;
-        o.rtn = o.act_order = o.static_groups = o.symmetric = o.mse_clip = 0;
-        o.no_hadamard = o.no_codebook_update = o.no_offset = o.grid_codes = 0;
-    }
-    const lq_opt opts[] = {
+    int json = 0, quiet = 0, fp_inputs = 0;
+    const char *calib_text = NULL, *tokp = NULL, *exclude = NULL;
+    size_t calib_chunks = 64;
+    lq_cli_qopts o;
+    lq_cli_qopts_init(&o);
+    lq_opt opts[16 + LQ_CLI_NMETHOD_OPTS] = {
         {"method", LQ_OPT_STR, "int|nestquant|gptvq|gptqt|bcq|aqlm", &method},
         {"tensor", LQ_OPT_STR, "quantize only this tensor", &tensor},
         {"hessian", LQ_OPT_STR, "safetensors file of Hessians (cols x cols)", &hpath},
@@ -293,62 +211,46 @@ int lq_cmd_quantize(int argc, char **argv)
         {"quiet", LQ_OPT_FLAG, "no progress output", &quiet},
         {"threads", LQ_OPT_SIZE, "threads (0: all physical cores)", &threads},
         {"seed", LQ_OPT_SIZE, "RNG seed", &seed},
-        {"rtn", LQ_OPT_FLAG, "round to nearest (no Hessian updates)", &o.rtn},
-        {"percdamp", LQ_OPT_DOUBLE, "damping, fraction of mean diag(H)", &o.percdamp},
-        {"act-order", LQ_OPT_FLAG, "columns by descending diag(H)", &o.act_order},
-        {"static-groups", LQ_OPT_FLAG, "group parameters from original order", &o.static_groups},
-        {"block-size", LQ_OPT_SIZE, "lazy-update block", &o.block_size},
-        {"bits", LQ_OPT_SIZE, "int: bits; gptqt/bcq: planes", &o.bits},
-        {"group", LQ_OPT_SIZE, "columns per group (0: whole row)", &o.group},
-        {"symmetric", LQ_OPT_FLAG, "int: symmetric grid", &o.symmetric},
-        {"mse-clip", LQ_OPT_FLAG, "int: MSE-optimal range shrink", &o.mse_clip},
-        {"q", LQ_OPT_SIZE, "nestquant: Voronoi modulus", &o.q},
-        {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o.betas},
-        {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o.no_hadamard},
-        {"dim", LQ_OPT_SIZE, "gptvq: vector dimension", &o.dim},
-        {"index-bits", LQ_OPT_SIZE, "gptvq: bits per index", &o.index_bits},
-        {"group-cols", LQ_OPT_SIZE, "gptvq: columns per codebook", &o.group_cols},
-        {"group-rows", LQ_OPT_SIZE, "gptvq: rows per codebook", &o.group_rows},
-        {"em-iters", LQ_OPT_SIZE, "gptvq: EM iterations", &o.em_iters},
-        {"codebook-bits", LQ_OPT_SIZE, "gptvq: 0 fp16, 8 int8", &o.codebook_bits},
-        {"svd-rank", LQ_OPT_SIZE, "gptvq: SVD codebook rank", &o.svd_rank},
-        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: skip the update", &o.no_codebook_update},
-        {"k", LQ_OPT_SIZE, "gptqt/bcq: binary planes", &o.k},
-        {"iters", LQ_OPT_SIZE, "gptqt/bcq: refinement iterations", &o.iters},
-        {"linear-bits", LQ_OPT_SIZE, "gptqt: bits of the linear step", &o.linear_bits},
-        {"rescale-steps", LQ_OPT_SIZE, "gptqt: scales searched", &o.rescale_steps},
-        {"no-offset", LQ_OPT_FLAG, "gptqt/bcq: no offset", &o.no_offset},
-        {"grid-codes", LQ_OPT_FLAG, "gptqt: code through the grid", &o.grid_codes},
-        {"codebooks", LQ_OPT_SIZE, "aqlm: codebooks M", &o.codebooks},
-        {"code-bits", LQ_OPT_SIZE, "aqlm: bits per code B", &o.code_bits},
-        {"vec", LQ_OPT_SIZE, "aqlm: vector dimension g", &o.vec},
-        {"beam", LQ_OPT_SIZE, "aqlm: beam size", &o.beam},
-        {"rounds", LQ_OPT_SIZE, "aqlm: rounds", &o.rounds},
-        {"kmeans-iters", LQ_OPT_SIZE, "aqlm: k-means iterations", &o.kmeans_iters},
+        {"calib-text", LQ_OPT_STR, "model: calibration text (UTF-8)", &calib_text},
+        {"tokenizer", LQ_OPT_STR, "model: llama2.c tokenizer.bin", &tokp},
+        {"calib-chunks", LQ_OPT_SIZE, "model: calibration chunks (default 64)", &calib_chunks},
+        {"fp-inputs", LQ_OPT_FLAG, "model: Hessians from the float model", &fp_inputs},
+        {"exclude", LQ_OPT_STR, "model: comma-separated name parts left float", &exclude},
     };
+    size_t nopts = 13;
+    nopts += lq_cli_qopts_table(&o, opts + nopts);
     char *pos[2];
     size_t npos = 0;
-    int r = lq_cli_parse(argc, argv, g_usage, opts, sizeof opts / sizeof opts[0], pos, 2, &npos);
+    int r = lq_cli_parse(argc, argv, g_usage, opts, nopts, pos, 2, &npos);
     if (r <= 0) return r < 0 ? 2 : 0;
     if (npos != 2 || !method) {
         fprintf(stderr, "usage: %s\n", g_usage);
         return 2;
+    }
+    if (calib_text || tokp || lq_cli_is_model(pos[0])) {
+        if (hpath || cpath || tensor) {
+            fprintf(stderr, "error: --hessian, --calib and --tensor are for tensor files; a model "
+                            "is calibrated with --calib-text and --tokenizer\n");
+            return 2;
+        }
+        lq_model_quant_args a = {method, pos[0], pos[1], calib_text, tokp, exclude, calib_chunks,
+                                 threads, seed, fp_inputs, json, quiet, &o};
+        return lq_quantize_model(&a);
     }
     if (hpath && cpath) {
         fprintf(stderr, "error: give --hessian or --calib, not both\n");
         return 2;
     }
     lq_method m;
-    size_t mi = 0;
-    while (mi < NMETHOD_NAMES && strcmp(g_method_names[mi].name, method)) mi++;
-    if (mi == NMETHOD_NAMES) {
+    lq_method_kind kind;
+    if (lq_cli_method_kind(method, &kind)) {
         fprintf(stderr,
                 "error: unknown method '" LQ_CLIP_FMT "' (int, nestquant, gptvq, gptqt, bcq, aqlm)\n",
                 LQ_CLIP(method));
         return 2;
     }
-    lq_method_init(&m, g_method_names[mi].kind);
-    apply_opts(&o, &m);
+    lq_method_init(&m, kind);
+    lq_cli_qopts_apply(&o, &m);
 
     progress pr = {.tty = isatty(fileno(stderr)), .quiet = quiet};
     lq_ctx_config cfg;

@@ -10,6 +10,9 @@ static const lq_cli_command g_commands[] = {
     {"bench", "benchmarks (lq bench --help lists them)", lq_cmd_bench},
     {"quantize", "quantize safetensors/.npy weights into an .lqt file", lq_cmd_quantize},
     {"inspect", "header, sections, bits per weight and validity of an .lqt file", lq_cmd_inspect},
+    {"eval", "perplexity and KL divergence of a model (fp32 or .lqt) on a text", lq_cmd_eval},
+    {"generate", "text from a model (fp32 or .lqt), greedy or sampled", lq_cmd_generate},
+    {"dequantize", "every tensor of an .lqt back to float, as safetensors", lq_cmd_dequantize},
     {"demo", "every method on a synthetic layer at 2, 3 and 4 bits: one table", lq_cmd_demo},
 };
 #define NCOMMANDS (sizeof g_commands / sizeof g_commands[0])

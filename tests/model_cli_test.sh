@@ -1,0 +1,106 @@
+#!/bin/sh
+# lq on the real model (tests/data/realmodel): generate, eval, quantize a
+# complete model with every method, products on the codes against the
+# dequantized weights, and the errors on bad input.
+set -eu
+lq=$1
+R=$(cd "$(dirname "$0")" && pwd)/data/realmodel
+M=$R/tinystories_d64_l5.bin
+T=$R/tok512.bin
+d=$(mktemp -d /tmp/lq_model_test.XXXXXX)
+trap 'rm -rf "$d"' EXIT
+fail() { echo "model cli: $*"; exit 1; }
+num() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2"; }
+# |a - b| <= tol * |b|
+close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t * m) }'; }
+
+# greedy text of the fp32 model
+"$lq" generate "$M" --tokenizer "$T" -n 30 2>/dev/null >"$d/gen.txt"
+grep -q "^Once upon a time, there was a little girl named Lily. She loved to play outside" "$d/gen.txt" ||
+  fail "greedy text: $(cat "$d/gen.txt")"
+# sampling is reproducible for a seed
+"$lq" generate "$M" --tokenizer "$T" -n 20 --temp 1 --seed 7 2>/dev/null >"$d/s1.txt"
+"$lq" generate "$M" --tokenizer "$T" -n 20 --temp 1 --seed 7 2>/dev/null >"$d/s2.txt"
+cmp -s "$d/s1.txt" "$d/s2.txt" || fail "sampling with a seed is not reproducible"
+
+# the published perplexity (per-document protocol)
+"$lq" eval "$M" --tokenizer "$T" --text "$R/tinystories_val.txt" --protocol docs --chunks 64 \
+  --json >"$d/fp.json"
+close "$(num ppl "$d/fp.json")" 6.185753730335321 1e-6 || fail "fp32 ppl $(num ppl "$d/fp.json")"
+[ "$(num tokens "$d/fp.json")" = 15885 ] || fail "tokens scored"
+
+# every method: a complete model from sequential calibration, then the products on the
+# codes (EXACT) against the same model with the dequantized weights in fp32
+for spec in "int --bits 3 --group 32" "int --bits 4 --rtn" "nestquant" "gptvq" "gptqt" "bcq" \
+            "aqlm --rounds 1 --beam 2 --kmeans-iters 4"; do
+  set -- $spec
+  meth=$1
+  tag=$(echo "$spec" | tr -c 'a-z0-9' '_')
+  "$lq" quantize --method $spec --calib-text "$R/tinystories_train_head.txt" --tokenizer "$T" \
+    --calib-chunks 2 --quiet --json "$M" "$d/$tag.lqt" >"$d/$tag.q.json" || fail "quantize $spec"
+  grep -q '"quantized_layers":35' "$d/$tag.q.json" || fail "$spec: not every layer quantized"
+  "$lq" eval "$d/$tag.lqt" --tokenizer "$T" --text "$R/tinystories_val.txt" --chunks 3 \
+    --ref "$M" --json >"$d/$tag.e.json" || fail "eval $spec"
+  mkdir -p "$d/$tag.hf"
+  "$lq" dequantize --config "$d/$tag.lqt" "$d/$tag.hf/model.safetensors" >/dev/null
+  "$lq" eval "$d/$tag.hf" --tokenizer "$T" --text "$R/tinystories_val.txt" --chunks 3 \
+    --json >"$d/$tag.d.json" || fail "eval of the dequantized $spec"
+  a=$(num ppl "$d/$tag.e.json")
+  b=$(num ppl "$d/$tag.d.json")
+  close "$a" "$b" 1e-4 || fail "$spec: ppl on the codes $a, dequantized $b"
+  kl=$(num kl "$d/$tag.e.json")
+  awk -v k="$kl" 'BEGIN { exit !(k > 0 && k < 2) }' || fail "$spec: KL $kl"
+  # FAST products stay close to EXACT
+  "$lq" eval "$d/$tag.lqt" --tokenizer "$T" --text "$R/tinystories_val.txt" --chunks 3 --fast \
+    --json >"$d/$tag.f.json"
+  close "$(num ppl "$d/$tag.f.json")" "$a" 0.05 || fail "$spec: FAST ppl $(num ppl "$d/$tag.f.json")"
+done
+# fp-input calibration and exclusions
+"$lq" quantize --method int --bits 4 --fp-inputs --exclude down_proj,layers.0. \
+  --calib-text "$R/tinystories_train_head.txt" --tokenizer "$T" --calib-chunks 2 --quiet --json \
+  "$M" "$d/ex.lqt" >"$d/ex.json"
+grep -q '"quantized_layers":24' "$d/ex.json" || fail "exclusions: $(num quantized_layers "$d/ex.json")"
+"$lq" generate "$d/ex.lqt" --tokenizer "$T" -n 5 >/dev/null 2>&1 || fail "partly quantized model"
+# dequantize: f16 output, norms 1-D
+"$lq" dequantize --dtype f16 "$d/ex.lqt" "$d/ex16.safetensors" >/dev/null
+
+# ---- errors: a message and a non-zero exit, never a crash -----------------------------
+expect_fail() { # expect_fail WHAT PATTERN cmd...
+  what=$1 pat=$2
+  shift 2
+  rc=0
+  "$@" >"$d/err.out" 2>"$d/err.txt" || rc=$?
+  [ "$rc" -ne 0 ] || fail "$what: accepted"
+  [ "$rc" -lt 128 ] || fail "$what: crashed (exit $rc)"
+  grep -qi "$pat" "$d/err.txt" || fail "$what: message '$(cat "$d/err.txt")'"
+}
+head -c 1000 "$M" >"$d/trunc.bin"
+expect_fail "truncated checkpoint" "truncated" "$lq" eval "$d/trunc.bin" --tokenizer "$T" --text "$R/tinystories_val.txt"
+head -c 20 "$M" >"$d/short.bin"
+expect_fail "short header" "header" "$lq" generate "$d/short.bin" --tokenizer "$T"
+head -c 3000 "$T" >"$d/tok_short.bin"
+expect_fail "tokenizer of another vocabulary" "vocabulary" "$lq" eval "$M" --tokenizer "$d/tok_short.bin" --text "$R/tinystories_val.txt"
+: >"$d/empty.txt"
+expect_fail "empty text" "empty" "$lq" eval "$M" --tokenizer "$T" --text "$d/empty.txt"
+printf 'Once upon a \377\376 time' >"$d/bad.txt"
+expect_fail "non-UTF-8 text" "UTF-8" "$lq" eval "$M" --tokenizer "$T" --text "$d/bad.txt"
+expect_fail "non-UTF-8 calibration text" "UTF-8" "$lq" quantize --method int --calib-text "$d/bad.txt" --tokenizer "$T" "$M" "$d/x.lqt"
+[ ! -e "$d/x.lqt" ] || fail "output written after an error"
+expect_fail "non-UTF-8 prompt" "UTF-8" "$lq" generate "$M" --tokenizer "$T" --prompt "$(printf 'a\377')"
+# a tensor-only .lqt is not a model
+"$lq" quantize --method int --tensor model.norm.weight "$d/ex16.safetensors" "$d/t.lqt" 2>/dev/null && fail "1-D tensor quantized"
+"$lq" quantize --method int --quiet --tensor model.layers.0.mlp.up_proj.weight "$d/ex16.safetensors" "$d/t.lqt" >/dev/null
+expect_fail "tensor file as a model" "not a complete model" "$lq" eval "$d/t.lqt" --tokenizer "$T" --text "$R/tinystories_val.txt"
+# a corrupted complete model
+cp "$d/ex.lqt" "$d/corrupt.lqt"
+printf '\001\002\003\004' | dd of="$d/corrupt.lqt" bs=1 seek=5000 conv=notrunc 2>/dev/null
+expect_fail "corrupted .lqt" "corrupt" "$lq" eval "$d/corrupt.lqt" --tokenizer "$T" --text "$R/tinystories_val.txt"
+# a Hugging Face folder whose config does not match its tensors
+mkdir -p "$d/hfbad"
+cp "$d/int___bits_4___rtn_.hf/model.safetensors" "$d/hfbad/"
+sed 's/"intermediate_size": 192/"intermediate_size": 256/' "$d/int___bits_4___rtn_.hf/config.json" >"$d/hfbad/config.json"
+expect_fail "config vs tensors" "wrong shape" "$lq" eval "$d/hfbad" --tokenizer "$T" --text "$R/tinystories_val.txt"
+echo '{"hidden_size": 64' >"$d/hfbad/config.json"
+expect_fail "malformed config.json" "JSON" "$lq" eval "$d/hfbad" --tokenizer "$T" --text "$R/tinystories_val.txt"
+expect_fail "output is the input" "overwrite" "$lq" quantize --method int "$M" "$M"
+echo "model cli: ok"

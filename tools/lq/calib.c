@@ -1,0 +1,219 @@
+/* Sequential calibration of a Llama model (calib.h). */
+#include "calib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int lq_calib_excluded(const char *list, const char *name)
+{
+    if (!list || !*list) return 0;
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 0) {
+            for (const char *s = name; *s; s++)
+                if (!strncmp(s, p, n)) return 1;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+typedef struct hctx {
+    lq_ctx *ctx;
+    lq_hessian *h;
+    lq_status st;
+    lq_lin_group g; /* the group whose input is accumulated */
+} hctx;
+
+static void add_hook(void *user, size_t layer, lq_lin_group g, const float *X, size_t n,
+                     size_t cols)
+{
+    (void)layer;
+    hctx *hc = user;
+    if (g == hc->g && hc->st == LQ_OK) hc->st = lq_hessian_add(hc->ctx, hc->h, X, n, cols);
+}
+
+typedef struct bar {
+    int on, tty;
+    double t0, total, done;
+} bar;
+
+static void bar_draw(bar *b, const char *what)
+{
+    if (!b->on) return;
+    double f = b->total > 0 ? b->done / b->total : 1, el = lq_cli_now() - b->t0;
+    double eta = f > 0.001 ? el * (1 - f) / f : 0;
+    if (b->tty) {
+        char s[31];
+        for (int i = 0; i < 30; i++) s[i] = i < (int)(f * 30) ? '#' : '.';
+        s[30] = 0;
+        fprintf(stderr, "\r[%s] %3d%%  %-40.40s ETA %4.0fs ", s, (int)(f * 100), what, eta);
+    } else {
+        fprintf(stderr, "calibrate: %3d%% %s (%.1f s)\n", (int)(f * 100), what, el);
+    }
+    fflush(stderr);
+}
+
+/* Run block `layer` over every chunk of stream X (rows of dim, chunk by
+ * chunk), with a hook and stop point, or in place (stop_after -1). */
+static lq_status run_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, const lq_run_opts *o,
+                           size_t layer, float *X, const lq_chunks *c, float *scratch,
+                           lq_llama_hook hook, void *user, int stop_after)
+{
+    size_t d = m->cfg.dim;
+    for (size_t i = 0; i < c->n; i++) {
+        float *x = X + c->off[i] * d;
+        float *buf = stop_after >= 0 ? scratch : x;
+        if (stop_after >= 0) memcpy(buf, x, c->len[i] * d * sizeof *buf);
+        lq_status st = lq_llama_block(ctx, m, s, o, layer, buf, c->len[i], 0, hook, user, stop_after);
+        if (st != LQ_OK) return st;
+    }
+    return LQ_OK;
+}
+
+lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const lq_calib_opts *o,
+                       lq_calib_layer *layers)
+{
+    const lq_llama_config *cfg = &m->cfg;
+    size_t L = cfg->n_layers, d = cfg->dim, ntok = 0;
+    for (size_t i = 0; calib && i < calib->n; i++) {
+        if (calib->len[i] > cfg->seq_len) return LQ_ERR_INVALID_ARG;
+        ntok += calib->len[i];
+    }
+    for (size_t i = 0; calib && i < calib->n; i++)
+        for (size_t j = 0; j < calib->len[i]; j++)
+            if (calib->tok[calib->off[i] + j] < 0 ||
+                (size_t)calib->tok[calib->off[i] + j] >= cfg->vocab)
+                return LQ_ERR_INVALID_ARG;
+    float *X = NULL, *Xf = NULL, *scratch = NULL, *H = NULL, *What = NULL;
+    lq_llama_state *s = NULL;
+    lq_status st = LQ_ERR_NO_MEMORY;
+    if (calib) {
+        X = malloc(ntok * d * sizeof *X);
+        scratch = malloc(cfg->seq_len * d * sizeof *scratch);
+        if (!X || !scratch) goto out;
+        if (o->fp_inputs && !(Xf = malloc(ntok * d * sizeof *Xf))) goto out;
+        if ((st = lq_llama_state_create(m, cfg->seq_len, &s)) != LQ_OK) goto out;
+        lq_llama_embed(m, calib->tok, ntok, X);
+        if (Xf) memcpy(Xf, X, ntok * d * sizeof *Xf);
+    }
+    bar b = {o->progress, isatty(fileno(stderr)), lq_cli_now(), 0, 0};
+    for (size_t l = 0; l < L; l++)
+        for (int k = 0; k < LQ_LIN_COUNT; k++) {
+            const lq_linear *li = lq_llama_lin(m, l, (lq_lin)k);
+            b.total += (double)li->rows * (double)li->cols;
+        }
+    const lq_run_opts oq = {LQ_KERNEL_EXACT, 0}, of = {LQ_KERNEL_EXACT, 1};
+    char what[160];
+    for (size_t l = 0; l < L; l++) {
+        for (int g = 0; g < LQ_GROUP_COUNT; g++) {
+            int todo = 0;
+            size_t cols = 0;
+            for (int k = 0; k < LQ_LIN_COUNT; k++) {
+                if (lq_lin_group_of((lq_lin)k) != (lq_lin_group)g) continue;
+                char name[160];
+                lq_lin_name(name, sizeof name, l, (lq_lin)k);
+                todo |= !lq_calib_excluded(o->exclude, name);
+                cols = lq_llama_lin(m, l, (lq_lin)k)->cols;
+            }
+            if (!todo) continue;
+            free(H);
+            H = NULL;
+            /* round to nearest ignores H: no calibration pass for it */
+            int rtn = o->method.engine.rtn && o->method.kind != LQ_METHOD_AQLM;
+            if (calib && !rtn) {
+                hctx hc = {ctx, NULL, LQ_OK, (lq_lin_group)g};
+                if ((st = lq_hessian_create(ctx, cols, &hc.h)) != LQ_OK) goto out;
+                st = run_block(ctx, m, s, o->fp_inputs ? &of : &oq, l, o->fp_inputs ? Xf : X, calib,
+                               scratch, add_hook, &hc, g);
+                if (st == LQ_OK) st = hc.st;
+                if (st == LQ_OK && !(H = malloc(cols * cols * sizeof *H))) st = LQ_ERR_NO_MEMORY;
+                if (st == LQ_OK) st = lq_hessian_get(hc.h, H);
+                lq_hessian_free(hc.h);
+                if (st != LQ_OK) {
+                    fprintf(stderr, "\nerror: Hessian of block %zu: %s\n", l, lq_status_str(st));
+                    goto out;
+                }
+                if (o->on_hessian) o->on_hessian(o->user, l, (lq_lin_group)g, H, cols);
+            }
+            for (int k = 0; k < LQ_LIN_COUNT; k++) {
+                if (lq_lin_group_of((lq_lin)k) != (lq_lin_group)g) continue;
+                lq_linear *li = lq_llama_lin(m, l, (lq_lin)k);
+                lq_calib_layer rec = {0};
+                lq_lin_name(rec.name, sizeof rec.name, l, (lq_lin)k);
+                rec.rows = li->rows;
+                rec.cols = li->cols;
+                rec.bpw = 32;
+                if (lq_calib_excluded(o->exclude, rec.name)) {
+                    if (layers) layers[l * LQ_LIN_COUNT + (size_t)k] = rec;
+                    b.done += (double)li->rows * (double)li->cols;
+                    continue;
+                }
+                snprintf(what, sizeof what, "block %zu/%zu %s", l + 1, L, lq_lin_short((lq_lin)k));
+                bar_draw(&b, what);
+                free(What);
+                if (!(What = malloc(li->rows * li->cols * sizeof *What))) {
+                    st = LQ_ERR_NO_MEMORY;
+                    goto out;
+                }
+                lq_quant_report rep;
+                lq_qtensor *q = NULL;
+                double t0 = lq_cli_now();
+                st = lq_quantize_ex(ctx, li->w, li->rows, li->cols, H, &o->method, &q, What, &rep);
+                rec.seconds = lq_cli_now() - t0;
+                if (st != LQ_OK) {
+                    fprintf(stderr, "\nerror: quantizing %s (%zu x %zu): %s\n", rec.name, li->rows,
+                            li->cols, lq_status_str(st));
+                    goto out;
+                }
+                double num = 0, den = 0;
+                for (size_t i = 0; i < li->rows * li->cols; i++) {
+                    double e = (double)li->w[i] - What[i];
+                    num += e * e;
+                    den += (double)li->w[i] * li->w[i];
+                }
+                rec.rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
+                rec.proxy = H ? rep.proxy_loss : NAN;
+                lq_qtensor_bits_per_weight(q, &rec.bpw);
+                rec.quantized = 1;
+                li->q = q;
+                if (layers) layers[l * LQ_LIN_COUNT + (size_t)k] = rec;
+                b.done += (double)li->rows * (double)li->cols;
+            }
+        }
+        /* the next block's inputs: this block, quantized, on the quantized stream */
+        if (calib) {
+            if ((st = run_block(ctx, m, s, &oq, l, X, calib, scratch, NULL, NULL, -1)) != LQ_OK)
+                goto out;
+            if (Xf && (st = run_block(ctx, m, s, &of, l, Xf, calib, scratch, NULL, NULL, -1)) != LQ_OK)
+                goto out;
+        }
+    }
+    b.done = b.total;
+    bar_draw(&b, "done");
+    if (b.on && b.tty) fputc('\n', stderr);
+    /* the quantized layers drop their float weights: the model is what a
+     * reader of the written file gets */
+    for (size_t i = 0; i < L * LQ_LIN_COUNT; i++)
+        if (m->lin[i].q) {
+            free(m->lin[i].w);
+            m->lin[i].w = NULL;
+        }
+    st = LQ_OK;
+out:
+    free(X);
+    free(Xf);
+    free(scratch);
+    free(H);
+    free(What);
+    lq_llama_state_free(s);
+    return st;
+}

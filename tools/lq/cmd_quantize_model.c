@@ -1,0 +1,168 @@
+/* lq quantize on a model: load, sequential calibration, one complete-model
+ * .lqt, a per-layer table or JSON summary. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "calib.h"
+#include "cli.h"
+#include "methodopt.h"
+
+int lq_cli_is_model(const char *path)
+{
+    struct stat sb;
+    if (!path || stat(path, &sb)) return 0;
+    if (S_ISDIR(sb.st_mode)) return 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char h[8] = {0};
+    size_t n = fread(h, 1, 8, f);
+    fclose(f);
+    if (n < 8) return 0;
+    if (!memcmp(h, "\x93NUMPY", 6) || !memcmp(h, "\x89LQT", 4)) return 0;
+    size_t len = strlen(path);
+    if (len > 12 && !strcmp(path + len - 12, ".safetensors")) return 0;
+    /* safetensors: 8-byte little-endian header size, then '{' */
+    return !(h[4] == 0 && h[5] == 0 && h[6] == 0 && h[7] == 0);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int lq_quantize_model(const lq_model_quant_args *a)
+{
+    lq_method_kind kind;
+    if (lq_cli_method_kind(a->method, &kind)) {
+        fprintf(stderr, "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(a->method),
+                lq_cli_method_list);
+        return 2;
+    }
+    if (!!a->calib_text != !!a->tokenizer) {
+        fprintf(stderr, "error: --calib-text and --tokenizer go together\n");
+        return 2;
+    }
+    if (a->calib_chunks == 0) {
+        fprintf(stderr, "error: --calib-chunks must be at least 1\n");
+        return 2;
+    }
+    if (lq_cli_same_file(a->in, a->out) || lq_cli_same_file(a->calib_text, a->out) ||
+        lq_cli_same_file(a->tokenizer, a->out)) {
+        fprintf(stderr, "error: %s is also an input: refusing to overwrite it\n", a->out);
+        return 2;
+    }
+    lq_calib_opts co = {0};
+    lq_method_init(&co.method, kind);
+    lq_cli_qopts_apply(a->opts, &co.method);
+    co.fp_inputs = a->fp_inputs;
+    co.exclude = a->exclude;
+    co.progress = !a->quiet;
+    lq_ctx_config cfg;
+    lq_ctx_config_init(&cfg);
+    cfg.n_threads = a->threads;
+    cfg.seed = a->seed;
+    lq_ctx *ctx;
+    lq_status st = lq_ctx_create(&cfg, &ctx);
+    if (st != LQ_OK) return lq_cli_fail("context", st);
+    int rc = 1;
+    lq_llama *m = NULL;
+    lq_tokenizer *t = NULL;
+    lq_chunks ch = {0};
+    char *txt = NULL;
+    lq_calib_layer *lay = NULL;
+    double t0 = lq_cli_now(), c0 = lq_cli_cpu_now();
+    if (lq_llama_load(ctx, a->in, &m) != LQ_OK) goto out;
+    if (!strcmp(m->source, "lqt")) {
+        fprintf(stderr, "error: %s is already quantized\n", a->in);
+        goto out;
+    }
+    if (a->calib_text) {
+        size_t n;
+        if ((st = lq_tok_load(a->tokenizer, m->cfg.vocab, &t)) != LQ_OK) {
+            fprintf(stderr, "error: %s: %s%s\n", a->tokenizer, lq_status_str(st),
+                    st == LQ_ERR_INVALID_ARG ? " (the tokenizer does not match the model's "
+                                               "vocabulary)"
+                                             : "");
+            goto out;
+        }
+        if (!(txt = lq_text_load(a->calib_text, &n))) goto out;
+        st = lq_chunks_make(t, txt, n, LQ_PROTO_STREAM, m->cfg.seq_len, a->calib_chunks, &ch);
+        if (st != LQ_OK) {
+            fprintf(stderr, "error: %s: %s\n", a->calib_text, lq_status_str(st));
+            goto out;
+        }
+    }
+    size_t nl = m->cfg.n_layers * LQ_LIN_COUNT;
+    if (!(lay = calloc(nl, sizeof *lay))) {
+        lq_cli_fail("memory", LQ_ERR_NO_MEMORY);
+        goto out;
+    }
+    if (lq_calibrate(ctx, m, a->calib_text ? &ch : NULL, &co, lay) != LQ_OK) goto out;
+    char desc[256];
+    size_t ntok = 0;
+    for (size_t i = 0; i < ch.n; i++) ntok += ch.len[i];
+    snprintf(desc, sizeof desc, "%s, %zu chunks, %zu tokens, %s", a->calib_text ? "sequential" : "none",
+             ch.n, ntok, a->fp_inputs ? "fp inputs" : "quantized inputs");
+    const char *meta[] = {"libquant.method", a->method, "libquant.calibration", desc};
+    if (lq_llama_save(ctx, m, a->out, meta, 2) != LQ_OK) goto out;
+    double secs = lq_cli_now() - t0, cpu = lq_cli_cpu_now() - c0, bpw;
+    size_t nq;
+    lq_llama_bits(m, &bpw, &nq);
+    if (a->json) {
+        printf("{\"method\":");
+        json_str(stdout, a->method);
+        printf(",\"input\":");
+        json_str(stdout, a->in);
+        printf(",\"output\":");
+        json_str(stdout, a->out);
+        printf(",\"calibration\":");
+        json_str(stdout, desc);
+        printf(",\"layers\":[");
+        for (size_t i = 0; i < nl; i++) {
+            printf("%s{\"name\":", i ? "," : "");
+            json_str(stdout, lay[i].name);
+            printf(",\"rows\":%zu,\"cols\":%zu,\"quantized\":%s,\"bits_per_weight\":%.6f,"
+                   "\"rel_error\":%.6g,\"proxy_loss\":",
+                   lay[i].rows, lay[i].cols, lay[i].quantized ? "true" : "false", lay[i].bpw,
+                   lay[i].rel_err);
+            if (isfinite(lay[i].proxy)) printf("%.6g", lay[i].proxy);
+            else printf("null");
+            printf(",\"seconds\":%.4f}", lay[i].seconds);
+        }
+        printf("],\"quantized_layers\":%zu,\"bits_per_weight\":%.6f,\"seconds\":%.3f,"
+               "\"cpu_seconds\":%.3f}\n",
+               nq, bpw, secs, cpu);
+    } else {
+        printf("%-40s %11s %8s %10s %12s %8s\n", "layer", "shape", "bits/w", "rel.err",
+               "proxy loss", "seconds");
+        for (size_t i = 0; i < nl; i++) {
+            char shape[32], proxy[24];
+            snprintf(shape, sizeof shape, "%zux%zu", lay[i].rows, lay[i].cols);
+            if (isfinite(lay[i].proxy)) snprintf(proxy, sizeof proxy, "%.4g", lay[i].proxy);
+            else snprintf(proxy, sizeof proxy, "-");
+            printf("%-40.40s %11s %8.3f %10.4g %12s %8.2f\n", lay[i].name, shape, lay[i].bpw,
+                   lay[i].rel_err, proxy, lay[i].seconds);
+        }
+        printf("%zu of %zu layers quantized (%s), %.3f bits/weight over the linear layers, "
+               "%.2f s (%.2f s CPU) -> %s\n",
+               nq, nl, desc, bpw, secs, cpu, a->out);
+    }
+    rc = 0;
+out:
+    free(lay);
+    free(txt);
+    lq_chunks_free(&ch);
+    lq_tok_free(t);
+    lq_llama_free(m);
+    lq_ctx_destroy(ctx);
+    return rc;
+}

@@ -1,0 +1,155 @@
+/* Method names and options of the lq program (methodopt.h). */
+#include "methodopt.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    lq_method_kind kind;
+} g_method_names[] = {{"int", LQ_METHOD_INT},     {"nestquant", LQ_METHOD_NESTQUANT},
+                      {"gptvq", LQ_METHOD_GPTVQ}, {"gptqt", LQ_METHOD_GPTQT},
+                      {"bcq", LQ_METHOD_BCQ},     {"aqlm", LQ_METHOD_AQLM}};
+#define NMETHOD_NAMES (sizeof g_method_names / sizeof g_method_names[0])
+
+#define UNSET LQ_CLI_UNSET
+
+static unsigned u(size_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+}
+
+/* Map the options onto lq_method fields (documented in `lq quantize --help`). */
+void lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
+{
+#define SET(field, v) \
+    if ((v) != UNSET) field = (v)
+#define SETU(field, v) \
+    if ((v) != UNSET) field = u(v)
+    if (o->rtn) m->engine.rtn = 1;
+    if (o->act_order) m->engine.act_order = 1;
+    if (o->static_groups) m->engine.static_groups = 1;
+    if (!isnan(o->percdamp)) m->engine.percdamp = o->percdamp;
+    SET(m->engine.block_size, o->block_size);
+    switch (m->kind) {
+    case LQ_METHOD_INT:
+        SETU(m->u.int_.bits, o->bits);
+        SET(m->u.int_.group, o->group);
+        if (o->symmetric) m->u.int_.symmetric = 1;
+        if (o->mse_clip) m->u.int_.mse_clip = 1;
+        break;
+    case LQ_METHOD_NESTQUANT:
+        SETU(m->u.nestquant.q, o->q);
+        SETU(m->u.nestquant.n_betas, o->betas);
+        SET(m->u.nestquant.group, o->group);
+        if (o->no_hadamard) m->u.nestquant.hadamard = 0;
+        break;
+    case LQ_METHOD_GPTVQ:
+        SETU(m->u.gptvq.dim, o->dim);
+        SETU(m->u.gptvq.index_bits, o->index_bits);
+        SET(m->u.gptvq.group_cols, o->group_cols);
+        SET(m->u.gptvq.group_rows, o->group_rows);
+        SETU(m->u.gptvq.em_iters, o->em_iters);
+        SETU(m->u.gptvq.codebook_bits, o->codebook_bits);
+        SET(m->u.gptvq.svd_rank, o->svd_rank);
+        if (o->no_codebook_update) m->u.gptvq.codebook_update = 0;
+        break;
+    case LQ_METHOD_GPTQT:
+    case LQ_METHOD_BCQ:
+        SETU(m->u.bcq.k, o->k != UNSET ? o->k : o->bits);
+        SET(m->u.bcq.group, o->group);
+        SETU(m->u.bcq.iters, o->iters);
+        SETU(m->u.bcq.linear_bits, o->linear_bits);
+        SETU(m->u.bcq.rescale_steps, o->rescale_steps);
+        if (o->no_offset) m->u.bcq.offset = 0;
+        if (o->grid_codes) m->u.bcq.grid_codes = 1;
+        break;
+    case LQ_METHOD_AQLM:
+        SETU(m->u.aqlm.n_codebooks, o->codebooks);
+        SETU(m->u.aqlm.code_bits, o->code_bits);
+        SETU(m->u.aqlm.group, o->vec);
+        SETU(m->u.aqlm.beam, o->beam);
+        SETU(m->u.aqlm.rounds, o->rounds);
+        SETU(m->u.aqlm.kmeans_iters, o->kmeans_iters);
+        break;
+    }
+#undef SET
+#undef SETU
+}
+
+
+const char lq_cli_method_list[] = "int, nestquant, gptvq, gptqt, bcq, aqlm";
+
+int lq_cli_method_kind(const char *name, lq_method_kind *kind)
+{
+    for (size_t i = 0; name && i < NMETHOD_NAMES; i++)
+        if (!strcmp(g_method_names[i].name, name)) {
+            *kind = g_method_names[i].kind;
+            return 0;
+        }
+    return -1;
+}
+
+const char *lq_cli_method_name(lq_method_kind kind)
+{
+    for (size_t i = 0; i < NMETHOD_NAMES; i++)
+        if (g_method_names[i].kind == kind) return g_method_names[i].name;
+    return "?";
+}
+
+void lq_cli_qopts_init(lq_cli_qopts *o)
+{
+    {
+        size_t *sz[] = {&o->bits, &o->group, &o->q, &o->betas, &o->dim, &o->index_bits,
+                        &o->group_cols, &o->group_rows, &o->em_iters, &o->codebook_bits,
+                        &o->svd_rank, &o->k, &o->iters, &o->linear_bits, &o->rescale_steps,
+                        &o->codebooks, &o->code_bits, &o->vec, &o->beam, &o->rounds,
+                        &o->kmeans_iters, &o->block_size};
+        for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) *sz[i] = UNSET;
+        o->percdamp = NAN;
+        o->rtn = o->act_order = o->static_groups = o->symmetric = o->mse_clip = 0;
+        o->no_hadamard = o->no_codebook_update = o->no_offset = o->grid_codes = 0;
+    }
+}
+
+size_t lq_cli_qopts_table(lq_cli_qopts *o, lq_opt *tab)
+{
+    const lq_opt t[] = {
+        {"rtn", LQ_OPT_FLAG, "round to nearest (no Hessian updates)", &o->rtn},
+        {"percdamp", LQ_OPT_DOUBLE, "damping, fraction of mean diag(H)", &o->percdamp},
+        {"act-order", LQ_OPT_FLAG, "columns by descending diag(H)", &o->act_order},
+        {"static-groups", LQ_OPT_FLAG, "group parameters from original order", &o->static_groups},
+        {"block-size", LQ_OPT_SIZE, "lazy-update block", &o->block_size},
+        {"bits", LQ_OPT_SIZE, "int: bits; gptqt/bcq: planes", &o->bits},
+        {"group", LQ_OPT_SIZE, "columns per group (0: whole row)", &o->group},
+        {"symmetric", LQ_OPT_FLAG, "int: symmetric grid", &o->symmetric},
+        {"mse-clip", LQ_OPT_FLAG, "int: MSE-optimal range shrink", &o->mse_clip},
+        {"q", LQ_OPT_SIZE, "nestquant: Voronoi modulus", &o->q},
+        {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o->betas},
+        {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o->no_hadamard},
+        {"dim", LQ_OPT_SIZE, "gptvq: vector dimension", &o->dim},
+        {"index-bits", LQ_OPT_SIZE, "gptvq: bits per index", &o->index_bits},
+        {"group-cols", LQ_OPT_SIZE, "gptvq: columns per codebook", &o->group_cols},
+        {"group-rows", LQ_OPT_SIZE, "gptvq: rows per codebook", &o->group_rows},
+        {"em-iters", LQ_OPT_SIZE, "gptvq: EM iterations", &o->em_iters},
+        {"codebook-bits", LQ_OPT_SIZE, "gptvq: 0 fp16, 8 int8", &o->codebook_bits},
+        {"svd-rank", LQ_OPT_SIZE, "gptvq: SVD codebook rank", &o->svd_rank},
+        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: skip the update", &o->no_codebook_update},
+        {"k", LQ_OPT_SIZE, "gptqt/bcq: binary planes", &o->k},
+        {"iters", LQ_OPT_SIZE, "gptqt/bcq: refinement iterations", &o->iters},
+        {"linear-bits", LQ_OPT_SIZE, "gptqt: bits of the linear step", &o->linear_bits},
+        {"rescale-steps", LQ_OPT_SIZE, "gptqt: scales searched", &o->rescale_steps},
+        {"no-offset", LQ_OPT_FLAG, "gptqt/bcq: no offset", &o->no_offset},
+        {"grid-codes", LQ_OPT_FLAG, "gptqt: code through the grid", &o->grid_codes},
+        {"codebooks", LQ_OPT_SIZE, "aqlm: codebooks M", &o->codebooks},
+        {"code-bits", LQ_OPT_SIZE, "aqlm: bits per code B", &o->code_bits},
+        {"vec", LQ_OPT_SIZE, "aqlm: vector dimension g", &o->vec},
+        {"beam", LQ_OPT_SIZE, "aqlm: beam size", &o->beam},
+        {"rounds", LQ_OPT_SIZE, "aqlm: rounds", &o->rounds},
+        {"kmeans-iters", LQ_OPT_SIZE, "aqlm: k-means iterations", &o->kmeans_iters},
+    };
+    _Static_assert(sizeof t / sizeof t[0] <= LQ_CLI_NMETHOD_OPTS, "raise LQ_CLI_NMETHOD_OPTS");
+    memcpy(tab, t, sizeof t);
+    return sizeof t / sizeof t[0];
+}
