@@ -41,7 +41,7 @@ static void json_str(const char *s)
 static void text_str_n(const char *s, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; p[i] && i < max; i++) {
+    for (size_t i = 0; i < max && p[i]; i++) {
         if (p[i] < 0x20 || p[i] == 0x7F) printf("\\x%02x", p[i]);
         else putchar(p[i]);
     }
