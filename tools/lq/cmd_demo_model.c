@@ -9,13 +9,16 @@
  * seconds and tokens/s through the kernels. `lq demo --synthetic` is the
  * older one-layer demo.
  *
- * The configurations (one table below; docs/benchmarks.md says why): the
- * layers are narrow (64 columns), so every per-group or per-codebook cost
- * is large relative to the codes. Groups of 32 columns; GPTVQ 2-D codes with
- * a codebook per 2^(2b) rows (shared over the whole layer when it has
- * fewer rows); AQLM with 4-dimensional vectors and 16-entry codebooks (a
- * 256-entry 8-dimensional codebook alone would cost 8 bits per weight of a
- * 64 x 64 layer).
+ * The configurations (one table below; docs/benchmarks.md says why) depend
+ * on the layer widths. Narrow models (dim < 256, as the shipped one: 64
+ * columns) pay heavily for every per-group or per-codebook cost: INT groups
+ * of 32, BCQ/GPTQT groups of 64, GPTVQ 2-D codes with int8 codebooks per 64
+ * columns x 2^(2b) rows (the whole layer when it has fewer rows), AQLM with
+ * 4-dimensional vectors and 16-entry codebooks (one 256-entry 8-dimensional
+ * fp32 codebook alone would cost 16 bits per weight of a 64 x 64 layer).
+ * Wide models (student-d512: 512 and 1536 columns) use the methods' usual
+ * settings: INT/BCQ/GPTQT groups of 128, GPTVQ codebooks per 256 columns,
+ * AQLM M codebooks of 256 8-dimensional vectors.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,64 +40,68 @@ typedef struct demo_cfg {
     const char *method; /* lq_cli_method_kind name */
     const char *label;
     unsigned bits;      /* nominal */
-    void (*setup)(lq_method *m, unsigned bits);
+    void (*setup)(lq_method *m, unsigned bits, int narrow);
 } demo_cfg;
 
-static void s_int_rtn(lq_method *m, unsigned b)
+static void s_int_rtn(lq_method *m, unsigned b, int narrow)
 {
     m->u.int_.bits = b;
-    m->u.int_.group = 32;
+    m->u.int_.group = narrow ? 32 : 128;
     m->engine.rtn = 1;
 }
-static void s_int(lq_method *m, unsigned b)
+static void s_int(lq_method *m, unsigned b, int narrow)
 {
     m->u.int_.bits = b;
-    m->u.int_.group = 32;
+    m->u.int_.group = narrow ? 32 : 128;
     m->u.int_.mse_clip = 1;
+    m->engine.act_order = 1;
 }
-static void s_nq(lq_method *m, unsigned b)
+static void s_nq(lq_method *m, unsigned b, int narrow)
 {
+    (void)narrow;
     /* (q, K): ceil(8 log2 q) + log2 K bits per 8 weights, plus scales */
     static const unsigned q[] = {4, 6, 12}, k[] = {2, 8, 8};
     unsigned i = b <= 2 ? 0 : b == 3 ? 1 : 2;
     m->u.nestquant.q = q[i];
     m->u.nestquant.n_betas = k[i];
 }
-static void s_vq(lq_method *m, unsigned b)
+static void s_vq(lq_method *m, unsigned b, int narrow)
 {
     m->u.gptvq.dim = 2;
     m->u.gptvq.index_bits = 2 * b;
-    m->u.gptvq.group_cols = 64;
+    m->u.gptvq.group_cols = narrow ? 64 : 256;
     m->u.gptvq.group_rows = (size_t)1 << (2 * b);
     m->u.gptvq.codebook_bits = 8;
     m->u.gptvq.em_iters = 25;
 }
-static void s_bcq(lq_method *m, unsigned b)
+static void s_bcq(lq_method *m, unsigned b, int narrow)
 {
     m->u.bcq.k = b;
-    m->u.bcq.group = 32;
+    m->u.bcq.group = narrow ? 64 : 128;
 }
-static void s_aq(lq_method *m, unsigned b)
+static void s_aq(lq_method *m, unsigned b, int narrow)
 {
+    /* codes M * B / g bits per weight; a codebook costs 2^B * g floats per
+     * layer, which on 4096-weight layers forbids B = 8 */
     m->u.aqlm.n_codebooks = b;
-    m->u.aqlm.code_bits = 4;
-    m->u.aqlm.group = 4;
+    m->u.aqlm.code_bits = narrow ? 4 : 8;
+    m->u.aqlm.group = narrow ? 4 : 8;
     m->u.aqlm.beam = 8;
     m->u.aqlm.rounds = 4;
 }
 
 static const demo_cfg g_cfgs[] = {
-    {"int", "int-rtn g32", 2, s_int_rtn},    {"int", "int-rtn g32", 3, s_int_rtn},
-    {"int", "int-rtn g32", 4, s_int_rtn},    {"int", "int-gptq g32", 2, s_int},
-    {"int", "int-gptq g32", 3, s_int},       {"int", "int-gptq g32", 4, s_int},
+    {"int", "int-rtn", 2, s_int_rtn},        {"int", "int-rtn", 3, s_int_rtn},
+    {"int", "int-rtn", 4, s_int_rtn},        {"int", "int-gptq", 2, s_int},
+    {"int", "int-gptq", 3, s_int},           {"int", "int-gptq", 4, s_int},
     {"nestquant", "nestquant", 2, s_nq},     {"nestquant", "nestquant", 3, s_nq},
     {"nestquant", "nestquant", 4, s_nq},     {"gptvq", "gptvq 2d", 2, s_vq},
     {"gptvq", "gptvq 2d", 3, s_vq},          {"gptvq", "gptvq 2d", 4, s_vq},
-    {"gptqt", "gptqt g32", 2, s_bcq},        {"gptqt", "gptqt g32", 3, s_bcq},
-    {"gptqt", "gptqt g32", 4, s_bcq},        {"bcq", "bcq g32", 2, s_bcq},
-    {"bcq", "bcq g32", 3, s_bcq},            {"bcq", "bcq g32", 4, s_bcq},
-    {"aqlm", "aqlm Mx4 g4", 2, s_aq},        {"aqlm", "aqlm Mx4 g4", 3, s_aq},
-    {"aqlm", "aqlm Mx4 g4", 4, s_aq},
+    {"gptqt", "gptqt", 2, s_bcq},            {"gptqt", "gptqt", 3, s_bcq},
+    {"gptqt", "gptqt", 4, s_bcq},            {"bcq", "bcq", 2, s_bcq},
+    {"bcq", "bcq", 3, s_bcq},                {"bcq", "bcq", 4, s_bcq},
+    {"aqlm", "aqlm", 2, s_aq},               {"aqlm", "aqlm", 3, s_aq},
+    {"aqlm", "aqlm", 4, s_aq},
 };
 #define NCFG (sizeof g_cfgs / sizeof g_cfgs[0])
 
@@ -193,6 +200,8 @@ int lq_cmd_demo(int argc, char **argv)
            model, fp->source, fp->cfg.dim, fp->cfg.n_layers, fp->cfg.n_layers * LQ_LIN_COUNT,
            lq_ctx_threads(ctx), lq_simd_name(lq_ctx_simd(ctx)), ca.n, ctok, calib, ev.n, etok,
            text);
+    /* layer widths decide the groups and codebooks (see the table above) */
+    int narrow = fp->cfg.dim < 256;
     lq_run_opts ro = {LQ_KERNEL_EXACT, 0};
     lq_eval_result base;
     if ((st = lq_eval_run(ctx, fp, NULL, &ro, &ev, &base)) != LQ_OK) {
@@ -218,7 +227,7 @@ int lq_cmd_demo(int argc, char **argv)
         lq_method_kind kind;
         lq_cli_method_kind(c->method, &kind);
         lq_method_init(&co.method, kind);
-        c->setup(&co.method, c->bits);
+        c->setup(&co.method, c->bits, narrow);
         double t0 = lq_cli_now();
         st = lq_calibrate(ctx, m, &ca, &co, NULL);
         double qs = lq_cli_now() - t0;
