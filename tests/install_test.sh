@@ -21,6 +21,10 @@ echo "== pkg-config, static"
 "$tmp/pc_static"
 if ldd "$tmp/pc_static" | grep -q libquant; then echo "static consumer linked the shared library"; exit 1; fi
 
+echo "== engine example (a linear layer from a .lqt on the codes)"
+"$cc" -o "$tmp/engine" "$src/examples/engine/linear.c" $(pkg-config --cflags --libs quant) -lm
+(cd "$tmp" && ./engine)
+
 for kind in shared static; do
   echo "== cmake, $kind"
   cmake -S "$src/examples/cmake" -B "$tmp/cm_$kind" -DCMAKE_PREFIX_PATH="$prefix" \
