@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -78,6 +79,18 @@ float lq_f16_to_f32(uint16_t h);
 uint16_t lq_f32_to_f16(float f);   /* round to nearest even; overflow -> inf */
 float lq_bf16_to_f32(uint16_t h);
 uint16_t lq_f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
+
+/* ---- output files (outfile.c) ----------------------------------------------
+ * Writers put their bytes in "<path>.part" and rename it to path at the end,
+ * so a reader never sees a half-written file. */
+/* 1 when the final rename may replace what is at path: nothing or a regular
+ * file (a symlink, FIFO, device or directory is refused: it would be
+ * replaced by a regular file, or the rename would fail after all the work). */
+int lq_path_replaceable(const char *path);
+/* Create or truncate the regular file tmp for writing without following a
+ * symlink and without blocking on a FIFO; NULL when that fails or tmp is
+ * not a regular file. */
+FILE *lq_open_part(const char *tmp);
 
 /* ---- blob ------------------------------------------------------------------ */
 typedef enum { LQ_BLOB_HEAP, LQ_BLOB_MAP, LQ_BLOB_BORROWED } lq_blob_kind;

@@ -118,29 +118,6 @@ static char *str_dup(const lq_allocator *a, const char *s, size_t extra)
     return d;
 }
 
-/* The final rename may only replace nothing or a regular file: a symlink,
- * FIFO, device or directory at `path` is refused (it would be replaced by a
- * regular file, or the rename would fail after all the work). */
-static int path_replaceable(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return errno == ENOENT;
-    return S_ISREG(sb.st_mode);
-}
-
-/* Create or truncate the regular file `tmp` without following a symlink and
- * without blocking on a FIFO; anything but a regular file is refused. */
-static FILE *open_part(const char *tmp)
-{
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-    if (fd < 0) return NULL;
-    struct stat sb;
-    FILE *f = NULL;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) f = fdopen(fd, "wb");
-    if (!f) close(fd);
-    return f;
-}
-
 lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer **out)
 {
     if (!path || !out || !*path) return LQ_ERR_INVALID_ARG;
@@ -159,7 +136,7 @@ lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer **out)
         return LQ_ERR_NO_MEMORY;
     }
     strcat(w->tmp, ".part");
-    w->f = path_replaceable(path) ? open_part(w->tmp) : NULL;
+    w->f = lq_path_replaceable(path) ? lq_open_part(w->tmp) : NULL;
     uint8_t zero[HDR_SIZE] = {0};
     if (!w->f || fwrite(zero, 1, HDR_SIZE, w->f) != HDR_SIZE) {
         if (w->f) {
@@ -461,7 +438,7 @@ lq_status lq_lqt_writer_finish(lq_lqt_writer *w)
     }
     if (fclose(w->f) != 0 && st == LQ_OK) st = LQ_ERR_IO;
     w->f = NULL;
-    if (st == LQ_OK && (!path_replaceable(w->path) || rename(w->tmp, w->path) != 0))
+    if (st == LQ_OK && (!lq_path_replaceable(w->path) || rename(w->tmp, w->path) != 0))
         st = LQ_ERR_IO;
     if (st != LQ_OK) remove(w->tmp);
     writer_free(w);

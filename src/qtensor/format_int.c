@@ -25,49 +25,25 @@
  */
 #include <math.h>
 
-#include "hessian/int_quant.h"
-#include "qtensor/qtensor_internal.h"
+#include "qtensor/format_int.h"
 
-typedef struct int_view {
-    unsigned bits;
-    int sym;
-    size_t g, ng, cb, zb; /* group, groups, code bytes per row, zero bytes per row */
-    const uint8_t *codes, *zeros;
-    const void *scales;
-    size_t sbytes;
-    const uint32_t *perm;
-} int_view;
-
-static void int_view_of(const lq_qtensor *t, int_view *v)
+lq_status lq_int_layout_of(const lq_qtensor *t, lq_int_layout *v)
 {
+    if (!t || !v || t->format != LQ_FORMAT_INT) return LQ_ERR_INVALID_ARG;
+    v->rows = t->rows;
+    v->cols = t->cols;
     v->bits = t->ip[0];
-    v->sym = (int)t->ip[1];
-    v->g = t->ip[2];
-    v->ng = (t->cols + v->g - 1) / v->g;
-    v->cb = lq_int_stream_bytes(t->cols, v->bits);
-    v->zb = lq_int_stream_bytes(v->ng, v->bits);
+    v->symmetric = (int)t->ip[1];
+    v->group = t->ip[2];
+    v->ngroups = (t->cols + v->group - 1) / v->group;
+    v->code_bytes = lq_int_stream_bytes(t->cols, v->bits);
+    v->zero_bytes = lq_int_stream_bytes(v->ngroups, v->bits);
+    v->scale_bytes = t->ip[4];
     v->codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
     v->scales = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
-    v->sbytes = t->ip[4];
-    v->zeros = v->sym ? NULL : lq_qtensor_section(t, LQ_SEC_ZEROS)->data;
+    v->zeros = v->symmetric ? NULL : lq_qtensor_section(t, LQ_SEC_ZEROS)->data;
     v->perm = t->ip[3] ? lq_qtensor_section(t, LQ_SEC_PERM)->data : NULL;
-}
-
-static float view_scale(const int_view *v, size_t i)
-{
-    if (v->sbytes == 4) {
-        float f;
-        memcpy(&f, (const uint8_t *)v->scales + 4 * i, 4);
-        return f;
-    }
-    const uint8_t *p = (const uint8_t *)v->scales + 2 * i;
-    return lq_int_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
-}
-
-static unsigned view_zero(const int_view *v, size_t r, size_t gi)
-{
-    if (v->sym) return 1u << (v->bits - 1);
-    return lq_int_get_bits(v->zeros + r * v->zb, v->zb, gi, v->bits);
+    return LQ_OK;
 }
 
 static lq_status int_validate(const lq_qtensor *t)
@@ -96,10 +72,11 @@ static lq_status int_validate(const lq_qtensor *t)
         return LQ_ERR_CORRUPT;
     if (p && (!lq_mul_ok(t->cols, 4, &n) || p->nbytes != n || p->elem_size != 4))
         return LQ_ERR_CORRUPT;
-    int_view v;
-    int_view_of(t, &v);
-    for (size_t i = 0; i < t->rows * ng; i++)
-        if (!isfinite(view_scale(&v, i))) return LQ_ERR_CORRUPT;
+    lq_int_layout v;
+    lq_int_layout_of(t, &v);
+    for (size_t r = 0; r < t->rows; r++)
+        for (size_t gi = 0; gi < ng; gi++)
+            if (!isfinite(lq_int_layout_scale(&v, r, gi))) return LQ_ERR_CORRUPT;
     if (p) {
         /* a permutation: in range and no repeats (bitmap from the tensor's
          * own allocator; validation of a big tensor is rare and linear) */
@@ -129,18 +106,17 @@ static double int_bits(const lq_qtensor *t)
 
 static lq_status int_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
 {
-    int_view v;
-    int_view_of(t, &v);
+    lq_int_layout v;
+    lq_int_layout_of(t, &v);
     size_t cols = t->cols;
     for (size_t r = r0; r < r1; r++) {
-        const uint8_t *cr = v.codes + r * v.cb;
         float *out = W + (r - r0) * cols;
-        for (size_t gi = 0; gi < v.ng; gi++) {
-            float s = view_scale(&v, r * v.ng + gi);
-            int z = (int)view_zero(&v, r, gi);
-            size_t k1 = (gi + 1) * v.g < cols ? (gi + 1) * v.g : cols;
-            for (size_t k = gi * v.g; k < k1; k++) {
-                float val = (float)((int)lq_int_get_bits(cr, v.cb, k, v.bits) - z) * s;
+        for (size_t gi = 0; gi < v.ngroups; gi++) {
+            float s = lq_int_layout_scale(&v, r, gi);
+            int z = (int)lq_int_layout_zero(&v, r, gi);
+            size_t k1 = (gi + 1) * v.group < cols ? (gi + 1) * v.group : cols;
+            for (size_t k = gi * v.group; k < k1; k++) {
+                float val = (float)((int)lq_int_layout_code(&v, r, k) - z) * s;
                 out[v.perm ? v.perm[k] : k] = val;
             }
         }
@@ -155,20 +131,19 @@ static lq_status int_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
 static lq_status int_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
                                  size_t r0, size_t r1)
 {
-    int_view v;
-    int_view_of(t, &v);
+    lq_int_layout v;
+    lq_int_layout_of(t, &v);
     size_t cols = t->cols, rows = t->rows;
     float buf[MM_CHUNK];
     for (size_t r = r0; r < r1; r++) {
-        const uint8_t *cr = v.codes + r * v.cb;
         for (size_t b = 0; b < batch; b++) Y[b * rows + r] = 0.0f;
         for (size_t k0 = 0; k0 < cols; k0 += MM_CHUNK) {
             size_t k1 = k0 + MM_CHUNK < cols ? k0 + MM_CHUNK : cols;
             for (size_t k = k0; k < k1; k++) {
-                size_t gi = k / v.g;
-                float s = view_scale(&v, r * v.ng + gi);
-                int z = (int)view_zero(&v, r, gi);
-                buf[k - k0] = (float)((int)lq_int_get_bits(cr, v.cb, k, v.bits) - z) * s;
+                size_t gi = k / v.group;
+                float s = lq_int_layout_scale(&v, r, gi);
+                int z = (int)lq_int_layout_zero(&v, r, gi);
+                buf[k - k0] = (float)((int)lq_int_layout_code(&v, r, k) - z) * s;
             }
             for (size_t b = 0; b < batch; b++) {
                 const float *x = X + b * cols;
