@@ -47,6 +47,13 @@ typedef struct lq_int_opts {
     int symmetric;        /* 1: zero fixed at the grid middle */
     size_t group;         /* columns per scale; 0 = whole row */
     int mse_clip;         /* 1: MSE-optimal shrink search of the range */
+    int gguf_exact;       /* 1: every scale is an IEEE half (subnormals allowed)
+                           * and, asymmetric, every zero * scale is one too (the
+                           * scale loses mantissa bits where needed), so that
+                           * with group 32 and 4, 5 or 8 bits the tensor converts
+                           * bit-exactly to GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
+                           * (docs/formats.md section 4). A scale or offset
+                           * above 65504 then gives OUT_OF_RANGE. Default 0. */
 } lq_int_opts;
 
 typedef struct lq_nestquant_opts {

@@ -60,7 +60,7 @@ class EngineOpts(ctypes.Structure):
 
 class IntOpts(ctypes.Structure):
     _fields_ = [("bits", c_uint), ("symmetric", c_int), ("group", c_size_t),
-                ("mse_clip", c_int)]
+                ("mse_clip", c_int), ("gguf_exact", c_int)]
 
 
 class NestQuantOpts(ctypes.Structure):

@@ -18,6 +18,7 @@ lq_status lq_intq_init(lq_ctx *ctx, lq_intq *q, size_t rows, size_t cols, const 
     q->maxq = (1u << o->bits) - 1u;
     q->symmetric = o->symmetric != 0;
     q->mse_clip = o->mse_clip != 0;
+    q->gguf_exact = o->gguf_exact != 0;
     q->rows = rows;
     q->cols = cols;
     q->g = o->group == 0 || o->group > cols ? cols : o->group;
@@ -48,20 +49,44 @@ void lq_intq_free(lq_intq *q)
     q->perm = NULL;
 }
 
+static unsigned zero_of(const lq_intq *q, float xmin, float s)
+{
+    if (q->symmetric) return (q->maxq + 1u) / 2u;
+    float z = nearbyintf(-xmin / s);
+    return z <= 0.0f ? 0u : z >= (float)q->maxq ? q->maxq : (unsigned)z;
+}
+
+/* gguf_exact grid (int_quant.h): s a half, and zero * s a half when
+ * asymmetric. s = +inf marks a grid no half can hold (out of range). */
+static void grid_params_gguf(const lq_intq *q, float xmin, float s0, float *scale,
+                             unsigned *zero)
+{
+    unsigned p_min = 11u - q->bits; /* bits <= 8 */
+    for (unsigned p = 11;; p--) {
+        float s = lq_int_half_nearest(lq_int_round_sig(s0, p));
+        if (s == 0.0f) s = 0x1p-24f; /* the smallest half: the range collapsed */
+        unsigned z = zero_of(q, xmin, s);
+        if (q->symmetric || lq_int_half_nearest((float)z * s) == (float)z * s || p <= p_min) {
+            *scale = s;
+            *zero = z;
+            return;
+        }
+    }
+}
+
 /* Grid of [xmin, xmax] (xmin <= 0 <= xmax): scale (half-rounded when
  * possible) and zero. */
 static void grid_params(const lq_intq *q, float xmin, float xmax, float *scale, unsigned *zero)
 {
     float s = (xmax - xmin) / (float)q->maxq;
+    if (q->gguf_exact && s > 0.0f) {
+        grid_params_gguf(q, xmin, s, scale, zero);
+        return;
+    }
     lq_int_half_round(s, &s, NULL);
     if (!(s > 0.0f)) s = 1.0f; /* collapsed range (underflow): any grid holds the zeros */
     *scale = s;
-    if (q->symmetric) {
-        *zero = (q->maxq + 1u) / 2u;
-    } else {
-        float z = nearbyintf(-xmin / s);
-        *zero = z <= 0.0f ? 0u : z >= (float)q->maxq ? q->maxq : (unsigned)z;
-    }
+    *zero = zero_of(q, xmin, s);
 }
 
 static inline float quant_one(float x, float s, unsigned z, unsigned maxq, unsigned *code)
@@ -142,9 +167,15 @@ static lq_status intq_fit(void *self, const float *W, size_t ldw, size_t rows, s
     }
     for (size_t r = 0; r < rows; r++) { /* fp32 storage unless every scale is a half */
         float s = q->scale[r * q->ngroups + j.gi], h;
-        if (!lq_int_half_round(s, &h, NULL) || h != s) q->need_fp32 = 1;
+        if (q->gguf_exact) {
+            float m = (float)q->zero[r * q->ngroups + j.gi] * s;
+            if (!lq_int_half_bits(s, NULL) || (!q->symmetric && !lq_int_half_bits(m, NULL)))
+                q->out_of_range = 1;
+        } else if (!lq_int_half_round(s, &h, NULL) || h != s) {
+            q->need_fp32 = 1;
+        }
     }
-    return LQ_OK;
+    return q->out_of_range ? LQ_ERR_OUT_OF_RANGE : LQ_OK;
 }
 
 static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t rows, size_t col,

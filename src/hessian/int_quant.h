@@ -13,6 +13,13 @@
  * (code - zero) * scale. With mse_clip the range is shrunk by p = 1 - i/100,
  * i = 0..79, keeping the p with the least squared error of the group's row.
  *
+ * gguf_exact: the scale is rounded to a half with subnormals allowed (never
+ * kept in float) and, asymmetric, to the most significant bits (11, 10, ...
+ * down to 11 - bits) for which zero * scale is a half as well, the zero being
+ * recomputed at each precision; 11 - bits always succeeds since zero < 2^bits.
+ * Then ggml's Q4_1/Q5_1 "x = q d + m" with d = scale and m = -zero * scale
+ * is exactly (q - zero) * scale (both products and the sum are exact).
+ *
  * Codes are recorded per (row, stored column): the stored order is the
  * original column order, except with act-order without static groups (and
  * more than one group per row) where it is the processing order (stored
@@ -22,6 +29,7 @@
 #ifndef LQ_HESSIAN_INT_QUANT_H
 #define LQ_HESSIAN_INT_QUANT_H
 
+#include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -30,7 +38,7 @@
 typedef struct lq_intq {
     lq_ctx *ctx;
     unsigned bits, maxq;
-    int symmetric, mse_clip;
+    int symmetric, mse_clip, gguf_exact;
     size_t rows, cols;
     size_t g;              /* columns per group (cols for whole rows) */
     size_t ngroups;        /* ceil(cols / g) */
@@ -40,7 +48,8 @@ typedef struct lq_intq {
                             * column), stored column order */
     uint32_t *perm;        /* cols: stored column -> original column (valid if has_perm) */
     int has_perm;          /* act-order without static groups */
-    int need_fp32;         /* some scale is not a normal half */
+    int need_fp32;         /* some scale is not a half (normal, or any with gguf_exact) */
+    int out_of_range;      /* gguf_exact: some scale or zero * scale above 65504 */
     const lq_colquant *cq; /* the vtable driving q: the engine's perm lives there */
 } lq_intq;
 
@@ -67,6 +76,41 @@ static inline int lq_int_half_round(float s, float *rounded, uint16_t *h)
     if (!(r <= 65504.0f)) return 0;
     if (rounded) *rounded = r;
     if (h) *h = (uint16_t)(((((x >> 23) & 0xffu) - 112u) << 10) | ((x >> 13) & 0x3ffu));
+    return 1;
+}
+
+/* The nearest IEEE half (subnormals included, ties to even) of a finite
+ * x >= 0, as a float; +inf when it is above the half range. */
+static inline float lq_int_half_nearest(float x)
+{
+    if (x < 6.103515625e-05f) return nearbyintf(x * 0x1p24f) * 0x1p-24f; /* 2^-24 steps */
+    float r;
+    return lq_int_half_round(x, &r, NULL) ? r : INFINITY;
+}
+
+/* Round a finite x > 0 to p (1..24) significant bits, ties to even. */
+static inline float lq_int_round_sig(float x, unsigned p)
+{
+    uint32_t u, sh = 24u - p;
+    if (sh == 0) return x;
+    memcpy(&u, &x, sizeof u);
+    u += (1u << (sh - 1)) - 1u + ((u >> sh) & 1u);
+    u &= ~((1u << sh) - 1u);
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* 1 when x >= 0 is exactly an IEEE half (zero and subnormals included),
+ * with its bits in *h (may be NULL). */
+static inline int lq_int_half_bits(float x, uint16_t *h)
+{
+    if (!(x >= 0.0f) || !(x <= 65504.0f) || !(lq_int_half_nearest(x) == x)) return 0;
+    if (h) {
+        uint16_t b = 0;
+        if (x < 6.103515625e-05f) b = (uint16_t)(x * 0x1p24f);
+        else lq_int_half_round(x, NULL, &b);
+        *h = b;
+    }
     return 1;
 }
 

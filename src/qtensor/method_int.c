@@ -45,7 +45,7 @@ static lq_status pack_int(lq_ctx *ctx, const lq_intq *q, lq_qtensor **out)
             memcpy(scales + 4 * i, &q->scale[i], 4); /* little-endian hosts only (io checks) */
         } else {
             uint16_t h = 0;
-            lq_int_half_round(q->scale[i], NULL, &h);
+            lq_int_half_bits(q->scale[i], &h); /* a half: checked by the fit */
             scales[2 * i] = (uint8_t)(h & 0xff);
             scales[2 * i + 1] = (uint8_t)(h >> 8);
         }

@@ -190,7 +190,8 @@ lq_status lq_method_init(lq_method *m, lq_method_kind kind)
     m->engine.block_size = 128;
     switch (kind) {
     case LQ_METHOD_INT:
-        m->u.int_ = (lq_int_opts){.bits = 4, .symmetric = 0, .group = 128, .mse_clip = 0};
+        m->u.int_ = (lq_int_opts){.bits = 4, .symmetric = 0, .group = 128, .mse_clip = 0,
+                                     .gguf_exact = 0};
         return LQ_OK;
     case LQ_METHOD_NESTQUANT:
         m->u.nestquant = (lq_nestquant_opts){.q = 16, .n_betas = 4, .group = 0, .hadamard = 1};
