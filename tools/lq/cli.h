@@ -83,6 +83,7 @@ int lq_demo_synthetic(int argc, char **argv);
 int lq_cmd_eval(int argc, char **argv);
 int lq_cmd_generate(int argc, char **argv);
 int lq_cmd_dequantize(int argc, char **argv);
+int lq_cmd_export(int argc, char **argv);
 int lq_bench_io(int argc, char **argv);
 
 /* Benchmarks behind `lq bench <name>` (one file each, bench_*.c). */

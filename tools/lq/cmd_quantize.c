@@ -175,7 +175,8 @@ static const char *g_usage =
     "  Options apply to the methods that have them:\n"
     "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n"
     "      --static-groups --block-size\n"
-    "    int: --bits --group --symmetric --mse-clip\n"
+    "    int: --bits --group --symmetric --mse-clip --gguf-compatible TYPE\n"
+    "      (TYPE q4_0|q4_1|q5_0|q5_1|q8_0: the grid `lq export --gguf` writes exactly)\n"
     "    nestquant: --q --betas --group --no-hadamard\n"
     "    gptvq: --dim --index-bits --group-cols --group-rows --em-iters --codebook-bits\n"
     "      --svd-rank --no-codebook-update\n"
@@ -250,7 +251,7 @@ int lq_cmd_quantize(int argc, char **argv)
         return 2;
     }
     lq_method_init(&m, kind);
-    lq_cli_qopts_apply(&o, &m);
+    if (lq_cli_qopts_apply(&o, &m)) return 2;
 
     progress pr = {.tty = isatty(fileno(stderr)), .quiet = quiet};
     lq_ctx_config cfg;

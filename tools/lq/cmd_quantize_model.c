@@ -62,7 +62,7 @@ int lq_quantize_model(const lq_model_quant_args *a)
     }
     lq_calib_opts co = {0};
     lq_method_init(&co.method, kind);
-    lq_cli_qopts_apply(a->opts, &co.method);
+    if (lq_cli_qopts_apply(a->opts, &co.method)) return 2;
     co.fp_inputs = a->fp_inputs;
     co.exclude = a->exclude;
     co.progress = !a->quiet;

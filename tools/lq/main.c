@@ -13,6 +13,8 @@ static const lq_cli_command g_commands[] = {
     {"eval", "perplexity and KL divergence of a model (fp32 or .lqt) on a text", lq_cmd_eval},
     {"generate", "text from a model (fp32 or .lqt), greedy or sampled", lq_cmd_generate},
     {"dequantize", "every tensor of an .lqt back to float, as safetensors", lq_cmd_dequantize},
+    {"export", "a model (.lqt) as GGUF for llama.cpp, exact for Q4_0..Q8_0 INT layers",
+     lq_cmd_export},
     {"demo", "every method on a synthetic layer at 2, 3 and 4 bits: one table", lq_cmd_demo},
 };
 #define NCOMMANDS (sizeof g_commands / sizeof g_commands[0])

@@ -2,6 +2,7 @@
 #include "methodopt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -20,8 +21,51 @@ static unsigned u(size_t v)
     return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
 }
 
+/* --gguf-compatible TYPE: the INT grid of a GGUF legacy type (docs/formats.md
+ * section 4): group 32, the type's bits, symmetric for the _0 types, and
+ * gguf_exact (half scales; zero * scale a half for the _1 types). */
+static int apply_gguf(const lq_cli_qopts *o, lq_method *m)
+{
+    static const struct {
+        const char *name;
+        unsigned bits;
+        int symmetric;
+    } types[] = {{"q4_0", 4, 1}, {"q4_1", 4, 0}, {"q5_0", 5, 1}, {"q5_1", 5, 0}, {"q8_0", 8, 1}};
+    const char *t = o->gguf_compatible;
+    size_t i = 0;
+    while (i < sizeof types / sizeof types[0] && strcmp(types[i].name, t)) i++;
+    if (i == sizeof types / sizeof types[0]) {
+        fprintf(stderr, "error: --gguf-compatible takes q4_0, q4_1, q5_0, q5_1 or q8_0, not '" LQ_CLIP_FMT "'\n",
+                LQ_CLIP(t));
+        return -1;
+    }
+    if (m->kind != LQ_METHOD_INT) {
+        fprintf(stderr, "error: --gguf-compatible is an option of --method int (GGUF's Q types "
+                        "are integer grids); %s tensors have no GGUF type\n",
+                lq_cli_method_name(m->kind));
+        return -1;
+    }
+    if ((o->bits != UNSET && o->bits != types[i].bits) || (o->group != UNSET && o->group != 32) ||
+        (o->symmetric && !types[i].symmetric)) {
+        fprintf(stderr, "error: --gguf-compatible %s means --bits %u --group 32%s; drop the "
+                        "contradicting --bits/--group/--symmetric\n",
+                t, types[i].bits, types[i].symmetric ? " --symmetric" : " (asymmetric)");
+        return -1;
+    }
+    if (m->engine.act_order && !m->engine.static_groups) {
+        fprintf(stderr, "error: --gguf-compatible with --act-order needs --static-groups (GGUF "
+                        "blocks are runs of 32 consecutive columns)\n");
+        return -1;
+    }
+    m->u.int_.bits = types[i].bits;
+    m->u.int_.group = 32;
+    m->u.int_.symmetric = types[i].symmetric;
+    m->u.int_.gguf_exact = 1;
+    return 0;
+}
+
 /* Map the options onto lq_method fields (documented in `lq quantize --help`). */
-void lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
+int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
 {
 #define SET(field, v) \
     if ((v) != UNSET) field = (v)
@@ -76,6 +120,7 @@ void lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
     }
 #undef SET
 #undef SETU
+    return o->gguf_compatible ? apply_gguf(o, m) : 0;
 }
 
 
@@ -110,6 +155,7 @@ void lq_cli_qopts_init(lq_cli_qopts *o)
         o->percdamp = NAN;
         o->rtn = o->act_order = o->static_groups = o->symmetric = o->mse_clip = 0;
         o->no_hadamard = o->no_codebook_update = o->no_offset = o->grid_codes = 0;
+        o->gguf_compatible = NULL;
     }
 }
 
@@ -125,6 +171,8 @@ size_t lq_cli_qopts_table(lq_cli_qopts *o, lq_opt *tab)
         {"group", LQ_OPT_SIZE, "columns per group (0: whole row)", &o->group},
         {"symmetric", LQ_OPT_FLAG, "int: symmetric grid", &o->symmetric},
         {"mse-clip", LQ_OPT_FLAG, "int: MSE-optimal range shrink", &o->mse_clip},
+        {"gguf-compatible", LQ_OPT_STR, "int: q4_0|q4_1|q5_0|q5_1|q8_0 grid (exact GGUF export)",
+         &o->gguf_compatible},
         {"q", LQ_OPT_SIZE, "nestquant: Voronoi modulus", &o->q},
         {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o->betas},
         {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o->no_hadamard},

@@ -52,6 +52,18 @@ size_t lq_tok_vocab(const lq_tokenizer *t)
     return t ? t->vocab : 0;
 }
 
+const char *lq_tok_text(const lq_tokenizer *t, size_t id, size_t *len)
+{
+    if (!t || id >= t->vocab) return NULL;
+    if (len) *len = t->len[id];
+    return t->str[id];
+}
+
+float lq_tok_score(const lq_tokenizer *t, size_t id)
+{
+    return t && id < t->vocab ? t->score[id] : 0.0f;
+}
+
 static int read_exact(FILE *f, void *p, size_t n)
 {
     return fread(p, 1, n, f) == n;

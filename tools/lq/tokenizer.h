@@ -38,6 +38,12 @@ lq_status lq_tok_encode(const lq_tokenizer *t, const char *text, size_t n, int b
  * into buf (NUL-terminated) and returns the length, or 0 for a bad id. */
 size_t lq_tok_piece(const lq_tokenizer *t, int prev, int id, char *buf, size_t cap);
 
+/* The stored text of token id (*len bytes, NUL-terminated; llama2.c's
+ * form: spaces as ' ', BOS/EOS as "\n<s>\n" / "\n</s>\n") and its score;
+ * NULL / 0 for a bad id. */
+const char *lq_tok_text(const lq_tokenizer *t, size_t id, size_t *len);
+float lq_tok_score(const lq_tokenizer *t, size_t id);
+
 /* 1 when the n bytes are valid UTF-8 (no overlong forms, no surrogates). */
 int lq_utf8_valid(const char *s, size_t n);
 
