@@ -29,7 +29,19 @@
 /* ===== an independent GGUF reader (from the specification) ============================ */
 
 enum { /* gguf_metadata_value_type */
-    V_U8, V_I8, V_U16, V_I16, V_U32, V_I32, V_F32, V_BOOL, V_STR, V_ARR, V_U64, V_I64, V_F64
+       V_U8,
+       V_I8,
+       V_U16,
+       V_I16,
+       V_U32,
+       V_I32,
+       V_F32,
+       V_BOOL,
+       V_STR,
+       V_ARR,
+       V_U64,
+       V_I64,
+       V_F64
 };
 /* ggml_type values and sizes: (elements per block, bytes per block) */
 enum { G_F32 = 0, G_F16 = 1, G_Q4_0 = 2, G_Q4_1 = 3, G_Q5_0 = 6, G_Q5_1 = 7, G_Q8_0 = 8 };
@@ -70,10 +82,17 @@ static const uint8_t *rd_bytes(rd *r, uint64_t k)
 static size_t scalar_bytes(uint32_t t)
 {
     switch (t) {
-    case V_U8: case V_I8: case V_BOOL: return 1;
-    case V_U16: case V_I16: return 2;
-    case V_U32: case V_I32: case V_F32: return 4;
-    case V_U64: case V_I64: case V_F64: return 8;
+    case V_U8:
+    case V_I8:
+    case V_BOOL: return 1;
+    case V_U16:
+    case V_I16: return 2;
+    case V_U32:
+    case V_I32:
+    case V_F32: return 4;
+    case V_U64:
+    case V_I64:
+    case V_F64: return 8;
     default: return 0;
     }
 }
@@ -101,7 +120,7 @@ typedef struct gkv {
     size_t klen;
     uint32_t type, atype; /* atype, an: arrays */
     uint64_t an;
-    size_t vpos;          /* the value (arrays: the first element) */
+    size_t vpos; /* the value (arrays: the first element) */
 } gkv;
 
 typedef struct gti {
@@ -201,11 +220,13 @@ static int gguf_parse(const char *path, gfile *g, char *why, size_t cap)
         t->offset = rd_le(&r, 8);
         size_t k = 0;
         while (k < sizeof g_sizes / sizeof g_sizes[0] && g_sizes[k].type != t->type) k++;
-        if (k == sizeof g_sizes / sizeof g_sizes[0]) return snprintf(why, cap, "type %u", t->type), -1;
+        if (k == sizeof g_sizes / sizeof g_sizes[0])
+            return snprintf(why, cap, "type %u", t->type), -1;
         if (t->ne[0] % g_sizes[k].blck) return snprintf(why, cap, "ne0 vs block"), -1;
         t->nbytes = t->ne[0] / g_sizes[k].blck * g_sizes[k].size;
         for (uint32_t d = 1; d < t->ndim; d++) t->nbytes *= t->ne[d];
-        if (t->offset % g->alignment) return snprintf(why, cap, "%s: offset unaligned", t->name), -1;
+        if (t->offset % g->alignment)
+            return snprintf(why, cap, "%s: offset unaligned", t->name), -1;
         for (uint64_t j = 0; j < i; j++)
             if (!strcmp(g->ti[j].name, t->name)) return snprintf(why, cap, "duplicate tensor"), -1;
     }
@@ -292,7 +313,9 @@ static uint32_t kv_arr32(const gfile *g, const char *key, uint32_t atype, uint64
 static float half(const uint8_t *p)
 {
     unsigned h = p[0] | (unsigned)p[1] << 8, e = (h >> 10) & 31, m = h & 1023;
-    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? NAN : ldexpf((float)(1024 + m), (int)e - 25);
+    float v = e == 0    ? ldexpf((float)m, -24)
+              : e == 31 ? NAN
+                        : ldexpf((float)(1024 + m), (int)e - 25);
     return h & 0x8000 ? -v : v;
 }
 
@@ -303,7 +326,8 @@ static void dequant(const gfile *g, const gti *t, float *y)
     size_t n = (size_t)t->ne[0] * (t->ndim > 1 ? (size_t)t->ne[1] : 1);
     if (t->type == G_F32) {
         for (size_t i = 0; i < n; i++) {
-            uint32_t u = p[4 * i] | p[4 * i + 1] << 8 | p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+            uint32_t u =
+                p[4 * i] | p[4 * i + 1] << 8 | p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
             memcpy(&y[i], &u, 4);
         }
         return;
@@ -357,8 +381,7 @@ static void dequant(const gfile *g, const gti *t, float *y)
             for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)p[2 + j] * d;
             p += 34;
             break;
-        default:
-            ck_abort_msg("type %u", t->type);
+        default: ck_abort_msg("type %u", t->type);
         }
     }
 }
@@ -422,8 +445,11 @@ typedef struct gtype {
     int symmetric;
     uint32_t type;
 } gtype;
-static const gtype g_types[] = {{"q4_0", 4, 1, G_Q4_0}, {"q4_1", 4, 0, G_Q4_1}, {"q5_0", 5, 1, G_Q5_0},
-                                {"q5_1", 5, 0, G_Q5_1}, {"q8_0", 8, 1, G_Q8_0}};
+static const gtype g_types[] = {{"q4_0", 4, 1, G_Q4_0},
+                                {"q4_1", 4, 0, G_Q4_1},
+                                {"q5_0", 5, 1, G_Q5_0},
+                                {"q5_1", 5, 0, G_Q5_1},
+                                {"q8_0", 8, 1, G_Q8_0}};
 
 static lq_method int_method(const gtype *t, int gguf_exact)
 {
@@ -532,6 +558,29 @@ START_TEST(blocks_dequantize_to_w_hat)
 }
 END_TEST
 
+/* Weights whose grid needs a scale beyond the half range: OUT_OF_RANGE. */
+START_TEST(gguf_exact_out_of_range)
+{
+    const size_t rows = 4, cols = 64;
+    float W[4 * 64];
+    lq_test_fill_gaussian(W, rows * cols, 1.0f, 9);
+    W[70] = 1e7f; /* row 1, group 0: a scale of at least 2e7 / 255 */
+    for (size_t ti = 0; ti < sizeof g_types / sizeof g_types[0]; ti++) {
+        lq_method m = int_method(&g_types[ti], 1);
+        lq_qtensor *q = (lq_qtensor *)&m; /* must stay untouched */
+        ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &q, NULL),
+                         LQ_ERR_OUT_OF_RANGE);
+        ck_assert_ptr_eq(q, (lq_qtensor *)&m);
+    }
+    /* an offset beyond 65504 with a scale inside: -zero * scale for q4_1 */
+    for (size_t i = 0; i < rows * cols; i++) W[i] = -1e5f - (float)(i % 7) * 100.0f;
+    lq_method m = int_method(&g_types[1], 1);
+    lq_qtensor *q = NULL;
+    ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &q, NULL), LQ_ERR_OUT_OF_RANGE);
+    ck_assert_ptr_null(q);
+}
+END_TEST
+
 /* gguf_exact keeps the grid close to the unconstrained one: the mean
  * squared error of RTN grows by a few percent at most. */
 START_TEST(gguf_exact_costs_little)
@@ -546,7 +595,8 @@ START_TEST(gguf_exact_costs_little)
             lq_qtensor *q;
             ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &q, Wh), LQ_OK);
             e[ex] = 0;
-            for (size_t i = 0; i < rows * cols; i++) e[ex] += (double)(W[i] - Wh[i]) * (W[i] - Wh[i]);
+            for (size_t i = 0; i < rows * cols; i++)
+                e[ex] += (double)(W[i] - Wh[i]) * (W[i] - Wh[i]);
             lq_qtensor_free(q);
         }
         ck_assert_msg(e[1] <= 1.05 * e[0], "%s: %g vs %g", g_types[ti].name, e[1], e[0]);
@@ -659,10 +709,12 @@ START_TEST(writer_rejects_bad_input_and_leaves_no_file)
     char long_name[80];
     memset(long_name, 'x', 64);
     long_name[64] = 0;
-    ck_assert_int_eq(lq_gguf_add_tensor(w, long_name, 2, ok, LQ_GGML_F32, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_gguf_add_tensor(w, long_name, 2, ok, LQ_GGML_F32, NULL),
+                     LQ_ERR_INVALID_ARG);
     long_name[63] = 0; /* 63 bytes: the longest name ggml keeps */
     ck_assert_int_eq(lq_gguf_add_tensor(w, long_name, 2, ok, LQ_GGML_F32, NULL), LQ_OK);
-    ck_assert_int_eq(lq_gguf_add_tensor(w, long_name, 2, ok, LQ_GGML_F32, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_gguf_add_tensor(w, long_name, 2, ok, LQ_GGML_F32, NULL),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_gguf_add_tensor(w, "q", 2, ne, LQ_GGML_Q4_0, NULL), LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_gguf_add_tensor(w, "z", 5, ok, LQ_GGML_F32, NULL), LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_gguf_add_tensor(w, "z", 2, ok, (lq_ggml_type)4, NULL), LQ_ERR_INVALID_ARG);
@@ -786,8 +838,10 @@ static void expect_tensor(const gfile *g, const char *name, uint32_t type, const
     if (rows > 1) ck_assert_uint_eq(t->ne[1], rows);
     float *got = malloc(rows * cols * sizeof *got), *want = malloc(rows * cols * sizeof *want);
     dequant(g, t, got);
-    if (heads) permute_rows(ref, want, rows, cols, heads);
-    else memcpy(want, ref, rows * cols * sizeof *want);
+    if (heads)
+        permute_rows(ref, want, rows, cols, heads);
+    else
+        memcpy(want, ref, rows * cols * sizeof *want);
     size_t at = 0;
     ck_assert_msg(bits_equal(got, want, rows * cols, &at), "%s: element %zu: %.9g vs %.9g", name,
                   at, (double)got[at], (double)want[at]);
@@ -904,7 +958,8 @@ START_TEST(float_export_restores_checkpoint_rows)
     int32_t h[7];
     memcpy(h, raw, sizeof h);
     size_t dim = (size_t)h[0], L = (size_t)h[2], kvd = (size_t)h[4] * (dim / (size_t)h[3]);
-    const float *p = (const float *)(raw + 28);
+    float *p = malloc(n - 28); /* the float arrays after the 7-int header */
+    memcpy(p, raw + 28, n - 28);
     const float *wq = p + (size_t)abs(h[5]) * dim + L * dim, *wk = wq + L * dim * dim;
     char name[64];
     float *got = malloc(dim * dim * sizeof *got);
@@ -935,6 +990,7 @@ START_TEST(float_export_restores_checkpoint_rows)
     free(v);
     gguf_free(&g);
     free(got);
+    free(p);
     free(raw);
     lq_tok_free(tok);
     lq_llama_free(m);
@@ -1047,6 +1103,7 @@ int main(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, blocks_dequantize_to_w_hat);
     tcase_add_test(tc, gguf_exact_costs_little);
+    tcase_add_test(tc, gguf_exact_out_of_range);
     tcase_add_test(tc, inexact_tensors_are_refused_with_reasons);
     tcase_add_test(tc, writer_rejects_bad_input_and_leaves_no_file);
     tcase_add_test(tc, writer_survives_allocation_failures);

@@ -58,8 +58,7 @@ static unsigned zero_of(const lq_intq *q, float xmin, float s)
 
 /* gguf_exact grid (int_quant.h): s a half, and zero * s a half when
  * asymmetric. s = +inf marks a grid no half can hold (out of range). */
-static void grid_params_gguf(const lq_intq *q, float xmin, float s0, float *scale,
-                             unsigned *zero)
+static void grid_params_gguf(const lq_intq *q, float xmin, float s0, float *scale, unsigned *zero)
 {
     unsigned p_min = 11u - q->bits; /* bits <= 8 */
     for (unsigned p = 11;; p--) {

@@ -107,8 +107,10 @@ static inline int lq_int_half_bits(float x, uint16_t *h)
     if (!(x >= 0.0f) || !(x <= 65504.0f) || !(lq_int_half_nearest(x) == x)) return 0;
     if (h) {
         uint16_t b = 0;
-        if (x < 6.103515625e-05f) b = (uint16_t)(x * 0x1p24f);
-        else lq_int_half_round(x, NULL, &b);
+        if (x < 6.103515625e-05f)
+            b = (uint16_t)(x * 0x1p24f);
+        else
+            lq_int_half_round(x, NULL, &b);
         *h = b;
     }
     return 1;

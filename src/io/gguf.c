@@ -22,12 +22,12 @@
 #include "io/io_internal.h"
 
 enum { /* gguf_metadata_value_type */
-    GT_UINT32 = 4,
-    GT_INT32 = 5,
-    GT_FLOAT32 = 6,
-    GT_BOOL = 7,
-    GT_STRING = 8,
-    GT_ARRAY = 9
+       GT_UINT32 = 4,
+       GT_INT32 = 5,
+       GT_FLOAT32 = 6,
+       GT_BOOL = 7,
+       GT_STRING = 8,
+       GT_ARRAY = 9
 };
 
 typedef struct buf {
@@ -48,9 +48,9 @@ struct lq_gguf_writer {
     FILE *f;
     char *path, *tmp;
     size_t alignment;
-    buf kv;            /* the metadata pairs, serialised */
+    buf kv; /* the metadata pairs, serialised */
     uint64_t nkv;
-    char **keys;       /* for the uniqueness check */
+    char **keys; /* for the uniqueness check */
     size_t nkeys, keys_cap;
     tinfo *t;
     size_t nt, t_cap;
@@ -135,8 +135,7 @@ static void writer_free(lq_gguf_writer *w)
     lq_free_with(&a, w);
 }
 
-lq_status lq_gguf_writer_open(lq_ctx *ctx, const char *path, size_t alignment,
-                              lq_gguf_writer **out)
+lq_status lq_gguf_writer_open(lq_ctx *ctx, const char *path, size_t alignment, lq_gguf_writer **out)
 {
     if (!path || !*path || !out || alignment < 8 || alignment > (1u << 20) ||
         (alignment & (alignment - 1)))
@@ -186,7 +185,8 @@ static int key_ok(const char *k, size_t n)
     if (n == 0 || n > 65535 || k[0] == '.' || k[n - 1] == '.') return 0;
     for (size_t i = 0; i < n; i++) {
         char c = k[i];
-        if (c == '.' ? k[i + 1] == '.' : !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+        if (c == '.' ? k[i + 1] == '.'
+                     : !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
             return 0;
     }
     return 1;
@@ -295,10 +295,7 @@ lq_status lq_gguf_kv_arr_i32(lq_gguf_writer *w, const char *key, const int32_t *
 
 /* ---- tensors ------------------------------------------------------------------------ */
 
-static uint64_t align_up(uint64_t x, uint64_t a)
-{
-    return (x + a - 1) & ~(a - 1);
-}
+static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 
 lq_status lq_gguf_add_tensor(lq_gguf_writer *w, const char *name, size_t ndim, const uint64_t *ne,
                              lq_ggml_type type, size_t *nbytes)

@@ -25,13 +25,10 @@ static const struct {
     lq_ggml_type type;
     const char *name;
     size_t elems, bytes;
-    unsigned bits; /* code bits (Q types) */
-    int offset;    /* the _1 types: d and m */
 } g_types[] = {
-    {LQ_GGML_F32, "f32", 1, 4, 0, 0},      {LQ_GGML_F16, "f16", 1, 2, 0, 0},
-    {LQ_GGML_Q4_0, "q4_0", QK, 18, 4, 0},  {LQ_GGML_Q4_1, "q4_1", QK, 20, 4, 1},
-    {LQ_GGML_Q5_0, "q5_0", QK, 22, 5, 0},  {LQ_GGML_Q5_1, "q5_1", QK, 24, 5, 1},
-    {LQ_GGML_Q8_0, "q8_0", QK, 34, 8, 0},
+    {LQ_GGML_F32, "f32", 1, 4},     {LQ_GGML_F16, "f16", 1, 2},     {LQ_GGML_Q4_0, "q4_0", QK, 18},
+    {LQ_GGML_Q4_1, "q4_1", QK, 20}, {LQ_GGML_Q5_0, "q5_0", QK, 22}, {LQ_GGML_Q5_1, "q5_1", QK, 24},
+    {LQ_GGML_Q8_0, "q8_0", QK, 34},
 };
 #define NTYPES (sizeof g_types / sizeof g_types[0])
 
@@ -100,10 +97,7 @@ static void say(char *why, size_t cap, const char *msg)
 
 /* The offset m = -zero * scale of a _1 block (+0 for zero 0, so that q = 0
  * gives +0 as (0 - 0) * scale does). */
-static float offset_of(unsigned zero, float scale)
-{
-    return zero ? -((float)zero * scale) : 0.0f;
-}
+static float offset_of(unsigned zero, float scale) { return zero ? -((float)zero * scale) : 0.0f; }
 
 lq_status lq_ggml_exact_type(const lq_qtensor *t, lq_ggml_type *type, char *why, size_t cap)
 {
@@ -111,7 +105,8 @@ lq_status lq_ggml_exact_type(const lq_qtensor *t, lq_ggml_type *type, char *why,
     char msg[160];
     lq_int_layout v;
     if (lq_int_layout_of(t, &v) != LQ_OK) {
-        snprintf(msg, sizeof msg, "%s format has no GGUF type (only INT tensors map onto ggml blocks)",
+        snprintf(msg, sizeof msg,
+                 "%s format has no GGUF type (only INT tensors map onto ggml blocks)",
                  lq_format_name(t->format));
         say(why, cap, msg);
         return LQ_ERR_UNSUPPORTED;

@@ -20,7 +20,7 @@ typedef struct lq_int_layout {
     size_t scale_bytes;    /* 2 (IEEE half) or 4 (IEEE float) */
     const uint8_t *codes, *zeros;
     const uint8_t *scales;
-    const uint32_t *perm;  /* stored column -> original column, or NULL */
+    const uint32_t *perm; /* stored column -> original column, or NULL */
 } lq_int_layout;
 
 /* The view of t, which must be a validated INT tensor. Errors: INVALID_ARG

@@ -21,14 +21,14 @@
 /* One tensor of the GGUF file. */
 typedef struct entry {
     char name[LQ_GGUF_MAX_NAME + 1];
-    char lq_name[160];  /* its name in libquant (messages) */
+    char lq_name[160]; /* its name in libquant (messages) */
     size_t rows, cols;
-    int one_d;          /* a 1-D tensor (norms) */
-    const float *f;     /* float data, or */
+    int one_d;           /* a 1-D tensor (norms) */
+    const float *f;      /* float data, or */
     const lq_qtensor *q; /* a quantized layer */
-    size_t heads;       /* q/k: heads whose rows are re-interleaved; 0 = none */
+    size_t heads;        /* q/k: heads whose rows are re-interleaved; 0 = none */
     lq_ggml_type type;
-    int dequantize;     /* q written as its W_hat in float (fallback) */
+    int dequantize; /* q written as its W_hat in float (fallback) */
     size_t nbytes;
 } entry;
 
@@ -129,7 +129,10 @@ static uint32_t file_type(const entry *e, size_t n, int float_f16)
     static const struct {
         lq_ggml_type t;
         uint32_t ftype;
-    } map[] = {{LQ_GGML_Q4_0, 2}, {LQ_GGML_Q4_1, 3}, {LQ_GGML_Q8_0, 7}, {LQ_GGML_Q5_0, 8},
+    } map[] = {{LQ_GGML_Q4_0, 2},
+               {LQ_GGML_Q4_1, 3},
+               {LQ_GGML_Q8_0, 7},
+               {LQ_GGML_Q5_0, 8},
                {LQ_GGML_Q5_1, 9}};
     double count[sizeof map / sizeof map[0]] = {0}, best = 0;
     uint32_t ft = float_f16 ? FTYPE_MOSTLY_F16 : FTYPE_ALL_F32;
@@ -144,10 +147,7 @@ static uint32_t file_type(const entry *e, size_t n, int float_f16)
     return ft;
 }
 
-static int is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-}
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
 
 /* "<0xXX>": a byte-fallback token */
 static int is_byte_token(const char *s, size_t l)
@@ -169,7 +169,8 @@ static lq_status put_vocab(lq_gguf_writer *w, const lq_tokenizer *tok)
     for (size_t i = 0; i < n; i++) {
         size_t l;
         const char *s = lq_tok_text(tok, i, &l);
-        if ((i == LQ_TOK_BOS && !strcmp(s, "\n<s>\n")) || (i == LQ_TOK_EOS && !strcmp(s, "\n</s>\n"))) {
+        if ((i == LQ_TOK_BOS && !strcmp(s, "\n<s>\n")) ||
+            (i == LQ_TOK_EOS && !strcmp(s, "\n</s>\n"))) {
             s++;
             l -= 2;
         }
@@ -216,7 +217,8 @@ static lq_status put_hparams(lq_gguf_writer *w, const lq_llama *m, const entry *
 {
     const lq_llama_config *c = &m->cfg;
     int quantized = 0;
-    for (size_t i = 0; i < n; i++) quantized |= e[i].type != LQ_GGML_F32 && e[i].type != LQ_GGML_F16;
+    for (size_t i = 0; i < n; i++)
+        quantized |= e[i].type != LQ_GGML_F32 && e[i].type != LQ_GGML_F16;
     lq_status st;
     if ((st = lq_gguf_kv_str(w, "general.architecture", "llama")) != LQ_OK ||
         (st = lq_gguf_kv_str(w, "general.name", o->name ? o->name : "libquant")) != LQ_OK ||
@@ -263,8 +265,10 @@ static lq_status tensor_bytes(lq_ctx *ctx, const entry *x, uint8_t **out)
 out:
     free(order);
     free(wh);
-    if (st == LQ_OK) *out = b;
-    else free(b);
+    if (st == LQ_OK)
+        *out = b;
+    else
+        free(b);
     return st;
 }
 

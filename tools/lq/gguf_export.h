@@ -11,11 +11,11 @@
 #include "tokenizer.h"
 
 typedef struct lq_gguf_export_opts {
-    int float_f16;      /* 2-D float tensors (embedding, classifier, float layers) as F16
-                         * (rounded); 1-D tensors (norms) stay F32. 0: all F32 (exact) */
-    int float_fallback; /* quantized layers with no exact GGUF type are written as their
-                         * W_hat in float instead of failing the export */
-    const char *name;   /* general.name (NULL: "libquant") */
+    int float_f16;           /* 2-D float tensors (embedding, classifier, float layers) as F16
+                              * (rounded); 1-D tensors (norms) stay F32. 0: all F32 (exact) */
+    int float_fallback;      /* quantized layers with no exact GGUF type are written as their
+                              * W_hat in float instead of failing the export */
+    const char *name;        /* general.name (NULL: "libquant") */
     const char *const *meta; /* nmeta extra string pairs (key, value): meta[2i], meta[2i+1] */
     size_t nmeta;
 } lq_gguf_export_opts;
