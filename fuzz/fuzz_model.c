@@ -12,6 +12,7 @@
 #include "eval.h"
 #include "json.h"
 #include "model.h"
+#include "model_internal.h"
 #include "tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -38,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) return 0;
     if (!g_tok) {
         if (lq_tok_load(LQ_FUZZ_DATA "/realmodel/tok512.bin", 512, &g_tok) != LQ_OK) abort();
-        fclose(stderr); /* the loaders explain every refusal on stderr */
+        lq_model_silent = 1; /* the loaders explain every refusal on stderr */
     }
     const uint8_t *d = data + 1;
     size_t n = size - 1;
