@@ -54,7 +54,6 @@ static void s_int(lq_method *m, unsigned b, int narrow)
     m->u.int_.bits = b;
     m->u.int_.group = narrow ? 32 : 128;
     m->u.int_.mse_clip = 1;
-    m->engine.act_order = 1;
 }
 static void s_nq(lq_method *m, unsigned b, int narrow)
 {
