@@ -207,10 +207,11 @@ int lq_cmd_demo(int argc, char **argv)
         lq_cli_fail("evaluating the float model", st);
         goto out;
     }
-    printf("%-14s %4s %7s %9s %8s %9s %6s %9s %8s\n", "method", "bits", "bits/w", "ppl",
-           "ppl/fp32", "KL", "top-1", "quant s", "tok/s");
-    printf("%-14s %4s %7.3f %9.4f %8.4f %9s %6s %9s %8.0f\n", "fp32", "-", 32.0, base.ppl, 1.0, "-",
-           "-", "-", base.seconds > 0 ? (double)base.tokens / base.seconds : 0);
+    printf("%-14s %4s %7s %9s %8s %9s %6s %9s %8s %9s\n", "method", "bits", "bits/w", "ppl",
+           "ppl/fp32", "KL", "top-1", "quant s", "tok/s", "tok/cpu-s");
+    printf("%-14s %4s %7.3f %9.4f %8.4f %9s %6s %9s %8.0f %9.0f\n", "fp32", "-", 32.0, base.ppl, 1.0,
+           "-", "-", "-", base.seconds > 0 ? (double)base.tokens / base.seconds : 0,
+           base.cpu_seconds > 0 ? (double)base.tokens / base.cpu_seconds : 0);
     if (json)
         printf("{\"method\":\"fp32\",\"bits_per_weight\":32,\"ppl\":%.6f,\"tokens\":%zu}\n",
                base.ppl, base.tokens);
@@ -239,21 +240,26 @@ int lq_cmd_demo(int argc, char **argv)
         }
         double bpw;
         lq_llama_bits(m, &bpw, NULL);
-        double tps = er.seconds > 0 ? (double)er.tokens / er.seconds : 0;
-        printf("%-14s %4u %7.3f %9.4f %8.4f %9.5f %6.3f %9.2f %8.0f\n", c->label, c->bits, bpw,
-               er.ppl, er.ppl / base.ppl, er.kl, er.top1, qs, tps);
+        double tps = er.seconds > 0 ? (double)er.tokens / er.seconds : 0,
+               tpc = er.cpu_seconds > 0 ? (double)er.tokens / er.cpu_seconds : 0;
+        printf("%-14s %4u %7.3f %9.4f %8.4f %9.5f %6.3f %9.2f %8.0f %9.0f\n", c->label, c->bits,
+               bpw, er.ppl, er.ppl / base.ppl, er.kl, er.top1, qs, tps, tpc);
         if (json)
             printf("{\"method\":\"%s\",\"label\":\"%s\",\"bits\":%u,\"bits_per_weight\":%.6f,"
                    "\"ppl\":%.6f,\"ppl_ratio\":%.6f,\"kl\":%.6f,\"top1\":%.6f,"
-                   "\"quantize_seconds\":%.3f,\"tokens_per_second\":%.1f}\n",
+                   "\"quantize_seconds\":%.3f,\"tokens_per_second\":%.1f,"
+                   "\"tokens_per_cpu_second\":%.1f}\n",
                    c->method, c->label, c->bits, bpw, er.ppl, er.ppl / base.ppl, er.kl, er.top1,
-                   qs, tps);
+                   qs, tps, tpc);
         fflush(stdout);
         lq_llama_free(m);
     }
     printf("\nbits/w: every scale, zero, codebook and index counted, over the linear layers "
            "(embedding and norms stay fp32).\nppl: exp(mean NLL) over consecutive %zu-token chunks "
-           "each starting with BOS; KL(fp32 || quantized) per token. %.1f s in all.\n",
+           "each starting with BOS; KL(fp32 || quantized) per token.\ntok/s: scored tokens per "
+           "second of the forward passes (batches of %zu tokens through lq_matmul), wall and CPU "
+           "time. %.1f s in all.\n",
+           fp->cfg.seq_len,
            fp->cfg.seq_len, lq_cli_now() - t00);
     rc = 0;
 out:
