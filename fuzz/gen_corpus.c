@@ -265,6 +265,49 @@ int main(int argc, char **argv)
     memcpy(buf, pre2, 12);
     memcpy(buf + 12, h2, hl);
     raw(dir, "npy", "gen-v2.npy", buf, 12 + hl, W, 12);
+    /* model inputs of the lq program (fuzz_model: the first byte picks the parser) */
+    {
+        static const char cfg[] = "\0{\"model_type\": \"llama\", \"hidden_size\": 8, "
+                                  "\"intermediate_size\": 16, \"num_hidden_layers\": 1, "
+                                  "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                                  "\"vocab_size\": 4, \"rope_theta\": 10000.0, "
+                                  "\"rope_scaling\": null, \"weight_map\": {\"a\": \"b\\u00e9\"}}";
+        raw(dir, "model", "gen-config.json", cfg, sizeof cfg - 1, NULL, 0);
+        /* llama2.c: dim 8, hidden 16, 1 layer, 2 heads / 1 kv head, vocab 4, seq_len 4 */
+        int32_t hdr[7] = {8, 16, 1, 2, 1, 4, 4};
+        size_t nf = 4 * 8 + 8 + 8 * 8 + 2 * 4 * 8 + 8 * 8 + 8 + 3 * 16 * 8 + 8 + 4 * 2;
+        float *w = calloc(nf, sizeof *w);
+        unsigned char *mb = malloc(1 + 28 + nf * 4);
+        if (!w || !mb) return 1;
+        for (size_t i = 0; i < nf; i++) w[i] = 0.1f * rnd();
+        mb[0] = 1;
+        memcpy(mb + 1, hdr, 28);
+        memcpy(mb + 29, w, nf * 4);
+        raw(dir, "model", "gen-llama2c.bin", mb, 29 + nf * 4, NULL, 0);
+        free(mb);
+        free(w);
+        /* tokenizer: 3 specials and the 256 byte tokens */
+        static unsigned char tok[1 + 4 + 259 * 16];
+        size_t tn = 0;
+        tok[tn++] = 2;
+        int32_t maxlen = 6;
+        memcpy(tok + tn, &maxlen, 4);
+        tn += 4;
+        for (int i = 0; i < 259; i++) {
+            char name[8];
+            int32_t len = i < 3 ? (int32_t)snprintf(name, sizeof name, "%c", "ub "[i])
+                                : (int32_t)snprintf(name, sizeof name, "<0x%02X>", i - 3);
+            float sc = (float)-i;
+            memcpy(tok + tn, &sc, 4);
+            memcpy(tok + tn + 4, &len, 4);
+            memcpy(tok + tn + 8, name, (size_t)len);
+            tn += 8 + (size_t)len;
+        }
+        raw(dir, "model", "gen-tokenizer.bin", tok, tn, NULL, 0);
+        static const char txt[] = "\3Once upon a time, there was a little girl named Lily.\n\n"
+                                  "Once there was a caf\xc3\xa9 \xe2\x82\xac.\n";
+        raw(dir, "model", "gen-text.txt", txt, sizeof txt - 1, NULL, 0);
+    }
     lq_ctx_destroy(ctx);
     printf("gen_corpus: %zu quantized seeds in %s\n", made, dir);
     return made ? 0 : 1;

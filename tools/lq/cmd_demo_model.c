@@ -14,8 +14,9 @@
  * columns) pay heavily for every per-group or per-codebook cost: INT groups
  * of 32, BCQ/GPTQT groups of 64, GPTVQ 2-D codes with int8 codebooks per 64
  * columns x 2^(2b) rows (the whole layer when it has fewer rows), AQLM with
- * 4-dimensional vectors and 16-entry codebooks (one 256-entry 8-dimensional
- * fp32 codebook alone would cost 16 bits per weight of a 64 x 64 layer).
+ * 16-entry codebooks of 4-vectors (codes sit in byte containers, so M
+ * codebooks cost 2M bits per weight; one 256-entry codebook of 8-vectors
+ * alone would cost 8 bits per weight of a 64 x 64 layer).
  * Wide models (student-d512: 512 and 1536 columns) use the methods' usual
  * settings: INT/BCQ/GPTQT groups of 128, GPTVQ codebooks per 256 columns,
  * AQLM M codebooks of 256 8-dimensional vectors.
@@ -54,7 +55,6 @@ static void s_int(lq_method *m, unsigned b, int narrow)
     m->u.int_.bits = b;
     m->u.int_.group = narrow ? 32 : 128;
     m->u.int_.mse_clip = 1;
-    m->engine.act_order = 1;
 }
 static void s_nq(lq_method *m, unsigned b, int narrow)
 {
@@ -81,8 +81,11 @@ static void s_bcq(lq_method *m, unsigned b, int narrow)
 }
 static void s_aq(lq_method *m, unsigned b, int narrow)
 {
-    /* codes M * B / g bits per weight; a codebook costs 2^B * g floats per
-     * layer, which on 4096-weight layers forbids B = 8 */
+    /* codes: one byte container per code (B <= 8), M bytes per g weights; a
+     * codebook costs 2^B * g values per layer, which on 4096-weight layers
+     * forbids B = 8: narrow layers use 16-entry codebooks of 4-vectors (8-vectors
+     * measured worse per bit: 2.47x fp32 perplexity at 4.29 bits against 1.80x
+     * at 4.71) */
     m->u.aqlm.n_codebooks = b;
     m->u.aqlm.code_bits = narrow ? 4 : 8;
     m->u.aqlm.group = narrow ? 4 : 8;
@@ -208,10 +211,11 @@ int lq_cmd_demo(int argc, char **argv)
         lq_cli_fail("evaluating the float model", st);
         goto out;
     }
-    printf("%-14s %4s %7s %9s %8s %9s %6s %9s %8s\n", "method", "bits", "bits/w", "ppl",
-           "ppl/fp32", "KL", "top-1", "quant s", "tok/s");
-    printf("%-14s %4s %7.3f %9.4f %8.4f %9s %6s %9s %8.0f\n", "fp32", "-", 32.0, base.ppl, 1.0, "-",
-           "-", "-", base.seconds > 0 ? (double)base.tokens / base.seconds : 0);
+    printf("%-14s %4s %7s %9s %8s %9s %6s %9s %8s %9s\n", "method", "bits", "bits/w", "ppl",
+           "ppl/fp32", "KL", "top-1", "quant s", "tok/s", "tok/cpu-s");
+    printf("%-14s %4s %7.3f %9.4f %8.4f %9s %6s %9s %8.0f %9.0f\n", "fp32", "-", 32.0, base.ppl, 1.0,
+           "-", "-", "-", base.seconds > 0 ? (double)base.tokens / base.seconds : 0,
+           base.cpu_seconds > 0 ? (double)base.tokens / base.cpu_seconds : 0);
     if (json)
         printf("{\"method\":\"fp32\",\"bits_per_weight\":32,\"ppl\":%.6f,\"tokens\":%zu}\n",
                base.ppl, base.tokens);
@@ -240,21 +244,26 @@ int lq_cmd_demo(int argc, char **argv)
         }
         double bpw;
         lq_llama_bits(m, &bpw, NULL);
-        double tps = er.seconds > 0 ? (double)er.tokens / er.seconds : 0;
-        printf("%-14s %4u %7.3f %9.4f %8.4f %9.5f %6.3f %9.2f %8.0f\n", c->label, c->bits, bpw,
-               er.ppl, er.ppl / base.ppl, er.kl, er.top1, qs, tps);
+        double tps = er.seconds > 0 ? (double)er.tokens / er.seconds : 0,
+               tpc = er.cpu_seconds > 0 ? (double)er.tokens / er.cpu_seconds : 0;
+        printf("%-14s %4u %7.3f %9.4f %8.4f %9.5f %6.3f %9.2f %8.0f %9.0f\n", c->label, c->bits,
+               bpw, er.ppl, er.ppl / base.ppl, er.kl, er.top1, qs, tps, tpc);
         if (json)
             printf("{\"method\":\"%s\",\"label\":\"%s\",\"bits\":%u,\"bits_per_weight\":%.6f,"
                    "\"ppl\":%.6f,\"ppl_ratio\":%.6f,\"kl\":%.6f,\"top1\":%.6f,"
-                   "\"quantize_seconds\":%.3f,\"tokens_per_second\":%.1f}\n",
+                   "\"quantize_seconds\":%.3f,\"tokens_per_second\":%.1f,"
+                   "\"tokens_per_cpu_second\":%.1f}\n",
                    c->method, c->label, c->bits, bpw, er.ppl, er.ppl / base.ppl, er.kl, er.top1,
-                   qs, tps);
+                   qs, tps, tpc);
         fflush(stdout);
         lq_llama_free(m);
     }
     printf("\nbits/w: every scale, zero, codebook and index counted, over the linear layers "
            "(embedding and norms stay fp32).\nppl: exp(mean NLL) over consecutive %zu-token chunks "
-           "each starting with BOS; KL(fp32 || quantized) per token. %.1f s in all.\n",
+           "each starting with BOS; KL(fp32 || quantized) per token.\ntok/s: scored tokens per "
+           "second of the forward passes (batches of %zu tokens through lq_matmul), wall and CPU "
+           "time. %.1f s in all.\n",
+           fp->cfg.seq_len,
            fp->cfg.seq_len, lq_cli_now() - t00);
     rc = 0;
 out:

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,17 @@
 #include "core/linalg.h"
 #include "json.h"
 #include "model_internal.h"
+
+int lq_model_silent;
+
+void lq_model_err(const char *fmt, ...)
+{
+    if (lq_model_silent) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 static const char *const g_short[LQ_LIN_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                   "gate_proj", "up_proj", "down_proj"};
@@ -190,7 +202,7 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "error: %s: cannot open\n", path);
+        lq_model_err("error: %s: cannot open\n", path);
         return LQ_ERR_IO;
     }
     int32_t h[7];
@@ -198,12 +210,12 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     lq_status st = LQ_ERR_CORRUPT;
     char why[160];
     if (fread(h, 4, 7, f) != 7) {
-        fprintf(stderr, "error: %s: truncated llama2.c header\n", path);
+        lq_model_err("error: %s: truncated llama2.c header\n", path);
         goto fail;
     }
     for (int i = 0; i < 7; i++)
         if ((i != 5 && h[i] <= 0) || h[5] == 0 || h[5] == INT32_MIN) {
-            fprintf(stderr, "error: %s: not a llama2.c checkpoint (header field %d is %d)\n", path,
+            lq_model_err("error: %s: not a llama2.c checkpoint (header field %d is %d)\n", path,
                     i, (int)h[i]);
             goto fail;
         }
@@ -220,12 +232,12 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     c.norm_eps = 1e-5f;
     c.rope_theta = 10000.0f;
     if (c.dim % c.n_heads) {
-        fprintf(stderr, "error: %s: dim %zu is not a multiple of n_heads %zu\n", path, c.dim,
+        lq_model_err("error: %s: dim %zu is not a multiple of n_heads %zu\n", path, c.dim,
                 c.n_heads);
         goto fail;
     }
     if (lq_llama_config_check(&c, why, sizeof why)) {
-        fprintf(stderr, "error: %s: bad llama2.c header: %s\n", path, why);
+        lq_model_err("error: %s: bad llama2.c header: %s\n", path, why);
         goto fail;
     }
     size_t d = c.dim, L = c.n_layers, kv = c.n_kv_heads * c.head_dim, hs = c.head_dim;
@@ -265,7 +277,7 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     if (!c.tied) RD(m->cls, c.vocab * d);
 #undef RD
     if (!lq_llama_finite(m)) {
-        fprintf(stderr, "error: %s: the checkpoint holds NaN or Inf\n", path);
+        lq_model_err("error: %s: the checkpoint holds NaN or Inf\n", path);
         st = LQ_ERR_NOT_FINITE;
         goto fail;
     }
@@ -282,7 +294,7 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     *out = m;
     return LQ_OK;
 io:
-    fprintf(stderr, "error: %s: read failed\n", path);
+    lq_model_err("error: %s: read failed\n", path);
     st = LQ_ERR_IO;
 fail:
     fclose(f);
@@ -307,13 +319,13 @@ static lq_status parse_config(const char *path, lq_llama_config *c)
     size_t n;
     char *txt = lq_read_file(path, &n);
     if (!txt) {
-        fprintf(stderr, "error: %s: cannot read\n", path);
+        lq_model_err("error: %s: cannot read\n", path);
         return LQ_ERR_IO;
     }
     lq_json *root = lq_json_parse(txt, n);
     free(txt);
     if (!root || root->type != LQ_JSON_OBJ) {
-        fprintf(stderr, "error: %s: not a JSON object\n", path);
+        lq_model_err("error: %s: not a JSON object\n", path);
         lq_json_free(root);
         return LQ_ERR_CORRUPT;
     }
@@ -321,7 +333,7 @@ static lq_status parse_config(const char *path, lq_llama_config *c)
     lq_status st = LQ_ERR_CORRUPT;
     const lq_json *mt = lq_json_get(root, "model_type");
     if (mt && (mt->type != LQ_JSON_STR || strcmp(mt->str, "llama"))) {
-        fprintf(stderr, "error: %s: model_type is not \"llama\"\n", path);
+        lq_model_err("error: %s: model_type is not \"llama\"\n", path);
         goto out;
     }
     if (json_size(root, "hidden_size", &c->dim, 1) ||
@@ -329,7 +341,7 @@ static lq_status parse_config(const char *path, lq_llama_config *c)
         json_size(root, "num_hidden_layers", &c->n_layers, 1) ||
         json_size(root, "num_attention_heads", &c->n_heads, 1) ||
         json_size(root, "vocab_size", &c->vocab, 1)) {
-        fprintf(stderr, "error: %s: hidden_size, intermediate_size, num_hidden_layers, "
+        lq_model_err("error: %s: hidden_size, intermediate_size, num_hidden_layers, "
                         "num_attention_heads and vocab_size must be non-negative integers\n",
                 path);
         goto out;
@@ -338,7 +350,7 @@ static lq_status parse_config(const char *path, lq_llama_config *c)
     c->seq_len = 2048;
     if (json_size(root, "num_key_value_heads", &c->n_kv_heads, 0) < 0 ||
         json_size(root, "max_position_embeddings", &c->seq_len, 0) < 0) {
-        fprintf(stderr, "error: %s: bad num_key_value_heads or max_position_embeddings\n", path);
+        lq_model_err("error: %s: bad num_key_value_heads or max_position_embeddings\n", path);
         goto out;
     }
     c->head_dim = c->n_heads ? c->dim / c->n_heads : 0;
@@ -350,13 +362,13 @@ static lq_status parse_config(const char *path, lq_llama_config *c)
     c->tied = tie && tie->type == LQ_JSON_BOOL ? (int)tie->num : 0;
     const lq_json *rs = lq_json_get(root, "rope_scaling");
     if (rs && rs->type != LQ_JSON_NULL) {
-        fprintf(stderr, "error: %s: rope_scaling is not supported\n", path);
+        lq_model_err("error: %s: rope_scaling is not supported\n", path);
         st = LQ_ERR_UNSUPPORTED;
         goto out;
     }
     char why[160];
     if (lq_llama_config_check(c, why, sizeof why)) {
-        fprintf(stderr, "error: %s: %s\n", path, why);
+        lq_model_err("error: %s: %s\n", path, why);
         goto out;
     }
     st = LQ_OK;
@@ -383,7 +395,7 @@ static lq_status shards_add(lq_ctx *ctx, shards *s, const char *path)
     s->f = nf;
     lq_status st = lq_tfile_open(ctx, path, LQ_TFILE_SAFETENSORS, &s->f[s->n]);
     if (st != LQ_OK) {
-        fprintf(stderr, "error: %s: %s\n", path, lq_status_str(st));
+        lq_model_err("error: %s: %s\n", path, lq_status_str(st));
         return st;
     }
     s->n++;
@@ -410,13 +422,13 @@ static lq_status read_named(const shards *s, const char *dir, const char *name, 
         }
         lq_status st = lq_tfile_read_f32(s->f[i], idx, dst, in.numel);
         if (st != LQ_OK) {
-            fprintf(stderr, "error: %s: reading %s: %s (F32, F16 and BF16 are read)\n", dir, name,
+            lq_model_err("error: %s: reading %s: %s (F32, F16 and BF16 are read)\n", dir, name,
                     lq_status_str(st));
             return st;
         }
         return LQ_OK;
     }
-    if (required) fprintf(stderr, "error: %s: no tensor %s\n", dir, name);
+    if (required) lq_model_err("error: %s: no tensor %s\n", dir, name);
     return required ? LQ_ERR_CORRUPT : LQ_ERR_INVALID_ARG;
 }
 
@@ -443,7 +455,7 @@ static lq_status load_hf(lq_ctx *ctx, const char *dir, const char *single, lq_ll
             free(txt);
             const lq_json *wm = lq_json_get(root, "weight_map");
             if (!wm || wm->type != LQ_JSON_OBJ) {
-                fprintf(stderr, "error: %s: no weight_map object\n", path);
+                lq_model_err("error: %s: no weight_map object\n", path);
                 lq_json_free(root);
                 st = LQ_ERR_CORRUPT;
                 goto fail;
@@ -451,7 +463,7 @@ static lq_status load_hf(lq_ctx *ctx, const char *dir, const char *single, lq_ll
             /* open each distinct shard once, in order of first mention */
             for (const lq_json *e = wm->child; e; e = e->next) {
                 if (e->type != LQ_JSON_STR || strchr(e->str, '/') || !strcmp(e->str, "..")) {
-                    fprintf(stderr, "error: %s: bad shard name in weight_map\n", path);
+                    lq_model_err("error: %s: bad shard name in weight_map\n", path);
                     lq_json_free(root);
                     st = LQ_ERR_CORRUPT;
                     goto fail;
@@ -497,7 +509,7 @@ static lq_status load_hf(lq_ctx *ctx, const char *dir, const char *single, lq_ll
         }
     }
     if (!lq_llama_finite(m)) {
-        fprintf(stderr, "error: %s: the weights hold NaN or Inf\n", dir);
+        lq_model_err("error: %s: the weights hold NaN or Inf\n", dir);
         st = LQ_ERR_NOT_FINITE;
         goto fail;
     }
@@ -516,7 +528,7 @@ lq_status lq_llama_load(lq_ctx *ctx, const char *path, lq_llama **out)
     if (!path || !out) return LQ_ERR_INVALID_ARG;
     struct stat sb;
     if (stat(path, &sb)) {
-        fprintf(stderr, "error: %s: no such file or directory\n", path);
+        lq_model_err("error: %s: no such file or directory\n", path);
         return LQ_ERR_IO;
     }
     if (S_ISDIR(sb.st_mode)) return load_hf(ctx, path, NULL, out);

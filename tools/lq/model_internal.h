@@ -16,4 +16,8 @@ int lq_llama_permute_qk(float *W, size_t heads, size_t hd, size_t cols, int inve
 /* Complete-model .lqt reader (model_lqt.c). */
 lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out);
 
+/* Loader messages: to stderr unless lq_model_silent is set (the fuzzer). */
+extern int lq_model_silent;
+void lq_model_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

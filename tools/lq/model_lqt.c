@@ -17,7 +17,7 @@ static lq_status add_f32(lq_lqt_writer *w, const char *name, size_t rows, size_t
 {
     lq_status st = lq_lqt_writer_add_f32(w, name, rows, cols, data);
     if (st != LQ_OK)
-        fprintf(stderr, "error: %s: writing %s: %s\n", path, name, lq_status_str(st));
+        lq_model_err("error: %s: writing %s: %s\n", path, name, lq_status_str(st));
     return st;
 }
 
@@ -28,7 +28,7 @@ lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path, const 
     lq_lqt_writer *w;
     lq_status st = lq_lqt_writer_open(ctx, path, &w);
     if (st != LQ_OK) {
-        fprintf(stderr, "error: %s: %s\n", path, lq_status_str(st));
+        lq_model_err("error: %s: %s\n", path, lq_status_str(st));
         return st;
     }
     char cfg[1024], name[160];
@@ -57,7 +57,7 @@ lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path, const 
             if (li->q) st = lq_lqt_writer_add(w, name, li->q);
             else st = lq_lqt_writer_add_f32(w, name, li->rows, li->cols, li->w);
             if (st != LQ_OK) {
-                fprintf(stderr, "error: %s: writing %s: %s\n", path, name, lq_status_str(st));
+                lq_model_err("error: %s: writing %s: %s\n", path, name, lq_status_str(st));
                 goto fail;
             }
         }
@@ -65,7 +65,7 @@ lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path, const 
     if ((st = add_f32(w, "model.norm.weight", 1, d, m->norm_final, path))) goto fail;
     if (!c->tied && (st = add_f32(w, "lm_head.weight", c->vocab, d, m->cls, path))) goto fail;
     st = lq_lqt_writer_finish(w);
-    if (st != LQ_OK) fprintf(stderr, "error: %s: %s\n", path, lq_status_str(st));
+    if (st != LQ_OK) lq_model_err("error: %s: %s\n", path, lq_status_str(st));
     return st;
 fail:
     lq_lqt_writer_abort(w);
@@ -88,16 +88,16 @@ static lq_status read_f32(const lq_lqt *f, const char *path, const char *name, s
     size_t idx;
     lq_lqt_info in;
     if (lq_lqt_find(f, name, &idx) != LQ_OK) {
-        fprintf(stderr, "error: %s: no tensor %s (not a complete model)\n", path, name);
+        lq_model_err("error: %s: no tensor %s (not a complete model)\n", path, name);
         return LQ_ERR_CORRUPT;
     }
     lq_lqt_info_get(f, idx, &in);
     if (in.format != LQ_LQT_FORMAT_F32 || in.rows != rows || in.cols != cols) {
-        fprintf(stderr, "error: %s: %s is not a %zu x %zu float tensor\n", path, name, rows, cols);
+        lq_model_err("error: %s: %s is not a %zu x %zu float tensor\n", path, name, rows, cols);
         return LQ_ERR_CORRUPT;
     }
     lq_status st = lq_lqt_read_f32(f, idx, dst, rows * cols);
-    if (st != LQ_OK) fprintf(stderr, "error: %s: %s: %s\n", path, name, lq_status_str(st));
+    if (st != LQ_OK) lq_model_err("error: %s: %s: %s\n", path, name, lq_status_str(st));
     return st;
 }
 
@@ -106,14 +106,14 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
     lq_lqt *f;
     lq_status st = lq_lqt_open(ctx, path, LQ_LQT_MMAP, &f);
     if (st != LQ_OK) {
-        fprintf(stderr, "error: %s: %s\n", path, lq_status_str(st));
+        lq_model_err("error: %s: %s\n", path, lq_status_str(st));
         return st;
     }
     lq_llama *m = NULL;
     const char *cj;
     lq_json *root = NULL;
     if (lq_lqt_meta_find(f, CONFIG_KEY, &cj) != LQ_OK) {
-        fprintf(stderr, "error: %s: no model configuration: an .lqt of tensors, not a complete "
+        lq_model_err("error: %s: no model configuration: an .lqt of tensors, not a complete "
                         "model (write one with lq quantize --calib-text ... MODEL OUT.lqt)\n",
                 path);
         st = LQ_ERR_INVALID_ARG;
@@ -130,7 +130,7 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
         cfg_size(root, "vocab_size", &c.vocab) || cfg_size(root, "seq_len", &c.seq_len) || !eps ||
         eps->type != LQ_JSON_NUM || !th || th->type != LQ_JSON_NUM || !tie ||
         tie->type != LQ_JSON_BOOL) {
-        fprintf(stderr, "error: %s: malformed %s metadata\n", path, CONFIG_KEY);
+        lq_model_err("error: %s: malformed %s metadata\n", path, CONFIG_KEY);
         goto fail;
     }
     c.norm_eps = (float)eps->num;
@@ -138,7 +138,7 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
     c.tied = (int)tie->num;
     char why[160], name[160];
     if (lq_llama_config_check(&c, why, sizeof why)) {
-        fprintf(stderr, "error: %s: %s\n", path, why);
+        lq_model_err("error: %s: %s\n", path, why);
         goto fail;
     }
     if ((st = lq_llama_alloc(&c, 0, &m)) != LQ_OK) goto fail;
@@ -157,13 +157,13 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
             size_t idx;
             lq_lqt_info in;
             if (lq_lqt_find(f, name, &idx) != LQ_OK) {
-                fprintf(stderr, "error: %s: no tensor %s (not a complete model)\n", path, name);
+                lq_model_err("error: %s: no tensor %s (not a complete model)\n", path, name);
                 st = LQ_ERR_CORRUPT;
                 goto fail;
             }
             lq_lqt_info_get(f, idx, &in);
             if (in.rows != li->rows || in.cols != li->cols) {
-                fprintf(stderr, "error: %s: %s is %zu x %zu, the configuration needs %zu x %zu\n",
+                lq_model_err("error: %s: %s is %zu x %zu, the configuration needs %zu x %zu\n",
                         path, name, in.rows, in.cols, li->rows, li->cols);
                 st = LQ_ERR_CORRUPT;
                 goto fail;
@@ -175,7 +175,7 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
                 }
                 if ((st = read_f32(f, path, name, li->rows, li->cols, li->w))) goto fail;
             } else if ((st = lq_lqt_load(ctx, f, idx, 0, &li->q)) != LQ_OK) {
-                fprintf(stderr, "error: %s: %s: %s\n", path, name, lq_status_str(st));
+                lq_model_err("error: %s: %s: %s\n", path, name, lq_status_str(st));
                 goto fail;
             }
         }
