@@ -255,6 +255,79 @@ START_TEST(alloc_failures)
 }
 END_TEST
 
+START_TEST(select_rules_given_betas_preset)
+{
+    /* RTN (no H) with the same given betas: per 8-vector EXHAUSTIVE <= BEST
+     * <= FIRST in the normalised rotated domain, so the same order for
+     * ||W - W_hat|| up to the rotation's float rounding; bit-identical
+     * across SIMD levels (no GEMM on the RTN path); the given betas are the
+     * stored ones. Fitted betas under each rule run too. */
+    const size_t rows = 64, cols = 96;
+    float *W = fa(rows * cols), *H = fa(cols * cols), *A = fa(rows * cols), *B = fa(rows * cols);
+    lq_test_correlated_layer(rows, cols, 128, 8, W, H);
+    lq_ctx *c1 = lq_test_ctx(2, LQ_SIMD_AUTO), *cs = lq_test_ctx(1, LQ_SIMD_SCALAR);
+    static const float betas[4] = {0.3125f, 0.4375f, 0.5625f, 0.875f}; /* 8-bit mantissas */
+    double err[3];
+    for (unsigned sel = 0; sel < 3; sel++) {
+        lq_method m = nq_method(4, 4, 32, 1, 1);
+        m.u.nestquant.select = sel;
+        m.u.nestquant.betas = betas;
+        lq_qtensor *t = NULL, *t2 = NULL;
+        ck_assert_int_eq(lq_quantize(c1, W, rows, cols, NULL, &m, &t, A), LQ_OK);
+        ck_assert_int_eq(lq_quantize(cs, W, rows, cols, NULL, &m, &t2, B), LQ_OK);
+        ck_assert_int_eq(memcmp(A, B, rows * cols * sizeof(float)), 0);
+        for (unsigned k = 0; k < 4; k++) ck_assert(t->fp[k] == betas[k]);
+        err[sel] = frob(W, A, rows * cols);
+        lq_qtensor_free(t);
+        lq_qtensor_free(t2);
+        /* fitted under the rule, with H through the engine */
+        m.u.nestquant.betas = NULL;
+        lq_quant_report rep;
+        ck_assert_int_eq(lq_quantize_ex(c1, W, rows, cols, H, &m, &t, NULL, &rep), LQ_OK);
+        ck_assert(rep.proxy_loss > 0 && isfinite(rep.proxy_loss));
+        lq_qtensor_free(t);
+    }
+    ck_assert_msg(err[1] <= err[0] * (1 + 1e-5), "BEST %g FIRST %g", err[1], err[0]);
+    ck_assert_msg(err[2] <= err[1] * (1 + 1e-5), "EXH %g BEST %g", err[2], err[1]);
+    ck_assert_msg(err[2] < err[0], "EXH %g FIRST %g", err[2], err[0]);
+    /* bad options */
+    lq_method m = nq_method(4, 4, 32, 1, 1);
+    lq_qtensor *t = NULL;
+    m.u.nestquant.select = 3;
+    ck_assert_int_eq(lq_quantize(c1, W, rows, cols, NULL, &m, &t, NULL), LQ_ERR_INVALID_ARG);
+    m.u.nestquant.select = 1;
+    static const float bad[4] = {0.3f, 0.3f, 0.5f, 0.9f};
+    m.u.nestquant.betas = bad;
+    ck_assert_int_eq(lq_quantize(c1, W, rows, cols, NULL, &m, &t, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_ptr_null(t);
+    /* defaults keep the paper's rule and fitted betas */
+    ck_assert_int_eq(lq_method_init(&m, LQ_METHOD_NESTQUANT), LQ_OK);
+    ck_assert_uint_eq(m.u.nestquant.select, LQ_NQ_SELECT_FIRST);
+    ck_assert_ptr_null(m.u.nestquant.betas);
+    /* presets: K = 4 and the smallest q with log2 q + 1/4 >= bits */
+    static const unsigned qs[] = {0, 0, 4, 7, 14, 27, 54, 108, 216};
+    for (unsigned b = 2; b <= 8; b++) {
+        lq_nestquant_opts o;
+        ck_assert_int_eq(lq_nestquant_preset(b, &o), LQ_OK);
+        ck_assert_uint_eq(o.q, qs[b]);
+        ck_assert_uint_eq(o.n_betas, 4);
+        ck_assert_int_eq(o.hadamard, 1);
+        ck_assert(log2((double)o.q) + 0.25 >= b && log2((double)o.q - 1) + 0.25 < b);
+    }
+    lq_nestquant_opts o = {.q = 99};
+    ck_assert_int_eq(lq_nestquant_preset(1, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_nestquant_preset(9, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_uint_eq(o.q, 99);
+    ck_assert_int_eq(lq_nestquant_preset(4, NULL), LQ_ERR_INVALID_ARG);
+    lq_ctx_destroy(c1);
+    lq_ctx_destroy(cs);
+    free(W);
+    free(H);
+    free(A);
+    free(B);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nestquant");
@@ -264,6 +337,7 @@ int main(void)
     tcase_add_test(tc, threads_and_simd_identical);
     tcase_add_test(tc, bad_options_and_corrupt);
     tcase_add_test(tc, alloc_failures);
+    tcase_add_test(tc, select_rules_given_betas_preset);
     suite_add_tcase(s, tc);
     return lq_test_run(s);
 }

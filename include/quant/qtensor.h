@@ -54,7 +54,29 @@ typedef struct lq_nestquant_opts {
     unsigned n_betas;     /* K scales, 1..16 (default 4) */
     size_t group;         /* columns per normalisation group; 0 = whole row */
     int hadamard;         /* 1: rotate columns by a randomized Hadamard first */
+    unsigned select;      /* beta selection rule per 8-vector, lq_nq_select in
+                           * quant/lattice.h: 0 FIRST (default, the paper), 1 BEST
+                           * (smallest error of the K codes), 2 EXHAUSTIVE (exact
+                           * nearest codeword). Same format; the encoder differs. */
+    const float *betas;   /* NULL (default): betas fitted per layer on the
+                           * normalised, rotated weights under `select`. Else
+                           * n_betas caller-owned values, strictly increasing, > 0,
+                           * in units of the per-group RMS, used as given (coded
+                           * activation products are exact when they carry 8
+                           * significant bits: lq_nq_round_beta). Read during
+                           * lq_quantize only. */
 } lq_nestquant_opts;
+
+/* Options for NestQuant at `bits` per weight (2..8), following the paper's
+ * rule: K = 4 betas and the smallest q with log2(q) + log2(K)/8 >= bits,
+ * which gives the paper's q = 14 at 4 bits (4.06), and q = 4, 7, 27, 54, 108,
+ * 216 at 2, 3, 5, 6, 7, 8 bits (our extension of that rule; the reference
+ * code's default is q = 14 with 4 betas). Every other field as
+ * lq_method_init (group 0, hadamard 1, select FIRST, betas NULL). Stored size
+ * is ceil(8 log2 q) + 2 bits per 8 weights plus the scales (q = 14: 4.125
+ * bits/weight before scales). Errors: INVALID_ARG (NULL, bits out of range;
+ * *o untouched). */
+LQ_API lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o);
 
 typedef struct lq_gptvq_opts {
     unsigned dim;         /* vector dimension d in {1, 2, 4, 8} (default 2) */

@@ -9,8 +9,9 @@
  * the row/group-normalised W' (lq_nq_coder_fit); run the engine, whose
  * fit_group sets each (row, group) scale to the RMS of the current weights
  * and whose quantize step codes the 8 columns of every row at once with the
- * coder (smallest non-overloading beta, shrink fallback counted in
- * report->overloads). W_hat is the dequantized stored tensor (rotation
+ * coder under the selection rule o->select (FIRST: smallest non-overloading
+ * beta; BEST; EXHAUSTIVE; shrink fallback counted in report->overloads).
+ * Betas: o->betas when given, else fitted under the same rule. W_hat is the dequantized stored tensor (rotation
  * undone, padding dropped), and the report's proxy loss is computed against
  * the caller's W and H in the original basis.
  */
@@ -165,7 +166,8 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
 {
     const lq_nestquant_opts *o = &m->u.nestquant;
     if (o->q < 2 || o->q > LQ_VORONOI_Q_MAX || o->n_betas < 1 || o->n_betas > LQ_NQ_MAX_BETAS ||
-        o->group % 8 != 0 || (o->hadamard != 0 && o->hadamard != 1))
+        o->group % 8 != 0 || (o->hadamard != 0 && o->hadamard != 1) ||
+        o->select > LQ_NQ_SELECT_EXHAUSTIVE)
         return LQ_ERR_INVALID_ARG;
     if (m->engine.act_order) return LQ_ERR_INVALID_ARG; /* width 8: the engine refuses it */
     if (cols > SIZE_MAX - 7) return LQ_ERR_INVALID_ARG;
@@ -188,6 +190,11 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
     s.ngroups = ngroups;
     lq_status st = lq_nq_coder_init(&s.coder, o->q, o->n_betas);
     if (st != LQ_OK) return st;
+    s.coder.select = o->select;
+    if (o->betas) { /* given: used as is */
+        for (unsigned k = 0; k < o->n_betas; k++) s.coder.betas[k] = o->betas[k];
+        if (lq_nq_coder_check(&s.coder) != LQ_OK) return LQ_ERR_INVALID_ARG;
+    }
 
     float *Wp = lq_calloc_array(ctx, rows * n8, sizeof(float));
     float *Hp = rtn ? NULL : lq_calloc_array(ctx, n8 * n8, sizeof(float));
@@ -217,8 +224,10 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
             if (st != LQ_OK) goto done;
         }
     }
-    st = fit_betas(ctx, Wp, rows, n8, group, &s.coder);
-    if (st != LQ_OK) goto done;
+    if (!o->betas) {
+        st = fit_betas(ctx, Wp, rows, n8, group, &s.coder);
+        if (st != LQ_OK) goto done;
+    }
 
     lq_colquant cq;
     memset(&cq, 0, sizeof cq);
@@ -265,4 +274,16 @@ done:
     lq_free(ctx, s.cb);
     lq_free(ctx, s.bb);
     return st;
+}
+
+lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o)
+{
+    if (!o || bits < 2 || bits > 8) return LQ_ERR_INVALID_ARG;
+    const unsigned K = 4;
+    unsigned q = 2;
+    /* smallest q with log2(q) + log2(K)/8 >= bits */
+    while (q < LQ_VORONOI_Q_MAX && log2((double)q) + 0.25 < (double)bits - 1e-12) q++;
+    *o = (lq_nestquant_opts){.q = q, .n_betas = K, .group = 0, .hadamard = 1, .select = 0,
+                             .betas = NULL};
+    return LQ_OK;
 }

@@ -28,6 +28,7 @@ typedef struct qopts {
     double percdamp;
     int rtn, act_order, static_groups, symmetric, mse_clip, no_hadamard, no_codebook_update,
         no_offset, grid_codes;
+    int select; /* nestquant: -1 = default, else lq_nq_select */
 } qopts;
 
 static unsigned u(size_t v)
@@ -59,6 +60,7 @@ static void apply_opts(const qopts *o, lq_method *m)
         SETU(m->u.nestquant.n_betas, o->betas);
         SET(m->u.nestquant.group, o->group);
         if (o->no_hadamard) m->u.nestquant.hadamard = 0;
+        if (o->select >= 0) m->u.nestquant.select = (unsigned)o->select;
         break;
     case LQ_METHOD_GPTVQ:
         SETU(m->u.gptvq.dim, o->dim);
@@ -258,7 +260,7 @@ static const char *g_usage =
     "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n"
     "      --static-groups --block-size\n"
     "    int: --bits --group --symmetric --mse-clip\n"
-    "    nestquant: --q --betas --group --no-hadamard\n"
+    "    nestquant: --q --betas --group --no-hadamard --select first|best|exhaustive\n"
     "    gptvq: --dim --index-bits --group-cols --group-rows --em-iters --codebook-bits\n"
     "      --svd-rank --no-codebook-update\n"
     "    gptqt, bcq: --k (or --bits) --group --iters --linear-bits --rescale-steps\n"
@@ -269,7 +271,7 @@ static const char *g_usage =
 
 int lq_cmd_quantize(int argc, char **argv)
 {
-    const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL;
+    const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL, *select = NULL;
     size_t threads = 0, seed = 0;
     int json = 0, quiet = 0;
     qopts o;
@@ -283,6 +285,7 @@ int lq_cmd_quantize(int argc, char **argv)
         o.percdamp = NAN;
         o.rtn = o.act_order = o.static_groups = o.symmetric = o.mse_clip = 0;
         o.no_hadamard = o.no_codebook_update = o.no_offset = o.grid_codes = 0;
+        o.select = -1;
     }
     const lq_opt opts[] = {
         {"method", LQ_OPT_STR, "int|nestquant|gptvq|gptqt|bcq|aqlm", &method},
@@ -305,6 +308,7 @@ int lq_cmd_quantize(int argc, char **argv)
         {"q", LQ_OPT_SIZE, "nestquant: Voronoi modulus", &o.q},
         {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o.betas},
         {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o.no_hadamard},
+        {"select", LQ_OPT_STR, "nestquant: beta rule first|best|exhaustive", &select},
         {"dim", LQ_OPT_SIZE, "gptvq: vector dimension", &o.dim},
         {"index-bits", LQ_OPT_SIZE, "gptvq: bits per index", &o.index_bits},
         {"group-cols", LQ_OPT_SIZE, "gptvq: columns per codebook", &o.group_cols},
@@ -337,6 +341,16 @@ int lq_cmd_quantize(int argc, char **argv)
     if (hpath && cpath) {
         fprintf(stderr, "error: give --hessian or --calib, not both\n");
         return 2;
+    }
+    if (select) {
+        static const char *const names[] = {"first", "best", "exhaustive"};
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(select, names[i])) o.select = i;
+        if (o.select < 0) {
+            fprintf(stderr, "error: unknown --select '" LQ_CLIP_FMT "' (first, best, exhaustive)\n",
+                    LQ_CLIP(select));
+            return 2;
+        }
     }
     lq_method m;
     size_t mi = 0;
