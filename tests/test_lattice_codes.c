@@ -257,6 +257,145 @@ START_TEST(nestquant_select_rate_distortion)
 }
 END_TEST
 
+/* ---- E8P ------------------------------------------------------------------- */
+static int cmp8(const void *a, const void *b)
+{
+    return memcmp(a, b, 8 * sizeof(float));
+}
+
+START_TEST(e8p_codebook_structure)
+{
+    /* the pattern table follows its documented rule: in base-4 order, the
+     * patterns with |a|^2 <= 10, then the first 29 with |a|^2 = 12 and
+     * max a = 3/2 (values doubled) */
+    size_t np = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (unsigned m = 0, n12 = 0; m < 65536; m++) {
+            uint8_t v[8];
+            unsigned s = 0, mx = 0;
+            for (int k = 0; k < 8; k++) {
+                v[k] = (uint8_t)(2 * ((m >> (2 * k)) & 3) + 1);
+                s += v[k] * v[k];
+                mx = v[k] > mx ? v[k] : mx;
+            }
+            if (pass == 0 ? s > 40 : (s != 48 || mx != 3 || n12 == 29)) continue;
+            n12 += pass;
+            ck_assert_uint_lt(np, 256);
+            ck_assert_int_eq(memcmp(v, lq_e8p_abs2[np], 8), 0);
+            np++;
+        }
+    ck_assert_uint_eq(np, 256);
+    /* 2^16 distinct points of E8 + 1/4, closed under negation, decode =
+     * the internal point, ball-like: |y|^2 <= 12 + |sum|/2 + 1/2 */
+    float *cb = xmalloc((size_t)LQ_E8P_CODES * 8 * sizeof(float));
+    uint16_t *codes = xmalloc(LQ_E8P_CODES * sizeof(uint16_t));
+    for (unsigned c = 0; c < LQ_E8P_CODES; c++) codes[c] = (uint16_t)c;
+    ck_assert_int_eq(lq_e8p_decode(1.0f, codes, LQ_E8P_CODES, cb), LQ_OK);
+    for (unsigned c = 0; c < LQ_E8P_CODES; c++) {
+        float t[8], e[8];
+        for (int k = 0; k < 8; k++) t[k] = cb[8 * c + k] - 0.25f;
+        ck_assert_int_eq(lq_e8_nearest(t, 1, e), LQ_OK); /* t is an E8 point */
+        ck_assert_int_eq(memcmp(t, e, sizeof t), 0);
+        /* its own nearest codeword, with its own code */
+        uint16_t back;
+        ck_assert_int_eq(lq_e8p_encode(1.0f, cb + 8 * c, 1, &back, NULL), LQ_OK);
+        ck_assert_uint_eq(back, c);
+    }
+    qsort(cb, LQ_E8P_CODES, 8 * sizeof(float), cmp8);
+    for (unsigned c = 1; c < LQ_E8P_CODES; c++)
+        ck_assert(memcmp(cb + 8 * (c - 1), cb + 8 * c, 8 * sizeof(float)) != 0);
+    float neg[8];
+    for (unsigned c = 0; c < LQ_E8P_CODES; c += 97) {
+        for (int k = 0; k < 8; k++) neg[k] = -cb[8 * c + k];
+        ck_assert_ptr_nonnull(bsearch(neg, cb, LQ_E8P_CODES, 8 * sizeof(float), cmp8));
+    }
+    free(cb);
+    free(codes);
+}
+END_TEST
+
+START_TEST(e8p_encode_vs_brute_force)
+{
+    const size_t n = 3000;
+    float *cb = xmalloc((size_t)LQ_E8P_CODES * 8 * sizeof(float));
+    uint16_t *all = xmalloc(LQ_E8P_CODES * sizeof(uint16_t));
+    for (unsigned c = 0; c < LQ_E8P_CODES; c++) all[c] = (uint16_t)c;
+    ck_assert_int_eq(lq_e8p_decode(1.0f, all, LQ_E8P_CODES, cb), LQ_OK);
+    float *x = xmalloc(n * 8 * sizeof(float)), *y = xmalloc(n * 8 * sizeof(float));
+    float *y2 = xmalloc(n * 8 * sizeof(float));
+    uint16_t *codes = xmalloc(n * sizeof(uint16_t));
+    fill_mixed(x, n, 31);
+    /* plus points between codewords: midpoints of random pairs (ties) */
+    for (size_t i = 0; i < n / 10; i++)
+        for (int k = 0; k < 8; k++)
+            x[8 * i + k] = 0.5f * (cb[8 * ((i * 7919) % LQ_E8P_CODES) + k] +
+                                   cb[8 * ((i * 104729 + 1) % LQ_E8P_CODES) + k]);
+    static const float scales[] = {1.0f, 0.96f, 0.3f};
+    for (int si = 0; si < 3; si++) {
+        float sc = scales[si];
+        ck_assert_int_eq(lq_e8p_encode(sc, x, n, codes, y), LQ_OK);
+        ck_assert_int_eq(lq_e8p_decode(sc, codes, n, y2), LQ_OK);
+        ck_assert_int_eq(memcmp(y, y2, n * 8 * sizeof(float)), 0);
+        for (size_t i = 0; i < n; i++) {
+            double u[8], best = INFINITY, ours = 0;
+            for (int k = 0; k < 8; k++) u[k] = (double)x[8 * i + k] / sc;
+            for (unsigned c = 0; c < LQ_E8P_CODES; c++) {
+                double d = 0;
+                for (int k = 0; k < 8; k++) {
+                    double r = cb[8 * c + k] - u[k];
+                    d += r * r;
+                }
+                if (d < best) best = d;
+            }
+            float p[8];
+            lq_e8p_point(codes[i], p);
+            for (int k = 0; k < 8; k++) ours += (p[k] - u[k]) * (p[k] - u[k]);
+            ck_assert_msg(ours <= best * (1 + 1e-12) + 1e-12, "scale %g vec %zu: %.12g > %.12g",
+                          sc, i, ours, best);
+        }
+    }
+    /* nearest = decode(encode) at scale 1, in place */
+    memcpy(y2, x, n * 8 * sizeof(float));
+    ck_assert_int_eq(lq_e8p_nearest(y2, n, y2), LQ_OK);
+    ck_assert_int_eq(lq_e8p_encode(1.0f, x, n, codes, y), LQ_OK);
+    ck_assert_int_eq(memcmp(y, y2, n * 8 * sizeof(float)), 0);
+    /* bad input */
+    ck_assert_int_eq(lq_e8p_encode(0.0f, x, 1, codes, y), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_e8p_encode(1.0f, NULL, 1, codes, y), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_e8p_decode(NAN, codes, 1, y), LQ_ERR_INVALID_ARG);
+    x[5] = NAN;
+    codes[0] = 0x1234;
+    ck_assert_int_eq(lq_e8p_encode(1.0f, x, 1, codes, y), LQ_ERR_NOT_FINITE);
+    ck_assert_uint_eq(codes[0], 0x1234);
+    ck_assert_int_eq(lq_e8p_nearest(x, 1, y), LQ_ERR_NOT_FINITE);
+    free(cb);
+    free(all);
+    free(x);
+    free(y);
+    free(y2);
+    free(codes);
+}
+END_TEST
+
+/* The goal of issue 16: <= 0.092 per entry at 2.0 bits on iid N(0,1). */
+START_TEST(e8p_rate_distortion)
+{
+    const size_t n = 20000;
+    float *x = xmalloc(n * 8 * sizeof(float)), *y = xmalloc(n * 8 * sizeof(float));
+    uint16_t *codes = xmalloc(n * sizeof(uint16_t));
+    lq_test_fill_gaussian(x, 8 * n, 1.0f, 91);
+    ck_assert_int_eq(lq_e8p_encode(0.96f, x, n, codes, y), LQ_OK);
+    double e = 0;
+    for (size_t i = 0; i < n; i++) e += err8(x + 8 * i, y + 8 * i);
+    e /= 8.0 * (double)n;
+    ck_assert_msg(e <= 0.092, "E8P mse %g", e);
+    ck_assert(e > 0.0625); /* Shannon at 2 bits */
+    free(x);
+    free(y);
+    free(codes);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lattice_codes");
@@ -270,5 +409,11 @@ int main(void)
     tcase_add_test(tq, nestquant_select_properties);
     tcase_add_test(tq, nestquant_select_rate_distortion);
     suite_add_tcase(s, tq);
+    TCase *te = tcase_create("e8p");
+    tcase_set_timeout(te, 900);
+    tcase_add_test(te, e8p_codebook_structure);
+    tcase_add_test(te, e8p_encode_vs_brute_force);
+    tcase_add_test(te, e8p_rate_distortion);
+    suite_add_tcase(s, te);
     return lq_test_run(s);
 }

@@ -211,6 +211,34 @@ LQ_API lq_status lq_nq_encode_at(lq_simd_level level, const lq_nq_coder *c, cons
 LQ_API lq_status lq_nq_decode(const lq_nq_coder *c, const uint8_t *codes,
                               const uint8_t *beta_idx, size_t n, float *y);
 
+/* ---- E8P: a 2-bit E8 shell codebook ---------------------------------------
+ * 2^16 points of E8 + 1/4 per 8-vector (16 bits = 2 bits per entry): 256
+ * absolute-value patterns a in (Z>=0 + 1/2)^8 (the 227 with |a|^2 <= 10 and
+ * 29 of |a|^2 = 12), 7 free sign bits (the 8th follows from the parity that
+ * keeps s * a in D8 + 1/2) and a shift of +-1/4 on every entry (QuIP#'s E8P
+ * construction; layout ours). Code bits 0-7: pattern, 8-14: signs of
+ * entries 0-6 (1 = minus), 15: shift (0 = +1/4). Decoding is a table read,
+ * sign bits and an add; encoding finds the exact nearest codeword from the
+ * structure (512 candidates: pattern x shift, signs from the input, one
+ * parity fix) and equals brute force over all 2^16 codewords up to ties.
+ * For unit-variance Gaussian entries the MSE-optimal scale is about 0.96
+ * (MSE 0.091 per entry at 2.0 bits; docs/benchmarks.md). Scalar, no
+ * allocation, thread-safe. */
+#define LQ_E8P_CODES 65536u
+
+/* Nearest E8P codeword (unscaled) for n 8-vectors; y may equal x.
+ * Errors: INVALID_ARG, NOT_FINITE (nothing written). */
+LQ_API lq_status lq_e8p_nearest(const float *x, size_t n, float *y);
+
+/* codes[i] = the code of the codeword nearest to x_i / scale (scale > 0);
+ * y (optional) = scale * codeword. Errors: INVALID_ARG, NOT_FINITE
+ * (nothing written). */
+LQ_API lq_status lq_e8p_encode(float scale, const float *x, size_t n, uint16_t *codes, float *y);
+
+/* y_i = scale * codeword(codes[i]) (every 16-bit value is a valid code).
+ * Errors: INVALID_ARG (NULL, scale not finite). */
+LQ_API lq_status lq_e8p_decode(float scale, const uint16_t *codes, size_t n, float *y);
+
 /* ---- randomized Hadamard transform ----------------------------------------
  * R = orthogonal, from a 64-bit seed. For n a power of two:
  *   R x = H_n D x / sqrt(n), D = diag of random signs s_i (bit i of the
