@@ -50,7 +50,7 @@ void lq_e8p_point(uint16_t code, float y[8])
     }
 }
 
-uint16_t lq_e8p_nearest_code(const double u[8])
+uint16_t lq_e8p_nearest_code(const double u[8], unsigned npat)
 {
     double best = INFINITY;
     unsigned bcode = 0;
@@ -67,7 +67,7 @@ uint16_t lq_e8p_nearest_code(const double u[8])
                 sgn |= 1u << k;
             }
         }
-        for (unsigned p = 0; p < 256; p++) {
+        for (unsigned p = 0; p < npat; p++) {
             const uint8_t *a2 = lq_e8p_abs2[p];
             double dot = 0, nn = 0, mn = INFINITY;
             int mi = 0;
@@ -118,7 +118,7 @@ lq_status lq_e8p_encode(float scale, const float *x, size_t n, uint16_t *codes, 
     for (size_t i = 0; i < n; i++) {
         double u[8];
         for (int k = 0; k < 8; k++) u[k] = (double)x[8 * i + k] / (double)scale;
-        codes[i] = lq_e8p_nearest_code(u);
+        codes[i] = lq_e8p_nearest_code(u, 256);
         if (y) {
             lq_e8p_point(codes[i], y + 8 * i);
             for (int k = 0; k < 8; k++) y[8 * i + k] *= scale;
@@ -137,7 +137,7 @@ lq_status lq_e8p_nearest(const float *x, size_t n, float *y)
     for (size_t i = 0; i < n; i++) {
         double u[8];
         for (int k = 0; k < 8; k++) u[k] = x[8 * i + k];
-        lq_e8p_point(lq_e8p_nearest_code(u), y + 8 * i);
+        lq_e8p_point(lq_e8p_nearest_code(u, 256), y + 8 * i);
     }
     return LQ_OK;
 }

@@ -85,10 +85,13 @@ double lq_voronoi_cell_excess(const double u[8]);
 bool lq_voronoi_search(unsigned q, const double u[8], double *bound, float y[8], int *exact);
 
 /* E8P (src/lattice/e8p.c): the 256 absolute-value patterns (doubled), the
- * codeword of a code (unscaled), the exact nearest code of u. */
+ * codeword of a code (unscaled), the exact nearest code of u among the
+ * codes whose pattern index is < npat (256: the whole codebook; 1: the 256
+ * points (+-1/2)^8 +- 1/4 with the parity rule, a 1-bit codebook whose codes
+ * have bits 0-7 zero). */
 extern const uint8_t lq_e8p_abs2[256][8];
 void lq_e8p_point(uint16_t code, float y[8]);
-uint16_t lq_e8p_nearest_code(const double u[8]);
+uint16_t lq_e8p_nearest_code(const double u[8], unsigned npat);
 
 /* NestQuant encode with explicit kernels: see lq_nq_encode. */
 void lq_nq_encode_k(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x, size_t n,
