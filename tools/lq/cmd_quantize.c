@@ -28,7 +28,8 @@ typedef struct qopts {
     double percdamp;
     int rtn, act_order, static_groups, symmetric, mse_clip, no_hadamard, no_codebook_update,
         no_offset, grid_codes;
-    int select; /* nestquant: -1 = default, else lq_nq_select */
+    int select;   /* nestquant: -1 = default, else lq_nq_select */
+    int codebook; /* nestquant: -1 = default, else lq_nq_codebook */
 } qopts;
 
 static unsigned u(size_t v)
@@ -61,6 +62,7 @@ static void apply_opts(const qopts *o, lq_method *m)
         SET(m->u.nestquant.group, o->group);
         if (o->no_hadamard) m->u.nestquant.hadamard = 0;
         if (o->select >= 0) m->u.nestquant.select = (unsigned)o->select;
+        if (o->codebook >= 0) m->u.nestquant.codebook = (unsigned)o->codebook;
         break;
     case LQ_METHOD_GPTVQ:
         SETU(m->u.gptvq.dim, o->dim);
@@ -261,6 +263,7 @@ static const char *g_usage =
     "      --static-groups --block-size\n"
     "    int: --bits --group --symmetric --mse-clip\n"
     "    nestquant: --q --betas --group --no-hadamard --select first|best|exhaustive\n"
+    "      --codebook voronoi|e8p (e8p: 2 bits/weight, --q --betas --select ignored)\n"
     "    gptvq: --dim --index-bits --group-cols --group-rows --em-iters --codebook-bits\n"
     "      --svd-rank --no-codebook-update\n"
     "    gptqt, bcq: --k (or --bits) --group --iters --linear-bits --rescale-steps\n"
@@ -271,7 +274,8 @@ static const char *g_usage =
 
 int lq_cmd_quantize(int argc, char **argv)
 {
-    const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL, *select = NULL;
+    const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL, *select = NULL,
+               *codebook = NULL;
     size_t threads = 0, seed = 0;
     int json = 0, quiet = 0;
     qopts o;
@@ -286,6 +290,7 @@ int lq_cmd_quantize(int argc, char **argv)
         o.rtn = o.act_order = o.static_groups = o.symmetric = o.mse_clip = 0;
         o.no_hadamard = o.no_codebook_update = o.no_offset = o.grid_codes = 0;
         o.select = -1;
+        o.codebook = -1;
     }
     const lq_opt opts[] = {
         {"method", LQ_OPT_STR, "int|nestquant|gptvq|gptqt|bcq|aqlm", &method},
@@ -309,6 +314,7 @@ int lq_cmd_quantize(int argc, char **argv)
         {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o.betas},
         {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o.no_hadamard},
         {"select", LQ_OPT_STR, "nestquant: beta rule first|best|exhaustive", &select},
+        {"codebook", LQ_OPT_STR, "nestquant: voronoi|e8p", &codebook},
         {"dim", LQ_OPT_SIZE, "gptvq: vector dimension", &o.dim},
         {"index-bits", LQ_OPT_SIZE, "gptvq: bits per index", &o.index_bits},
         {"group-cols", LQ_OPT_SIZE, "gptvq: columns per codebook", &o.group_cols},
@@ -349,6 +355,17 @@ int lq_cmd_quantize(int argc, char **argv)
         if (o.select < 0) {
             fprintf(stderr, "error: unknown --select '" LQ_CLIP_FMT "' (first, best, exhaustive)\n",
                     LQ_CLIP(select));
+            return 2;
+        }
+    }
+    if (codebook) {
+        if (!strcmp(codebook, "voronoi"))
+            o.codebook = LQ_NQ_CODEBOOK_VORONOI;
+        else if (!strcmp(codebook, "e8p"))
+            o.codebook = LQ_NQ_CODEBOOK_E8P;
+        else {
+            fprintf(stderr, "error: unknown --codebook '" LQ_CLIP_FMT "' (voronoi, e8p)\n",
+                    LQ_CLIP(codebook));
             return 2;
         }
     }
