@@ -309,7 +309,7 @@ int lq_bench_e8(int argc, char **argv)
     }
 
     /* 4: NestQuant-GPTQ vs INT-GPTQ on a correlated layer */
-    char json_l[2048] = "";
+    char json_l[4096] = "";
     if (!skip_layer) {
         lq_ctx *ctx = NULL;
         lq_ctx_config_init(&cfg);
@@ -325,11 +325,20 @@ int lq_bench_e8(int argc, char **argv)
             lq_method_kind kind;
             unsigned a, b;
             int had;
+            unsigned sel, cb;
         } ms[] = {
-            {"int2 g128", LQ_METHOD_INT, 2, 128, 0},   {"nestquant q4 K2 had", LQ_METHOD_NESTQUANT, 4, 2, 1},
-            {"int3 g128", LQ_METHOD_INT, 3, 128, 0},   {"nestquant q7 K4 had", LQ_METHOD_NESTQUANT, 7, 4, 1},
-            {"int4 g128", LQ_METHOD_INT, 4, 128, 0},   {"nestquant q14 K4 had", LQ_METHOD_NESTQUANT, 14, 4, 1},
-            {"nestquant q14 K4 no-had", LQ_METHOD_NESTQUANT, 14, 4, 0},
+            {"int2 g128", LQ_METHOD_INT, 2, 128, 0, 0, 0},
+            {"nestquant q4 K2 had", LQ_METHOD_NESTQUANT, 4, 2, 1, 0, 0},
+            {"nestquant q4 K2 had exh", LQ_METHOD_NESTQUANT, 4, 2, 1, 2, 0},
+            {"nestquant e8p had", LQ_METHOD_NESTQUANT, 0, 0, 1, 0, 1},
+            {"int3 g128", LQ_METHOD_INT, 3, 128, 0, 0, 0},
+            {"nestquant q7 K4 had", LQ_METHOD_NESTQUANT, 7, 4, 1, 0, 0},
+            {"nestquant q7 K4 had exh", LQ_METHOD_NESTQUANT, 7, 4, 1, 2, 0},
+            {"int4 g128", LQ_METHOD_INT, 4, 128, 0, 0, 0},
+            {"nestquant q14 K4 had", LQ_METHOD_NESTQUANT, 14, 4, 1, 0, 0},
+            {"nestquant q14 K4 had best", LQ_METHOD_NESTQUANT, 14, 4, 1, 1, 0},
+            {"nestquant q14 K4 had exh", LQ_METHOD_NESTQUANT, 14, 4, 1, 2, 0},
+            {"nestquant q14 K4 no-had", LQ_METHOD_NESTQUANT, 14, 4, 0, 0, 0},
         };
         size_t jm = 0;
         for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
@@ -339,9 +348,11 @@ int lq_bench_e8(int argc, char **argv)
                 m.u.int_.bits = ms[i].a;
                 m.u.int_.group = ms[i].b;
             } else {
-                m.u.nestquant.q = ms[i].a;
-                m.u.nestquant.n_betas = ms[i].b;
+                if (ms[i].a) m.u.nestquant.q = ms[i].a;
+                if (ms[i].b) m.u.nestquant.n_betas = ms[i].b;
                 m.u.nestquant.hadamard = ms[i].had;
+                m.u.nestquant.select = ms[i].sel;
+                m.u.nestquant.codebook = ms[i].cb;
             }
             lq_quant_report rep, rrep;
             lq_qtensor *t = NULL;
