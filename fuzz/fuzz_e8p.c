@@ -7,8 +7,8 @@
  * memory error, only LQ_OK or LQ_ERR_CORRUPT.
  * Part 2: raw codes from the input bytes through lq_e8p_decode (every
  * 16-bit value is a code: the output must be finite quarter-integers with
- * |y|^2 <= 17, the largest: |a|^2 = 12 with sum(a) = 9 at +1/4) and back through lq_e8p_encode, which must return the same
- * code (each codeword is its own nearest).
+ * |y|^2 <= 17, the largest: |a|^2 = 12 with sum(a) = 9 at +1/4) and back through lq_e8p_encode,
+ * which must return the same code (each codeword is its own nearest).
  *
  * Input: [0] rows-1 (mod 32), [1..2] cols-1 (mod 300), [3] group/8, [4]
  * hadamard (0..2), [5] corruption selector, [6] number of sections (0..3),
@@ -67,11 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nblk = n8 / 8, ng = (n8 + group - 1) / group;
     size_t nsec = data[6] % 4, pos = 7;
     for (size_t s = 0; s < nsec && pos + 2 <= size; s++, pos += 2) {
-        uint32_t tag = (uint32_t)(data[pos] % 3 == 0 ? LQ_SEC_CODES
+        uint32_t tag = (uint32_t)(data[pos] % 3 == 0   ? LQ_SEC_CODES
                                   : data[pos] % 3 == 1 ? LQ_SEC_SCALES
                                                        : LQ_SEC_AUX);
         long delta = (long)(int8_t)data[pos + 1];
-        long n = tag == LQ_SEC_CODES ? (long)(rows * nblk * 2)
+        long n = tag == LQ_SEC_CODES    ? (long)(rows * nblk * 2)
                  : tag == LQ_SEC_SCALES ? (long)(rows * ng * 4)
                                         : 16;
         n += delta % 3 == 0 ? delta : 0;

@@ -49,11 +49,8 @@ static void fill_mixed(float *x, size_t n, uint64_t seed)
         case 1: /* huge */
             for (int k = 0; k < 8; k++) v[k] *= 30.0f;
             break;
-        case 2:
-            memset(v, 0, 8 * sizeof(float));
-            break;
-        default:
-            break;
+        case 2: memset(v, 0, 8 * sizeof(float)); break;
+        default: break;
         }
     }
 }
@@ -140,8 +137,7 @@ END_TEST
 /* On every vector: err(EXHAUSTIVE) <= err(BEST) <= err(FIRST) for the same
  * betas; every rule decodes to its own reconstruction bit for bit and is
  * identical on every SIMD level. */
-static void check_rules(unsigned q, unsigned K, const float *x, size_t n, int fitted,
-                        lq_ctx *ctx)
+static void check_rules(unsigned q, unsigned K, const float *x, size_t n, int fitted, lq_ctx *ctx)
 {
     lq_nq_coder c;
     ck_assert_int_eq(lq_nq_coder_init(&c, q, K), LQ_OK);
@@ -180,13 +176,14 @@ static void check_rules(unsigned q, unsigned K, const float *x, size_t n, int fi
         }
         ck_assert_msg(e[1] <= e[0], "q=%u K=%u vec %zu: BEST %.9g > FIRST %.9g", q, K, i, e[1],
                       e[0]);
-        ck_assert_msg(e[2] <= e[1], "q=%u K=%u vec %zu: EXHAUSTIVE %.9g > BEST %.9g", q, K, i,
-                      e[2], e[1]);
+        ck_assert_msg(e[2] <= e[1], "q=%u K=%u vec %zu: EXHAUSTIVE %.9g > BEST %.9g", q, K, i, e[2],
+                      e[1]);
         better[0] += e[1] < e[0];
         better[1] += e[2] < e[1];
     }
     /* with the default (unfitted) betas both rules gain somewhere */
-    if (K > 1 && q <= 7 && !fitted) ck_assert_msg(better[0] > 0, "q=%u K=%u: BEST never better", q, K);
+    if (K > 1 && q <= 7 && !fitted)
+        ck_assert_msg(better[0] > 0, "q=%u K=%u: BEST never better", q, K);
     if (q <= 4 && !fitted) ck_assert_msg(better[1] > 0, "q=%u K=%u: EXHAUSTIVE never better", q, K);
     for (int s = 0; s < 3; s++) {
         free(y[s]);
@@ -258,10 +255,7 @@ START_TEST(nestquant_select_rate_distortion)
 END_TEST
 
 /* ---- E8P ------------------------------------------------------------------- */
-static int cmp8(const void *a, const void *b)
-{
-    return memcmp(a, b, 8 * sizeof(float));
-}
+static int cmp8(const void *a, const void *b) { return memcmp(a, b, 8 * sizeof(float)); }
 
 START_TEST(e8p_codebook_structure)
 {
@@ -350,8 +344,8 @@ START_TEST(e8p_encode_vs_brute_force)
             float p[8];
             lq_e8p_point(codes[i], p);
             for (int k = 0; k < 8; k++) ours += (p[k] - u[k]) * (p[k] - u[k]);
-            ck_assert_msg(ours <= best * (1 + 1e-12) + 1e-12, "scale %g vec %zu: %.12g > %.12g",
-                          sc, i, ours, best);
+            ck_assert_msg(ours <= best * (1 + 1e-12) + 1e-12, "scale %g vec %zu: %.12g > %.12g", sc,
+                          i, ours, best);
         }
     }
     /* nearest = decode(encode) at scale 1, in place */

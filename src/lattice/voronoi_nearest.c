@@ -28,8 +28,8 @@ typedef struct vn_state {
     double q, q2;
     unsigned qi;
     double best; /* squared distance to beat (strict) */
-    double p[8];  /* candidate, in search order */
-    int perm[8];  /* search position -> coordinate */
+    double p[8]; /* candidate, in search order */
+    int perm[8]; /* search position -> coordinate */
     float y[8];
     int found;
     long nodes; /* visited, against LQ_VORONOI_SEARCH_NODES */
@@ -122,15 +122,19 @@ static void vn_rec(vn_state *s, int k, double A, double B, int par, double S, do
         }
         const double e = c - z, de = e * e;
         if (!(A + de < s->best)) { /* this direction only gets farther */
-            if (z >= z0) up_ok = 0;
-            else dn_ok = 0;
+            if (z >= z0)
+                up_ok = 0;
+            else
+                dn_ok = 0;
             continue;
         }
         const double p = z + s->off, ap = fabs(p);
         if (ap > L) { /* |p| grows in this direction when p is past 0 */
             if (z >= z0 ? p > 0 : p < 0) {
-                if (z >= z0) up_ok = 0;
-                else dn_ok = 0;
+                if (z >= z0)
+                    up_ok = 0;
+                else
+                    dn_ok = 0;
             }
             continue;
         }
