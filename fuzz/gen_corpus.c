@@ -63,6 +63,8 @@ static void t_int_sym_perm(lq_method *m)
 static void t_int8(lq_method *m) { m->u.int_.bits = 8; m->u.int_.group = 0; }
 static void t_nest(lq_method *m) { m->u.nestquant.q = 4; m->u.nestquant.n_betas = 2; }
 static void t_nest_nohad(lq_method *m) { m->u.nestquant.hadamard = 0; m->u.nestquant.group = 32; }
+static void t_e8p(lq_method *m) { m->u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P; }
+static void t_e8p_g(lq_method *m) { t_e8p(m); t_nest_nohad(m); }
 static void t_vq(lq_method *m)
 {
     m->u.gptvq.dim = 2;
@@ -93,7 +95,8 @@ static const variant g_variants[] = {
     {"nestquant-g", LQ_METHOD_NESTQUANT, t_nest_nohad}, {"gptvq", LQ_METHOD_GPTVQ, t_vq},
     {"gptvq-int8cb", LQ_METHOD_GPTVQ, t_vq8}, {"gptqt", LQ_METHOD_GPTQT, t_bcq},
     {"bcq", LQ_METHOD_BCQ, t_bcq},           {"bcq-nooff", LQ_METHOD_BCQ, t_bcq_nooff},
-    {"aqlm", LQ_METHOD_AQLM, t_aq},
+    {"aqlm", LQ_METHOD_AQLM, t_aq},          {"nestquant-e8p", LQ_METHOD_NESTQUANT, t_e8p},
+    {"nestquant-e8p-g", LQ_METHOD_NESTQUANT, t_e8p_g},
 };
 
 /* fuzz_products seed: the .lqt bytes of `src` plus its 4-byte control

@@ -54,6 +54,17 @@ grep -q "quantize: \[1/1\] layer_bf16.weight" "$d/progress.txt" || fail "plain p
   grep -q "1 tensor(s)" || fail "npy input / table"
 "$lq" inspect "$d/npy.lqt" >/dev/null || fail "inspect npy.lqt"
 
+# NestQuant beta selection rule from the command line.
+"$lq" quantize --method nestquant --q 14 --select exhaustive --rtn --quiet \
+  --tensor layer.weight "$d/L.safetensors" "$d/nq.lqt" >/dev/null || fail "nestquant --select"
+"$lq" inspect "$d/nq.lqt" | grep -q "valid:    yes" || fail "inspect nq.lqt"
+"$lq" quantize --method nestquant --codebook e8p --quiet --json \
+  --tensor layer.weight "$d/L.safetensors" "$d/e8p.lqt" >"$d/e8p.json" || fail "nestquant e8p"
+grep -q '"bits_per_weight":2.265625' "$d/e8p.json" || fail "e8p bits: $(cat "$d/e8p.json")"
+"$lq" inspect "$d/e8p.lqt" | grep -q "format:   e8p" || fail "inspect e8p"
+if "$lq" quantize --method nestquant --select nosuch "$d/L.safetensors" "$d/x.lqt" 2>/dev/null; then
+  fail "unknown --select accepted"; fi
+
 # Errors are reported, not crashes.
 if "$lq" quantize --method nosuch "$d/L.safetensors" "$d/x.lqt" 2>/dev/null; then
   fail "unknown method accepted"; fi

@@ -2,8 +2,10 @@
  * and round to nearest), padding of cols to a multiple of 8, the Hadamard
  * rotation, bits accounting, products on the codes, validation. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lattice/lattice_internal.h"
 #include "qtensor/qtensor_internal.h"
@@ -255,6 +257,175 @@ START_TEST(alloc_failures)
 }
 END_TEST
 
+START_TEST(select_rules_given_betas_preset)
+{
+    /* RTN (no H) with the same given betas: per 8-vector EXHAUSTIVE <= BEST
+     * <= FIRST in the normalised rotated domain, so the same order for
+     * ||W - W_hat|| up to the rotation's float rounding; bit-identical
+     * across SIMD levels (no GEMM on the RTN path); the given betas are the
+     * stored ones. Fitted betas under each rule run too. */
+    const size_t rows = 64, cols = 96;
+    float *W = fa(rows * cols), *H = fa(cols * cols), *A = fa(rows * cols), *B = fa(rows * cols);
+    lq_test_correlated_layer(rows, cols, 128, 8, W, H);
+    lq_ctx *c1 = lq_test_ctx(2, LQ_SIMD_AUTO), *cs = lq_test_ctx(1, LQ_SIMD_SCALAR);
+    static const float betas[4] = {0.3125f, 0.4375f, 0.5625f, 0.875f}; /* 8-bit mantissas */
+    double err[3];
+    for (unsigned sel = 0; sel < 3; sel++) {
+        lq_method m = nq_method(4, 4, 32, 1, 1);
+        m.u.nestquant.select = sel;
+        m.u.nestquant.betas = betas;
+        lq_qtensor *t = NULL, *t2 = NULL;
+        ck_assert_int_eq(lq_quantize(c1, W, rows, cols, NULL, &m, &t, A), LQ_OK);
+        ck_assert_int_eq(lq_quantize(cs, W, rows, cols, NULL, &m, &t2, B), LQ_OK);
+        ck_assert_int_eq(memcmp(A, B, rows * cols * sizeof(float)), 0);
+        for (unsigned k = 0; k < 4; k++) ck_assert(t->fp[k] == betas[k]);
+        err[sel] = frob(W, A, rows * cols);
+        lq_qtensor_free(t);
+        lq_qtensor_free(t2);
+        /* fitted under the rule, with H through the engine */
+        m.u.nestquant.betas = NULL;
+        lq_quant_report rep;
+        ck_assert_int_eq(lq_quantize_ex(c1, W, rows, cols, H, &m, &t, NULL, &rep), LQ_OK);
+        ck_assert(rep.proxy_loss > 0 && isfinite(rep.proxy_loss));
+        lq_qtensor_free(t);
+    }
+    ck_assert_msg(err[1] <= err[0] * (1 + 1e-5), "BEST %g FIRST %g", err[1], err[0]);
+    ck_assert_msg(err[2] <= err[1] * (1 + 1e-5), "EXH %g BEST %g", err[2], err[1]);
+    ck_assert_msg(err[2] < err[0], "EXH %g FIRST %g", err[2], err[0]);
+    /* bad options */
+    lq_method m = nq_method(4, 4, 32, 1, 1);
+    lq_qtensor *t = NULL;
+    m.u.nestquant.select = 3;
+    ck_assert_int_eq(lq_quantize(c1, W, rows, cols, NULL, &m, &t, NULL), LQ_ERR_INVALID_ARG);
+    m.u.nestquant.select = 1;
+    static const float bad[4] = {0.3f, 0.3f, 0.5f, 0.9f};
+    m.u.nestquant.betas = bad;
+    ck_assert_int_eq(lq_quantize(c1, W, rows, cols, NULL, &m, &t, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_ptr_null(t);
+    /* defaults keep the paper's rule and fitted betas */
+    ck_assert_int_eq(lq_method_init(&m, LQ_METHOD_NESTQUANT), LQ_OK);
+    ck_assert_uint_eq(m.u.nestquant.select, LQ_NQ_SELECT_FIRST);
+    ck_assert_ptr_null(m.u.nestquant.betas);
+    /* presets: K = 4 and the smallest q with log2 q + 1/4 >= bits */
+    static const unsigned qs[] = {0, 0, 4, 7, 14, 27, 54, 108, 216};
+    for (unsigned b = 2; b <= 8; b++) {
+        lq_nestquant_opts o;
+        ck_assert_int_eq(lq_nestquant_preset(b, &o), LQ_OK);
+        ck_assert_uint_eq(o.q, qs[b]);
+        ck_assert_uint_eq(o.n_betas, 4);
+        ck_assert_int_eq(o.hadamard, 1);
+        ck_assert(log2((double)o.q) + 0.25 >= b && log2((double)o.q - 1) + 0.25 < b);
+    }
+    lq_nestquant_opts o = {.q = 99};
+    ck_assert_int_eq(lq_nestquant_preset(1, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_nestquant_preset(9, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_uint_eq(o.q, 99);
+    ck_assert_int_eq(lq_nestquant_preset(4, NULL), LQ_ERR_INVALID_ARG);
+    lq_ctx_destroy(c1);
+    lq_ctx_destroy(cs);
+    free(W);
+    free(H);
+    free(A);
+    free(B);
+}
+END_TEST
+
+START_TEST(e8p_codebook_method)
+{
+    /* NestQuant with the E8P codebook: LQ_FORMAT_E8P, about 2 bits per
+     * weight, W_hat = the stored tensor, products on the codes, GPTQ below
+     * RTN, Gaussian weights at the codebook's rate-distortion, file round
+     * trip, validation of corrupted tensors. */
+    const size_t rows = 48, cols = 250, n8 = 256;
+    float *W = fa(rows * cols), *H = fa(cols * cols), *Wh = fa(rows * cols), *Wd = fa(rows * cols);
+    lq_test_correlated_layer(rows, cols, 512, 21, W, H);
+    lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
+    double loss[2];
+    lq_qtensor *t = NULL;
+    for (int rtn = 0; rtn <= 1; rtn++) {
+        lq_method m = nq_method(16, 4, 64, 1, rtn);
+        m.u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P;
+        lq_quant_report rep;
+        lq_qtensor_free(t);
+        t = NULL;
+        ck_assert_int_eq(lq_quantize_ex(ctx, W, rows, cols, H, &m, &t, Wh, &rep), LQ_OK);
+        loss[rtn] = rep.proxy_loss;
+        ck_assert_uint_eq(rep.overloads, 0);
+        ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
+        lq_format f;
+        ck_assert_int_eq(lq_qtensor_format(t, &f), LQ_OK);
+        ck_assert_int_eq(f, LQ_FORMAT_E8P);
+        ck_assert_str_eq(lq_format_name(f), "e8p");
+        ck_assert_int_eq(lq_dequantize(ctx, t, Wd), LQ_OK);
+        ck_assert_int_eq(memcmp(Wh, Wd, rows * cols * sizeof(float)), 0);
+        /* bits: 16 per 8-vector + fp32 scale per (row, group) + seed */
+        double bits = 16.0 * rows * (n8 / 8) + 32.0 * rows * (n8 / 64) + 64.0, bpw;
+        ck_assert_int_eq(lq_qtensor_bits_per_weight(t, &bpw), LQ_OK);
+        ck_assert(fabs(bpw - bits / (rows * cols)) < 1e-12);
+        float x[2 * 250], y[2 * 48];
+        lq_test_fill_gaussian(x, 2 * cols, 1.0f, 5);
+        ck_assert_int_eq(lq_matmul(ctx, t, x, 2, y), LQ_OK);
+        for (size_t b = 0; b < 2; b++)
+            for (size_t r = 0; r < rows; r++) {
+                double ref = 0, mag = 0;
+                for (size_t j = 0; j < cols; j++) {
+                    ref += (double)Wh[r * cols + j] * x[b * cols + j];
+                    mag += fabs((double)Wh[r * cols + j] * x[b * cols + j]);
+                }
+                ck_assert_msg(fabs(y[b * rows + r] - ref) <= 1e-5 * mag + 1e-30, "%g vs %g",
+                              y[b * rows + r], ref);
+            }
+    }
+    ck_assert_msg(loss[0] < loss[1], "GPTQ %g RTN %g", loss[0], loss[1]);
+    /* file round trip */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/lq_e8p_%d.lqt", (int)getpid());
+    ck_assert_int_eq(lq_qtensor_save(ctx, t, "w", path), LQ_OK);
+    lq_qtensor *t2 = NULL;
+    ck_assert_int_eq(lq_qtensor_load(ctx, path, "w", 0, &t2), LQ_OK);
+    unlink(path);
+    ck_assert_int_eq(t2->format, LQ_FORMAT_E8P);
+    ck_assert_int_eq(memcmp(t->ip, t2->ip, sizeof t->ip), 0);
+    for (size_t i = 0; i < t->nsec; i++)
+        ck_assert_int_eq(memcmp(t->sec[i].data, t2->sec[i].data, t->sec[i].nbytes), 0);
+    lq_qtensor_free(t2);
+    /* corrupted parameters are refused */
+    uint32_t save = t->ip[0];
+    t->ip[0] = 12;
+    ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
+    t->ip[0] = save;
+    t->ip[9] = 1;
+    ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
+    t->ip[9] = 0;
+    t->fp[0] = 1.0f;
+    ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
+    t->fp[0] = 0.0f;
+    ((float *)lq_qtensor_section(t, LQ_SEC_SCALES)->data)[3] = NAN;
+    ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
+    lq_qtensor_free(t);
+    /* iid Gaussian weights, RTN, no rotation: the codebook's 0.091 */
+    const size_t gr = 64, gc = 512;
+    float *G = fa(gr * gc), *Gh = fa(gr * gc);
+    lq_test_fill_gaussian(G, gr * gc, 0.02f, 6);
+    lq_method m = nq_method(16, 4, 0, 0, 1);
+    m.u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P;
+    t = NULL;
+    ck_assert_int_eq(lq_quantize(ctx, G, gr, gc, NULL, &m, &t, Gh), LQ_OK);
+    double rel = frob(G, Gh, gr * gc) / frob(G, NULL, gr * gc);
+    ck_assert_msg(rel < 0.094 && rel > 0.085, "E8P relative MSE %g", rel);
+    lq_qtensor_free(t);
+    m.u.nestquant.codebook = 2;
+    ck_assert_int_eq(lq_quantize(ctx, G, gr, gc, NULL, &m, &t, NULL), LQ_ERR_INVALID_ARG);
+    lq_ctx_destroy(ctx);
+    free(W);
+    free(H);
+    free(Wh);
+    free(Wd);
+    free(G);
+    free(Gh);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nestquant");
@@ -264,6 +435,8 @@ int main(void)
     tcase_add_test(tc, threads_and_simd_identical);
     tcase_add_test(tc, bad_options_and_corrupt);
     tcase_add_test(tc, alloc_failures);
+    tcase_add_test(tc, select_rules_given_betas_preset);
+    tcase_add_test(tc, e8p_codebook_method);
     suite_add_tcase(s, tc);
     return lq_test_run(s);
 }

@@ -98,6 +98,24 @@ LQ_API lq_status lq_voronoi_encode(unsigned q, float beta, const float *x, size_
 LQ_API lq_status lq_voronoi_decode(unsigned q, float beta, const uint8_t *codes, size_t n,
                                    float *y);
 
+/* Optimal encoder: codes (n*8 bytes) of the codeword of the code nearest to
+ * x / beta (scaled codebook beta * C_q nearest to x), and y (optional, n*8
+ * floats) = beta * decode(codes). Where the nearest lattice point does not
+ * overload it is the answer (same codes as lq_voronoi_encode); otherwise an
+ * exact depth-first search over the E8 points of qV near x / beta, started
+ * from a codeword next to the projection of x / beta onto qV (see
+ * docs/algorithms.md, "Exact nearest codeword"). The search is capped at
+ * LQ_VORONOI_SEARCH_NODES tree nodes per vector: points far outside qV at
+ * large q (|x / beta| well beyond q, where a whole face of qV is nearly
+ * equidistant) can exceed it; such vectors get the best codeword found and
+ * are counted in *n_inexact (may be NULL). Tested exact against brute force
+ * over all q^8 codewords for q <= 4. Scalar, deterministic; ties: the first
+ * codeword found in a fixed order.
+ * Errors: INVALID_ARG, NOT_FINITE (nothing written). */
+#define LQ_VORONOI_SEARCH_NODES 20000
+LQ_API lq_status lq_voronoi_nearest(unsigned q, float beta, const float *x, size_t n,
+                                    uint8_t *codes, float *y, size_t *n_inexact);
+
 /* Bytes needed to pack n 8-vectors: ceil(n * lq_voronoi_bits(q) / 8).
  * Errors: INVALID_ARG (q out of range, overflow). */
 LQ_API lq_status lq_voronoi_packed_size(unsigned q, size_t n, size_t *bytes);
@@ -125,11 +143,27 @@ LQ_API lq_status lq_voronoi_unpack(unsigned q, const uint8_t *in, size_t in_size
  * lq_nq_dot for why. */
 #define LQ_NQ_MAX_BETAS 16u
 
-/* Beta selection rule per 8-vector. */
+/* Beta selection rule per 8-vector. All three write the same format (a code
+ * and a beta index per 8-vector) and decode the same way; they differ in
+ * the encoder only. Errors are squared errors of the reconstruction in
+ * double. */
 typedef enum lq_nq_select {
-    LQ_NQ_SELECT_FIRST = 0, /* smallest beta that does not overload (paper) */
-    LQ_NQ_SELECT_BEST = 1   /* smallest squared error among non-overloading betas
-                               (ties: smaller beta); same format, K encodes */
+    /* The smallest beta that does not overload (the paper's rule); shrink
+     * fallback when every beta overloads. One to K encodes per vector. */
+    LQ_NQ_SELECT_FIRST = 0,
+    /* The smallest error among the K usual codes (an overloaded code decodes
+     * to its wrapped codeword, a valid if usually far one) and, when every
+     * beta overloads, the shrink fallback. Ties: the smaller beta. Never a
+     * larger error than FIRST on any vector. K encodes per vector. As the
+     * reference implementation's "try all" rule. */
+    LQ_NQ_SELECT_BEST = 1,
+    /* BEST plus, at every beta where the usual code overloads, the exact
+     * nearest codeword of the Voronoi code (lq_voronoi_nearest): the optimal
+     * encoder for the union of the K scaled codes. Never a larger error than
+     * BEST. Cost: an enumeration per overloaded (vector, beta) that can beat
+     * the best so far, tens of microseconds each at q <= 4, rarer at larger q
+     * where overload is rare. */
+    LQ_NQ_SELECT_EXHAUSTIVE = 2
 } lq_nq_select;
 
 typedef struct lq_nq_coder {
@@ -176,6 +210,34 @@ LQ_API lq_status lq_nq_encode_at(lq_simd_level level, const lq_nq_coder *c, cons
  * Errors: INVALID_ARG, CORRUPT (code >= q or index >= K; nothing written). */
 LQ_API lq_status lq_nq_decode(const lq_nq_coder *c, const uint8_t *codes,
                               const uint8_t *beta_idx, size_t n, float *y);
+
+/* ---- E8P: a 2-bit E8 shell codebook ---------------------------------------
+ * 2^16 points of E8 + 1/4 per 8-vector (16 bits = 2 bits per entry): 256
+ * absolute-value patterns a in (Z>=0 + 1/2)^8 (the 227 with |a|^2 <= 10 and
+ * 29 of |a|^2 = 12), 7 free sign bits (the 8th follows from the parity that
+ * keeps s * a in D8 + 1/2) and a shift of +-1/4 on every entry (QuIP#'s E8P
+ * construction; layout ours). Code bits 0-7: pattern, 8-14: signs of
+ * entries 0-6 (1 = minus), 15: shift (0 = +1/4). Decoding is a table read,
+ * sign bits and an add; encoding finds the exact nearest codeword from the
+ * structure (512 candidates: pattern x shift, signs from the input, one
+ * parity fix) and equals brute force over all 2^16 codewords up to ties.
+ * For unit-variance Gaussian entries the MSE-optimal scale is about 0.96
+ * (MSE 0.091 per entry at 2.0 bits; docs/benchmarks.md). Scalar, no
+ * allocation, thread-safe. */
+#define LQ_E8P_CODES 65536u
+
+/* Nearest E8P codeword (unscaled) for n 8-vectors; y may equal x.
+ * Errors: INVALID_ARG, NOT_FINITE (nothing written). */
+LQ_API lq_status lq_e8p_nearest(const float *x, size_t n, float *y);
+
+/* codes[i] = the code of the codeword nearest to x_i / scale (scale > 0);
+ * y (optional) = scale * codeword. Errors: INVALID_ARG, NOT_FINITE
+ * (nothing written). */
+LQ_API lq_status lq_e8p_encode(float scale, const float *x, size_t n, uint16_t *codes, float *y);
+
+/* y_i = scale * codeword(codes[i]) (every 16-bit value is a valid code).
+ * Errors: INVALID_ARG (NULL, scale not finite). */
+LQ_API lq_status lq_e8p_decode(float scale, const uint16_t *codes, size_t n, float *y);
 
 /* ---- randomized Hadamard transform ----------------------------------------
  * R = orthogonal, from a 64-bit seed. For n a power of two:

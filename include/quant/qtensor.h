@@ -21,7 +21,8 @@ typedef enum lq_format {
     LQ_FORMAT_E8 = 2,  /* E8 Voronoi codes, beta index per 8-vector, scales */
     LQ_FORMAT_VQ = 3,  /* d-dim vector codes, codebook per group */
     LQ_FORMAT_BCQ = 4, /* k bit planes, alphas (and offset) per group */
-    LQ_FORMAT_AQ = 5   /* M additive codebooks of 2^B g-vectors, row scales */
+    LQ_FORMAT_AQ = 5,  /* M additive codebooks of 2^B g-vectors, row scales */
+    LQ_FORMAT_E8P = 6  /* 2-bit E8P codes (16 bits per 8-vector), group scales */
 } lq_format;
 
 typedef enum lq_method_kind {
@@ -61,7 +62,42 @@ typedef struct lq_nestquant_opts {
     unsigned n_betas;     /* K scales, 1..16 (default 4) */
     size_t group;         /* columns per normalisation group; 0 = whole row */
     int hadamard;         /* 1: rotate columns by a randomized Hadamard first */
+    unsigned select;      /* beta selection rule per 8-vector, lq_nq_select in
+                           * quant/lattice.h: 0 FIRST (default, the paper), 1 BEST
+                           * (smallest error of the K codes), 2 EXHAUSTIVE (exact
+                           * nearest codeword). Same format; the encoder differs. */
+    const float *betas;   /* Voronoi codebook: NULL (default): betas fitted per layer on the
+                           * normalised, rotated weights under `select`. Else
+                           * n_betas caller-owned values, strictly increasing, > 0,
+                           * in units of the per-group RMS, used as given (coded
+                           * activation products are exact when they carry 8
+                           * significant bits: lq_nq_round_beta). Read during
+                           * lq_quantize only. */
+    unsigned codebook;    /* lq_nq_codebook: LQ_NQ_CODEBOOK_VORONOI (default; q, K, select,
+                           * betas apply; LQ_FORMAT_E8) or LQ_NQ_CODEBOOK_E8P (2 bits per
+                           * weight plus group scales, q / n_betas / select / betas
+                           * ignored; exact nearest codeword; LQ_FORMAT_E8P). The
+                           * Hadamard rotation, groups and the engine apply to both. */
 } lq_nestquant_opts;
+
+/* Codebooks of LQ_METHOD_NESTQUANT. */
+typedef enum lq_nq_codebook {
+    LQ_NQ_CODEBOOK_VORONOI = 0, /* E8 Voronoi codes with K betas (the paper) */
+    LQ_NQ_CODEBOOK_E8P = 1      /* QuIP#-style 2-bit E8 + 1/4 shell codebook; each (row,
+                                 * group) scale = RMS x a factor fitted per layer */
+} lq_nq_codebook;
+
+/* Options for NestQuant at `bits` per weight (2..8), following the paper's
+ * rule: K = 4 betas and the smallest q with log2(q) + log2(K)/8 >= bits,
+ * which gives the paper's q = 14 at 4 bits (4.06), and q = 4, 7, 27, 54, 108,
+ * 216 at 2, 3, 5, 6, 7, 8 bits (our extension of that rule; the reference
+ * code's default is q = 14 with 4 betas). Every other field as
+ * lq_method_init (group 0, hadamard 1, select FIRST, betas NULL, codebook
+ * Voronoi; for 2 bits the E8P codebook is better, see docs/benchmarks.md). Stored size
+ * is ceil(8 log2 q) + 2 bits per 8 weights plus the scales (q = 14: 4.125
+ * bits/weight before scales). Errors: INVALID_ARG (NULL, bits out of range;
+ * *o untouched). */
+LQ_API lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o);
 
 typedef struct lq_gptvq_opts {
     unsigned dim;         /* vector dimension d in {1, 2, 4, 8} (default 2) */

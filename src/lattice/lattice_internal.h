@@ -71,6 +71,28 @@ void lq_bits_put(uint8_t *buf, size_t bitpos, unsigned nbits, uint64_t v);
 uint64_t lq_voronoi_index(unsigned q, const uint8_t c[8]);
 bool lq_voronoi_from_index(unsigned q, uint64_t v, uint8_t c[8]);
 
+/* Exact nearest codeword (src/lattice/voronoi_nearest.c). member: y is a
+ * codeword of C_q (decode(coords(y)) == y, the operations of
+ * lq_voronoi_decode_batch). cell_excess: max over the 240 roots r of u.r
+ * (u is in qV iff this is <= q). search: the codeword p nearest to u with
+ * |u - p|^2 < *bound (lattice units); on success *bound = that distance, y
+ * = p and true; false when there is none (y untouched). *exact (may be
+ * NULL) = 0 when the enumeration stopped at LQ_VORONOI_SEARCH_NODES nodes
+ * (then p is the best codeword found, not proven nearest). Deterministic
+ * and scalar (no dependence on the SIMD level). */
+bool lq_voronoi_member(unsigned q, const float y[8]);
+double lq_voronoi_cell_excess(const double u[8]);
+bool lq_voronoi_search(unsigned q, const double u[8], double *bound, float y[8], int *exact);
+
+/* E8P (src/lattice/e8p.c): the 256 absolute-value patterns (doubled), the
+ * codeword of a code (unscaled), the exact nearest code of u among the
+ * codes whose pattern index is < npat (256: the whole codebook; 1: the 256
+ * points (+-1/2)^8 +- 1/4 with the parity rule, a 1-bit codebook whose codes
+ * have bits 0-7 zero). */
+extern const uint8_t lq_e8p_abs2[256][8];
+void lq_e8p_point(uint16_t code, float y[8]);
+uint16_t lq_e8p_nearest_code(const double u[8], unsigned npat);
+
 /* NestQuant encode with explicit kernels: see lq_nq_encode. */
 void lq_nq_encode_k(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x, size_t n,
                     uint8_t *codes, uint8_t *beta_idx, float *y, size_t *n_overload);

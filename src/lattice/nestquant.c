@@ -27,7 +27,7 @@ unsigned lq_nq_index_bits(unsigned n_betas)
 lq_status lq_nq_coder_check(const lq_nq_coder *c)
 {
     if (!c || c->q < 2 || c->q > LQ_VORONOI_Q_MAX || c->n_betas < 1 ||
-        c->n_betas > LQ_NQ_MAX_BETAS || c->select > LQ_NQ_SELECT_BEST)
+        c->n_betas > LQ_NQ_MAX_BETAS || c->select > LQ_NQ_SELECT_EXHAUSTIVE)
         return LQ_ERR_INVALID_ARG;
     for (unsigned k = 0; k < c->n_betas; k++) {
         if (!isfinite(c->betas[k]) || !(c->betas[k] > 0.0f)) return LQ_ERR_INVALID_ARG;
@@ -86,10 +86,10 @@ void lq_nq_accept_scalar(const float *y, float *t, const uint8_t *far, size_t m,
  * beta * gamma); ok[i] = no overload. Writes t and codes for every listed
  * vector; where ok, t is the decoded point (same value; +0.0 where rint gave
  * -0.0) so that the encoder's reconstruction equals lq_nq_decode bit for
- * bit. */
+ * bit. yd (optional): decode(codes) for every vector, overloaded or not. */
 static void try_beta(const lq_lattice_kernels *k, unsigned q, float beta, float gamma,
                      const float *x, const size_t *idx, size_t m, float *t, uint8_t *c,
-                     uint8_t *ok)
+                     uint8_t *ok, float *yd)
 {
     float y[8 * CH];
     uint8_t far[CH];
@@ -97,9 +97,12 @@ static void try_beta(const lq_lattice_kernels *k, unsigned q, float beta, float 
     k->e8(t, m, t);
     k->coords(q, t, m, c, far);
     lq_voronoi_decode_batch(k, q, c, m, y);
+    if (yd) memcpy(yd, y, 8 * m * sizeof(float));
     k->accept(y, t, far, m, ok);
 }
 
+/* Squared error of the reconstruction beta * t (float products, as
+ * lq_nq_decode computes them) against x, in double. */
 static double sqerr(float beta, const float *t, const float *x)
 {
     double s = 0;
@@ -110,40 +113,36 @@ static double sqerr(float beta, const float *t, const float *x)
     return s;
 }
 
-void lq_nq_encode_k(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x, size_t n,
-                    uint8_t *codes, uint8_t *beta_idx, float *y, size_t *n_overload)
+/* Fallback for one vector v that overloads every beta: radial shrink at the
+ * largest beta until the code of gamma x does not overload. */
+static void shrink_fallback(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x,
+                            size_t v, uint8_t cc[8], float t[8])
 {
-    size_t nov = 0;
+    float beta = c->betas[c->n_betas - 1], gamma = 1.0f;
+    uint8_t ok = 0;
+    while (!ok) {
+        gamma = gamma * 0.9f;
+        if (gamma < 1e-30f) gamma = 0.0f;
+        try_beta(k, c->q, beta, gamma, x, &v, 1, t, cc, &ok, NULL);
+    }
+}
+
+/* FIRST: the smallest beta that does not overload (the paper's rule). */
+static void encode_first(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x,
+                         size_t n, uint8_t *codes, uint8_t *beta_idx, float *y, size_t *nov)
+{
     float t[8 * CH];
     uint8_t cc[8 * CH], ok[CH];
     size_t pend[CH], next[CH];
-    double best[CH];
-    const int sel_best = c->select == LQ_NQ_SELECT_BEST;
     for (size_t i0 = 0; i0 < n; i0 += CH) {
         size_t m = n - i0 < CH ? n - i0 : CH;
-        for (size_t i = 0; i < m; i++) {
-            pend[i] = i0 + i;
-            best[i] = INFINITY;
-        }
+        for (size_t i = 0; i < m; i++) pend[i] = i0 + i;
         for (unsigned b = 0; b < c->n_betas && m; b++) {
             float beta = c->betas[b];
-            try_beta(k, c->q, beta, 1.0f, x, pend, m, t, cc, ok);
+            try_beta(k, c->q, beta, 1.0f, x, pend, m, t, cc, ok, NULL);
             size_t mn = 0;
             for (size_t i = 0; i < m; i++) {
                 size_t v = pend[i];
-                if (sel_best) { /* every vector stays pending; keep the best */
-                    if (ok[i]) {
-                        double e = sqerr(beta, t + 8 * i, x + 8 * v);
-                        if (e < best[v - i0]) {
-                            best[v - i0] = e;
-                            memcpy(codes + 8 * v, cc + 8 * i, 8);
-                            beta_idx[v] = (uint8_t)b;
-                            if (y)
-                                for (int j = 0; j < 8; j++) y[8 * v + j] = beta * t[8 * i + j];
-                        }
-                    }
-                    continue;
-                }
                 if (!ok[i]) {
                     next[mn++] = v;
                     continue;
@@ -153,35 +152,111 @@ void lq_nq_encode_k(const lq_lattice_kernels *k, const lq_nq_coder *c, const flo
                 if (y)
                     for (int j = 0; j < 8; j++) y[8 * v + j] = beta * t[8 * i + j];
             }
-            if (!sel_best) {
-                memcpy(pend, next, mn * sizeof *pend);
-                m = mn;
-            }
-        }
-        if (sel_best) { /* pending: the vectors no beta could code */
-            size_t mn = 0;
-            for (size_t i = 0; i < m; i++)
-                if (!(best[i] < INFINITY)) pend[mn++] = i0 + i;
+            memcpy(pend, next, mn * sizeof *pend);
             m = mn;
         }
         /* Fallback: radial shrink at the largest beta (rare; one at a time). */
         for (size_t i = 0; i < m; i++) {
             size_t v = pend[i];
             unsigned b = c->n_betas - 1;
-            float beta = c->betas[b], gamma = 1.0f;
-            ok[0] = 0;
-            while (!ok[0]) {
-                gamma = gamma * 0.9f;
-                if (gamma < 1e-30f) gamma = 0.0f;
-                try_beta(k, c->q, beta, gamma, x, &v, 1, t, cc, ok);
-            }
+            shrink_fallback(k, c, x, v, cc, t);
             memcpy(codes + 8 * v, cc, 8);
             beta_idx[v] = (uint8_t)b;
             if (y)
-                for (int j = 0; j < 8; j++) y[8 * v + j] = beta * t[j];
-            nov++;
+                for (int j = 0; j < 8; j++) y[8 * v + j] = c->betas[b] * t[j];
+            (*nov)++;
         }
     }
+}
+
+/* BEST and EXHAUSTIVE. Candidates per vector: beta_b * decode(c_b) for
+ * every b (c_b = the usual code at beta_b; an overloaded one decodes to its
+ * wrapped codeword, still a codeword), the shrink fallback when every beta
+ * overloads, and with EXHAUSTIVE the exact nearest codeword at each beta
+ * where the usual code overloads. The smallest squared error (sqerr) wins;
+ * ties keep the earlier candidate (smaller beta, and the usual code before
+ * the searched one). The FIRST choice is always a candidate, so BEST never
+ * has a larger error than FIRST, and EXHAUSTIVE never one larger than BEST. */
+static void encode_best(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x,
+                        size_t n, uint8_t *codes, uint8_t *beta_idx, float *y, size_t *nov)
+{
+    float t[8 * CH], yd[8 * CH], yb[8 * CH];
+    uint8_t cc[8 * CH], ok[CH], anyok[CH];
+    uint8_t okb[LQ_NQ_MAX_BETAS][CH];
+    size_t idx[CH];
+    double best[CH];
+    const int exh = c->select == LQ_NQ_SELECT_EXHAUSTIVE;
+    for (size_t i0 = 0; i0 < n; i0 += CH) {
+        size_t m = n - i0 < CH ? n - i0 : CH;
+        for (size_t i = 0; i < m; i++) {
+            idx[i] = i0 + i;
+            best[i] = INFINITY;
+            anyok[i] = 0;
+        }
+        for (unsigned b = 0; b < c->n_betas; b++) {
+            float beta = c->betas[b];
+            try_beta(k, c->q, beta, 1.0f, x, idx, m, t, cc, ok, yd);
+            for (size_t i = 0; i < m; i++) {
+                size_t v = i0 + i;
+                okb[b][i] = ok[i];
+                anyok[i] |= ok[i];
+                double e = sqerr(beta, yd + 8 * i, x + 8 * v);
+                if (e < best[i]) {
+                    best[i] = e;
+                    memcpy(codes + 8 * v, cc + 8 * i, 8);
+                    beta_idx[v] = (uint8_t)b;
+                    memcpy(yb + 8 * i, yd + 8 * i, 8 * sizeof(float));
+                }
+            }
+        }
+        for (size_t i = 0; i < m; i++) {
+            size_t v = i0 + i;
+            if (!anyok[i]) {
+                unsigned b = c->n_betas - 1;
+                float tf[8];
+                uint8_t cf[8];
+                shrink_fallback(k, c, x, v, cf, tf);
+                double e = sqerr(c->betas[b], tf, x + 8 * v);
+                if (e < best[i]) {
+                    best[i] = e;
+                    memcpy(codes + 8 * v, cf, 8);
+                    beta_idx[v] = (uint8_t)b;
+                    memcpy(yb + 8 * i, tf, 8 * sizeof(float));
+                }
+                (*nov)++;
+            }
+            if (exh) {
+                for (unsigned b = 0; b < c->n_betas; b++) {
+                    if (okb[b][i]) continue; /* nearest lattice point = nearest codeword */
+                    const double beta = c->betas[b];
+                    double u[8], bound = best[i] / (beta * beta);
+                    for (int j = 0; j < 8; j++) u[j] = (double)x[8 * v + j] / beta;
+                    float ys[8];
+                    if (!lq_voronoi_search(c->q, u, &bound, ys, NULL)) continue;
+                    double e = sqerr(c->betas[b], ys, x + 8 * v);
+                    if (e < best[i]) {
+                        best[i] = e;
+                        lq_voronoi_coords(c->q, ys, codes + 8 * v);
+                        beta_idx[v] = (uint8_t)b;
+                        memcpy(yb + 8 * i, ys, 8 * sizeof(float));
+                    }
+                }
+            }
+            if (y)
+                for (int j = 0; j < 8; j++)
+                    y[8 * v + j] = c->betas[beta_idx[v]] * yb[8 * i + j];
+        }
+    }
+}
+
+void lq_nq_encode_k(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x, size_t n,
+                    uint8_t *codes, uint8_t *beta_idx, float *y, size_t *n_overload)
+{
+    size_t nov = 0;
+    if (c->select == LQ_NQ_SELECT_FIRST)
+        encode_first(k, c, x, n, codes, beta_idx, y, &nov);
+    else
+        encode_best(k, c, x, n, codes, beta_idx, y, &nov);
     if (n_overload) *n_overload = nov;
 }
 
@@ -224,59 +299,131 @@ lq_status lq_nq_decode(const lq_nq_coder *c, const uint8_t *codes, const uint8_t
 /* ---- beta optimisation ----------------------------------------------------- */
 #define FIT_MAX 8192
 #define FIT_GRID 96
+#define CAPX 2
+
+
+
 
 typedef struct fit_job {
     const lq_lattice_kernels *k;
     unsigned q;
+    int mode;        /* lq_nq_select */
     const float *xs; /* m sampled vectors */
     size_t m;
     const float *grid;
-    float *err; /* G x m, INFINITY when overloaded */
+    float *err;      /* G x m: FIRST: INFINITY when overloaded; else the error
+                      * of the decoded (possibly wrapped) codeword */
+    uint8_t *ovf;    /* G x m: 1 = the usual code overloads */
+    const float *cap; /* m, EXHAUSTIVE refinement: error to beat */
+    size_t g0;        /* first grid column refined */
 } fit_job;
 
 static void fit_task(void *arg, size_t g)
 {
     fit_job *j = arg;
-    float t[8 * CH];
+    float t[8 * CH], yd[8 * CH];
     uint8_t cc[8 * CH], ok[CH];
     size_t idx[CH];
     float beta = j->grid[g];
     for (size_t i0 = 0; i0 < j->m; i0 += CH) {
         size_t mm = j->m - i0 < CH ? j->m - i0 : CH;
         for (size_t i = 0; i < mm; i++) idx[i] = i0 + i;
-        try_beta(j->k, j->q, beta, 1.0f, j->xs, idx, mm, t, cc, ok);
+        try_beta(j->k, j->q, beta, 1.0f, j->xs, idx, mm, t, cc, ok, yd);
         for (size_t i = 0; i < mm; i++) {
+            const float *p = j->mode == LQ_NQ_SELECT_FIRST ? t + 8 * i : yd + 8 * i;
             float e = INFINITY;
-            if (ok[i]) {
+            if (ok[i] || j->mode != LQ_NQ_SELECT_FIRST) {
                 double s = 0;
                 for (int d = 0; d < 8; d++) {
-                    double r = (double)beta * t[8 * i + d] - j->xs[8 * (i0 + i) + d];
+                    double r = (double)beta * p[d] - j->xs[8 * (i0 + i) + d];
                     s += r * r;
                 }
                 e = (float)s;
             }
             j->err[g * j->m + i0 + i] = e;
+            j->ovf[g * j->m + i0 + i] = (uint8_t)!ok[i];
         }
     }
 }
 
-/* Total error of the chosen grid indices sel[0..K-1] (ascending). */
-static double fit_cost(const float *err, const float *fallback, size_t m, const unsigned *sel,
-                       unsigned K, int sel_best)
+/* EXHAUSTIVE refinement of column g: where the usual code overloads, the
+ * exact nearest codeword when it beats min(err, cap) (else err stays, an
+ * upper bound that is then >= cap). */
+static void fit_exh_task(void *arg, size_t gi)
+{
+    fit_job *j = arg;
+    const size_t g = j->g0 + gi;
+    const double beta = j->grid[g];
+    for (size_t v = 0; v < j->m; v++) {
+        float *e = &j->err[g * j->m + v];
+        if (!j->ovf[g * j->m + v]) continue;
+        double lim = *e < j->cap[v] ? *e : j->cap[v];
+        double u[8], bound = lim / (beta * beta);
+        for (int d = 0; d < 8; d++) u[d] = (double)j->xs[8 * v + d] / beta;
+        float ys[8];
+        if (!lq_voronoi_search(j->q, u, &bound, ys, NULL)) continue;
+        double s = 0;
+        for (int d = 0; d < 8; d++) {
+            double r = beta * ys[d] - j->xs[8 * v + d];
+            s += r * r;
+        }
+        if ((float)s < *e) *e = (float)s;
+    }
+}
+
+/* Total error of the chosen grid indices sel[0..K-1] (ascending). FIRST:
+ * the first non-overloading one, else the fallback bound |x|^2 (shrinking
+ * to 0). BEST / EXHAUSTIVE: the smallest error, and when every chosen beta
+ * overloads, at most the fallback bound (the fallback is a candidate). */
+static double fit_cost(const float *err, const uint8_t *ovf, const float *fallback, size_t m,
+                       const unsigned *sel, unsigned K, int sel_best)
 {
     double tot = 0;
     for (size_t v = 0; v < m; v++) {
         float e = INFINITY;
+        int allov = 1;
         for (unsigned k = 0; k < K; k++) {
             float ek = err[(size_t)sel[k] * m + v];
+            allov &= ovf[(size_t)sel[k] * m + v];
             if (ek < e) {
                 e = ek;
                 if (!sel_best) break;
             }
         }
+        if (sel_best && allov && fallback[v] < e) e = fallback[v];
         tot += e < INFINITY ? e : fallback[v];
     }
     return tot;
+}
+
+/* Coordinate descent on the total error from sel (each beta moved over +-16
+ * grid points between its neighbours, at most 12 sweeps). */
+static void fit_descent(const float *err, const uint8_t *ovf, const float *fb, size_t m,
+                        unsigned G, unsigned K, int sel_best, unsigned *sel)
+{
+    double best = fit_cost(err, ovf, fb, m, sel, K, sel_best);
+    for (int sweep = 0; sweep < 12; sweep++) {
+        int changed = 0;
+        for (unsigned i = 0; i < K; i++) {
+            unsigned lo_i = i == 0 ? 0 : sel[i - 1] + 1;
+            unsigned hi_i = i == K - 1 ? G - 1 : sel[i + 1] - 1;
+            unsigned cur = sel[i], arg = cur;
+            unsigned a = cur > lo_i + 16 ? cur - 16 : lo_i;
+            unsigned b = cur + 16 < hi_i ? cur + 16 : hi_i;
+            for (unsigned g = a; g <= b; g++) {
+                if (g == cur) continue;
+                sel[i] = g;
+                double cst = fit_cost(err, ovf, fb, m, sel, K, sel_best);
+                if (cst < best) {
+                    best = cst;
+                    arg = g;
+                }
+            }
+            sel[i] = arg;
+            changed |= arg != cur;
+        }
+        if (!changed) break;
+    }
 }
 
 lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
@@ -288,15 +435,17 @@ lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
     const lq_lattice_kernels *k = lq_lattice_kernels_at(lq_simd_for(ctx));
     if (!k->finite(x, tot)) return LQ_ERR_NOT_FINITE;
     const unsigned K = c->n_betas, q = c->q;
+    const int mode = (int)c->select, sel_best = mode != LQ_NQ_SELECT_FIRST;
     size_t m = n < FIT_MAX ? n : FIT_MAX;
     float *xs = lq_alloc_array(ctx, m * 8, sizeof(float));
     float *err = lq_alloc_array(ctx, (size_t)FIT_GRID * m, sizeof(float));
+    uint8_t *ovf = lq_alloc_array(ctx, (size_t)FIT_GRID * m, 1);
     float *fb = lq_alloc_array(ctx, m, sizeof(float));
-    if (!xs || !err || !fb) {
-        lq_free(ctx, xs);
-        lq_free(ctx, err);
-        lq_free(ctx, fb);
-        return LQ_ERR_NO_MEMORY;
+    float *cap = NULL;
+    lq_status st = LQ_OK;
+    if (!xs || !err || !ovf || !fb) {
+        st = LQ_ERR_NO_MEMORY;
+        goto done;
     }
     double ss = 0, maxn = 0;
     for (size_t i = 0; i < m; i++) {
@@ -309,13 +458,7 @@ lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
         if (nn > maxn) maxn = nn;
     }
     double sigma = sqrt(ss / (8.0 * (double)m));
-    lq_nq_coder out = *c;
-    if (sigma == 0.0) { /* all zero: any beta is exact */
-        lq_free(ctx, xs);
-        lq_free(ctx, err);
-        lq_free(ctx, fb);
-        return LQ_OK;
-    }
+    if (sigma == 0.0) goto done; /* all zero: any beta is exact */
     /* Grid: geometric from sigma / q to the beta at which the largest
      * vector surely fits (|x| / beta <= 0.7 q), 8-bit mantissas. */
     double lo = sigma / q, hi = sqrt(maxn) / (0.7 * q);
@@ -327,12 +470,11 @@ lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
         if (G == 0 || b > grid[G - 1]) grid[G++] = b;
     }
     if (G < K) { /* cannot happen: the grid has ~FIT_GRID distinct points */
-        lq_free(ctx, xs);
-        lq_free(ctx, err);
-        lq_free(ctx, fb);
-        return LQ_ERR_INVALID_ARG;
+        st = LQ_ERR_INVALID_ARG;
+        goto done;
     }
-    fit_job job = {k, q, xs, m, grid, err};
+    fit_job job = {k, q, mode == LQ_NQ_SELECT_FIRST ? LQ_NQ_SELECT_FIRST : LQ_NQ_SELECT_BEST,
+                   xs, m, grid, err, ovf, NULL, 0};
     lq_parallel_for(ctx, G, fit_task, &job);
     /* Init: the k-th beta is the smallest grid point at which a fraction
      * (k+1)/K of the vectors first fits (quantiles of the first feasible
@@ -341,7 +483,7 @@ lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
     memset(hist, 0, sizeof hist);
     for (size_t v = 0; v < m; v++) {
         unsigned g = 0;
-        while (g < G && !(err[(size_t)g * m + v] < INFINITY)) g++;
+        while (g < G && ovf[(size_t)g * m + v]) g++;
         hist[g]++;
     }
     unsigned sel[LQ_NQ_MAX_BETAS];
@@ -365,35 +507,43 @@ lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
             if (sel[i] > maxv) sel[i] = maxv;
         }
     }
-    double best = fit_cost(err, fb, m, sel, K, c->select == LQ_NQ_SELECT_BEST);
-    for (int sweep = 0; sweep < 12; sweep++) {
-        int changed = 0;
-        for (unsigned i = 0; i < K; i++) {
-            unsigned lo_i = i == 0 ? 0 : sel[i - 1] + 1;
-            unsigned hi_i = i == K - 1 ? G - 1 : sel[i + 1] - 1;
-            unsigned cur = sel[i], arg = cur;
-            unsigned a = cur > lo_i + 16 ? cur - 16 : lo_i;
-            unsigned b = cur + 16 < hi_i ? cur + 16 : hi_i;
-            for (unsigned g = a; g <= b; g++) {
-                if (g == cur) continue;
-                sel[i] = g;
-                double cst = fit_cost(err, fb, m, sel, K, c->select == LQ_NQ_SELECT_BEST);
-                if (cst < best) {
-                    best = cst;
-                    arg = g;
-                }
-            }
-            sel[i] = arg;
-            changed |= arg != cur;
+    fit_descent(err, ovf, fb, m, G, K, sel_best, sel);
+    if (mode == LQ_NQ_SELECT_EXHAUSTIVE) {
+        /* Second pass: exact nearest codewords where they beat what each
+         * vector gets with the BEST betas (cap), then descend again from
+         * there. Entries it leaves are upper bounds >= cap, so the cost of
+         * any beta set is exact for the vectors it codes at least as well
+         * as the first pass did, and over-estimated for the others. */
+        cap = lq_alloc_array(ctx, m, sizeof(float));
+        if (!cap) {
+            st = LQ_ERR_NO_MEMORY;
+            goto done;
         }
-        if (!changed) break;
+        for (size_t v = 0; v < m; v++) {
+            float e = fb[v];
+            for (unsigned i = 0; i < K; i++) {
+                float ei = err[(size_t)sel[i] * m + v];
+                if (ei < e) e = ei;
+            }
+            cap[v] = CAPX * e;
+        }
+        /* columns from 24 grid steps (about a factor 1.5) below the smallest
+         * beta to 8 above the largest: exact encoding favours smaller betas */
+        unsigned g0 = sel[0] > 24 ? sel[0] - 24 : 0;
+        unsigned g1 = sel[K - 1] + 8 < G - 1 ? sel[K - 1] + 8 : G - 1;
+        job.cap = cap;
+        job.g0 = g0;
+        lq_parallel_for(ctx, g1 - g0 + 1, fit_exh_task, &job);
+        fit_descent(err, ovf, fb, m, G, K, 1, sel);
     }
-    for (unsigned i = 0; i < K; i++) out.betas[i] = grid[sel[i]];
+    for (unsigned i = 0; i < K; i++) c->betas[i] = grid[sel[i]];
+done:
     lq_free(ctx, xs);
     lq_free(ctx, err);
+    lq_free(ctx, ovf);
     lq_free(ctx, fb);
-    *c = out;
-    return LQ_OK;
+    lq_free(ctx, cap);
+    return st;
 }
 
 /* ---- coded activations ------------------------------------------------------ */

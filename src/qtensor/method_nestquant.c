@@ -9,8 +9,13 @@
  * the row/group-normalised W' (lq_nq_coder_fit); run the engine, whose
  * fit_group sets each (row, group) scale to the RMS of the current weights
  * and whose quantize step codes the 8 columns of every row at once with the
- * coder (smallest non-overloading beta, shrink fallback counted in
- * report->overloads). W_hat is the dequantized stored tensor (rotation
+ * coder under the selection rule o->select (FIRST: smallest non-overloading
+ * beta; BEST; EXHAUSTIVE; shrink fallback counted in report->overloads).
+ * Betas: o->betas when given, else fitted under the same rule.
+ * Codebook E8P (o->codebook): the same padding, rotation and engine; each
+ * (row, group) scale is RMS * alpha with alpha fitted per layer on the
+ * sample (golden section), the step codes every row's 8 columns with the
+ * exact nearest E8P codeword, packed as LQ_FORMAT_E8P. W_hat is the dequantized stored tensor (rotation
  * undone, padding dropped), and the report's proxy loss is computed against
  * the caller's W and H in the original basis.
  */
@@ -22,6 +27,7 @@
 #include "quant/hessian.h"
 
 extern const lq_format_traits lq_format_e8_traits;
+extern const lq_format_traits lq_format_e8p_traits;
 
 #define FIT_SAMPLES 8192
 #define SEED_MIX 0x4E65737451756E74ull /* "NestQunt" */
@@ -36,6 +42,9 @@ typedef struct nq_cq {
     float *xb, *yb; /* rows x 8 */
     uint8_t *cb, *bb;
     size_t overloads;
+    int e8p;          /* codebook E8P: codes in ecodes, scales = RMS * alpha */
+    float alpha;
+    uint16_t *ecodes; /* rows x nblk */
 } nq_cq;
 
 static lq_status nq_fit_group(void *self, const float *W, size_t ldw, size_t rows, size_t col0,
@@ -50,9 +59,26 @@ static lq_status nq_fit_group(void *self, const float *W, size_t ldw, size_t row
         for (size_t j = 0; j < ncols; j++) ss += (double)w[j] * w[j];
         float sc = (float)sqrt(ss / (double)ncols);
         if (!(sc > 0.0f) || !isfinite(sc)) sc = 1.0f;
+        if (s->e8p) sc = sc * s->alpha;
         s->scales[r * s->ngroups + g] = sc;
     }
     return LQ_OK;
+}
+
+/* E8P step: the exact nearest codeword of w / scale per row. */
+static void e8p_quantize(nq_cq *s, const float *w, size_t ldw, size_t rows, size_t col, float *q,
+                         size_t ldq)
+{
+    size_t g = col / s->group;
+    for (size_t r = 0; r < rows; r++) {
+        float sc = s->scales[r * s->ngroups + g], y[8];
+        double u[8];
+        for (int i = 0; i < 8; i++) u[i] = (double)(w[r * ldw + i] / sc);
+        uint16_t code = lq_e8p_nearest_code(u, 256);
+        lq_e8p_point(code, y);
+        for (int i = 0; i < 8; i++) q[r * ldq + i] = sc * y[i];
+        s->ecodes[r * s->nblk + col / 8] = code;
+    }
 }
 
 static lq_status nq_quantize(void *self, const float *w, size_t ldw, size_t rows, size_t col,
@@ -60,6 +86,10 @@ static lq_status nq_quantize(void *self, const float *w, size_t ldw, size_t rows
 {
     nq_cq *s = self;
     (void)u_block;
+    if (s->e8p) {
+        e8p_quantize(s, w, ldw, rows, col, q, ldq);
+        return LQ_OK;
+    }
     size_t g = col / s->group;
     for (size_t r = 0; r < rows; r++) {
         float sc = s->scales[r * s->ngroups + g];
@@ -99,14 +129,14 @@ static lq_status rotate_hessian(lq_ctx *ctx, float *H, size_t n, uint64_t seed)
     return LQ_OK;
 }
 
-/* Fit the betas on an evenly strided sample of normalised 8-vectors of Wp. */
-static lq_status fit_betas(lq_ctx *ctx, const float *Wp, size_t rows, size_t n8, size_t group,
-                           lq_nq_coder *c)
+/* An evenly strided sample of m normalised 8-vectors of Wp (group RMS). */
+static float *sample_vectors(lq_ctx *ctx, const float *Wp, size_t rows, size_t n8, size_t group,
+                             size_t *m_out)
 {
     size_t nblk = n8 / 8, nvec = rows * nblk;
     size_t m = nvec < FIT_SAMPLES ? nvec : FIT_SAMPLES;
     float *xs = lq_alloc_array(ctx, m * 8, sizeof(float));
-    if (!xs) return LQ_ERR_NO_MEMORY;
+    if (!xs) return NULL;
     for (size_t i = 0; i < m; i++) {
         size_t v = (size_t)((double)i * (double)nvec / (double)m);
         size_t r = v / nblk, col = 8 * (v % nblk);
@@ -118,9 +148,100 @@ static lq_status fit_betas(lq_ctx *ctx, const float *Wp, size_t rows, size_t n8,
         if (!(sc > 0.0f) || !isfinite(sc)) sc = 1.0f;
         for (int d = 0; d < 8; d++) xs[8 * i + d] = w[col + d] / sc;
     }
+    *m_out = m;
+    return xs;
+}
+
+/* Fit the betas on the sample. */
+static lq_status fit_betas(lq_ctx *ctx, const float *Wp, size_t rows, size_t n8, size_t group,
+                           lq_nq_coder *c)
+{
+    size_t m;
+    float *xs = sample_vectors(ctx, Wp, rows, n8, group, &m);
+    if (!xs) return LQ_ERR_NO_MEMORY;
     lq_status st = lq_nq_coder_fit(ctx, c, xs, m);
     lq_free(ctx, xs);
     return st;
+}
+
+/* E8P: squared error of the sample at scale factor a (first E8P_FIT of it). */
+#define E8P_FIT 4096
+static double e8p_sample_err(const float *xs, size_t m, double a)
+{
+    double e = 0;
+    for (size_t i = 0; i < m; i++) {
+        double u[8];
+        float y[8];
+        for (int d = 0; d < 8; d++) u[d] = xs[8 * i + d] / a;
+        lq_e8p_point(lq_e8p_nearest_code(u, 256), y);
+        for (int d = 0; d < 8; d++) {
+            double r = a * y[d] - xs[8 * i + d];
+            e += r * r;
+        }
+    }
+    return e;
+}
+
+/* E8P scale factor: golden-section search of a in [0.5, 1.6] (unit-RMS
+ * Gaussian data: 0.96) on up to E8P_FIT sampled vectors, rounded to float. */
+static lq_status fit_alpha(lq_ctx *ctx, const float *Wp, size_t rows, size_t n8, size_t group,
+                           float *alpha)
+{
+    size_t m;
+    float *xs = sample_vectors(ctx, Wp, rows, n8, group, &m);
+    if (!xs) return LQ_ERR_NO_MEMORY;
+    if (m > E8P_FIT) { /* evenly strided again */
+        for (size_t i = 0; i < E8P_FIT; i++)
+            memmove(xs + 8 * i, xs + 8 * (size_t)((double)i * (double)m / E8P_FIT),
+                    8 * sizeof(float));
+        m = E8P_FIT;
+    }
+    const double gr = 0.6180339887498949;
+    double lo = 0.5, hi = 1.6;
+    double a = hi - gr * (hi - lo), b = lo + gr * (hi - lo);
+    double ea = e8p_sample_err(xs, m, a), eb = e8p_sample_err(xs, m, b);
+    for (int it = 0; it < 22; it++) {
+        if (ea < eb) {
+            hi = b;
+            b = a;
+            eb = ea;
+            a = hi - gr * (hi - lo);
+            ea = e8p_sample_err(xs, m, a);
+        } else {
+            lo = a;
+            a = b;
+            ea = eb;
+            b = lo + gr * (hi - lo);
+            eb = e8p_sample_err(xs, m, b);
+        }
+    }
+    *alpha = (float)(0.5 * (lo + hi));
+    lq_free(ctx, xs);
+    return LQ_OK;
+}
+
+static lq_status pack_e8p(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard, uint64_t seed,
+                          lq_qtensor **out)
+{
+    size_t rows = s->rows, nvec = rows * s->nblk;
+    lq_qtensor *t;
+    lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8P, rows, cols, &t);
+    if (st != LQ_OK) return st;
+    t->ip[0] = (uint32_t)s->group;
+    t->ip[1] = (uint32_t)hadamard;
+    t->ip[2] = (uint32_t)s->n8;
+    t->ip[3] = (uint32_t)(seed & 0xffffffffu);
+    t->ip[4] = (uint32_t)(seed >> 32);
+    uint16_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 2, nvec * sizeof(uint16_t));
+    float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, rows * s->ngroups * sizeof(float));
+    if (!codes || !sc) {
+        lq_qtensor_free(t);
+        return LQ_ERR_NO_MEMORY;
+    }
+    memcpy(codes, s->ecodes, nvec * sizeof(uint16_t));
+    memcpy(sc, s->scales, rows * s->ngroups * sizeof(float));
+    *out = t;
+    return LQ_OK;
 }
 
 static lq_status pack_e8(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard, uint64_t seed,
@@ -165,7 +286,8 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
 {
     const lq_nestquant_opts *o = &m->u.nestquant;
     if (o->q < 2 || o->q > LQ_VORONOI_Q_MAX || o->n_betas < 1 || o->n_betas > LQ_NQ_MAX_BETAS ||
-        o->group % 8 != 0 || (o->hadamard != 0 && o->hadamard != 1))
+        o->group % 8 != 0 || (o->hadamard != 0 && o->hadamard != 1) ||
+        o->select > LQ_NQ_SELECT_EXHAUSTIVE || o->codebook > LQ_NQ_CODEBOOK_E8P)
         return LQ_ERR_INVALID_ARG;
     if (m->engine.act_order) return LQ_ERR_INVALID_ARG; /* width 8: the engine refuses it */
     if (cols > SIZE_MAX - 7) return LQ_ERR_INVALID_ARG;
@@ -188,6 +310,12 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
     s.ngroups = ngroups;
     lq_status st = lq_nq_coder_init(&s.coder, o->q, o->n_betas);
     if (st != LQ_OK) return st;
+    s.coder.select = o->select;
+    s.e8p = o->codebook == LQ_NQ_CODEBOOK_E8P;
+    if (o->betas && !s.e8p) { /* given: used as is */
+        for (unsigned k = 0; k < o->n_betas; k++) s.coder.betas[k] = o->betas[k];
+        if (lq_nq_coder_check(&s.coder) != LQ_OK) return LQ_ERR_INVALID_ARG;
+    }
 
     float *Wp = lq_calloc_array(ctx, rows * n8, sizeof(float));
     float *Hp = rtn ? NULL : lq_calloc_array(ctx, n8 * n8, sizeof(float));
@@ -199,9 +327,10 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
     s.yb = lq_alloc_array(ctx, rows * 8, sizeof(float));
     s.cb = lq_alloc_array(ctx, rows * 8, 1);
     s.bb = lq_alloc_array(ctx, rows, 1);
+    s.ecodes = s.e8p ? lq_calloc_array(ctx, rows * nblk, sizeof(uint16_t)) : NULL;
     lq_qtensor *t = NULL;
     if (!Wp || (!rtn && !Hp) || ((W_hat || rep) && !Wt) || !s.scales || !s.codes || !s.bidx ||
-        !s.xb || !s.yb || !s.cb || !s.bb) {
+        !s.xb || !s.yb || !s.cb || !s.bb || (s.e8p && !s.ecodes)) {
         st = LQ_ERR_NO_MEMORY;
         goto done;
     }
@@ -217,7 +346,10 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
             if (st != LQ_OK) goto done;
         }
     }
-    st = fit_betas(ctx, Wp, rows, n8, group, &s.coder);
+    if (s.e8p)
+        st = fit_alpha(ctx, Wp, rows, n8, group, &s.alpha);
+    else if (!o->betas)
+        st = fit_betas(ctx, Wp, rows, n8, group, &s.coder);
     if (st != LQ_OK) goto done;
 
     lq_colquant cq;
@@ -233,11 +365,12 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
     memset(&res, 0, sizeof res);
     st = lq_gptq_run(ctx, Wp, rows, n8, Hp, &eo, &cq, NULL, &res);
     if (st != LQ_OK) goto done;
-    st = pack_e8(ctx, &s, cols, o->hadamard, seed, &t);
+    st = s.e8p ? pack_e8p(ctx, &s, cols, o->hadamard, seed, &t)
+               : pack_e8(ctx, &s, cols, o->hadamard, seed, &t);
     if (st != LQ_OK) goto done;
     if (Wt) {
         /* direct call: lq_dequantize would map NO_MEMORY to CORRUPT */
-        st = lq_format_e8_traits.dequant_rows(t, 0, rows, Wt);
+        st = (s.e8p ? lq_format_e8p_traits : lq_format_e8_traits).dequant_rows(t, 0, rows, Wt);
         if (st != LQ_OK) goto done;
     }
     if (rep) {
@@ -264,5 +397,18 @@ done:
     lq_free(ctx, s.yb);
     lq_free(ctx, s.cb);
     lq_free(ctx, s.bb);
+    lq_free(ctx, s.ecodes);
     return st;
+}
+
+lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o)
+{
+    if (!o || bits < 2 || bits > 8) return LQ_ERR_INVALID_ARG;
+    const unsigned K = 4;
+    unsigned q = 2;
+    /* smallest q with log2(q) + log2(K)/8 >= bits */
+    while (q < LQ_VORONOI_Q_MAX && log2((double)q) + 0.25 < (double)bits - 1e-12) q++;
+    *o = (lq_nestquant_opts){.q = q, .n_betas = K, .group = 0, .hadamard = 1, .select = 0,
+                             .betas = NULL};
+    return LQ_OK;
 }

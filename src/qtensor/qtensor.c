@@ -11,6 +11,7 @@ extern const lq_format_traits lq_format_bcq_traits;
 extern const lq_format_traits lq_format_vq_traits;
 extern const lq_format_traits lq_format_e8_traits;
 extern const lq_format_traits lq_format_aq_traits;
+extern const lq_format_traits lq_format_e8p_traits;
 /* One row per format (declare the traits above, add a row before NULL). */
 static const lq_format_traits *const g_formats[] = {
     &lq_format_int_traits,
@@ -18,6 +19,7 @@ static const lq_format_traits *const g_formats[] = {
     &lq_format_vq_traits,
     &lq_format_e8_traits,
     &lq_format_aq_traits,
+    &lq_format_e8p_traits,
     NULL,
 };
 

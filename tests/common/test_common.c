@@ -120,6 +120,19 @@ void lq_test_fill_gaussian(float *x, size_t n, float sigma, uint64_t seed)
     for (size_t i = 0; i < n; i++) x[i] = sigma * (float)gauss(&s);
 }
 
+void lq_test_fill_student(float *x, size_t n, unsigned nu, float scale, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        double g = gauss(&s), chi = 0;
+        for (unsigned k = 0; k < nu; k++) {
+            double z = gauss(&s);
+            chi += z * z;
+        }
+        x[i] = (float)(scale * g / sqrt(chi / nu));
+    }
+}
+
 void lq_test_correlated_layer(size_t rows, size_t cols, size_t nsamples, uint64_t seed,
                               float *W, float *H)
 {

@@ -47,6 +47,8 @@ lq_ctx *lq_test_ctx(size_t n_threads, lq_simd_level cap);
 /* ---- generators (deterministic, seeded) -------------------------------- */
 void lq_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
 void lq_test_fill_gaussian(float *x, size_t n, float sigma, uint64_t seed);
+/* Student-t with nu degrees of freedom (heavy tails), times scale. */
+void lq_test_fill_student(float *x, size_t n, unsigned nu, float scale, uint64_t seed);
 /* Correlated layer: W rows x cols heavy-tailed (Student-t like), X = Z A with
  * a random mixing A (cols x cols), N samples; H = 2/N X^T X (cols x cols). */
 void lq_test_correlated_layer(size_t rows, size_t cols, size_t nsamples, uint64_t seed,

@@ -6,10 +6,16 @@
  *  2. NestQuant encode (q = 14, K = 4, smallest non-overloading beta),
  *     8-vectors/s per ISA.
  *  3. Rate-distortion on iid N(0,1), every side bit counted (beta index):
- *     NestQuant (betas fitted on the data; FIRST and BEST selection) vs the
- *     uniform scalar (INT) quantizer with the MSE-optimal step at the nearest
- *     integer rate, Lloyd-Max (computed here by Lloyd's iteration on the exact
- *     Gaussian density) and Shannon's 2^(-2R).
+ *     each Voronoi code config (q, K) with betas fitted for each selection
+ *     rule, FIRST (the paper), BEST (the reference's try-all) and EXHAUSTIVE
+ *     (the optimal encoder of the same codebook: the exhaustive bound), then
+ *     E8P at 2 bits and its residual stacks at 3 (E8P + 1-bit E8P) and 4 (E8P
+ *     + E8P) bits with MSE-optimal scales, beside the uniform scalar (INT)
+ *     quantizer with the MSE-optimal step at the nearest integer rate,
+ *     Lloyd-Max (computed here by Lloyd's iteration on the exact Gaussian
+ *     density) and Shannon's 2^(-2R). R is the ideal rate log2(q) +
+ *     ceil(log2 K)/8; "stored" is what the packed format spends (ceil(8 log2
+ *     q) + ceil(log2 K) bits per 8-vector), before per-row scales.
  *  4. NestQuant-GPTQ vs INT-GPTQ proxy loss on a correlated synthetic layer
  *     (same recipe as the engine's tests: Student-t weights, X = Z A with
  *     every 7th feature 4x larger) at about matched bits per weight.
@@ -113,10 +119,37 @@ static double int_mse(const float *x, size_t n, int bits)
     return best;
 }
 
+static double mse_of(const float *x, const float *y, size_t n)
+{
+    double e = 0;
+    for (size_t j = 0; j < n; j++) e += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
+    return e / (double)n;
+}
+
+/* MSE of a greedy residual stack of E8P stages on n 8-vectors: stage s
+ * codes the residual at scale sc[s] with the codes of pattern index <
+ * npat[s] (256: E8P, 2 bits; 1: the 1-bit sub-codebook). r: n*8 scratch. */
+static double stack_mse(const float *x, float *r, size_t n, unsigned nst, const unsigned *npat,
+                        const double *sc)
+{
+    memcpy(r, x, n * 8 * sizeof(float));
+    for (unsigned st = 0; st < nst; st++)
+        for (size_t i = 0; i < n; i++) {
+            double u[8];
+            float p[8];
+            for (int k = 0; k < 8; k++) u[k] = r[8 * i + k] / sc[st];
+            lq_e8p_point(lq_e8p_nearest_code(u, npat[st]), p);
+            for (int k = 0; k < 8; k++) r[8 * i + k] -= (float)(sc[st] * p[k]);
+        }
+    double e = 0;
+    for (size_t j = 0; j < 8 * n; j++) e += (double)r[j] * r[j];
+    return e / (8.0 * (double)n);
+}
+
 int lq_bench_e8(int argc, char **argv)
 {
     size_t npts = 4096, reps = 7, rdn = 100000, rows = 512, cols = 1024, ns = 2048;
-    int skip_layer = 0;
+    int skip_layer = 0, skip_speed = 0;
     const lq_opt opts[] = {
         {"points", LQ_OPT_SIZE, "points per timed call (default 4096, in cache)", &npts},
         {"reps", LQ_OPT_SIZE, "repetitions, median reported (default 7)", &reps},
@@ -125,6 +158,7 @@ int lq_bench_e8(int argc, char **argv)
         {"cols", LQ_OPT_SIZE, "layer cols (default 1024)", &cols},
         {"nsamples", LQ_OPT_SIZE, "calibration samples (default 2048)", &ns},
         {"skip-layer", LQ_OPT_FLAG, "skip the GPTQ layer comparison", &skip_layer},
+        {"skip-speed", LQ_OPT_FLAG, "skip the throughput table", &skip_speed},
     };
     int pr = lq_cli_parse(argc, argv, "lq bench e8 [options]", opts, sizeof opts / sizeof opts[0],
                           NULL, 0, NULL);
@@ -148,10 +182,13 @@ int lq_bench_e8(int argc, char **argv)
     lq_nq_coder cd;
     lq_nq_coder_init(&cd, 14, 4);
     size_t nenc = rdn < 16384 ? rdn : 16384;
-    printf("one thread; rates per CPU second of this thread (wall-clock rate in the 2nd column)\n");
-    printf("%-8s %14s %14s %14s %14s %16s %8s %8s\n", "isa", "E8 pts/s", "E8 wall", "E8 api pts/s",
-           "D8 pts/s", "NQ enc vec/s", "E8 x", "NQ x");
-    for (int l = 0; l < 3; l++) {
+    if (!skip_speed) {
+        printf("one thread; rates per CPU second of this thread (wall-clock rate in the 2nd "
+               "column)\n");
+        printf("%-8s %14s %14s %14s %14s %16s %8s %8s\n", "isa", "E8 pts/s", "E8 wall",
+               "E8 api pts/s", "D8 pts/s", "NQ enc vec/s", "E8 x", "NQ x");
+    }
+    for (int l = 0; l < 3 && !skip_speed; l++) {
         if (g_lv[l] > det) continue;
         const lq_lattice_kernels *k = lq_lattice_kernels_at(g_lv[l]);
         if (k->level != g_lv[l]) continue;
@@ -180,7 +217,7 @@ int lq_bench_e8(int argc, char **argv)
     static const struct {
         unsigned q, K;
     } cfgs[] = {{3, 8}, {4, 1}, {4, 4}, {6, 8}, {8, 1}, {7, 4}, {12, 8}, {16, 1},
-                {14, 4}, {24, 8}, {32, 1}, {28, 4}};
+                {14, 4}, {16, 4}, {24, 8}, {32, 1}, {28, 4}};
     const size_t ncfg = sizeof cfgs / sizeof cfgs[0];
     double lm[6];
     for (int b = 1; b <= 5; b++) lm[b] = lloyd_max(b);
@@ -188,9 +225,10 @@ int lq_bench_e8(int argc, char **argv)
     for (int b = 2; b <= 5; b++) im[b] = int_mse(g, rdn * 8 < 400000 ? rdn * 8 : 400000, b);
     printf("\nLloyd-Max N(0,1) (computed): 1b %.5g 2b %.5g 3b %.5g 4b %.5g 5b %.5g\n", lm[1], lm[2],
            lm[3], lm[4], lm[5]);
-    printf("\n%4s %3s %7s %11s %11s %8s %11s %11s %11s %9s\n", "q", "K", "R", "NQ first",
-           "NQ best", "ovl", "INT(round R)", "LloydMax", "Shannon", "NQ/LM");
-    char json_rd[4096];
+    printf("rate-distortion on %zu iid N(0,1) 8-vectors, MSE per entry, side bits counted\n", rdn);
+    printf("\n%-14s %6s %6s %10s %10s %10s %6s %10s %10s %10s %7s\n", "code", "R", "stored",
+           "FIRST", "BEST", "EXHAUST", "ovl(F)", "INT(R)", "LloydMax", "Shannon", "best/LM");
+    char json_rd[8192];
     size_t jl = 0;
     lq_ctx *ctx1 = NULL;
     lq_ctx_config cfg;
@@ -198,36 +236,80 @@ int lq_bench_e8(int argc, char **argv)
     cfg.n_threads = 1;
     if (lq_ctx_create(&cfg, &ctx1) != LQ_OK) return lq_cli_fail("context", LQ_ERR_NO_MEMORY);
     for (size_t i = 0; i < ncfg; i++) {
-        double R = log2((double)cfgs[i].q) + lq_nq_index_bits(cfgs[i].K) / 8.0;
-        double m2[2];
+        unsigned ib = lq_nq_index_bits(cfgs[i].K);
+        double R = log2((double)cfgs[i].q) + ib / 8.0;
+        double Rs = (lq_voronoi_bits(cfgs[i].q) + ib) / 8.0;
+        double m3[3];
         size_t ovl = 0;
-        for (int sel = 0; sel < 2; sel++) {
+        for (int sel = 0; sel < 3; sel++) {
             lq_nq_coder c;
             lq_nq_coder_init(&c, cfgs[i].q, cfgs[i].K);
             c.select = (unsigned)sel;
             lq_nq_coder_fit(ctx1, &c, g, rdn);
             size_t ov = 0;
             lq_nq_encode(&c, g, rdn, codes, bidx, gy, &ov);
-            double e = 0;
-            for (size_t j = 0; j < rdn * 8; j++) e += ((double)g[j] - gy[j]) * ((double)g[j] - gy[j]);
-            m2[sel] = e / (8.0 * (double)rdn);
+            m3[sel] = mse_of(g, gy, rdn * 8);
             if (sel == 0) ovl = ov;
         }
         int rb = (int)floor(R + 0.5);
         if (rb < 2) rb = 2;
         if (rb > 5) rb = 5;
-        printf("%4u %3u %7.3f %11.5g %11.5g %8zu %11.5g %11.5g %11.5g %9.3f\n", cfgs[i].q,
-               cfgs[i].K, R, m2[0], m2[1], ovl, im[rb], lm[rb], pow(2.0, -2.0 * R),
-               m2[0] / lm[rb]);
+        char name[32];
+        snprintf(name, sizeof name, "voronoi q%u K%u", cfgs[i].q, cfgs[i].K);
+        printf("%-14s %6.3f %6.3f %10.5g %10.5g %10.5g %6zu %10.5g %10.5g %10.5g %7.3f\n", name, R,
+               Rs, m3[0], m3[1], m3[2], ovl, im[rb], lm[rb], pow(2.0, -2.0 * R), m3[2] / lm[rb]);
         jl += (size_t)snprintf(json_rd + jl, sizeof json_rd - jl,
-                               "%s{\"q\":%u,\"K\":%u,\"R\":%.4f,\"mse_first\":%.6g,\"mse_best\":%.6g,"
+                               "%s{\"code\":\"voronoi\",\"q\":%u,\"K\":%u,\"R\":%.4f,\"stored\":%.4f,"
+                               "\"mse_first\":%.6g,\"mse_best\":%.6g,\"mse_exhaustive\":%.6g,"
                                "\"int_mse\":%.6g,\"lloyd_max\":%.6g,\"shannon\":%.6g}",
-                               i ? "," : "", cfgs[i].q, cfgs[i].K, R, m2[0], m2[1], im[rb], lm[rb],
-                               pow(2.0, -2.0 * R));
+                               i ? "," : "", cfgs[i].q, cfgs[i].K, R, Rs, m3[0], m3[1], m3[2],
+                               im[rb], lm[rb], pow(2.0, -2.0 * R));
+    }
+    /* E8P and its residual stacks: one global scale per stage (fitted on a
+     * subsample by golden-section search, two rounds), greedy stages */
+    static const struct {
+        const char *name;
+        unsigned nst, npat[2];
+        double R;
+    } e8s[] = {{"e8p", 1, {256, 0}, 2.0}, {"e8p+e8p1", 2, {256, 1}, 3.0},
+               {"e8p+e8p", 2, {256, 256}, 4.0}};
+    for (size_t i = 0; i < sizeof e8s / sizeof e8s[0]; i++) {
+        double sc[2] = {0.96, e8s[i].npat[1] == 1 ? 0.5 : 0.27};
+        size_t nfit = rdn < 4096 ? rdn : 4096;
+        for (int round = 0; round < 2; round++)
+            for (unsigned st = 0; st < e8s[i].nst; st++) {
+                double lo = sc[st] * 0.7, hi = sc[st] * 1.4;
+                const double gr = 0.6180339887498949;
+                for (int it = 0; it < 24; it++) {
+                    double a = hi - gr * (hi - lo), b = lo + gr * (hi - lo), sa[2], sb[2];
+                    memcpy(sa, sc, sizeof sa);
+                    memcpy(sb, sc, sizeof sb);
+                    sa[st] = a;
+                    sb[st] = b;
+                    if (stack_mse(g, gy, nfit, e8s[i].nst, e8s[i].npat, sa) <
+                        stack_mse(g, gy, nfit, e8s[i].nst, e8s[i].npat, sb))
+                        hi = b;
+                    else
+                        lo = a;
+                }
+                sc[st] = 0.5 * (lo + hi);
+            }
+        double m = stack_mse(g, gy, rdn, e8s[i].nst, e8s[i].npat, sc);
+        int rb = (int)e8s[i].R;
+        printf("%-14s %6.3f %6.3f %10s %10s %10.5g %6s %10.5g %10.5g %10.5g %7.3f   scales %.4g",
+               e8s[i].name, e8s[i].R, e8s[i].R, "-", "-", m, "-", im[rb], lm[rb],
+               pow(2.0, -2.0 * e8s[i].R), m / lm[rb], sc[0]);
+        if (e8s[i].nst > 1) printf(" %.4g", sc[1]);
+        printf("\n");
+        jl += (size_t)snprintf(json_rd + jl, sizeof json_rd - jl,
+                               ",{\"code\":\"%s\",\"R\":%.4f,\"stored\":%.4f,\"mse\":%.6g,"
+                               "\"scales\":[%.5g,%.5g],\"lloyd_max\":%.6g,\"shannon\":%.6g}",
+                               e8s[i].name, e8s[i].R, e8s[i].R, m, sc[0],
+                               e8s[i].nst > 1 ? sc[1] : 0.0, lm[rb], pow(2.0, -2.0 * e8s[i].R));
     }
 
     /* 4: NestQuant-GPTQ vs INT-GPTQ on a correlated layer */
-    char json_l[2048] = "";
+    char json_l[4096] = "";
     if (!skip_layer) {
         lq_ctx *ctx = NULL;
         lq_ctx_config_init(&cfg);
@@ -243,11 +325,20 @@ int lq_bench_e8(int argc, char **argv)
             lq_method_kind kind;
             unsigned a, b;
             int had;
+            unsigned sel, cb;
         } ms[] = {
-            {"int2 g128", LQ_METHOD_INT, 2, 128, 0},   {"nestquant q4 K2 had", LQ_METHOD_NESTQUANT, 4, 2, 1},
-            {"int3 g128", LQ_METHOD_INT, 3, 128, 0},   {"nestquant q7 K4 had", LQ_METHOD_NESTQUANT, 7, 4, 1},
-            {"int4 g128", LQ_METHOD_INT, 4, 128, 0},   {"nestquant q14 K4 had", LQ_METHOD_NESTQUANT, 14, 4, 1},
-            {"nestquant q14 K4 no-had", LQ_METHOD_NESTQUANT, 14, 4, 0},
+            {"int2 g128", LQ_METHOD_INT, 2, 128, 0, 0, 0},
+            {"nestquant q4 K2 had", LQ_METHOD_NESTQUANT, 4, 2, 1, 0, 0},
+            {"nestquant q4 K2 had exh", LQ_METHOD_NESTQUANT, 4, 2, 1, 2, 0},
+            {"nestquant e8p had", LQ_METHOD_NESTQUANT, 0, 0, 1, 0, 1},
+            {"int3 g128", LQ_METHOD_INT, 3, 128, 0, 0, 0},
+            {"nestquant q7 K4 had", LQ_METHOD_NESTQUANT, 7, 4, 1, 0, 0},
+            {"nestquant q7 K4 had exh", LQ_METHOD_NESTQUANT, 7, 4, 1, 2, 0},
+            {"int4 g128", LQ_METHOD_INT, 4, 128, 0, 0, 0},
+            {"nestquant q14 K4 had", LQ_METHOD_NESTQUANT, 14, 4, 1, 0, 0},
+            {"nestquant q14 K4 had best", LQ_METHOD_NESTQUANT, 14, 4, 1, 1, 0},
+            {"nestquant q14 K4 had exh", LQ_METHOD_NESTQUANT, 14, 4, 1, 2, 0},
+            {"nestquant q14 K4 no-had", LQ_METHOD_NESTQUANT, 14, 4, 0, 0, 0},
         };
         size_t jm = 0;
         for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
@@ -257,9 +348,11 @@ int lq_bench_e8(int argc, char **argv)
                 m.u.int_.bits = ms[i].a;
                 m.u.int_.group = ms[i].b;
             } else {
-                m.u.nestquant.q = ms[i].a;
-                m.u.nestquant.n_betas = ms[i].b;
+                if (ms[i].a) m.u.nestquant.q = ms[i].a;
+                if (ms[i].b) m.u.nestquant.n_betas = ms[i].b;
                 m.u.nestquant.hadamard = ms[i].had;
+                m.u.nestquant.select = ms[i].sel;
+                m.u.nestquant.codebook = ms[i].cb;
             }
             lq_quant_report rep, rrep;
             lq_qtensor *t = NULL;

@@ -88,6 +88,27 @@ int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
         SETU(m->u.nestquant.n_betas, o->betas);
         SET(m->u.nestquant.group, o->group);
         if (o->no_hadamard) m->u.nestquant.hadamard = 0;
+        if (o->select_name) {
+            static const char *const names[] = {"first", "best", "exhaustive"};
+            int sel = -1;
+            for (int i = 0; i < 3; i++)
+                if (!strcmp(o->select_name, names[i])) sel = i;
+            if (sel < 0) {
+                fprintf(stderr, "error: unknown --select '" LQ_CLIP_FMT "' (first, best, exhaustive)\n",
+                        LQ_CLIP(o->select_name));
+                return -1;
+            }
+            m->u.nestquant.select = (unsigned)sel;
+        }
+        if (o->codebook_name) {
+            if (!strcmp(o->codebook_name, "voronoi")) m->u.nestquant.codebook = LQ_NQ_CODEBOOK_VORONOI;
+            else if (!strcmp(o->codebook_name, "e8p")) m->u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P;
+            else {
+                fprintf(stderr, "error: unknown --codebook '" LQ_CLIP_FMT "' (voronoi, e8p)\n",
+                        LQ_CLIP(o->codebook_name));
+                return -1;
+            }
+        }
         break;
     case LQ_METHOD_GPTVQ:
         SETU(m->u.gptvq.dim, o->dim);
@@ -155,6 +176,7 @@ void lq_cli_qopts_init(lq_cli_qopts *o)
         o->percdamp = NAN;
         o->rtn = o->act_order = o->static_groups = o->symmetric = o->mse_clip = 0;
         o->no_hadamard = o->no_codebook_update = o->no_offset = o->grid_codes = 0;
+        o->select_name = o->codebook_name = NULL;
         o->gguf_compatible = NULL;
     }
 }
@@ -175,6 +197,8 @@ size_t lq_cli_qopts_table(lq_cli_qopts *o, lq_opt *tab)
          &o->gguf_compatible},
         {"q", LQ_OPT_SIZE, "nestquant: Voronoi modulus", &o->q},
         {"betas", LQ_OPT_SIZE, "nestquant: number of scales", &o->betas},
+        {"select", LQ_OPT_STR, "nestquant: beta rule first|best|exhaustive", &o->select_name},
+        {"codebook", LQ_OPT_STR, "nestquant: voronoi|e8p", &o->codebook_name},
         {"no-hadamard", LQ_OPT_FLAG, "nestquant: no Hadamard rotation", &o->no_hadamard},
         {"dim", LQ_OPT_SIZE, "gptvq: vector dimension", &o->dim},
         {"index-bits", LQ_OPT_SIZE, "gptvq: bits per index", &o->index_bits},

@@ -16,18 +16,20 @@ typedef struct lq_cli_qopts {
     int rtn, act_order, static_groups, symmetric, mse_clip, no_hadamard, no_codebook_update,
         no_offset, grid_codes;
     const char *gguf_compatible; /* int: q4_0, q4_1, q5_0, q5_1 or q8_0 (NULL: unset) */
+    const char *select_name, *codebook_name; /* nestquant --select / --codebook (NULL: default) */
 } lq_cli_qopts;
 
 /* Every option unset. */
 void lq_cli_qopts_init(lq_cli_qopts *o);
 /* The method options as lq_opt rows bound to o (LQ_CLI_NMETHOD_OPTS of them)
  * into tab. */
-#define LQ_CLI_NMETHOD_OPTS 33
+#define LQ_CLI_NMETHOD_OPTS 36
 size_t lq_cli_qopts_table(lq_cli_qopts *o, lq_opt *tab);
 /* Map the given options onto m (its kind decides which apply). Returns 0,
  * or -1 with a message on stderr when they contradict each other
  * (--gguf-compatible against --bits, --group, --symmetric, --act-order
- * without --static-groups, or a method other than int). */
+ * without --static-groups, or a method other than int; an unknown --select
+ * or --codebook). */
 int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m);
 /* Method kind of a name ("int", "nestquant", ...): 0, or -1 when unknown. */
 int lq_cli_method_kind(const char *name, lq_method_kind *kind);
