@@ -384,7 +384,7 @@ START_TEST(kernels_vs_scalar_direct)
         float *Y0 = malloc(batch * f.rows * sizeof(float));
         float *Y1 = malloc(batch * f.rows * sizeof(float));
         void *act = malloc(kf->act_bytes(pack, batch, LQ_KERNEL_FAST) + 64);
-        kf->act_build(pack, X, batch, LQ_KERNEL_FAST, act);
+        kf->act_build(pack, X, batch, LQ_KERNEL_FAST, LQ_SIMD_SCALAR, act);
         lq_kern_rows_fn ref = kf->rows[1][LQ_SIMD_SCALAR];
         ck_assert_ptr_nonnull(ref);
         /* split rows at a tile boundary, as the threads do */

@@ -64,10 +64,11 @@ static inline uint32_t lq_f32_bits(float f)
 /* ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) -----------------
  * lq_crc32c(0, data, n) is the standard CRC-32C of data (check value of
  * "123456789": 0xE3069283); pass the previous result to continue a stream.
- * Dispatches to the SSE4.2 instruction when the CPU has AVX2 (which implies
- * it) and LQ_SIMD does not lower the level; both paths give identical
- * results. */
+ * Dispatches to the SSE4.2 instruction when the level (lq_crc32c_at: the
+ * caller's, lq_simd_for(ctx); lq_crc32c: lq_simd_detected()) is AVX2 or
+ * above (every AVX2 CPU has SSE4.2); both paths give identical results. */
 uint32_t lq_crc32c(uint32_t crc, const void *data, size_t n);
+uint32_t lq_crc32c_at(lq_simd_level level, uint32_t crc, const void *data, size_t n);
 uint32_t lq_crc32c_scalar(uint32_t crc, const void *data, size_t n);
 #if LQ_ARCH_X86
 uint32_t lq_crc32c_sse42(uint32_t crc, const void *data, size_t n); /* crc32c_avx2.c */

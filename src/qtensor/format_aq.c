@@ -118,7 +118,8 @@ static void group_vec(const aq_view *a, size_t r, size_t j, float *v)
     }
 }
 
-static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
     aq_view a;
     view_of(t, &a);
@@ -141,7 +142,7 @@ static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
  * codebooks a float copy of the codebooks lives on the stack. */
 #define AQ_STACK_CB 8192
 static lq_status aq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                size_t r0, size_t r1)
+                                size_t r0, size_t r1, lq_simd_level level)
 {
     aq_view a;
     view_of(t, &a);

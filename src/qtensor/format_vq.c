@@ -142,7 +142,8 @@ static double vq_bits(const lq_qtensor *t)
     return b;
 }
 
-static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
     vq_view v;
     view_of(t, &v);
@@ -164,7 +165,7 @@ static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
 #define MM_CHUNK 256
 
 static lq_status vq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                size_t r0, size_t r1)
+                                size_t r0, size_t r1, lq_simd_level level)
 {
     vq_view v;
     view_of(t, &v);

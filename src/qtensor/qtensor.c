@@ -126,6 +126,7 @@ typedef struct rows_job {
     const float *X;
     size_t batch;
     float *Y;
+    lq_simd_level level; /* lq_simd_for(ctx): the cap holds on the reference paths too */
     lq_status st[1]; /* first error wins: written by tasks, read after */
     volatile int failed;
 } rows_job;
@@ -135,7 +136,8 @@ static void dequant_task(void *arg, size_t i)
     rows_job *j = arg;
     size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
     if (r1 > j->t->rows) r1 = j->t->rows;
-    if (j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols) != LQ_OK) j->failed = 1;
+    if (j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols, j->level) != LQ_OK)
+        j->failed = 1;
 }
 
 lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
@@ -143,7 +145,7 @@ lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
     if (!t || !W_hat) return LQ_ERR_INVALID_ARG;
     const lq_format_traits *tr = lq_format_lookup(t->format);
     if (!tr) return LQ_ERR_CORRUPT;
-    rows_job j = {.t = t, .tr = tr, .Y = W_hat};
+    rows_job j = {.t = t, .tr = tr, .Y = W_hat, .level = lq_simd_for(ctx)};
     lq_parallel_for(ctx, lq_chunks(t->rows, ROW_GRAIN), dequant_task, &j);
     return j.failed ? LQ_ERR_CORRUPT : LQ_OK;
 }
@@ -153,7 +155,7 @@ static void matmul_task(void *arg, size_t i)
     rows_job *j = arg;
     size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
     if (r1 > j->t->rows) r1 = j->t->rows;
-    lq_status st = j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1);
+    lq_status st = j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1, j->level);
     if (st != LQ_OK) {
         __atomic_store_n(&j->st[0], st, __ATOMIC_RELAXED);
         j->failed = 1;
@@ -169,9 +171,9 @@ lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t bat
     if (!lq_mul_ok(batch, W->cols, &n)) return LQ_ERR_INVALID_ARG;
     lq_status xst = lq_check_range(X, n, LQ_MAX_ABS_ACTIVATION);
     if (xst != LQ_OK) return xst;
-    lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT, lq_simd_for(ctx));
+    lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT);
     if (kst != LQ_ERR_UNSUPPORTED) return kst;
-    rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y};
+    rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y, .level = lq_simd_for(ctx)};
     lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
     return j.failed ? __atomic_load_n(&j.st[0], __ATOMIC_RELAXED) : LQ_OK;
 }

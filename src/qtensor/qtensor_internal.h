@@ -59,11 +59,15 @@ typedef struct lq_format_traits {
      * any inconsistency. Never trusts the data (called on file input). */
     lq_status (*validate)(const lq_qtensor *t);
     double (*bits)(const lq_qtensor *t);   /* total bits incl. side info */
-    /* Dequantize rows [r0, r1) into W (ld = cols). */
-    lq_status (*dequant_rows)(const lq_qtensor *t, size_t r0, size_t r1, float *W);
-    /* Y[b, r] for r in [r0, r1): scalar reference product on the codes. */
+    /* Dequantize rows [r0, r1) into W (ld = cols). `level` bounds the SIMD
+     * level of any helper used (lq_simd_for(ctx) of the caller: the
+     * context's cap holds on every path); the result does not depend on it. */
+    lq_status (*dequant_rows)(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                              lq_simd_level level);
+    /* Y[b, r] for r in [r0, r1): reference product on the codes (level as
+     * for dequant_rows). */
     lq_status (*matmul_rows)(const lq_qtensor *t, const float *X, size_t batch,
-                             float *Y, size_t r0, size_t r1);
+                             float *Y, size_t r0, size_t r1, lq_simd_level level);
 } lq_format_traits;
 
 /* Traits of a format, or NULL if unknown. */

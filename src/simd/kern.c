@@ -80,24 +80,48 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
     return c->st;
 }
 
-lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
-                               lq_simd_level level)
+static lq_kern_rows_fn select_slot(const lq_kern_rows_fn *row, lq_simd_level level,
+                                   lq_simd_level *slot)
 {
-    const lq_kern_rows_fn *row = kf->rows[mode == LQ_KERNEL_FAST ? 1 : 0];
     switch (level) {
     case LQ_SIMD_AVX512:
-        if (row[LQ_SIMD_AVX512]) return row[LQ_SIMD_AVX512];
+        if (row[LQ_SIMD_AVX512]) return *slot = LQ_SIMD_AVX512, row[LQ_SIMD_AVX512];
         /* fall through */
     case LQ_SIMD_AVX2:
-        if (row[LQ_SIMD_AVX2]) return row[LQ_SIMD_AVX2];
+        if (row[LQ_SIMD_AVX2]) return *slot = LQ_SIMD_AVX2, row[LQ_SIMD_AVX2];
         break;
     case LQ_SIMD_NEON:
-        if (row[LQ_SIMD_NEON]) return row[LQ_SIMD_NEON];
+        if (row[LQ_SIMD_NEON]) return *slot = LQ_SIMD_NEON, row[LQ_SIMD_NEON];
         break;
     default:
         break;
     }
+    *slot = LQ_SIMD_SCALAR;
     return row[LQ_SIMD_SCALAR];
+}
+
+lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
+                               lq_simd_level level, lq_simd_level *slot)
+{
+    lq_simd_level s;
+    lq_kern_rows_fn fn = select_slot(kf->rows[mode == LQ_KERNEL_FAST ? 1 : 0], level, &s);
+    if (slot) *slot = fn ? s : level;
+    return fn;
+}
+
+void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode,
+                      lq_kern_plan *plan)
+{
+    lq_simd_level level = lq_simd_for(ctx);
+    lq_kern_plan p = {lq_kern_lookup(t->format), mode, NULL, level, level};
+    if (p.kf) {
+        p.rows = lq_kern_select(p.kf, mode, level, &p.rows_level);
+        if (!p.rows && mode == LQ_KERNEL_FAST) {
+            p.mode = LQ_KERNEL_EXACT;
+            p.rows = lq_kern_select(p.kf, p.mode, level, &p.rows_level);
+        }
+    }
+    *plan = p;
 }
 
 /* Rows per task: a fixed multiple of the tile, independent of threads. */
@@ -119,16 +143,14 @@ static void kern_task(void *arg, size_t i)
 }
 
 lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
-                         float *Y, lq_kernel_mode mode, lq_simd_level level)
+                         float *Y, lq_kernel_mode mode)
 {
-    const lq_kern_format *kf = lq_kern_lookup(t->format);
-    if (!kf) return LQ_ERR_UNSUPPORTED;
-    lq_kern_rows_fn fn = lq_kern_select(kf, mode, level);
-    if (!fn && mode == LQ_KERNEL_FAST) {
-        mode = LQ_KERNEL_EXACT;
-        fn = lq_kern_select(kf, mode, level);
-    }
-    if (!fn) return LQ_ERR_UNSUPPORTED;
+    lq_kern_plan plan;
+    lq_kern_plan_for(ctx, t, mode, &plan);
+    const lq_kern_format *kf = plan.kf;
+    lq_kern_rows_fn fn = plan.rows;
+    mode = plan.mode;
+    if (!kf || !fn) return LQ_ERR_UNSUPPORTED;
     const void *pack;
     lq_status st = lq_kern_pack(t, kf, &pack);
     if (st != LQ_OK) return st; /* UNSUPPORTED: the caller uses the reference */
@@ -139,7 +161,7 @@ lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_
     if (!act) return LQ_ERR_NO_MEMORY;
     for (size_t b0 = 0; b0 < batch; b0 += chunk) {
         size_t nb = batch - b0 < chunk ? batch - b0 : chunk;
-        kf->act_build(pack, X + b0 * t->cols, nb, mode, act);
+        kf->act_build(pack, X + b0 * t->cols, nb, mode, plan.level, act);
         size_t grain = kf->grain ? kf->grain : KERN_GRAIN;
         kjob j = {fn, pack, act, nb, t->rows, grain, Y + b0 * t->rows};
         lq_parallel_for(ctx, lq_chunks(t->rows, grain), kern_task, &j);
@@ -168,7 +190,7 @@ lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t 
     st = lq_check_range(X, batch * W->cols, LQ_MAX_ABS_ACTIVATION);
     if (st != LQ_OK) return st;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
-    st = lq_kern_matmul(ctx, W, X, batch, Y, mode, lq_simd_for(ctx));
+    st = lq_kern_matmul(ctx, W, X, batch, Y, mode);
     if (st != LQ_ERR_UNSUPPORTED) return st;
     return lq_matmul(ctx, W, X, batch, Y);
 }

@@ -36,10 +36,12 @@ typedef struct lq_kern_format {
     void (*pack_free)(const lq_allocator *a, void *pack);
     /* Largest batch handled by one activation build (0 = any). */
     size_t (*max_batch)(const void *pack, lq_kernel_mode mode);
-    /* Bytes of activation data for `batch` vectors, and its build. */
+    /* Bytes of activation data for `batch` vectors, and its build. `level`
+     * is the call's SIMD level (lq_simd_for(ctx)): the build may use helpers
+     * up to it, never above; the bytes it writes do not depend on it. */
     size_t (*act_bytes)(const void *pack, size_t batch, lq_kernel_mode mode);
     void (*act_build)(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                      void *act);
+                      lq_simd_level level, void *act);
     lq_kern_rows_fn rows[2][LQ_KERN_NLEVELS]; /* [mode][lq_simd_level] */
     size_t grain; /* rows per task, a multiple of LQ_KERN_TILE (0: 64) */
 } lq_kern_format;
@@ -53,15 +55,34 @@ void lq_kern_release(lq_qtensor *t);
 /* The kernel layout of t (built and cached on first use). */
 lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void **pack);
 
-/* Products through the kernels; LQ_ERR_UNSUPPORTED when the format has no
- * kernel record (the caller then uses the format's reference). Arguments
- * are validated by the caller. `level` is the SIMD level to use. */
+/* Products through the kernels, following lq_kern_plan_for(ctx, ...);
+ * LQ_ERR_UNSUPPORTED when the format has no kernel record or declines the
+ * tensor (the caller then uses the format's reference). Arguments are
+ * validated by the caller. */
 lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
-                         float *Y, lq_kernel_mode mode, lq_simd_level level);
+                         float *Y, lq_kernel_mode mode);
 
-/* The row kernel used for (mode, level) after fallbacks, NULL = reference. */
+/* The row kernel used for (mode, level) after fallbacks, NULL = reference;
+ * *slot (may be NULL) receives the level of the slot it came from. */
 lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
-                               lq_simd_level level);
+                               lq_simd_level level, lq_simd_level *slot);
+
+/* What a product on a tensor runs, decided once per call from the
+ * context's level (lq_simd_for(ctx), which applies its simd_cap). */
+typedef struct lq_kern_plan {
+    const lq_kern_format *kf; /* NULL: the format has no kernel record */
+    lq_kernel_mode mode;      /* after the FAST -> EXACT fallback */
+    lq_kern_rows_fn rows;     /* NULL: the format's reference rows */
+    lq_simd_level rows_level; /* the slot `rows` came from (level when rows is NULL) */
+    lq_simd_level level;      /* the call's level: bounds the activation build and
+                               * the reference rows */
+} lq_kern_plan;
+
+/* The plan of a product on t in `mode` under ctx: level = lq_simd_for(ctx).
+ * lq_kern_matmul follows it (a kernel layout the format declines at
+ * prepare time still falls back to the reference, at plan->level). */
+void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode,
+                      lq_kern_plan *plan);
 
 /* ---- shared scalar helpers --------------------------------------------- */
 /* Quantize n <= LQ_KERN_QBLK floats to int8 with one scale: d = max|x|/127,

@@ -24,11 +24,11 @@ static void aq_fmt_free(const lq_allocator *a, void *fp)
     lq_free_with(a, f);
 }
 
-static void aq_build(const lq_lut_pack *p, const float *x, float *T)
+static void aq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_level level)
 {
     const aq_fmt *f = p->fmt;
     size_t stride = f->K < 16 ? 16 : f->K;
-    lq_lut_dot_fn dot = lq_lut_dot_for(lq_simd_detected());
+    lq_lut_dot_fn dot = lq_lut_dot_for(level);
     for (size_t j = 0; j < f->ng; j++)
         for (size_t m = 0; m < f->M; m++)
             dot(f->cb + m * f->g * stride, stride, f->g, x + j * f->g,

@@ -27,7 +27,7 @@ static size_t int_max_batch(const void *pack, lq_kernel_mode mode)
 }
 
 static void int_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                          void *act)
+                          lq_simd_level level, void *act)
 {
     const lq_int_pack *p = pack;
     size_t stride = lq_int_act_stride(p, mode);

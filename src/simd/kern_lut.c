@@ -99,13 +99,14 @@ size_t lq_lut_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 }
 
 void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                      void *act)
+                      lq_simd_level level, void *act)
 {
     (void)mode;
     const lq_lut_pack *p = pack;
     size_t stride = lq_lut_act_stride(p);
     for (size_t b = 0; b < batch; b++)
-        p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride));
+        p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride),
+                 level);
 }
 
 lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level)

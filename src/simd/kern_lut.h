@@ -29,8 +29,10 @@
 typedef struct lq_lut_pack lq_lut_pack;
 
 /* Build the table sets for one activation vector x (cols floats) into
- * tables (nsets * tabset floats). */
-typedef void (*lq_lut_build_fn)(const lq_lut_pack *p, const float *x, float *tables);
+ * tables (nsets * tabset floats), with helpers up to `level` (the bytes do
+ * not depend on it). */
+typedef void (*lq_lut_build_fn)(const lq_lut_pack *p, const float *x, float *tables,
+                                lq_simd_level level);
 
 struct lq_lut_pack {
     size_t rows, cols, ntiles;
@@ -88,7 +90,7 @@ size_t lq_lut_act_stride(const lq_lut_pack *p);
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode);
 size_t lq_lut_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode);
 void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                      void *act);
+                      lq_simd_level level, void *act);
 
 void lq_kern_lut_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                         size_t r0, size_t r1);

@@ -26,11 +26,11 @@ static void vq_fmt_free(const lq_allocator *a, void *fp)
     lq_free_with(a, f);
 }
 
-static void vq_build(const lq_lut_pack *p, const float *x, float *T)
+static void vq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_level level)
 {
     const vq_fmt *f = p->fmt;
     size_t stride = f->K < 16 ? 16 : f->K;
-    lq_lut_dot_fn dot = lq_lut_dot_for(lq_simd_detected());
+    lq_lut_dot_fn dot = lq_lut_dot_for(level);
     for (size_t rb = 0; rb < f->nrb; rb++)
         for (size_t j = 0; j < f->nvec; j++) {
             const float *cbT = f->cb + (rb * f->ncg + j * f->d / f->gc) * stride * f->d;
