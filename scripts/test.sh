@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 export CTEST_OUTPUT_ON_FAILURE=1
 
+echo "=== Static checks: documented build options"
+python3 scripts/check-options.py
+
 echo "=== Release build + tests"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON >/dev/null
 cmake --build build-release -j "$jobs"
