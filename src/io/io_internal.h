@@ -1,6 +1,6 @@
 /*
  * Internal helpers of the io module: little-endian field access, CRC32C,
- * half-precision conversion, and the "blob" (a read-only byte range that is
+ * and the "blob" (a read-only byte range that is
  * mapped, read into memory, or borrowed from the caller, shared by
  * reference count between an opened file and the tensors that point into it).
  */
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "core/internal.h"
 #include "quant/io.h"
 
@@ -48,18 +49,6 @@ static inline void lq_wr64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline float lq_bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline uint32_t lq_f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 /* ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) -----------------
  * lq_crc32c(0, data, n) is the standard CRC-32C of data (check value of
@@ -73,12 +62,6 @@ uint32_t lq_crc32c_scalar(uint32_t crc, const void *data, size_t n);
 #if LQ_ARCH_X86
 uint32_t lq_crc32c_sse42(uint32_t crc, const void *data, size_t n); /* crc32c_avx2.c */
 #endif
-
-/* ---- half precision ------------------------------------------------------- */
-float lq_f16_to_f32(uint16_t h);
-uint16_t lq_f32_to_f16(float f);   /* round to nearest even; overflow -> inf */
-float lq_bf16_to_f32(uint16_t h);
-uint16_t lq_f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
 
 /* ---- blob ------------------------------------------------------------------ */
 typedef enum { LQ_BLOB_HEAP, LQ_BLOB_MAP, LQ_BLOB_BORROWED } lq_blob_kind;

@@ -90,8 +90,4 @@ lq_status aq_assign(lq_ctx *ctx, const float *x, size_t n, size_t d, const float
  *   SCALES     rows fp32 row scales */
 enum { LQ_AQ_IP_M = 0, LQ_AQ_IP_B = 1, LQ_AQ_IP_G = 2, LQ_AQ_IP_CB = 3 };
 
-/* IEEE half <-> float (round to nearest even; overflow gives +-Inf). */
-uint16_t aq_f32_to_f16(float f);
-float aq_f16_to_f32(uint16_t h);
-
 #endif

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "mcq/aq_internal.h"
 #include "qtensor/qtensor_internal.h"
 
@@ -43,7 +44,7 @@ static size_t code_at(const aq_view *v, size_t i)
 
 static float cb_at(const aq_view *v, size_t i)
 {
-    if (v->cbytes == 2) return aq_f16_to_f32((uint16_t)(v->cb[2 * i] | (v->cb[2 * i + 1] << 8)));
+    if (v->cbytes == 2) return lq_f16_to_f32((uint16_t)(v->cb[2 * i] | (v->cb[2 * i + 1] << 8)));
     uint32_t u = (uint32_t)v->cb[4 * i] | ((uint32_t)v->cb[4 * i + 1] << 8) |
                  ((uint32_t)v->cb[4 * i + 2] << 16) | ((uint32_t)v->cb[4 * i + 3] << 24);
     float f;

@@ -22,8 +22,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "bcq/bcq_internal.h"
-#include "io/io_internal.h"
 #include "qtensor/qtensor_internal.h"
 
 typedef struct bcq_view {

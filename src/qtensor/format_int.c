@@ -25,6 +25,7 @@
  */
 #include <math.h>
 
+#include "core/half.h"
 #include "hessian/int_quant.h"
 #include "qtensor/qtensor_internal.h"
 
@@ -61,7 +62,7 @@ static float view_scale(const int_view *v, size_t i)
         return f;
     }
     const uint8_t *p = (const uint8_t *)v->scales + 2 * i;
-    return lq_int_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
+    return lq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
 }
 
 static unsigned view_zero(const int_view *v, size_t r, size_t gi)

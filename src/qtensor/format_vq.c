@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "qtensor/qtensor_internal.h"
 #include "vq/vq_internal.h"
 
@@ -51,7 +52,7 @@ static void view_of(const lq_qtensor *t, vq_view *v)
 
 static float half_at(const uint8_t *p, size_t i)
 {
-    return lq_vq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    return lq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 static float f32_at(const uint8_t *p, size_t i)

@@ -8,6 +8,7 @@
  * (cols / g) * M * max(2^B, 16) floats per activation. */
 #include <string.h>
 
+#include "core/half.h"
 #include "mcq/aq_internal.h"
 #include "simd/kern_lut.h"
 
@@ -76,7 +77,7 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     for (size_t i = 0; i < M * K * g; i++) {
         float v;
         if (cbytes == 2) {
-            v = aq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
+            v = lq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
         } else {
             memcpy(&v, cbs + 4 * i, 4);
         }

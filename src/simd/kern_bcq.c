@@ -12,7 +12,7 @@
 
 #include <math.h>
 
-#include "io/io_internal.h"
+#include "core/half.h"
 #include "simd/kern_bcq.h"
 
 typedef lq_bcq_fmt bcq_fmt;

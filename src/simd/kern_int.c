@@ -2,6 +2,7 @@
  * preparation, and the format's kernel record. */
 #include <string.h>
 
+#include "core/half.h"
 #include "hessian/int_quant.h"
 #include "simd/kern_int.h"
 
@@ -191,7 +192,7 @@ static void stored_param(const int_src *s, size_t r, size_t g, float *scale, flo
         memcpy(&sc, v->scales + 4 * i, 4);
     } else {
         const uint8_t *p = v->scales + 2 * i;
-        sc = lq_int_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
+        sc = lq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
     }
     unsigned z = v->zeros ? lq_int_get_bits(v->zeros + r * v->zb, v->zb, g, s->bits)
                           : 1u << (s->bits - 1);

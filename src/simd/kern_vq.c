@@ -10,6 +10,7 @@
  * activation and row block: nrb * (cols / d) * max(2^b, 16) floats. */
 #include <string.h>
 
+#include "core/half.h"
 #include "simd/kern_lut.h"
 #include "vq/vq_internal.h"
 
@@ -40,7 +41,7 @@ static void vq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_lev
 
 static float rd_half(const uint8_t *p, size_t i)
 {
-    return lq_vq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    return lq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 static float rd_f32(const uint8_t *p, size_t i)
