@@ -16,8 +16,9 @@ skip() {
   - $1"
 }
 
-echo "=== Static checks: documented build options"
+echo "=== Static checks: documented build options, include layering"
 python3 scripts/check-options.py
+scripts/check-includes.sh
 
 echo "=== Release build + tests"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON >/dev/null

@@ -1,4 +1,4 @@
-/* Kernels: products on the codes of every format (src/simd/kern*.c).
+/* Kernels: products on the codes of every format (src/products/, src/simd/kern_*).
  *
  * Properties checked, for every format that exists, on odd shapes, batch 1
  * to 64, 1 and 2 threads and every SIMD level of this machine:
@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "qtensor/qtensor_internal.h"
-#include "simd/kern.h"
+#include "products/lut.h"
+#include "products/products.h"
 #include "simd/kern_bcq.h"
-#include "simd/kern_lut.h"
 #include "test_common.h"
 
 #define EPS_EXACT 2e-6

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "qtensor/qtensor_internal.h"
-#include "simd/kern.h"
+#include "products/products.h"
 #include "test_common.h"
 
 #define ROWS 40

@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "core/internal.h"
 #include "quant/io.h"
+#include "simd/crc32c_simd.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define LQ_BIG_ENDIAN 1
@@ -59,9 +60,7 @@ static inline void lq_wr64(uint8_t *p, uint64_t v)
 uint32_t lq_crc32c(uint32_t crc, const void *data, size_t n);
 uint32_t lq_crc32c_at(lq_simd_level level, uint32_t crc, const void *data, size_t n);
 uint32_t lq_crc32c_scalar(uint32_t crc, const void *data, size_t n);
-#if LQ_ARCH_X86
-uint32_t lq_crc32c_sse42(uint32_t crc, const void *data, size_t n); /* crc32c_avx2.c */
-#endif
+/* lq_crc32c_sse42 (x86-64): simd/crc32c_simd.h */
 
 /* ---- blob ------------------------------------------------------------------ */
 typedef enum { LQ_BLOB_HEAP, LQ_BLOB_MAP, LQ_BLOB_BORROWED } lq_blob_kind;

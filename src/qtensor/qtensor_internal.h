@@ -5,8 +5,10 @@
  * plus up to LQ_QT_MAX_SECTIONS byte sections (codes, scales, codebooks...).
  * Every format is described by one traits record (lq_format_traits): how to
  * validate its sections, count its bits, dequantize, and multiply on its
- * codes. The io module serialises any qtensor generically from this model,
- * so a new format needs a traits row and nothing in io.
+ * codes (the reference product; the fast kernels and the public products
+ * live one layer up, in src/products/). The io module serialises any
+ * qtensor generically from this model, so a new format needs a traits row
+ * and nothing in io.
  */
 #ifndef LQ_QTENSOR_INTERNAL_H
 #define LQ_QTENSOR_INTERNAL_H
@@ -37,6 +39,15 @@ typedef struct lq_qsection {
     void *data;
 } lq_qsection;
 
+/* A derived layout that a layer above the tensor model caches in a tensor
+ * (the products framework's kernel layout, src/products/kern.c): it carries
+ * its own release function, so the tensor model frees it without knowing
+ * what it is (and without including that layer). */
+typedef struct lq_qt_memo lq_qt_memo;
+struct lq_qt_memo {
+    void (*release)(lq_qt_memo *m, const lq_allocator *a);
+};
+
 struct lq_qtensor {
     lq_allocator alloc;   /* frees the sections (copied: may outlive ctx) */
     lq_format format;
@@ -48,7 +59,8 @@ struct lq_qtensor {
     int borrowed;         /* sections point into a mapping owned elsewhere */
     void *owner;          /* mapping owner released with the tensor (io) */
     void (*owner_release)(void *owner);
-    void *kpack;          /* kernel layout (src/simd/kern.c), built on first product */
+    lq_qt_memo *kpack;    /* kernel layout (src/products/kern.c), built on first product,
+                           * installed with a compare-and-swap */
 };
 
 /* Format traits: one row per format. */

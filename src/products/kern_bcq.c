@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "core/half.h"
+#include "products/lut.h"
 #include "simd/kern_bcq.h"
 
 typedef lq_bcq_fmt bcq_fmt;

@@ -3,14 +3,8 @@
 #include <string.h>
 
 #include "lattice/lattice_internal.h"
+#include "products/products.h"
 #include "simd/kern_e8.h"
-
-size_t lq_e8_act_stride(const lq_e8_pack *p, lq_kernel_mode mode)
-{
-    if (mode == LQ_KERNEL_FAST)
-        return lq_kern_roundup(p->n8, 64) + 2 * lq_kern_roundup(p->nvec * 4, 64);
-    return lq_kern_roundup(p->n8 * sizeof(float), 64);
-}
 
 static size_t e8_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {

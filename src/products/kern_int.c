@@ -4,16 +4,8 @@
 
 #include "core/half.h"
 #include "hessian/int_quant.h"
+#include "products/products.h"
 #include "simd/kern_int.h"
-
-size_t lq_int_act_stride(const lq_int_pack *p, lq_kernel_mode mode)
-{
-    if (mode == LQ_KERNEL_FAST)
-        return lq_kern_roundup(p->kcols, 64) + lq_kern_roundup(p->nblk * sizeof(float), 64) +
-               lq_kern_roundup(p->ngroups * sizeof(float), 64);
-    return lq_kern_roundup(p->kcols * sizeof(float), 64) +
-           lq_kern_roundup(p->ngroups * sizeof(float), 64);
-}
 
 static size_t int_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/half.h"
-#include "simd/kern_lut.h"
+#include "products/lut.h"
 #include "vq/vq_internal.h"
 
 typedef struct vq_fmt {

@@ -10,7 +10,7 @@
 
 #include "core/half.h"
 #include "mcq/aq_internal.h"
-#include "simd/kern_lut.h"
+#include "products/lut.h"
 
 typedef struct aq_fmt {
     size_t M, K, g, ng;

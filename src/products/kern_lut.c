@@ -1,7 +1,7 @@
 /* Table kernels: pack allocation, code packing, activation tables. */
 #include <string.h>
 
-#include "simd/kern_lut.h"
+#include "products/lut.h"
 
 void lq_lut_pack_free(const lq_allocator *a, void *pack)
 {
@@ -76,11 +76,6 @@ void lq_lut_put_code(lq_lut_pack *p, size_t r, size_t pos, unsigned code)
         tc[pos * 32 + 2 * lane + 1] = (uint8_t)(code >> 8);
         break;
     }
-}
-
-size_t lq_lut_act_stride(const lq_lut_pack *p)
-{
-    return lq_kern_roundup(p->nsets * p->tabset * sizeof(float), 64);
 }
 
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode)
