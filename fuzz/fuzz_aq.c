@@ -74,12 +74,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             c->nbytes == expected(LQ_SEC_CODES, rows, cols, M, B, g, cbb) &&
             b->nbytes == expected(LQ_SEC_CODEBOOKS, rows, cols, M, B, g, cbb) &&
             sc->nbytes == rows * 4)
-            (void)tr->dequant_rows(t, 0, rows, W);
+            (void)tr->dequant_rows(t, 0, rows, W, lq_simd_detected());
         if (lq_qtensor_validate(t) == LQ_OK) {
             (void)lq_dequantize(NULL, t, W);
             (void)lq_matmul(NULL, t, X2, 2, y);
             (void)lq_matvec(NULL, t, X2, y);
-            if (tr) (void)tr->matmul_rows(t, X2, 2, y, rows / 2, rows);
+            if (tr) (void)tr->matmul_rows(t, X2, 2, y, rows / 2, rows, lq_simd_detected());
             double bpw;
             (void)lq_qtensor_bits_per_weight(t, &bpw);
         }

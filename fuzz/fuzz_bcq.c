@@ -65,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* the format's own reference rows (lq_matmul may take a kernel) */
             const lq_format_traits *tr = lq_format_lookup(LQ_FORMAT_BCQ);
             if (tr) {
-                (void)tr->matmul_rows(t, X2, 2, y, 0, rows);
-                (void)tr->dequant_rows(t, rows / 2, rows, W);
+                (void)tr->matmul_rows(t, X2, 2, y, 0, rows, lq_simd_detected());
+                (void)tr->dequant_rows(t, rows / 2, rows, W, lq_simd_detected());
             }
             double bpw;
             (void)lq_qtensor_bits_per_weight(t, &bpw);

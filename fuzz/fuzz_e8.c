@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         float *x = malloc(2 * cols * sizeof *x), *y = malloc(2 * rows * sizeof *y);
         if (!x || !y) abort();
         for (size_t i = 0; i < 2 * cols; i++) x[i] = (float)((int)(i % 5) - 2) * 0.5f;
-        lq_status st = tr->matmul_rows(t, x, 2, y, 0, rows);
+        lq_status st = tr->matmul_rows(t, x, 2, y, 0, rows, lq_simd_detected());
         if (st != LQ_OK && st != LQ_ERR_CORRUPT) abort();
         free(x);
         free(y);

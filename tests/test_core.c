@@ -248,7 +248,10 @@ START_TEST(simd_names_and_machine)
     const char *env = getenv("LQ_SIMD");
     if (env && !strcmp(env, "scalar")) ck_assert_int_eq(lq_simd_detected(), LQ_SIMD_SCALAR);
 #if LQ_ARCH_X86
-    else if (m.has_avx512vnni && m.has_avx512vbmi && m.os_avx512)
+    else if (env && !strcmp(env, "avx2") && m.has_avx2 && m.has_fma && m.has_f16c && m.os_avx)
+        ck_assert_int_eq(lq_simd_detected(), LQ_SIMD_AVX2);
+    else if ((!env || !strcmp(env, "avx512")) && m.has_avx512vnni && m.has_avx512vbmi &&
+             m.os_avx512)
         ck_assert_int_eq(lq_simd_detected(), LQ_SIMD_AVX512);
 #endif
 }

@@ -36,7 +36,7 @@ static void group_params(const lq_qtensor *t, size_t r, size_t gi, float *s, int
         memcpy(s, (const char *)sc->data + 4 * (r * ng + gi), 4);
     } else {
         const uint8_t *p = (const uint8_t *)sc->data + 2 * (r * ng + gi);
-        *s = lq_int_half_to_float((uint16_t)(p[0] | p[1] << 8));
+        *s = lq_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
     }
     if (t->ip[1]) {
         *z = 1 << (t->ip[0] - 1);
@@ -378,7 +378,7 @@ END_TEST
 START_TEST(half_roundtrip)
 {
     for (uint32_t h = 0x0400; h < 0x7c00; h++) { /* every positive normal half */
-        float f = lq_int_half_to_float((uint16_t)h), r;
+        float f = lq_f16_to_f32((uint16_t)h), r;
         uint16_t h2;
         ck_assert(lq_int_half_round(f, &r, &h2));
         ck_assert_uint_eq(h2, h);

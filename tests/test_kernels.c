@@ -1,4 +1,4 @@
-/* Kernels: products on the codes of every format (src/simd/kern*.c).
+/* Kernels: products on the codes of every format (src/products/, src/simd/kern_*).
  *
  * Properties checked, for every format that exists, on odd shapes, batch 1
  * to 64, 1 and 2 threads and every SIMD level of this machine:
@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "qtensor/qtensor_internal.h"
-#include "simd/kern.h"
+#include "products/lut.h"
+#include "products/products.h"
 #include "simd/kern_bcq.h"
-#include "simd/kern_lut.h"
 #include "test_common.h"
 
 #define EPS_EXACT 2e-6
@@ -384,7 +384,7 @@ START_TEST(kernels_vs_scalar_direct)
         float *Y0 = malloc(batch * f.rows * sizeof(float));
         float *Y1 = malloc(batch * f.rows * sizeof(float));
         void *act = malloc(kf->act_bytes(pack, batch, LQ_KERNEL_FAST) + 64);
-        kf->act_build(pack, X, batch, LQ_KERNEL_FAST, act);
+        kf->act_build(pack, X, batch, LQ_KERNEL_FAST, LQ_SIMD_SCALAR, act);
         lq_kern_rows_fn ref = kf->rows[1][LQ_SIMD_SCALAR];
         ck_assert_ptr_nonnull(ref);
         /* split rows at a tile boundary, as the threads do */

@@ -5,8 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "bcq/bcq_internal.h"
-#include "io/io_internal.h"
 
 float lq_bcq_round_side(float x, int side16)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/linalg.h"
-#include "simd/gemm_kernels.h"
+#include "core/gemm_kernels.h"
 
 /* Below this many multiply-adds the packing set-up costs more than it saves. */
 #define GEMM_SMALL_FMAS 32768u

@@ -1,7 +1,7 @@
 /*
  * The uniform integer grid quantizer (GPTQ's "Quantizer") as an lq_colquant,
- * plus the small helpers the INT format shares with it (half floats, LSB-first
- * bit streams). Internal.
+ * plus the small helpers the INT format shares with it (half-precision scales,
+ * LSB-first bit streams). Internal.
  *
  * Grid per (row, group): xmin = min(0, min x), xmax = max(0, max x) (the range
  * always holds 0, so a zero weight is exact); symmetric: xmin = -xmax'
@@ -32,6 +32,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "core/internal.h"
 #include "quant/hessian.h"
 
@@ -61,21 +62,17 @@ void lq_intq_free(lq_intq *q);
  * while the engine runs (q reads cq->perm and cq->static_groups). */
 void lq_intq_colquant(lq_intq *q, lq_colquant *cq);
 
-/* ---- half precision (IEEE binary16) --------------------------------------- */
-/* Round a positive float to the nearest half; returns 0 when the result is
- * not a normal half (then *h is untouched). */
+/* ---- half-precision scales ------------------------------------------------
+ * A positive scale s is stored as a half when it lies in the normal half
+ * range [2^-14, 65504] (core/half.h rounds it to nearest even, and the
+ * rounded value is then normal too); returns 0 otherwise (then *rounded and
+ * *h are untouched). */
 static inline int lq_int_half_round(float s, float *rounded, uint16_t *h)
 {
     if (!(s >= 6.103515625e-05f) || !(s <= 65504.0f)) return 0;
-    uint32_t x;
-    memcpy(&x, &s, sizeof x);
-    x += 0x0fffu + ((x >> 13) & 1u); /* round to nearest even on 10 mantissa bits */
-    x &= ~0x1fffu;
-    float r;
-    memcpy(&r, &x, sizeof r);
-    if (!(r <= 65504.0f)) return 0;
-    if (rounded) *rounded = r;
-    if (h) *h = (uint16_t)(((((x >> 23) & 0xffu) - 112u) << 10) | ((x >> 13) & 0x3ffu));
+    uint16_t v = lq_f32_to_f16(s);
+    if (rounded) *rounded = lq_f16_to_f32(v);
+    if (h) *h = v;
     return 1;
 }
 
@@ -114,19 +111,6 @@ static inline int lq_int_half_bits(float x, uint16_t *h)
         *h = b;
     }
     return 1;
-}
-
-static inline float lq_int_half_to_float(uint16_t h)
-{
-    uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
-    if (e == 0) {
-        float v = (float)m * 5.9604644775390625e-08f; /* 2^-24 */
-        return s ? -v : v;
-    }
-    x = e == 31 ? (s | 0x7f800000u | (m << 13)) : (s | ((e + 112u) << 23) | (m << 13));
-    float f;
-    memcpy(&f, &x, sizeof f);
-    return f;
 }
 
 /* ---- LSB-first bit streams -------------------------------------------------

@@ -38,11 +38,18 @@ uint32_t lq_crc32c_scalar(uint32_t crc, const void *data, size_t n)
     return ~c;
 }
 
-uint32_t lq_crc32c(uint32_t crc, const void *data, size_t n)
+uint32_t lq_crc32c_at(lq_simd_level level, uint32_t crc, const void *data, size_t n)
 {
 #if LQ_ARCH_X86
-    if (lq_simd_detected() >= LQ_SIMD_AVX2 && lq_simd_detected() != LQ_SIMD_NEON)
-        return lq_crc32c_sse42(crc, data, n);
+    lq_simd_level det = lq_simd_detected();
+    if (level == LQ_SIMD_AUTO || level > det) level = det;
+    if (level >= LQ_SIMD_AVX2 && level != LQ_SIMD_NEON) return lq_crc32c_sse42(crc, data, n);
 #endif
+    (void)level;
     return lq_crc32c_scalar(crc, data, n);
+}
+
+uint32_t lq_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    return lq_crc32c_at(lq_simd_detected(), crc, data, n);
 }

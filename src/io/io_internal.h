@@ -1,6 +1,6 @@
 /*
  * Internal helpers of the io module: little-endian field access, CRC32C,
- * half-precision conversion, and the "blob" (a read-only byte range that is
+ * and the "blob" (a read-only byte range that is
  * mapped, read into memory, or borrowed from the caller, shared by
  * reference count between an opened file and the tensors that point into it).
  */
@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "core/internal.h"
 #include "quant/io.h"
+#include "simd/crc32c_simd.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define LQ_BIG_ENDIAN 1
@@ -49,36 +51,17 @@ static inline void lq_wr64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline float lq_bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline uint32_t lq_f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 /* ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) -----------------
  * lq_crc32c(0, data, n) is the standard CRC-32C of data (check value of
  * "123456789": 0xE3069283); pass the previous result to continue a stream.
- * Dispatches to the SSE4.2 instruction when the CPU has AVX2 (which implies
- * it) and LQ_SIMD does not lower the level; both paths give identical
- * results. */
+ * Dispatches to the SSE4.2 instruction when the level (lq_crc32c_at: the
+ * caller's, lq_simd_for(ctx); lq_crc32c: lq_simd_detected()) is AVX2 or
+ * above (every AVX2 CPU has SSE4.2); both paths give identical results. */
 uint32_t lq_crc32c(uint32_t crc, const void *data, size_t n);
+uint32_t lq_crc32c_at(lq_simd_level level, uint32_t crc, const void *data, size_t n);
 uint32_t lq_crc32c_scalar(uint32_t crc, const void *data, size_t n);
-#if LQ_ARCH_X86
-uint32_t lq_crc32c_sse42(uint32_t crc, const void *data, size_t n); /* crc32c_avx2.c */
-#endif
-
-/* ---- half precision ------------------------------------------------------- */
-float lq_f16_to_f32(uint16_t h);
-uint16_t lq_f32_to_f16(float f);   /* round to nearest even; overflow -> inf */
-float lq_bf16_to_f32(uint16_t h);
-uint16_t lq_f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
+/* lq_crc32c_sse42 (x86-64): simd/crc32c_simd.h */
 
 /* ---- output files (outfile.c) ----------------------------------------------
  * Writers put their bytes in "<path>.part" and rename it to path at the end,

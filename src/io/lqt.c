@@ -72,7 +72,7 @@ static void swap_elems(uint8_t *p, size_t n, uint32_t elem)
 #endif
 
 /* CRC of a host-order section as it is stored (little-endian). */
-static uint32_t section_crc(const void *data, size_t n, uint32_t elem)
+static uint32_t section_crc(lq_simd_level level, const void *data, size_t n, uint32_t elem)
 {
 #if LQ_BIG_ENDIAN
     uint8_t buf[4096];
@@ -82,14 +82,14 @@ static uint32_t section_crc(const void *data, size_t n, uint32_t elem)
         size_t k = n < sizeof buf ? n : sizeof buf;
         memcpy(buf, p, k);
         swap_elems(buf, k, elem);
-        c = lq_crc32c(c, buf, k);
+        c = lq_crc32c_at(level, c, buf, k);
         p += k;
         n -= k;
     }
     return c;
 #else
     (void)elem;
-    return lq_crc32c(0, data, n);
+    return lq_crc32c_at(level, 0, data, n);
 #endif
 }
 
@@ -97,6 +97,7 @@ static uint32_t section_crc(const void *data, size_t n, uint32_t elem)
 
 struct lq_lqt_writer {
     lq_allocator alloc;
+    lq_simd_level level; /* of the opening context (its simd_cap holds) */
     FILE *f;
     char *path, *tmp;
     uint64_t pos;
@@ -127,6 +128,7 @@ lq_status lq_lqt_writer_open(lq_ctx *ctx, const char *path, lq_lqt_writer **out)
     if (!w) return LQ_ERR_NO_MEMORY;
     memset(w, 0, sizeof *w);
     w->alloc = a;
+    w->level = lq_simd_for(ctx);
     w->path = str_dup(&a, path, 0);
     w->tmp = str_dup(&a, path, 5);
     if (!w->path || !w->tmp) {
@@ -304,10 +306,10 @@ static lq_status write_tensor_record(lq_lqt_writer *w, const char *name, const r
         lq_wr32(s + 4, q->elem_size);
         lq_wr64(s + 8, sec_off[i]);
         lq_wr64(s + 16, q->nbytes);
-        lq_wr32(s + 24, section_crc(q->data, q->nbytes, q->elem_size));
+        lq_wr32(s + 24, section_crc(w->level, q->data, q->nbytes, q->elem_size));
     }
     memcpy(rec + REC_FIXED + SEC_ENTRY * d->nsec, name, name_len);
-    lq_wr32(rec + rec_bytes - 4, lq_crc32c(0, rec, rec_bytes - 4));
+    lq_wr32(rec + rec_bytes - 4, lq_crc32c_at(w->level, 0, rec, rec_bytes - 4));
 
     int io = pad_to(w, R) || put(w, rec, rec_bytes);
     for (size_t i = 0; !io && i < d->nsec; i++)
@@ -418,7 +420,7 @@ lq_status lq_lqt_writer_finish(lq_lqt_writer *w)
         uint8_t e[DIR_ENTRY];
         lq_wr64(e, w->dir[2 * i]);
         lq_wr64(e + 8, w->dir[2 * i + 1]);
-        dcrc = lq_crc32c(dcrc, e, DIR_ENTRY);
+        dcrc = lq_crc32c_at(w->level, dcrc, e, DIR_ENTRY);
         if (put(w, e, DIR_ENTRY) != 0) st = LQ_ERR_IO;
     }
     if (st == LQ_OK) {
@@ -432,7 +434,7 @@ lq_status lq_lqt_writer_finish(lq_lqt_writer *w)
         lq_wr32(hdr + 40, (uint32_t)w->n);
         lq_wr32(hdr + 44, WRITE_ALIGN);
         lq_wr32(hdr + 48, dcrc);
-        lq_wr32(hdr + 60, lq_crc32c(0, hdr, 60));
+        lq_wr32(hdr + 60, lq_crc32c_at(w->level, 0, hdr, 60));
         if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, HDR_SIZE, w->f) != HDR_SIZE)
             st = LQ_ERR_IO;
     }
@@ -481,6 +483,7 @@ typedef struct lqt_meta {
 
 struct lq_lqt {
     lq_allocator alloc;
+    lq_simd_level level; /* of the opening context (its simd_cap holds) */
     lq_blob *blob;
     uint32_t version, alignment;
     size_t n;          /* tensor and float records, in directory order */
@@ -506,7 +509,8 @@ static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, uint32
     if (nsec > LQ_QT_MAX_SECTIONS || nlen > LQ_LQT_MAX_NAME) return LQ_ERR_CORRUPT;
     uint64_t hdr = REC_FIXED + (uint64_t)SEC_ENTRY * nsec + nlen + 4; /* small: no overflow */
     if (hdr > size) return LQ_ERR_CORRUPT;
-    if (lq_crc32c(0, p, (size_t)hdr - 4) != lq_rd32(p + hdr - 4)) return LQ_ERR_CORRUPT;
+    if (lq_crc32c_at(f->level, 0, p, (size_t)hdr - 4) != lq_rd32(p + hdr - 4))
+        return LQ_ERR_CORRUPT;
     uint64_t rows = lq_rd64(p + 8), cols = lq_rd64(p + 16);
     if (rows == 0 || cols == 0 || rows > SIZE_MAX || cols > SIZE_MAX) return LQ_ERR_CORRUPT;
     size_t numel;
@@ -646,12 +650,13 @@ static lq_status lqt_parse(lq_ctx *ctx, lq_blob *blob, lq_lqt **out)
     }
     memset(f, 0, sizeof *f);
     f->alloc = a;
+    f->level = lq_simd_for(ctx);
     f->blob = blob;
     const uint8_t *h = blob->data;
     size_t fsize = blob->size;
     lq_status st = LQ_ERR_CORRUPT;
     if (fsize < HDR_SIZE || memcmp(h, LQT_MAGIC, 8) != 0) goto fail;
-    if (lq_crc32c(0, h, 60) != lq_rd32(h + 60)) goto fail;
+    if (lq_crc32c_at(f->level, 0, h, 60) != lq_rd32(h + 60)) goto fail;
     f->version = lq_rd32(h + 8);
     if (f->version == 0) goto fail;
     if (f->version > LQ_LQT_VERSION) {
@@ -670,7 +675,7 @@ static lq_status lqt_parse(lq_ctx *ctx, lq_blob *blob, lq_lqt **out)
         dir_size != file_size - dir_off)
         goto fail;
     const uint8_t *dir = h + dir_off;
-    if (lq_crc32c(0, dir, (size_t)dir_size) != lq_rd32(h + 48)) goto fail;
+    if (lq_crc32c_at(f->level, 0, dir, (size_t)dir_size) != lq_rd32(h + 48)) goto fail;
 
     st = LQ_ERR_NO_MEMORY;
     f->e = lq_alloc_array(ctx, n ? n : 1, sizeof *f->e);
@@ -826,8 +831,8 @@ lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags
     const uint8_t *base = f->blob->data;
     if (!(flags & LQ_LQT_SKIP_DATA_CRC))
         for (size_t i = 0; i < info.nsec; i++)
-            if (lq_crc32c(0, base + info.sec[i].offset, (size_t)info.sec[i].nbytes) !=
-                info.sec[i].crc)
+            if (lq_crc32c_at(lq_simd_for(ctx), 0, base + info.sec[i].offset,
+                             (size_t)info.sec[i].nbytes) != info.sec[i].crc)
                 return LQ_ERR_CORRUPT;
     int copy = (flags & LQ_LQT_COPY) != 0;
     if (!copy && ((uintptr_t)base % f->alignment) != 0) copy = 1; /* misaligned buffer */

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "mcq/aq_internal.h"
 #include "qtensor/qtensor_internal.h"
 
@@ -43,7 +44,7 @@ static size_t code_at(const aq_view *v, size_t i)
 
 static float cb_at(const aq_view *v, size_t i)
 {
-    if (v->cbytes == 2) return aq_f16_to_f32((uint16_t)(v->cb[2 * i] | (v->cb[2 * i + 1] << 8)));
+    if (v->cbytes == 2) return lq_f16_to_f32((uint16_t)(v->cb[2 * i] | (v->cb[2 * i + 1] << 8)));
     uint32_t u = (uint32_t)v->cb[4 * i] | ((uint32_t)v->cb[4 * i + 1] << 8) |
                  ((uint32_t)v->cb[4 * i + 2] << 16) | ((uint32_t)v->cb[4 * i + 3] << 24);
     float f;
@@ -118,7 +119,8 @@ static void group_vec(const aq_view *a, size_t r, size_t j, float *v)
     }
 }
 
-static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
     aq_view a;
     view_of(t, &a);
@@ -141,7 +143,7 @@ static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
  * codebooks a float copy of the codebooks lives on the stack. */
 #define AQ_STACK_CB 8192
 static lq_status aq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                size_t r0, size_t r1)
+                                size_t r0, size_t r1, lq_simd_level level)
 {
     aq_view a;
     view_of(t, &a);

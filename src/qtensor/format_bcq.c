@@ -22,8 +22,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "bcq/bcq_internal.h"
-#include "io/io_internal.h"
 #include "qtensor/qtensor_internal.h"
 
 typedef struct bcq_view {
@@ -118,7 +118,8 @@ static void group_params(const bcq_view *v, size_t r, size_t g, float *a, float 
     *off = v->off ? side_at(v->off, rg, v->side) : 0.0f;
 }
 
-static lq_status bcq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status bcq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
     bcq_view v;
     if (bcq_layout(t, &v) != LQ_OK || r1 > t->rows || r0 > r1) return LQ_ERR_CORRUPT;
@@ -150,7 +151,7 @@ static lq_status bcq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
  * plus offset X_g, since sum_j b_j x_j = 2 S - X_g. Partial sums in double. */
 #define MM_ROWS 64
 static lq_status bcq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                 size_t r0, size_t r1)
+                                 size_t r0, size_t r1, lq_simd_level level)
 {
     bcq_view v;
     if (bcq_layout(t, &v) != LQ_OK || r1 > t->rows || r0 > r1) return LQ_ERR_CORRUPT;

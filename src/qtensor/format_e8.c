@@ -126,12 +126,13 @@ static bool decode_row(const e8_view *v, const lq_lattice_kernels *k, size_t r, 
     return true;
 }
 
-static lq_status e8_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status e8_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                               lq_simd_level level)
 {
     e8_view v;
     lq_status st = view_of(t, &v);
     if (st != LQ_OK) return st;
-    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_AUTO);
+    const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     float *buf = lq_alloc_with(&t->alloc, v.n8 * sizeof(float));
     if (!buf) return LQ_ERR_NO_MEMORY;
     for (size_t r = r0; r < r1 && st == LQ_OK; r++) {
@@ -150,12 +151,12 @@ static lq_status e8_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
  * the integer coordinates of the decoded lattice point and x' = R [x; 0],
  * accumulated in double. */
 static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                size_t r0, size_t r1)
+                                size_t r0, size_t r1, lq_simd_level level)
 {
     e8_view v;
     lq_status st = view_of(t, &v);
     if (st != LQ_OK) return st;
-    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_AUTO);
+    const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     size_t nx;
     if (!lq_mul_ok(batch, v.n8, &nx)) return LQ_ERR_INVALID_ARG;
     float *xr = lq_alloc_with(&t->alloc, nx * sizeof(float));

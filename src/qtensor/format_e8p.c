@@ -92,8 +92,10 @@ static void decode_row(const e8p_view *v, size_t r, float *out)
     }
 }
 
-static lq_status e8p_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status e8p_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
+    (void)level; /* scalar reference only */
     e8p_view v;
     lq_status st = view_of(t, &v);
     if (st != LQ_OK) return st;
@@ -113,8 +115,9 @@ static lq_status e8p_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
  * integer coordinates of the codeword (E8 + 1/4 points are quarter-integers)
  * and x' = R [x; 0], accumulated in double. */
 static lq_status e8p_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                 size_t r0, size_t r1)
+                                 size_t r0, size_t r1, lq_simd_level level)
 {
+    (void)level; /* scalar reference only */
     e8p_view v;
     lq_status st = view_of(t, &v);
     if (st != LQ_OK) return st;

@@ -104,7 +104,8 @@ static double int_bits(const lq_qtensor *t)
     return b;
 }
 
-static lq_status int_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status int_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
     lq_int_layout v;
     lq_int_layout_of(t, &v);
@@ -129,7 +130,7 @@ static lq_status int_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
 #define MM_CHUNK 256
 
 static lq_status int_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                 size_t r0, size_t r1)
+                                 size_t r0, size_t r1, lq_simd_level level)
 {
     lq_int_layout v;
     lq_int_layout_of(t, &v);

@@ -7,6 +7,7 @@
 #ifndef LQ_QTENSOR_FORMAT_INT_H
 #define LQ_QTENSOR_FORMAT_INT_H
 
+#include "core/half.h"
 #include "hessian/int_quant.h"
 #include "qtensor/qtensor_internal.h"
 
@@ -43,7 +44,7 @@ static inline float lq_int_layout_scale(const lq_int_layout *v, size_t r, size_t
         return f;
     }
     const uint8_t *p = v->scales + 2 * i;
-    return lq_int_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
+    return lq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
 }
 
 /* Zero of row r, group gi (2^(bits-1) when symmetric). */

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "qtensor/qtensor_internal.h"
 #include "vq/vq_internal.h"
 
@@ -51,7 +52,7 @@ static void view_of(const lq_qtensor *t, vq_view *v)
 
 static float half_at(const uint8_t *p, size_t i)
 {
-    return lq_vq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    return lq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 static float f32_at(const uint8_t *p, size_t i)
@@ -142,7 +143,8 @@ static double vq_bits(const lq_qtensor *t)
     return b;
 }
 
-static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W)
+static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                                  lq_simd_level level)
 {
     vq_view v;
     view_of(t, &v);
@@ -164,7 +166,7 @@ static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
 #define MM_CHUNK 256
 
 static lq_status vq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
-                                size_t r0, size_t r1)
+                                size_t r0, size_t r1, lq_simd_level level)
 {
     vq_view v;
     view_of(t, &v);

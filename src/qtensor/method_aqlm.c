@@ -21,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "hessian/damping.h"
 #include "mcq/aq_internal.h"
 #include "qtensor/qtensor_internal.h"
@@ -66,9 +67,9 @@ lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols
     /* round the codebooks to what is stored */
     int half = 1;
     for (size_t i = 0; i < ncb && half; i++)
-        if (!isfinite(aq_f16_to_f32(aq_f32_to_f16(C[i])))) half = 0;
+        if (!isfinite(lq_f16_to_f32(lq_f32_to_f16(C[i])))) half = 0;
     if (half)
-        for (size_t i = 0; i < ncb; i++) C[i] = aq_f16_to_f32(aq_f32_to_f16(C[i]));
+        for (size_t i = 0; i < ncb; i++) C[i] = lq_f16_to_f32(lq_f32_to_f16(C[i]));
     size_t cbb = half ? 2 : 4;
 
     st = lq_qtensor_new(ctx, LQ_FORMAT_AQ, rows, cols, &t);
@@ -91,7 +92,7 @@ lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols
     for (size_t i = 0; i < ncb; i++) {
         uint32_t u;
         if (half) {
-            u = aq_f32_to_f16(C[i]);
+            u = lq_f32_to_f16(C[i]);
         } else {
             memcpy(&u, &C[i], 4);
         }

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "core/linalg.h"
 #include "quant/hessian.h"
 #include "qtensor/qtensor_internal.h"
@@ -112,7 +113,7 @@ static void round_codebook(gvq *g, size_t gi, float *c)
         /* clamped to the half range: the stored codebook stays finite */
         for (size_t i = 0; i < n; i++) {
             float v = c[i] > 65504.0f ? 65504.0f : (c[i] < -65504.0f ? -65504.0f : c[i]);
-            c[i] = lq_vq_f16_to_f32(lq_vq_f32_to_f16(v));
+            c[i] = lq_f16_to_f32(lq_f32_to_f16(v));
         }
     }
 }
@@ -511,12 +512,12 @@ static lq_status gvq_pack(lq_ctx *ctx, gvq *g, size_t rank, lq_qtensor **out, fl
         st = lq_codebooks_svd(ctx, g->cb, g->ncb, k, d, rank, U, V);
         if (st == LQ_OK) {
             for (size_t i = 0; i < g->ncb * rank; i++) {
-                su[i] = lq_vq_f32_to_f16(U[i]);
-                U[i] = lq_vq_f16_to_f32(su[i]);
+                su[i] = lq_f32_to_f16(U[i]);
+                U[i] = lq_f16_to_f32(su[i]);
             }
             for (size_t i = 0; i < rank * kd; i++) {
-                sv[i] = lq_vq_f32_to_f16(V[i]);
-                V[i] = lq_vq_f16_to_f32(sv[i]);
+                sv[i] = lq_f32_to_f16(V[i]);
+                V[i] = lq_f16_to_f32(sv[i]);
             }
             /* the codebooks the decoder will see, summed as it sums them */
             for (size_t gi = 0; gi < g->ncb; gi++)
@@ -549,7 +550,7 @@ static lq_status gvq_pack(lq_ctx *ctx, gvq *g, size_t rank, lq_qtensor **out, fl
     } else {
         uint16_t *c16 = lq_qtensor_add_section(t, LQ_SEC_CODEBOOKS, 2, g->ncb * kd * 2);
         if (!c16) goto nomem;
-        for (size_t i = 0; i < g->ncb * kd; i++) c16[i] = lq_vq_f32_to_f16(g->cb[i]);
+        for (size_t i = 0; i < g->ncb * kd; i++) c16[i] = lq_f32_to_f16(g->cb[i]);
     }
     gvq_dequant(g, Wh);
     *out = t;

@@ -370,7 +370,8 @@ lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t
     if (st != LQ_OK) goto done;
     if (Wt) {
         /* direct call: lq_dequantize would map NO_MEMORY to CORRUPT */
-        st = (s.e8p ? lq_format_e8p_traits : lq_format_e8_traits).dequant_rows(t, 0, rows, Wt);
+        st = (s.e8p ? lq_format_e8p_traits : lq_format_e8_traits)
+                 .dequant_rows(t, 0, rows, Wt, lq_simd_for(ctx));
         if (st != LQ_OK) goto done;
     }
     if (rep) {

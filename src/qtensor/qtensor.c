@@ -1,10 +1,10 @@
 /* The packed tensor: life cycle, validation, and the generic entry points
- * that route to a format's traits. */
+ * that route to a format's traits (the products on codes are one layer up,
+ * src/products/kern.c). */
 #include <math.h>
 #include <string.h>
 
 #include "qtensor/qtensor_internal.h"
-#include "simd/kern.h"
 
 extern const lq_format_traits lq_format_int_traits;
 extern const lq_format_traits lq_format_bcq_traits;
@@ -71,7 +71,7 @@ void lq_qtensor_free(lq_qtensor *t)
 {
     if (!t) return;
     lq_allocator a = t->alloc;
-    lq_kern_release(t);
+    if (t->kpack) t->kpack->release(t->kpack, &a);
     if (!t->borrowed)
         for (size_t i = 0; i < t->nsec; i++) lq_free_with(&a, t->sec[i].data);
     if (t->owner_release) t->owner_release(t->owner);
@@ -125,10 +125,8 @@ lq_status lq_qtensor_format(const lq_qtensor *t, lq_format *format)
 typedef struct rows_job {
     const lq_qtensor *t;
     const lq_format_traits *tr;
-    const float *X;
-    size_t batch;
     float *Y;
-    lq_status st[1]; /* first error wins: written by tasks, read after */
+    lq_simd_level level; /* lq_simd_for(ctx): the cap holds on the reference paths too */
     volatile int failed;
 } rows_job;
 
@@ -137,7 +135,8 @@ static void dequant_task(void *arg, size_t i)
     rows_job *j = arg;
     size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
     if (r1 > j->t->rows) r1 = j->t->rows;
-    if (j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols) != LQ_OK) j->failed = 1;
+    if (j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols, j->level) != LQ_OK)
+        j->failed = 1;
 }
 
 lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
@@ -145,42 +144,9 @@ lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
     if (!t || !W_hat) return LQ_ERR_INVALID_ARG;
     const lq_format_traits *tr = lq_format_lookup(t->format);
     if (!tr) return LQ_ERR_CORRUPT;
-    rows_job j = {.t = t, .tr = tr, .Y = W_hat};
+    rows_job j = {.t = t, .tr = tr, .Y = W_hat, .level = lq_simd_for(ctx)};
     lq_parallel_for(ctx, lq_chunks(t->rows, ROW_GRAIN), dequant_task, &j);
     return j.failed ? LQ_ERR_CORRUPT : LQ_OK;
-}
-
-static void matmul_task(void *arg, size_t i)
-{
-    rows_job *j = arg;
-    size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
-    if (r1 > j->t->rows) r1 = j->t->rows;
-    lq_status st = j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1);
-    if (st != LQ_OK) {
-        __atomic_store_n(&j->st[0], st, __ATOMIC_RELAXED);
-        j->failed = 1;
-    }
-}
-
-lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch, float *Y)
-{
-    if (!W || !X || !Y || batch == 0) return LQ_ERR_INVALID_ARG;
-    const lq_format_traits *tr = lq_format_lookup(W->format);
-    if (!tr) return LQ_ERR_CORRUPT;
-    size_t n;
-    if (!lq_mul_ok(batch, W->cols, &n)) return LQ_ERR_INVALID_ARG;
-    lq_status xst = lq_check_range(X, n, LQ_MAX_ABS_ACTIVATION);
-    if (xst != LQ_OK) return xst;
-    lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT, lq_simd_for(ctx));
-    if (kst != LQ_ERR_UNSUPPORTED) return kst;
-    rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y};
-    lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
-    return j.failed ? __atomic_load_n(&j.st[0], __ATOMIC_RELAXED) : LQ_OK;
-}
-
-lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y)
-{
-    return lq_matmul(ctx, W, x, 1, y);
 }
 
 lq_status lq_method_init(lq_method *m, lq_method_kind kind)

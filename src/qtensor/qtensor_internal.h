@@ -5,8 +5,10 @@
  * plus up to LQ_QT_MAX_SECTIONS byte sections (codes, scales, codebooks...).
  * Every format is described by one traits record (lq_format_traits): how to
  * validate its sections, count its bits, dequantize, and multiply on its
- * codes. The io module serialises any qtensor generically from this model,
- * so a new format needs a traits row and nothing in io.
+ * codes (the reference product; the fast kernels and the public products
+ * live one layer up, in src/products/). The io module serialises any
+ * qtensor generically from this model, so a new format needs a traits row
+ * and nothing in io.
  */
 #ifndef LQ_QTENSOR_INTERNAL_H
 #define LQ_QTENSOR_INTERNAL_H
@@ -37,6 +39,15 @@ typedef struct lq_qsection {
     void *data;
 } lq_qsection;
 
+/* A derived layout that a layer above the tensor model caches in a tensor
+ * (the products framework's kernel layout, src/products/kern.c): it carries
+ * its own release function, so the tensor model frees it without knowing
+ * what it is (and without including that layer). */
+typedef struct lq_qt_memo lq_qt_memo;
+struct lq_qt_memo {
+    void (*release)(lq_qt_memo *m, const lq_allocator *a);
+};
+
 struct lq_qtensor {
     lq_allocator alloc;   /* frees the sections (copied: may outlive ctx) */
     lq_format format;
@@ -48,7 +59,8 @@ struct lq_qtensor {
     int borrowed;         /* sections point into a mapping owned elsewhere */
     void *owner;          /* mapping owner released with the tensor (io) */
     void (*owner_release)(void *owner);
-    void *kpack;          /* kernel layout (src/simd/kern.c), built on first product */
+    lq_qt_memo *kpack;    /* kernel layout (src/products/kern.c), built on first product,
+                           * installed with a compare-and-swap */
 };
 
 /* Format traits: one row per format. */
@@ -59,11 +71,15 @@ typedef struct lq_format_traits {
      * any inconsistency. Never trusts the data (called on file input). */
     lq_status (*validate)(const lq_qtensor *t);
     double (*bits)(const lq_qtensor *t);   /* total bits incl. side info */
-    /* Dequantize rows [r0, r1) into W (ld = cols). */
-    lq_status (*dequant_rows)(const lq_qtensor *t, size_t r0, size_t r1, float *W);
-    /* Y[b, r] for r in [r0, r1): scalar reference product on the codes. */
+    /* Dequantize rows [r0, r1) into W (ld = cols). `level` bounds the SIMD
+     * level of any helper used (lq_simd_for(ctx) of the caller: the
+     * context's cap holds on every path); the result does not depend on it. */
+    lq_status (*dequant_rows)(const lq_qtensor *t, size_t r0, size_t r1, float *W,
+                              lq_simd_level level);
+    /* Y[b, r] for r in [r0, r1): reference product on the codes (level as
+     * for dequant_rows). */
     lq_status (*matmul_rows)(const lq_qtensor *t, const float *X, size_t batch,
-                             float *Y, size_t r0, size_t r1);
+                             float *Y, size_t r0, size_t r1, lq_simd_level level);
 } lq_format_traits;
 
 /* Traits of a format, or NULL if unknown. */

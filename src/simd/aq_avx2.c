@@ -2,7 +2,7 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "mcq/aq_internal.h"
+#include "simd/aq_simd.h"
 
 /* 4 rows x 16 columns of C in registers; every element accumulates its
  * products in order p = 0..k-1 (one accumulator), as the scalar twin. */

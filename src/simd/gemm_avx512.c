@@ -6,7 +6,7 @@
  */
 #include <immintrin.h>
 
-#include "simd/gemm_kernels.h"
+#include "core/gemm_kernels.h"
 
 /* Touch the C tile before the k loop. Kept out of line so the compiler does
  * not keep the row addresses live across the loop (it would spill a B

@@ -1,5 +1,5 @@
 /* Portable reference GEMM micro-kernels (4 x 8), the twins of the SIMD ones. */
-#include "simd/gemm_kernels.h"
+#include "core/gemm_kernels.h"
 
 #define S_MR 4
 #define S_NR 8

@@ -1,25 +1,20 @@
 /*
- * Matmul-on-codes kernels: the per-format kernel records and the shared
- * pieces (activation quantization, tiling constants).
- *
- * Every format that has kernels contributes one lq_kern_format record: a
- * repack of its sections into a kernel-friendly layout (built once, cached
- * in the qtensor), the per-call activation data (int8 blocks or look-up
- * tables, built once per call by portable scalar code so that every SIMD
- * level sees the same bytes), and a table of row kernels indexed by
- * [mode][simd level]. A NULL slot falls back to the next lower level, and
- * a NULL scalar EXACT slot to the format's reference matmul_rows.
+ * The row-kernel interface of the products on codes: what the per-ISA
+ * kernels in src/simd/kern_*_<isa>.c share with the products framework in
+ * src/products/ (tile and block constants, the row-kernel signature). Leaf
+ * code: includes nothing above src/core.
  *
  * Row kernels compute Y[b * ldy + r] for r in [r0, r1) and b in [0, batch):
  * r0 is a multiple of LQ_KERN_TILE. Within a row, the order of the float
  * operations is fixed by the format (not by the SIMD width), which is what
  * makes integer paths bit-exact across levels and results independent of
- * how rows are split across threads.
+ * how rows are split across threads. `pack` is the format's kernel layout,
+ * `act` the per-call activation data (both built by src/products/).
  */
 #ifndef LQ_SIMD_KERN_H
 #define LQ_SIMD_KERN_H
 
-#include "qtensor/qtensor_internal.h"
+#include "core/internal.h"
 #include "quant/kernels.h"
 
 #define LQ_KERN_TILE 16  /* rows per tile: one AVX-512 register of row lanes */
@@ -29,57 +24,10 @@
 typedef void (*lq_kern_rows_fn)(const void *pack, const void *act, size_t batch, float *Y,
                                 size_t ldy, size_t r0, size_t r1);
 
-typedef struct lq_kern_format {
-    lq_format format;
-    /* Repack t into *pack using allocator a. LQ_ERR_CORRUPT / NO_MEMORY. */
-    lq_status (*prepare)(const lq_qtensor *t, const lq_allocator *a, void **pack);
-    void (*pack_free)(const lq_allocator *a, void *pack);
-    /* Largest batch handled by one activation build (0 = any). */
-    size_t (*max_batch)(const void *pack, lq_kernel_mode mode);
-    /* Bytes of activation data for `batch` vectors, and its build. */
-    size_t (*act_bytes)(const void *pack, size_t batch, lq_kernel_mode mode);
-    void (*act_build)(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                      void *act);
-    lq_kern_rows_fn rows[2][LQ_KERN_NLEVELS]; /* [mode][lq_simd_level] */
-    size_t grain; /* rows per task, a multiple of LQ_KERN_TILE (0: 64) */
-} lq_kern_format;
-
-/* The record of a format, or NULL when it has no kernels. */
-const lq_kern_format *lq_kern_lookup(lq_format f);
-
-/* Free the cached kernel layout of t (called by lq_qtensor_free). */
-void lq_kern_release(lq_qtensor *t);
-
-/* The kernel layout of t (built and cached on first use). */
-lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void **pack);
-
-/* Products through the kernels; LQ_ERR_UNSUPPORTED when the format has no
- * kernel record (the caller then uses the format's reference). Arguments
- * are validated by the caller. `level` is the SIMD level to use. */
-lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
-                         float *Y, lq_kernel_mode mode, lq_simd_level level);
-
-/* The row kernel used for (mode, level) after fallbacks, NULL = reference. */
-lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
-                               lq_simd_level level);
-
-/* ---- shared scalar helpers --------------------------------------------- */
-/* Quantize n <= LQ_KERN_QBLK floats to int8 with one scale: d = max|x|/127,
- * q = round half away from zero of x * 127/max|x| (0 when max|x| == 0). Writes
- * LQ_KERN_QBLK bytes (zero padded) and returns d; *qsum = sum of q. */
-float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum);
-
 /* Round up to a multiple of m. */
 static inline size_t lq_kern_roundup(size_t n, size_t m)
 {
     return (n + m - 1) / m * m;
 }
-
-/* Per-format records (src/simd/kern_<format>.c). */
-extern const lq_kern_format lq_kern_int;
-extern const lq_kern_format lq_kern_bcq;
-extern const lq_kern_format lq_kern_vq;
-extern const lq_kern_format lq_kern_aq;
-extern const lq_kern_format lq_kern_e8;
 
 #endif

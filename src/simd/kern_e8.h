@@ -41,7 +41,12 @@ typedef struct lq_e8_act_view {
     const float *x;
 } lq_e8_act_view;
 
-size_t lq_e8_act_stride(const lq_e8_pack *p, lq_kernel_mode mode);
+static inline size_t lq_e8_act_stride(const lq_e8_pack *p, lq_kernel_mode mode)
+{
+    if (mode == LQ_KERNEL_FAST)
+        return lq_kern_roundup(p->n8, 64) + 2 * lq_kern_roundup(p->nvec * 4, 64);
+    return lq_kern_roundup(p->n8 * sizeof(float), 64);
+}
 
 static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
                                            lq_kernel_mode mode, size_t b)

@@ -61,7 +61,14 @@ typedef struct lq_int_act_view {
     const float *xs;
 } lq_int_act_view;
 
-size_t lq_int_act_stride(const lq_int_pack *p, lq_kernel_mode mode);
+static inline size_t lq_int_act_stride(const lq_int_pack *p, lq_kernel_mode mode)
+{
+    if (mode == LQ_KERNEL_FAST)
+        return lq_kern_roundup(p->kcols, 64) + lq_kern_roundup(p->nblk * sizeof(float), 64) +
+               lq_kern_roundup(p->ngroups * sizeof(float), 64);
+    return lq_kern_roundup(p->kcols * sizeof(float), 64) +
+           lq_kern_roundup(p->ngroups * sizeof(float), 64);
+}
 
 static inline lq_int_act_view lq_int_act_get(const lq_int_pack *p, const void *act,
                                              lq_kernel_mode mode, size_t b)

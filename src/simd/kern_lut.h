@@ -1,5 +1,7 @@
 /*
- * Look-up-table kernels shared by the table formats (BCQ, VQ, AQ).
+ * Look-up-table kernels shared by the table formats (BCQ, VQ, AQ): the
+ * layout they read and the per-ISA kernels (leaf interface; the layout is
+ * built by src/products/kern_lut.c and the formats' records).
  *
  * A row's product is written as y_r = sum over segments s (in order) of
  * mult[s][r] * sum over the segment's positions p of T_p[code(r, p)], where
@@ -29,8 +31,10 @@
 typedef struct lq_lut_pack lq_lut_pack;
 
 /* Build the table sets for one activation vector x (cols floats) into
- * tables (nsets * tabset floats). */
-typedef void (*lq_lut_build_fn)(const lq_lut_pack *p, const float *x, float *tables);
+ * tables (nsets * tabset floats), with helpers up to `level` (the bytes do
+ * not depend on it). */
+typedef void (*lq_lut_build_fn)(const lq_lut_pack *p, const float *x, float *tables,
+                                lq_simd_level level);
 
 struct lq_lut_pack {
     size_t rows, cols, ntiles;
@@ -52,15 +56,6 @@ struct lq_lut_pack {
     void (*fmt_free)(const lq_allocator *a, void *fmt);
 };
 
-/* Allocate a pack with the geometry set in *g (rows, cols, npos, K, cw,
- * nseg, tabset, nsets filled by the caller; arrays allocated and zeroed
- * here). On failure frees everything. */
-lq_status lq_lut_pack_alloc(const lq_lut_pack *g, const lq_allocator *a, lq_lut_pack **out);
-void lq_lut_pack_free(const lq_allocator *a, void *pack);
-
-/* Set code (row r, position p). */
-void lq_lut_put_code(lq_lut_pack *p, size_t r, size_t pos, unsigned code);
-
 /* Code of (tile, lane, position) (scalar). */
 static inline unsigned lq_lut_code(const lq_lut_pack *p, size_t tile, unsigned lane, size_t pos)
 {
@@ -80,15 +75,12 @@ typedef void (*lq_lut_dot_fn)(const float *cbT, size_t K, size_t d, const float 
 void lq_lut_dot_scalar(const float *cbT, size_t K, size_t d, const float *x, float *t);
 void lq_lut_dot_avx2(const float *cbT, size_t K, size_t d, const float *x, float *t);
 void lq_lut_dot_avx512(const float *cbT, size_t K, size_t d, const float *x, float *t);
-/* The dot-table builder of a level (scalar fallback). */
-lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level);
 
-/* Shared record pieces (act = the table sets of each vector, 64-aligned). */
-size_t lq_lut_act_stride(const lq_lut_pack *p);
-size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode);
-size_t lq_lut_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode);
-void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                      void *act);
+/* Bytes of the table sets of one activation vector (64-aligned). */
+static inline size_t lq_lut_act_stride(const lq_lut_pack *p)
+{
+    return lq_kern_roundup(p->nsets * p->tabset * sizeof(float), 64);
+}
 
 void lq_kern_lut_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                         size_t r0, size_t r1);

@@ -79,9 +79,6 @@ lq_status lq_kmeans_core(lq_ctx *ctx, lq_simd_level level, const float *x, const
                          uint64_t stream0, int report, lq_kmeans_ws *ws, float *centroids,
                          uint32_t *assign, double *inertia);
 
-/* fp16 round trip (round to nearest even), for codebook storage. */
-uint16_t lq_vq_f32_to_f16(float f);
-float lq_vq_f16_to_f32(uint16_t h);
 
 /* ---- LQ_FORMAT_VQ layout (shared by format_vq.c and method_gptvq.c) ------
  * ip[0] d (1, 2, 4, 8)          ip[1] index bits b (1..16)

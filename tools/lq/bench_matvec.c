@@ -15,7 +15,7 @@
 #include "cli.h"
 #include "core/internal.h"
 #include "qtensor/qtensor_internal.h"
-#include "simd/kern.h"
+#include "products/products.h"
 
 /* Wall clock, or with --cpu-time the process CPU time (for a 1-thread run
  * on a shared machine: time actually spent running, not waiting). */

@@ -12,7 +12,8 @@
 
 #include <math.h>
 
-#include "io/io_internal.h"
+#include "core/half.h"
+#include "products/lut.h"
 #include "simd/kern_bcq.h"
 
 typedef lq_bcq_fmt bcq_fmt;
@@ -28,7 +29,7 @@ static void bcq_fmt_free(const lq_allocator *a, void *fp)
 
 /* Chunk tables (16 floats each, in group order), then per group one table
  * whose entry 0 is the group's sum of x. */
-static void bcq_build(const lq_lut_pack *p, const float *x, float *T)
+static void bcq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_level level)
 {
     const bcq_fmt *f = p->fmt;
     size_t ch = 0;
@@ -183,11 +184,11 @@ static size_t bcq_max_batch(const void *pack, lq_kernel_mode mode)
 }
 
 static void bcq_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                          void *act)
+                          lq_simd_level level, void *act)
 {
     const lq_lut_pack *p = pack;
     if (mode != LQ_KERNEL_FAST) {
-        lq_lut_act_build(pack, X, batch, mode, act);
+        lq_lut_act_build(pack, X, batch, mode, level, act);
         return;
     }
     const bcq_fmt *f = p->fmt;
@@ -197,7 +198,7 @@ static void bcq_act_build(const void *pack, const float *X, size_t batch, lq_ker
         unsigned char *base = (unsigned char *)act + b * stride;
         float *d = (float *)(void *)base, *xg = (float *)(void *)(base + og);
         int8_t *tab = (int8_t *)(base + 2 * og);
-        bcq_build(p, X + b * p->cols, T);
+        bcq_build(p, X + b * p->cols, T, level);
         memset(tab, 0, f->nkb * 128);
         size_t ch = 0;
         for (size_t g = 0; g < f->ngroups; g++) {

@@ -3,14 +3,8 @@
 #include <string.h>
 
 #include "lattice/lattice_internal.h"
+#include "products/products.h"
 #include "simd/kern_e8.h"
-
-size_t lq_e8_act_stride(const lq_e8_pack *p, lq_kernel_mode mode)
-{
-    if (mode == LQ_KERNEL_FAST)
-        return lq_kern_roundup(p->n8, 64) + 2 * lq_kern_roundup(p->nvec * 4, 64);
-    return lq_kern_roundup(p->n8 * sizeof(float), 64);
-}
 
 static size_t e8_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {
@@ -27,12 +21,12 @@ static size_t e8_max_batch(const void *pack, lq_kernel_mode mode)
 }
 
 static void e8_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                         void *act)
+                         lq_simd_level level, void *act)
 {
     const lq_e8_pack *p = pack;
     size_t stride = lq_e8_act_stride(p, mode);
     float *xr = (float *)(void *)((unsigned char *)act + batch * stride);
-    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
+    const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     for (size_t b = 0; b < batch; b++) {
         memcpy(xr, X + b * p->cols, p->cols * sizeof(float));
         memset(xr + p->cols, 0, (p->n8 - p->cols) * sizeof(float));

@@ -1,5 +1,9 @@
 /*
- * GEMM micro-kernels (internal). The driver in src/core/linalg_gemm.c packs
+ * GEMM micro-kernel records (internal): the interface between the driver in
+ * src/core/linalg_gemm.c and the per-ISA micro-kernels of
+ * src/simd/gemm_*.c, declared here in core because the driver is in core
+ * (the kernels include this header; core includes nothing from simd).
+ * The driver packs
  * A into micro-panels of MR rows and B into micro-panels of NR columns and
  * calls one of these per MR x NR tile of C (BLIS-style; see
  * docs/algorithms.md "Dense linear algebra").
@@ -13,8 +17,8 @@
  * The block sizes are part of the kernel record: KC fixes the summation
  * order of every element (and so the results), MC/NC only the cache tiling.
  */
-#ifndef LQ_SIMD_GEMM_KERNELS_H
-#define LQ_SIMD_GEMM_KERNELS_H
+#ifndef LQ_CORE_GEMM_KERNELS_H
+#define LQ_CORE_GEMM_KERNELS_H
 
 #include <stddef.h>
 

@@ -2,17 +2,10 @@
  * preparation, and the format's kernel record. */
 #include <string.h>
 
+#include "core/half.h"
 #include "hessian/int_quant.h"
+#include "products/products.h"
 #include "simd/kern_int.h"
-
-size_t lq_int_act_stride(const lq_int_pack *p, lq_kernel_mode mode)
-{
-    if (mode == LQ_KERNEL_FAST)
-        return lq_kern_roundup(p->kcols, 64) + lq_kern_roundup(p->nblk * sizeof(float), 64) +
-               lq_kern_roundup(p->ngroups * sizeof(float), 64);
-    return lq_kern_roundup(p->kcols * sizeof(float), 64) +
-           lq_kern_roundup(p->ngroups * sizeof(float), 64);
-}
 
 static size_t int_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {
@@ -27,7 +20,7 @@ static size_t int_max_batch(const void *pack, lq_kernel_mode mode)
 }
 
 static void int_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                          void *act)
+                          lq_simd_level level, void *act)
 {
     const lq_int_pack *p = pack;
     size_t stride = lq_int_act_stride(p, mode);
@@ -191,7 +184,7 @@ static void stored_param(const int_src *s, size_t r, size_t g, float *scale, flo
         memcpy(&sc, v->scales + 4 * i, 4);
     } else {
         const uint8_t *p = v->scales + 2 * i;
-        sc = lq_int_half_to_float((uint16_t)(p[0] | (p[1] << 8)));
+        sc = lq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
     }
     unsigned z = v->zeros ? lq_int_get_bits(v->zeros + r * v->zb, v->zb, g, s->bits)
                           : 1u << (s->bits - 1);

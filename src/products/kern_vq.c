@@ -10,7 +10,8 @@
  * activation and row block: nrb * (cols / d) * max(2^b, 16) floats. */
 #include <string.h>
 
-#include "simd/kern_lut.h"
+#include "core/half.h"
+#include "products/lut.h"
 #include "vq/vq_internal.h"
 
 typedef struct vq_fmt {
@@ -26,11 +27,11 @@ static void vq_fmt_free(const lq_allocator *a, void *fp)
     lq_free_with(a, f);
 }
 
-static void vq_build(const lq_lut_pack *p, const float *x, float *T)
+static void vq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_level level)
 {
     const vq_fmt *f = p->fmt;
     size_t stride = f->K < 16 ? 16 : f->K;
-    lq_lut_dot_fn dot = lq_lut_dot_for(lq_simd_detected());
+    lq_lut_dot_fn dot = lq_lut_dot_for(level);
     for (size_t rb = 0; rb < f->nrb; rb++)
         for (size_t j = 0; j < f->nvec; j++) {
             const float *cbT = f->cb + (rb * f->ncg + j * f->d / f->gc) * stride * f->d;
@@ -40,7 +41,7 @@ static void vq_build(const lq_lut_pack *p, const float *x, float *T)
 
 static float rd_half(const uint8_t *p, size_t i)
 {
-    return lq_vq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    return lq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 static float rd_f32(const uint8_t *p, size_t i)

@@ -1,11 +1,13 @@
 /*
- * Routing of products on codes to the per-format kernels: the kernel
- * layout cache, activation preparation and the row split across threads.
+ * The products on codes (lq_matvec, lq_matmul, lq_matmul_ex,
+ * lq_qtensor_prepare): routing to the per-format kernels (the kernel layout
+ * cache, activation preparation and the row split across threads), and the
+ * format's reference product when it has no kernel for the tensor.
  */
 #include <math.h>
 #include <string.h>
 
-#include "simd/kern.h"
+#include "products/products.h"
 
 /* One row per format that has kernels. */
 static const lq_kern_format *const g_kern[] = {
@@ -24,21 +26,21 @@ const lq_kern_format *lq_kern_lookup(lq_format f)
     return NULL;
 }
 
-/* The cache: a small header (format record) in front of the pack, so that
- * lq_qtensor_free can release it without knowing the format. */
+/* The cache: a small header (release hook, format record) in front of the
+ * pack, so that lq_qtensor_free can release it without knowing the format
+ * or this layer. */
 typedef struct kcache {
+    lq_qt_memo memo; /* first: the tensor holds a pointer to it */
     const lq_kern_format *kf;
     void *pack;
     lq_status st; /* LQ_OK, or LQ_ERR_UNSUPPORTED remembered (no kernel layout) */
 } kcache;
 
-void lq_kern_release(lq_qtensor *t)
+static void kcache_release(lq_qt_memo *m, const lq_allocator *a)
 {
-    kcache *c = t->kpack;
-    if (!c) return;
-    if (c->pack && c->kf->pack_free) c->kf->pack_free(&t->alloc, c->pack);
-    lq_free_with(&t->alloc, c);
-    t->kpack = NULL;
+    kcache *c = (kcache *)(void *)m;
+    if (c->pack && c->kf->pack_free) c->kf->pack_free(a, c->pack);
+    lq_free_with(a, c);
 }
 
 lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void **pack)
@@ -46,7 +48,7 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
     /* The tensor is logically const: the cache is an invisible memo, set
      * once with a compare-and-swap so concurrent first calls are safe. */
     lq_qtensor *mt = (lq_qtensor *)(uintptr_t)t;
-    kcache *c = __atomic_load_n(&mt->kpack, __ATOMIC_ACQUIRE);
+    kcache *c = (kcache *)(void *)__atomic_load_n(&mt->kpack, __ATOMIC_ACQUIRE);
     if (c) {
         *pack = c->pack;
         return c->st;
@@ -55,6 +57,7 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
     if (st != LQ_OK) return st;
     c = lq_alloc_with(&mt->alloc, sizeof *c);
     if (!c) return LQ_ERR_NO_MEMORY;
+    c->memo.release = kcache_release;
     c->kf = kf;
     c->pack = NULL;
     c->st = LQ_OK;
@@ -68,36 +71,59 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
             return st;
         }
     }
-    kcache *expected = NULL;
-    if (!__atomic_compare_exchange_n(&mt->kpack, (void **)&expected, c, 0, __ATOMIC_ACQ_REL,
+    lq_qt_memo *expected = NULL;
+    if (!__atomic_compare_exchange_n(&mt->kpack, &expected, &c->memo, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE)) {
         /* another thread won: use its pack */
-        if (c->pack && kf->pack_free) kf->pack_free(&mt->alloc, c->pack);
-        lq_free_with(&mt->alloc, c);
-        c = expected;
+        kcache_release(&c->memo, &mt->alloc);
+        c = (kcache *)(void *)expected;
     }
     *pack = c->pack;
     return c->st;
 }
 
-lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
-                               lq_simd_level level)
+static lq_kern_rows_fn select_slot(const lq_kern_rows_fn *row, lq_simd_level level,
+                                   lq_simd_level *slot)
 {
-    const lq_kern_rows_fn *row = kf->rows[mode == LQ_KERNEL_FAST ? 1 : 0];
     switch (level) {
     case LQ_SIMD_AVX512:
-        if (row[LQ_SIMD_AVX512]) return row[LQ_SIMD_AVX512];
+        if (row[LQ_SIMD_AVX512]) return *slot = LQ_SIMD_AVX512, row[LQ_SIMD_AVX512];
         /* fall through */
     case LQ_SIMD_AVX2:
-        if (row[LQ_SIMD_AVX2]) return row[LQ_SIMD_AVX2];
+        if (row[LQ_SIMD_AVX2]) return *slot = LQ_SIMD_AVX2, row[LQ_SIMD_AVX2];
         break;
     case LQ_SIMD_NEON:
-        if (row[LQ_SIMD_NEON]) return row[LQ_SIMD_NEON];
+        if (row[LQ_SIMD_NEON]) return *slot = LQ_SIMD_NEON, row[LQ_SIMD_NEON];
         break;
     default:
         break;
     }
+    *slot = LQ_SIMD_SCALAR;
     return row[LQ_SIMD_SCALAR];
+}
+
+lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
+                               lq_simd_level level, lq_simd_level *slot)
+{
+    lq_simd_level s;
+    lq_kern_rows_fn fn = select_slot(kf->rows[mode == LQ_KERNEL_FAST ? 1 : 0], level, &s);
+    if (slot) *slot = fn ? s : level;
+    return fn;
+}
+
+void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode,
+                      lq_kern_plan *plan)
+{
+    lq_simd_level level = lq_simd_for(ctx);
+    lq_kern_plan p = {lq_kern_lookup(t->format), mode, NULL, level, level};
+    if (p.kf) {
+        p.rows = lq_kern_select(p.kf, mode, level, &p.rows_level);
+        if (!p.rows && mode == LQ_KERNEL_FAST) {
+            p.mode = LQ_KERNEL_EXACT;
+            p.rows = lq_kern_select(p.kf, p.mode, level, &p.rows_level);
+        }
+    }
+    *plan = p;
 }
 
 /* Rows per task: a fixed multiple of the tile, independent of threads. */
@@ -119,16 +145,14 @@ static void kern_task(void *arg, size_t i)
 }
 
 lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
-                         float *Y, lq_kernel_mode mode, lq_simd_level level)
+                         float *Y, lq_kernel_mode mode)
 {
-    const lq_kern_format *kf = lq_kern_lookup(t->format);
-    if (!kf) return LQ_ERR_UNSUPPORTED;
-    lq_kern_rows_fn fn = lq_kern_select(kf, mode, level);
-    if (!fn && mode == LQ_KERNEL_FAST) {
-        mode = LQ_KERNEL_EXACT;
-        fn = lq_kern_select(kf, mode, level);
-    }
-    if (!fn) return LQ_ERR_UNSUPPORTED;
+    lq_kern_plan plan;
+    lq_kern_plan_for(ctx, t, mode, &plan);
+    const lq_kern_format *kf = plan.kf;
+    lq_kern_rows_fn fn = plan.rows;
+    mode = plan.mode;
+    if (!kf || !fn) return LQ_ERR_UNSUPPORTED;
     const void *pack;
     lq_status st = lq_kern_pack(t, kf, &pack);
     if (st != LQ_OK) return st; /* UNSUPPORTED: the caller uses the reference */
@@ -139,13 +163,62 @@ lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_
     if (!act) return LQ_ERR_NO_MEMORY;
     for (size_t b0 = 0; b0 < batch; b0 += chunk) {
         size_t nb = batch - b0 < chunk ? batch - b0 : chunk;
-        kf->act_build(pack, X + b0 * t->cols, nb, mode, act);
+        kf->act_build(pack, X + b0 * t->cols, nb, mode, plan.level, act);
         size_t grain = kf->grain ? kf->grain : KERN_GRAIN;
         kjob j = {fn, pack, act, nb, t->rows, grain, Y + b0 * t->rows};
         lq_parallel_for(ctx, lq_chunks(t->rows, grain), kern_task, &j);
     }
     lq_free(ctx, act);
     return LQ_OK;
+}
+
+/* ---- reference product (the format's traits) ------------------------------
+ * Rows are split in fixed chunks; each output element is computed by one
+ * task from the codes alone, so results do not depend on threads. */
+#define ROW_GRAIN 64
+
+typedef struct rows_job {
+    const lq_qtensor *t;
+    const lq_format_traits *tr;
+    const float *X;
+    size_t batch;
+    float *Y;
+    lq_simd_level level; /* lq_simd_for(ctx): the cap holds on the reference path too */
+    lq_status st[1];     /* first error wins: written by tasks, read after */
+    volatile int failed;
+} rows_job;
+
+static void matmul_task(void *arg, size_t i)
+{
+    rows_job *j = arg;
+    size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
+    if (r1 > j->t->rows) r1 = j->t->rows;
+    lq_status st = j->tr->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1, j->level);
+    if (st != LQ_OK) {
+        __atomic_store_n(&j->st[0], st, __ATOMIC_RELAXED);
+        j->failed = 1;
+    }
+}
+
+lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch, float *Y)
+{
+    if (!W || !X || !Y || batch == 0) return LQ_ERR_INVALID_ARG;
+    const lq_format_traits *tr = lq_format_lookup(W->format);
+    if (!tr) return LQ_ERR_CORRUPT;
+    size_t n;
+    if (!lq_mul_ok(batch, W->cols, &n)) return LQ_ERR_INVALID_ARG;
+    lq_status xst = lq_check_range(X, n, LQ_MAX_ABS_ACTIVATION);
+    if (xst != LQ_OK) return xst;
+    lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT);
+    if (kst != LQ_ERR_UNSUPPORTED) return kst;
+    rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y, .level = lq_simd_for(ctx)};
+    lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
+    return j.failed ? __atomic_load_n(&j.st[0], __ATOMIC_RELAXED) : LQ_OK;
+}
+
+lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y)
+{
+    return lq_matmul(ctx, W, x, 1, y);
 }
 
 static lq_status check_args(const lq_qtensor *W, const float *X, size_t batch, float *Y)
@@ -168,7 +241,7 @@ lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t 
     st = lq_check_range(X, batch * W->cols, LQ_MAX_ABS_ACTIVATION);
     if (st != LQ_OK) return st;
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
-    st = lq_kern_matmul(ctx, W, X, batch, Y, mode, lq_simd_for(ctx));
+    st = lq_kern_matmul(ctx, W, X, batch, Y, mode);
     if (st != LQ_ERR_UNSUPPORTED) return st;
     return lq_matmul(ctx, W, X, batch, Y);
 }

@@ -8,8 +8,9 @@
  * (cols / g) * M * max(2^B, 16) floats per activation. */
 #include <string.h>
 
+#include "core/half.h"
 #include "mcq/aq_internal.h"
-#include "simd/kern_lut.h"
+#include "products/lut.h"
 
 typedef struct aq_fmt {
     size_t M, K, g, ng;
@@ -24,11 +25,11 @@ static void aq_fmt_free(const lq_allocator *a, void *fp)
     lq_free_with(a, f);
 }
 
-static void aq_build(const lq_lut_pack *p, const float *x, float *T)
+static void aq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_level level)
 {
     const aq_fmt *f = p->fmt;
     size_t stride = f->K < 16 ? 16 : f->K;
-    lq_lut_dot_fn dot = lq_lut_dot_for(lq_simd_detected());
+    lq_lut_dot_fn dot = lq_lut_dot_for(level);
     for (size_t j = 0; j < f->ng; j++)
         for (size_t m = 0; m < f->M; m++)
             dot(f->cb + m * f->g * stride, stride, f->g, x + j * f->g,
@@ -76,7 +77,7 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     for (size_t i = 0; i < M * K * g; i++) {
         float v;
         if (cbytes == 2) {
-            v = aq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
+            v = lq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
         } else {
             memcpy(&v, cbs + 4 * i, 4);
         }

@@ -1,7 +1,7 @@
 /* Table kernels: pack allocation, code packing, activation tables. */
 #include <string.h>
 
-#include "simd/kern_lut.h"
+#include "products/lut.h"
 
 void lq_lut_pack_free(const lq_allocator *a, void *pack)
 {
@@ -78,11 +78,6 @@ void lq_lut_put_code(lq_lut_pack *p, size_t r, size_t pos, unsigned code)
     }
 }
 
-size_t lq_lut_act_stride(const lq_lut_pack *p)
-{
-    return lq_kern_roundup(p->nsets * p->tabset * sizeof(float), 64);
-}
-
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode)
 {
     (void)mode;
@@ -99,13 +94,14 @@ size_t lq_lut_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 }
 
 void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
-                      void *act)
+                      lq_simd_level level, void *act)
 {
     (void)mode;
     const lq_lut_pack *p = pack;
     size_t stride = lq_lut_act_stride(p);
     for (size_t b = 0; b < batch; b++)
-        p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride));
+        p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride),
+                 level);
 }
 
 lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level)

@@ -2,8 +2,9 @@
  * file is compiled with -mavx2, which enables SSE4.2). Twin of
  * lq_crc32c_scalar, tested against it. */
 #include <nmmintrin.h>
+#include <string.h>
 
-#include "io/io_internal.h"
+#include "simd/crc32c_simd.h"
 
 uint32_t lq_crc32c_sse42(uint32_t crc, const void *data, size_t n)
 {
