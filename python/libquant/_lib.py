@@ -64,7 +64,8 @@ class IntOpts(ctypes.Structure):
 
 
 class NestQuantOpts(ctypes.Structure):
-    _fields_ = [("q", c_uint), ("n_betas", c_uint), ("group", c_size_t), ("hadamard", c_int)]
+    _fields_ = [("q", c_uint), ("n_betas", c_uint), ("group", c_size_t), ("hadamard", c_int),
+                ("select", c_uint), ("betas", c_void_p), ("codebook", c_uint)]
 
 
 class GptvqOpts(ctypes.Structure):
