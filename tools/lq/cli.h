@@ -46,6 +46,13 @@ int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, s
  * inode, through symlinks and hard links), else 0. */
 int lq_cli_same_file(const char *a, const char *b);
 
+/* 1 when list is NULL (everything selected) or one of its comma-separated
+ * items equals name exactly. */
+int lq_cli_in_list(const char *list, const char *name);
+
+/* Write s to f as a JSON string (quotes, escapes, control bytes as \uXXXX). */
+void lq_cli_json_str(FILE *f, const char *s);
+
 /* Print "error: <what>: <status>" to stderr and return 1. */
 int lq_cli_fail(const char *what, lq_status st);
 

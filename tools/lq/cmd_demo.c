@@ -257,20 +257,6 @@ typedef struct row {
     double bpw, loss, rel, secs, mv;
 } row;
 
-static int selected(const char *list, const char *name)
-{
-    if (!list) return 1;
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && !strncmp(p, name, n)) return 1;
-        if (!e) break;
-        p = e + 1;
-    }
-    return 0;
-}
-
 int lq_demo_synthetic(int argc, char **argv)
 {
     size_t rows = 256, cols = 512, n = 2048, seed = 1234, threads = 0;
@@ -339,7 +325,7 @@ int lq_demo_synthetic(int argc, char **argv)
     size_t nres = 0;
     for (size_t mi = 0; mi < NDEMO; mi++) {
         const demo_method *dm = &g_demo_methods[mi];
-        if (mi > 0 && !selected(methods, dm->name)) continue;
+        if (mi > 0 && !lq_cli_in_list(methods, dm->name)) continue;
         for (size_t bi = 0; bi < NBITS; bi++) {
             row *rw = &res[nres++];
             rw->method = dm->name;

@@ -113,20 +113,6 @@ typedef struct row {
     int ok;
 } row;
 
-static int selected(const char *list, const char *name)
-{
-    if (!list) return 1;
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && !strncmp(p, name, n)) return 1;
-        if (!e) break;
-        p = e + 1;
-    }
-    return 0;
-}
-
 int lq_cmd_demo(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -224,7 +210,7 @@ int lq_cmd_demo(int argc, char **argv)
         const demo_cfg *c = &g_cfgs[i];
         char bs[4];
         snprintf(bs, sizeof bs, "%u", c->bits);
-        if (!selected(methods, c->method) || !selected(bits, bs)) continue;
+        if (!lq_cli_in_list(methods, c->method) || !lq_cli_in_list(bits, bs)) continue;
         lq_llama *m = NULL;
         if (lq_llama_load(ctx, model, &m) != LQ_OK) goto out;
         lq_calib_opts co = {0};

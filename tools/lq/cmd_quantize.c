@@ -50,17 +50,6 @@ static void on_progress(void *user, double fraction, const char *stage)
 
 /* ---- output helpers -------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 typedef struct result {
     const char *name;
     size_t rows, cols;
@@ -438,16 +427,16 @@ int lq_cmd_quantize(int argc, char **argv)
     }
     if (json) {
         printf("{\"method\":");
-        json_str(stdout, method);
+        lq_cli_json_str(stdout, method);
         printf(",\"input\":");
-        json_str(stdout, pos[0]);
+        lq_cli_json_str(stdout, pos[0]);
         printf(",\"output\":");
-        json_str(stdout, pos[1]);
+        lq_cli_json_str(stdout, pos[1]);
         printf(",\"hessian\":%s,\"tensors\":[", hpath ? "\"file\"" : cpath ? "\"calib\"" : "null");
         for (size_t i = 0; i < nsel; i++) {
             const result *rr = &res[i];
             printf("%s{\"name\":", i ? "," : "");
-            json_str(stdout, rr->name);
+            lq_cli_json_str(stdout, rr->name);
             printf(",\"rows\":%zu,\"cols\":%zu,\"bits_per_weight\":%.6f,\"rel_error\":%.6g,"
                    "\"proxy_loss\":",
                    rr->rows, rr->cols, rr->bpw, rr->rel_err);

@@ -28,17 +28,6 @@ int lq_cli_is_model(const char *path)
     return !(h[4] == 0 && h[5] == 0 && h[6] == 0 && h[7] == 0);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 int lq_quantize_model(const lq_model_quant_args *a)
 {
     lq_method_kind kind;
@@ -119,17 +108,17 @@ int lq_quantize_model(const lq_model_quant_args *a)
     lq_llama_bits(m, &bpw, &nq);
     if (a->json) {
         printf("{\"method\":");
-        json_str(stdout, a->method);
+        lq_cli_json_str(stdout, a->method);
         printf(",\"input\":");
-        json_str(stdout, a->in);
+        lq_cli_json_str(stdout, a->in);
         printf(",\"output\":");
-        json_str(stdout, a->out);
+        lq_cli_json_str(stdout, a->out);
         printf(",\"calibration\":");
-        json_str(stdout, desc);
+        lq_cli_json_str(stdout, desc);
         printf(",\"layers\":[");
         for (size_t i = 0; i < nl; i++) {
             printf("%s{\"name\":", i ? "," : "");
-            json_str(stdout, lay[i].name);
+            lq_cli_json_str(stdout, lay[i].name);
             printf(",\"rows\":%zu,\"cols\":%zu,\"quantized\":%s,\"bits_per_weight\":%.6f,"
                    "\"rel_error\":%.6g,\"proxy_loss\":",
                    lay[i].rows, lay[i].cols, lay[i].quantized ? "true" : "false", lay[i].bpw,
