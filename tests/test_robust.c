@@ -313,6 +313,25 @@ static lq_status product_body(lq_ctx *ctx, void *p)
     return st;
 }
 
+/* The tensor is made with the failing allocator too, so the allocations the
+ * formats make while decoding (the tensor keeps its context's allocator)
+ * fail as well: lq_dequantize must say NO_MEMORY, never CORRUPT, and leave
+ * W_hat as it was. */
+static lq_status dequantize_body(lq_ctx *ctx, void *p)
+{
+    nomem_arg *a = p;
+    lq_qtensor *t;
+    lq_status st = lq_quantize(ctx, a->W, ROWS, COLS, a->H, &a->m, &t, NULL);
+    if (st != LQ_OK) return st;
+    fill(a->Wh, ROWS * COLS, SENTINEL);
+    st = lq_dequantize(ctx, t, a->Wh);
+    if (st != LQ_OK)
+        ck_assert_msg(all_equal(a->Wh, ROWS * COLS, SENTINEL), "W_hat written on %s",
+                      lq_status_str(st));
+    lq_qtensor_free(t);
+    return st;
+}
+
 START_TEST(t_nomem_outputs_untouched)
 {
     static float W[ROWS * COLS], H[COLS * COLS], X[2 * COLS];
@@ -329,6 +348,7 @@ START_TEST(t_nomem_outputs_untouched)
         ck_assert_msg(n1 > 0 && n2 > 0, "method %d: no allocation to fail", (int)kinds[k]);
         lq_test_alloc_sweep(product_body, &a, 1);
         lq_test_alloc_sweep_from(product_body, &a, 2);
+        lq_test_alloc_sweep(dequantize_body, &a, 2);
     }
 }
 END_TEST

@@ -2,6 +2,7 @@
  * that route to a format's traits (the products on codes are one layer up,
  * src/products/kern.c). */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "qtensor/qtensor_internal.h"
@@ -127,26 +128,47 @@ typedef struct rows_job {
     const lq_format_traits *tr;
     float *Y;
     lq_simd_level level; /* lq_simd_for(ctx): the cap holds on the reference paths too */
-    volatile int failed;
+    atomic_int failed;   /* FAIL_* bits: which kinds of failure any chunk saw */
 } rows_job;
+
+#define FAIL_CORRUPT 1
+#define FAIL_NO_MEMORY 2
 
 static void dequant_task(void *arg, size_t i)
 {
     rows_job *j = arg;
     size_t r0 = i * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
     if (r1 > j->t->rows) r1 = j->t->rows;
-    if (j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols, j->level) != LQ_OK)
-        j->failed = 1;
+    lq_status st = j->tr->dequant_rows(j->t, r0, r1, j->Y + r0 * j->t->cols, j->level);
+    if (st != LQ_OK)
+        atomic_fetch_or(&j->failed, st == LQ_ERR_NO_MEMORY ? FAIL_NO_MEMORY : FAIL_CORRUPT);
 }
 
+/* The tensor is validated first; the rows are then decoded into a scratch
+ * copy, so W_hat is written only once every row has decoded: on any error
+ * (corrupt codes a format finds while decoding, or a format's scratch
+ * allocation failing in some task) W_hat is untouched and the status says
+ * which. CORRUPT outranks NO_MEMORY so the status does not depend on the
+ * order the tasks ran in. */
 lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
 {
     if (!t || !W_hat) return LQ_ERR_INVALID_ARG;
+    lq_status st = lq_qtensor_validate(t);
+    if (st != LQ_OK) return st;
     const lq_format_traits *tr = lq_format_lookup(t->format);
-    if (!tr) return LQ_ERR_CORRUPT;
-    rows_job j = {.t = t, .tr = tr, .Y = W_hat, .level = lq_simd_for(ctx)};
+    size_t n = t->rows * t->cols; /* validate checked the product */
+    ctx = lq_ctx_resolve(ctx);
+    if (!ctx) return LQ_ERR_NO_MEMORY;
+    float *tmp = lq_alloc_array(ctx, n, sizeof(float));
+    if (!tmp) return LQ_ERR_NO_MEMORY;
+    rows_job j = {.t = t, .tr = tr, .Y = tmp, .level = lq_simd_for(ctx)};
+    atomic_init(&j.failed, 0);
     lq_parallel_for(ctx, lq_chunks(t->rows, ROW_GRAIN), dequant_task, &j);
-    return j.failed ? LQ_ERR_CORRUPT : LQ_OK;
+    int failed = atomic_load(&j.failed);
+    if (failed == 0) memcpy(W_hat, tmp, n * sizeof(float));
+    lq_free(ctx, tmp);
+    if (failed & FAIL_CORRUPT) return LQ_ERR_CORRUPT;
+    return failed ? LQ_ERR_NO_MEMORY : LQ_OK;
 }
 
 lq_status lq_method_init(lq_method *m, lq_method_kind kind)
