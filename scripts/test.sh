@@ -16,8 +16,9 @@ skip() {
   - $1"
 }
 
-echo "=== Static checks: documented build options, include layering"
+echo "=== Static checks: documented build options, docs/api.md up to date, include layering"
 python3 scripts/check-options.py
+python3 scripts/gen-api-doc.py --check
 scripts/check-includes.sh
 
 echo "=== Release build + tests"

@@ -10,6 +10,16 @@ if "$lq" info --bogus 2>/dev/null; then echo "unknown option accepted"; exit 1; 
 if "$lq" nosuchcommand 2>/dev/null; then echo "unknown command accepted"; exit 1; fi
 LQ_SIMD=scalar "$lq" info | grep -q "dispatch:   scalar"
 
+# ---- the method registry drives --method and the help text ------------------
+"$lq" quantize --help >"/tmp/lq_qhelp.$$" 2>&1 || true
+methods=$(sed -n 's/^  Methods: \(.*\) (defaults.*/\1/p' "/tmp/lq_qhelp.$$" | tr -d ',')
+[ "$(echo $methods | wc -w)" -eq 6 ] || { echo "cli: help lists methods '$methods'"; exit 1; }
+for m in $methods; do
+  grep -q "^    $m: --" "/tmp/lq_qhelp.$$" || { echo "cli: no option line for method $m"; exit 1; }
+done
+rm -f "/tmp/lq_qhelp.$$"
+if "$lq" quantize --method nosuch a.npy b.lqt 2>/dev/null; then echo "cli: unknown method accepted"; exit 1; fi
+
 # ---- quantize / inspect / demo end to end -----------------------------------
 d=$(mktemp -d /tmp/lq_cli_test.XXXXXX)
 trap 'rm -rf "$d"' EXIT

@@ -738,9 +738,15 @@ START_TEST(format_aq_corrupt)
     ck_assert_uint_eq(t->sec[0].tag, LQ_SEC_CODES);
     codes[3] = 8; /* B = 3 */
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
-    /* dequantization of the unvalidated tensor still stays in bounds */
+    /* lq_dequantize validates first: CORRUPT, W_hat untouched */
     float Wd[8 * 16];
-    ck_assert_int_eq(lq_dequantize(ctx, t, Wd), LQ_OK);
+    for (size_t i = 0; i < 8 * 16; i++) Wd[i] = -7.0f;
+    ck_assert_int_eq(lq_dequantize(ctx, t, Wd), LQ_ERR_CORRUPT);
+    for (size_t i = 0; i < 8 * 16; i++) ck_assert(Wd[i] == -7.0f);
+    /* and the format's own decoder stays in bounds on the unvalidated codes */
+    ck_assert_int_eq(lq_format_lookup(LQ_FORMAT_AQ)->dequant_rows(t, 0, t->rows, Wd,
+                                                                  LQ_SIMD_SCALAR),
+                     LQ_OK);
     codes[3] = 0;
     uint8_t k0 = cb[1];
     cb[1] = 0x7E; /* fp16 NaN (low byte 0x00 or anything) */

@@ -151,8 +151,29 @@ typedef struct lq_method {
     } u;
 } lq_method;
 
-/* Fill *m with the documented defaults of `kind`. Errors: INVALID_ARG. */
+/* Fill *m with the documented defaults of `kind`. Errors: INVALID_ARG
+ * (NULL, unknown kind; *m untouched). */
 LQ_API lq_status lq_method_init(lq_method *m, lq_method_kind kind);
+
+/* The method registry: lq_method_count() methods, i = 0 .. count-1, in a
+ * fixed order. name is the spelling the lq program and the Python package
+ * use ("int", "nestquant", "gptvq", "gptqt", "bcq", "aqlm"); format the one
+ * the default configuration emits; summary one line of text. The strings
+ * are static. */
+typedef struct lq_method_info {
+    lq_method_kind kind;
+    const char *name;
+    lq_format format;
+    const char *summary;
+} lq_method_info;
+LQ_API size_t lq_method_count(void);
+/* Errors: INVALID_ARG (NULL, i out of range; *info untouched). */
+LQ_API lq_status lq_method_get_info(size_t i, lq_method_info *info);
+/* Kind of a method name. Errors: INVALID_ARG (NULL, unknown name; *kind
+ * untouched). */
+LQ_API lq_status lq_method_by_name(const char *name, lq_method_kind *kind);
+/* Name of a kind, or NULL when unknown. */
+LQ_API const char *lq_method_name(lq_method_kind kind);
 
 /* Report of a quantization run (optional output of lq_quantize_ex). */
 typedef struct lq_quant_report {

@@ -9,7 +9,12 @@
 
 #include "products/products.h"
 
-/* One row per format that has kernels. */
+extern const lq_kern_format lq_kern_int;
+extern const lq_kern_format lq_kern_bcq;
+extern const lq_kern_format lq_kern_vq;
+extern const lq_kern_format lq_kern_aq;
+extern const lq_kern_format lq_kern_e8;
+/* One row per format that has kernels (declare it above, add a row). */
 static const lq_kern_format *const g_kern[] = {
     &lq_kern_int,
     &lq_kern_bcq,

@@ -78,11 +78,7 @@ void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode,
  * LQ_KERN_QBLK bytes (zero padded) and returns d; *qsum = sum of q. */
 float lq_kern_q8_block(const float *x, size_t n, int8_t *q, int32_t *qsum);
 
-/* Per-format records (src/products/kern_<format>.c). */
-extern const lq_kern_format lq_kern_int;
-extern const lq_kern_format lq_kern_bcq;
-extern const lq_kern_format lq_kern_vq;
-extern const lq_kern_format lq_kern_aq;
-extern const lq_kern_format lq_kern_e8;
+/* Per-format records (src/products/kern_<format>.c) are declared and
+ * listed in kern.c only. */
 
 #endif

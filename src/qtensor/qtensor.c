@@ -171,39 +171,6 @@ lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat)
     return failed ? LQ_ERR_NO_MEMORY : LQ_OK;
 }
 
-lq_status lq_method_init(lq_method *m, lq_method_kind kind)
-{
-    if (!m || kind < LQ_METHOD_INT || kind > LQ_METHOD_AQLM) return LQ_ERR_INVALID_ARG;
-    memset(m, 0, sizeof *m); /* only for a known kind: *m is untouched on error */
-    m->kind = kind;
-    m->engine.percdamp = 0.01;
-    m->engine.block_size = 128;
-    switch (kind) {
-    case LQ_METHOD_INT:
-        m->u.int_ = (lq_int_opts){.bits = 4, .symmetric = 0, .group = 128, .mse_clip = 0,
-                                     .gguf_exact = 0};
-        return LQ_OK;
-    case LQ_METHOD_NESTQUANT:
-        m->u.nestquant = (lq_nestquant_opts){.q = 16, .n_betas = 4, .group = 0, .hadamard = 1};
-        return LQ_OK;
-    case LQ_METHOD_GPTVQ:
-        m->u.gptvq = (lq_gptvq_opts){.dim = 2, .index_bits = 4, .group_cols = 256,
-                                      .group_rows = 16, .em_iters = 10,
-                                      .codebook_update = 1, .codebook_bits = 0};
-        return LQ_OK;
-    case LQ_METHOD_GPTQT:
-    case LQ_METHOD_BCQ:
-        m->u.bcq = (lq_bcq_opts){.k = 3, .group = 128, .offset = 1, .iters = 15,
-                                 .linear_bits = 0, .rescale_steps = 16, .grid_codes = 0};
-        return LQ_OK;
-    case LQ_METHOD_AQLM:
-        m->u.aqlm = (lq_aqlm_opts){.n_codebooks = 2, .code_bits = 8, .group = 8,
-                                   .beam = 8, .rounds = 4, .kmeans_iters = 20};
-        return LQ_OK;
-    }
-    return LQ_ERR_INVALID_ARG;
-}
-
 lq_status lq_quantize(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
                       const lq_method *method, lq_qtensor **out, float *W_hat)
 {
@@ -223,30 +190,9 @@ lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols, 
     if (!lq_ctx_resolve(ctx)) return LQ_ERR_NO_MEMORY;
     lq_quant_report rep;
     memset(&rep, 0, sizeof rep);
-    switch (method->kind) {
-    case LQ_METHOD_INT:
-        st = lq_quantize_int(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
-        break;
-    case LQ_METHOD_NESTQUANT:
-        st = lq_quantize_nestquant(ctx, W, rows, cols, H, method, out, W_hat,
-                                   report ? &rep : NULL);
-        break;
-    case LQ_METHOD_BCQ:
-        st = lq_quantize_bcq(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
-        break;
-    case LQ_METHOD_GPTVQ:
-        st = lq_quantize_gptvq(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
-        break;
-    case LQ_METHOD_GPTQT:
-        st = lq_quantize_gptqt(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
-        break;
-    case LQ_METHOD_AQLM:
-        st = lq_quantize_aqlm(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL);
-        break;
-    default:
-        st = LQ_ERR_INVALID_ARG;
-        break;
-    }
+    const lq_method_row *row = lq_method_row_of(method->kind);
+    st = row ? row->quantize(ctx, W, rows, cols, H, method, out, W_hat, report ? &rep : NULL)
+             : LQ_ERR_INVALID_ARG;
     if (st == LQ_OK && report) *report = rep;
     return st;
 }

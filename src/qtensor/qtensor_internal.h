@@ -94,6 +94,23 @@ const lq_qsection *lq_qtensor_section(const lq_qtensor *t, uint32_t tag);
 /* Validate with the format's traits (also checks the shape and sections). */
 lq_status lq_qtensor_validate(const lq_qtensor *t);
 
+/* The method registry (src/qtensor/methods.c): one row per method, the only
+ * place that lists them. lq_method_init, lq_quantize_ex and the name lookups
+ * iterate it. */
+typedef lq_status (*lq_quantize_fn)(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
+                                    const float *H, const lq_method *m, lq_qtensor **out,
+                                    float *W_hat, lq_quant_report *rep);
+typedef struct lq_method_row {
+    lq_method_kind kind;
+    const char *name;    /* as the CLI and the Python package spell it */
+    lq_format format;    /* the format its default configuration emits */
+    const char *summary; /* one line for help texts */
+    void (*defaults)(lq_method *m); /* the method's fields of m->u (m zeroed, engine set) */
+    lq_quantize_fn quantize;
+} lq_method_row;
+/* Row of a kind, or NULL. */
+const lq_method_row *lq_method_row_of(lq_method_kind kind);
+
 /* Method drivers (one per method, in src/qtensor/method_*.c). */
 lq_status lq_quantize_int(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
                           const float *H, const lq_method *m, lq_qtensor **out,

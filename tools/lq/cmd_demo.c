@@ -323,7 +323,28 @@ int lq_demo_synthetic(int argc, char **argv)
     double mv_fp32 = time_mv(&dense);
     double ref[NBITS] = {0};
     size_t nres = 0;
-    for (size_t mi = 0; mi < NDEMO; mi++) {
+    /* the registry's methods in its order, each with its demo rows; a
+     * registered method without one is a failure of the demo */
+    size_t order[NDEMO], norder = 0;
+    for (size_t ri = 0; ri < lq_method_count(); ri++) {
+        lq_method_info info;
+        if (lq_method_get_info(ri, &info) != LQ_OK) break;
+        size_t before = norder;
+        for (size_t k = 0; k < NDEMO; k++)
+            if (g_demo_methods[k].kind == info.kind) order[norder++] = k;
+        if (norder == before) {
+            fprintf(stderr, "lq demo: method %s has no demo configuration\n", info.name);
+            free(What);
+            free(x);
+            free(y);
+            free(res);
+            free_layer(&L);
+            lq_ctx_destroy(ctx);
+            return 1;
+        }
+    }
+    for (size_t oi = 0; oi < norder; oi++) {
+        size_t mi = order[oi];
         const demo_method *dm = &g_demo_methods[mi];
         if (mi > 0 && !lq_cli_in_list(methods, dm->name)) continue;
         for (size_t bi = 0; bi < NBITS; bi++) {

@@ -206,6 +206,18 @@ int lq_cmd_demo(int argc, char **argv)
         printf("{\"method\":\"fp32\",\"bits_per_weight\":32,\"ppl\":%.6f,\"tokens\":%zu}\n",
                base.ppl, base.tokens);
     fflush(stdout);
+    /* every registered method has demo rows (the registry is the list) */
+    for (size_t ri = 0; ri < lq_method_count(); ri++) {
+        lq_method_info info;
+        size_t k = 0;
+        if (lq_method_get_info(ri, &info) != LQ_OK) goto out;
+        while (k < NCFG && strcmp(g_cfgs[k].method, info.name)) k++;
+        if (k == NCFG) {
+            fprintf(stderr, "lq demo: method %s has no demo configuration\n", info.name);
+            goto out;
+        }
+    }
+    int failures = 0;
     for (size_t i = 0; i < NCFG; i++) {
         const demo_cfg *c = &g_cfgs[i];
         char bs[4];
@@ -215,7 +227,10 @@ int lq_cmd_demo(int argc, char **argv)
         if (lq_llama_load(ctx, model, &m) != LQ_OK) goto out;
         lq_calib_opts co = {0};
         lq_method_kind kind;
-        lq_cli_method_kind(c->method, &kind);
+        if (lq_cli_method_kind(c->method, &kind)) {
+            lq_llama_free(m);
+            goto out;
+        }
         lq_method_init(&co.method, kind);
         c->setup(&co.method, c->bits, narrow);
         double t0 = lq_cli_now();
@@ -224,8 +239,9 @@ int lq_cmd_demo(int argc, char **argv)
         lq_eval_result er;
         if (st == LQ_OK) st = lq_eval_run(ctx, m, fp, &ro, &ev, &er);
         if (st != LQ_OK) {
-            printf("%-14s %4u   %s\n", c->label, c->bits, lq_status_str(st));
+            printf("%-14s %4u   failed: %s\n", c->label, c->bits, lq_status_str(st));
             lq_llama_free(m);
+            failures++;
             continue;
         }
         double bpw;
@@ -251,7 +267,7 @@ int lq_cmd_demo(int argc, char **argv)
            "time. %.1f s in all.\n",
            fp->cfg.seq_len,
            fp->cfg.seq_len, lq_cli_now() - t00);
-    rc = 0;
+    rc = failures ? 1 : 0;
 out:
     lq_chunks_free(&ev);
     lq_chunks_free(&ca);

@@ -157,22 +157,14 @@ static int readable_2d(const lq_tensor_info *in)
            (in->dtype == LQ_DTYPE_F32 || in->dtype == LQ_DTYPE_F16 || in->dtype == LQ_DTYPE_BF16);
 }
 
-static const char *g_usage =
-    "lq quantize --method M [options] IN.{safetensors,npy} OUT.lqt\n"
-    "  Quantizes every 2-D F32/F16/BF16 tensor of IN (or --tensor NAME) into OUT.lqt.\n"
-    "  Methods: int, nestquant, gptvq, gptqt, bcq, aqlm (defaults: lq_method_init).\n"
-    "  Options apply to the methods that have them:\n"
-    "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n"
+#define USAGE_HEAD \
+    "lq quantize --method M [options] IN.{safetensors,npy} OUT.lqt\n" \
+    "  Quantizes every 2-D F32/F16/BF16 tensor of IN (or --tensor NAME) into OUT.lqt.\n" \
+    "  Methods: %s (defaults: lq_method_init).\n" \
+    "  Options apply to the methods that have them:\n" \
+    "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n" \
     "      --static-groups --block-size\n"
-    "    int: --bits --group --symmetric --mse-clip --gguf-compatible TYPE\n"
-    "      (TYPE q4_0|q4_1|q5_0|q5_1|q8_0: the grid `lq export --gguf` writes exactly)\n"
-    "    nestquant: --q --betas --group --no-hadamard --select first|best|exhaustive\n"
-    "      --codebook voronoi|e8p (e8p: 2 bits/weight, --q --betas --select ignored)\n"
-    "    gptvq: --dim --index-bits --group-cols --group-rows --em-iters --codebook-bits\n"
-    "      --svd-rank --no-codebook-update\n"
-    "    gptqt, bcq: --k (or --bits) --group --iters --linear-bits --rescale-steps\n"
-    "      --no-offset --grid-codes\n"
-    "    aqlm: --codebooks --code-bits --vec --beam --rounds --kmeans-iters\n"
+static const char *g_usage_tail =
     "  Hessian: --hessian H.safetensors (a cols x cols tensor named like each weight,\n"
     "    or a single one) or --calib X.npy (samples x cols; H = 2/N X^T X).\n"
     "\n"
@@ -184,6 +176,23 @@ static const char *g_usage =
     "  seq_len tokens (default 64); --exclude a,b: layers whose name contains a or b\n"
     "  stay float. Without --calib-text the layers are quantized without a Hessian.";
 
+/* The usage text: the methods and their options from the registry. */
+static const char *usage(void)
+{
+    static char buf[4096];
+    int w = snprintf(buf, sizeof buf, USAGE_HEAD, lq_cli_method_list());
+    size_t len = w > 0 ? (size_t)w : 0;
+    for (size_t i = 0; i < lq_method_count() && len < sizeof buf; i++) {
+        lq_method_info mi;
+        if (lq_method_get_info(i, &mi) != LQ_OK) break;
+        const char *op = lq_cli_method_options(mi.kind);
+        w = snprintf(buf + len, sizeof buf - len, "    %s: %s\n", mi.name, op ? op : "(none)");
+        if (w > 0) len += (size_t)w;
+    }
+    if (len < sizeof buf) snprintf(buf + len, sizeof buf - len, "%s", g_usage_tail);
+    return buf;
+}
+
 int lq_cmd_quantize(int argc, char **argv)
 {
     const char *method = NULL, *tensor = NULL, *hpath = NULL, *cpath = NULL;
@@ -194,7 +203,7 @@ int lq_cmd_quantize(int argc, char **argv)
     lq_cli_qopts o;
     lq_cli_qopts_init(&o);
     lq_opt opts[16 + LQ_CLI_NMETHOD_OPTS] = {
-        {"method", LQ_OPT_STR, "int|nestquant|gptvq|gptqt|bcq|aqlm", &method},
+        {"method", LQ_OPT_STR, "a registered method (see Methods above)", &method},
         {"tensor", LQ_OPT_STR, "quantize only this tensor", &tensor},
         {"hessian", LQ_OPT_STR, "safetensors file of Hessians (cols x cols)", &hpath},
         {"calib", LQ_OPT_STR, "calibration activations (samples x cols, .npy)", &cpath},
@@ -212,10 +221,10 @@ int lq_cmd_quantize(int argc, char **argv)
     nopts += lq_cli_qopts_table(&o, opts + nopts);
     char *pos[2];
     size_t npos = 0;
-    int r = lq_cli_parse(argc, argv, g_usage, opts, nopts, pos, 2, &npos);
+    int r = lq_cli_parse(argc, argv, usage(), opts, nopts, pos, 2, &npos);
     if (r <= 0) return r < 0 ? 2 : 0;
     if (npos != 2 || !method) {
-        fprintf(stderr, "usage: %s\n", g_usage);
+        fprintf(stderr, "usage: %s\n", usage());
         return 2;
     }
     if (calib_text || tokp || lq_cli_is_model(pos[0])) {
@@ -236,8 +245,8 @@ int lq_cmd_quantize(int argc, char **argv)
     lq_method_kind kind;
     if (lq_cli_method_kind(method, &kind)) {
         fprintf(stderr,
-                "error: unknown method '" LQ_CLIP_FMT "' (int, nestquant, gptvq, gptqt, bcq, aqlm)\n",
-                LQ_CLIP(method));
+                "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(method),
+                lq_cli_method_list());
         return 2;
     }
     lq_method_init(&m, kind);

@@ -33,7 +33,7 @@ int lq_quantize_model(const lq_model_quant_args *a)
     lq_method_kind kind;
     if (lq_cli_method_kind(a->method, &kind)) {
         fprintf(stderr, "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(a->method),
-                lq_cli_method_list);
+                lq_cli_method_list());
         return 2;
     }
     if (!!a->calib_text != !!a->tokenizer) {

@@ -6,13 +6,27 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The options each method reads (beyond the engine's), for the help text.
+ * The methods themselves come from the library's registry
+ * (lq_method_get_info): a method missing here gets no option line, and
+ * test_cli checks that every registered method has one. */
 static const struct {
-    const char *name;
     lq_method_kind kind;
-} g_method_names[] = {{"int", LQ_METHOD_INT},     {"nestquant", LQ_METHOD_NESTQUANT},
-                      {"gptvq", LQ_METHOD_GPTVQ}, {"gptqt", LQ_METHOD_GPTQT},
-                      {"bcq", LQ_METHOD_BCQ},     {"aqlm", LQ_METHOD_AQLM}};
-#define NMETHOD_NAMES (sizeof g_method_names / sizeof g_method_names[0])
+    const char *options;
+} g_method_opts[] = {
+    {LQ_METHOD_INT, "--bits --group --symmetric --mse-clip --gguf-compatible TYPE\n"
+                    "      (TYPE q4_0|q4_1|q5_0|q5_1|q8_0: the grid `lq export --gguf` writes exactly)"},
+    {LQ_METHOD_NESTQUANT, "--q --betas --group --no-hadamard --select first|best|exhaustive\n"
+                          "      --codebook voronoi|e8p (e8p: 2 bits/weight, --q --betas --select "
+                          "ignored)"},
+    {LQ_METHOD_GPTVQ, "--dim --index-bits --group-cols --group-rows --em-iters --codebook-bits\n"
+                      "      --svd-rank --no-codebook-update"},
+    {LQ_METHOD_GPTQT, "--k (or --bits) --group --iters --linear-bits --rescale-steps\n"
+                      "      --no-offset --grid-codes"},
+    {LQ_METHOD_BCQ, "--k (or --bits) --group --iters --linear-bits --rescale-steps\n"
+                    "      --no-offset --grid-codes"},
+    {LQ_METHOD_AQLM, "--codebooks --code-bits --vec --beam --rounds --kmeans-iters"},
+};
 
 #define UNSET LQ_CLI_UNSET
 
@@ -145,23 +159,38 @@ int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
 }
 
 
-const char lq_cli_method_list[] = "int, nestquant, gptvq, gptqt, bcq, aqlm";
+const char *lq_cli_method_list(void)
+{
+    static char buf[256];
+    if (!buf[0]) {
+        size_t len = 0;
+        for (size_t i = 0; i < lq_method_count(); i++) {
+            lq_method_info mi;
+            if (lq_method_get_info(i, &mi) != LQ_OK) break;
+            int w = snprintf(buf + len, sizeof buf - len, "%s%s", i ? ", " : "", mi.name);
+            if (w < 0 || (size_t)w >= sizeof buf - len) break;
+            len += (size_t)w;
+        }
+    }
+    return buf;
+}
+
+const char *lq_cli_method_options(lq_method_kind kind)
+{
+    for (size_t i = 0; i < sizeof g_method_opts / sizeof g_method_opts[0]; i++)
+        if (g_method_opts[i].kind == kind) return g_method_opts[i].options;
+    return NULL;
+}
 
 int lq_cli_method_kind(const char *name, lq_method_kind *kind)
 {
-    for (size_t i = 0; name && i < NMETHOD_NAMES; i++)
-        if (!strcmp(g_method_names[i].name, name)) {
-            *kind = g_method_names[i].kind;
-            return 0;
-        }
-    return -1;
+    return name && lq_method_by_name(name, kind) == LQ_OK ? 0 : -1;
 }
 
 const char *lq_cli_method_name(lq_method_kind kind)
 {
-    for (size_t i = 0; i < NMETHOD_NAMES; i++)
-        if (g_method_names[i].kind == kind) return g_method_names[i].name;
-    return "?";
+    const char *n = lq_method_name(kind);
+    return n ? n : "?";
 }
 
 void lq_cli_qopts_init(lq_cli_qopts *o)

@@ -35,8 +35,10 @@ int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m);
 int lq_cli_method_kind(const char *name, lq_method_kind *kind);
 /* The name of a kind ("?" when unknown). */
 const char *lq_cli_method_name(lq_method_kind kind);
-/* "int, nestquant, gptvq, gptqt, bcq, aqlm" */
-extern const char lq_cli_method_list[];
+/* "int, nestquant, gptvq, gptqt, bcq, aqlm": the registry's names. */
+const char *lq_cli_method_list(void);
+/* Help text of a method's own options (NULL when it has none listed). */
+const char *lq_cli_method_options(lq_method_kind kind);
 
 /* Arguments of `lq quantize` on a model (cmd_quantize_model.c). */
 typedef struct lq_model_quant_args {
