@@ -46,8 +46,9 @@ def _candidates():
 
 def lq_program():
     """Path of the `lq` program the model functions run (see the module
-    doc). FileNotFoundError when there is none; LibquantError (status
-    UNSUPPORTED) when it belongs to another libquant version."""
+    doc). FileNotFoundError when there is none; UnsupportedError when it
+    belongs to another libquant version; LibquantError when it does not
+    run."""
     cands, explicit = _candidates()
     for c in cands:
         if not (os.path.isfile(c) and os.access(c, os.X_OK)):
@@ -58,7 +59,11 @@ def lq_program():
         if ver is None:
             r = subprocess.run([c, "--version"], stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, check=False)
-            ver = r.stdout.strip().split()[-1] if r.returncode == 0 and r.stdout.strip() else ""
+            if r.returncode != 0 or not r.stdout.strip():
+                raise LibquantError("%s --version failed (exit status %d): %s"
+                                    % (c, r.returncode, r.stderr.strip()[:300]),
+                                    call="lq --version")
+            ver = r.stdout.strip().split()[-1]
             with _lock:
                 _found[c] = ver
         lib_ver = _lib.lib.lq_version().decode()

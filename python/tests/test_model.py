@@ -46,6 +46,12 @@ def have_data():
 class TestModel(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        if os.environ.get("LIBQUANT_ASAN"):
+            # The ctest wiring preloads the shared ASan runtime into the
+            # interpreter; an ASan lq carries its own (static) runtime and
+            # refuses a second one. The interpreter has it loaded already, so
+            # only child processes see this change.
+            os.environ.pop("LD_PRELOAD", None)
         cls.tmp = tempfile.TemporaryDirectory()
         cls.d = cls.tmp.name
         # The head of the validation text (lq eval encodes the whole file):
