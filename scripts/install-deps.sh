@@ -5,12 +5,15 @@
 # `pkg-config --static --libs hwloc` names -ludev. The python3-* packages
 # serve the Python binding (python/): numpy for its tests, pip, setuptools,
 # wheel and venv to install it offline into a virtual environment.
+# libopenmpi-dev and openmpi-bin serve the MPI scale-out of lq quantize
+# (-DLQ_WITH_MPI=ON; the test script's MPI stage).
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev check libhwloc-dev libudev-dev libsleef-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
-      python3 python3-numpy python3-pip python3-setuptools python3-wheel python3-venv"
+      python3 python3-numpy python3-pip python3-setuptools python3-wheel python3-venv
+      libopenmpi-dev openmpi-bin"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs libopenblas-dev libfaiss-dev python3-torch"
 fi

@@ -50,6 +50,15 @@ cmake --build build-nodeps -j "$jobs"
 ctest --test-dir build-nodeps -j "$jobs" --timeout 900 \
       -R '^(test_core|test_linalg|test_hessian|test_int|lq_cli)$'
 
+if ! command -v mpirun >/dev/null 2>&1 || ! command -v mpicc >/dev/null 2>&1; then
+  skip "MPI scale-out (mpirun or mpicc not found: apt-get install openmpi-bin libopenmpi-dev)"
+else
+  echo "=== MPI: lq quantize across 2 and 3 ranks on this machine (LQ_WITH_MPI=ON)"
+  cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON -DLQ_WITH_MPI=ON >/dev/null
+  cmake --build build-mpi -j "$jobs" --target lq
+  ctest --test-dir build-mpi --timeout 900 -R '^lq_mpi$'
+fi
+
 if ! command -v clang >/dev/null 2>&1; then
   skip "fuzzers (clang not found)"
 else

@@ -4,7 +4,7 @@
 # into a temporary virtual environment that sees Debian's numpy, then the
 # library found without LIBQUANT_LIBRARY (through pkg-config's quant.pc, then
 # through ctypes.util.find_library), and the unit tests run against the
-# installed package.
+# installed package (the model functions run the installed bin/lq).
 #   python_install_test.sh BUILD_DIR SOURCE_DIR PYTHON
 set -eu
 build=$1; src=$2; py=$3
@@ -46,6 +46,6 @@ fi
 grep -q "LIBQUANT_LIBRARY" "$tmp/err" || { cat "$tmp/err"; exit 1; }
 grep -q "ImportError\|LibraryNotFound" "$tmp/err" || { cat "$tmp/err"; exit 1; }
 
-echo "== unit tests against the installed package"
-PKG_CONFIG_PATH=$pcdir "$vpy" -m unittest discover -s "$tmp/pkg/tests"
+echo "== unit tests against the installed package (whole models: the installed bin/lq)"
+PKG_CONFIG_PATH=$pcdir LIBQUANT_TEST_DATA=$src/tests/data "$vpy" -m unittest discover -s "$tmp/pkg/tests"
 echo "python install: ok"

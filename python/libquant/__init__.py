@@ -8,7 +8,8 @@ API (include/quant/*.h), with numpy arrays in and out.
 
 The shared library is found through $LIBQUANT_LIBRARY (a path to
 libquant.so), else pkg-config's libdir of quant.pc, else
-ctypes.util.find_library('quant'). See python/README.md.
+ctypes.util.find_library('quant'). Whole models (quantize_model,
+eval_model) run the `lq` program of that library. See python/README.md.
 """
 from . import _lib
 from .context import (Context, Simd, default_threads, machine_info, simd_detected, simd_name,
@@ -19,6 +20,7 @@ from .errors import (CorruptError, InvalidArgumentError, LibquantError, Libquant
 from .hessian import Hessian
 from .lqt import LqtFile, LqtWriter, Section, TensorEntry, save
 from .methods import MethodKind, defaults, methods, options
+from .model import EvalResult, ModelReport, eval_model, lq_program, quantize_model
 from .qtensor import Format, Mode, QTensor, QuantReport, format_name, load, proxy_loss, quantize
 from .tfile import TensorFile
 
@@ -32,7 +34,8 @@ MAX_ABS_HESSIAN = 2.0**80
 MAX_ABS_ACTIVATION = 2.0**64
 
 __all__ = [
-    "Context", "CorruptError", "Format", "Hessian", "InvalidArgumentError", "LibquantError",
+    "Context", "CorruptError", "EvalResult", "ModelReport", "eval_model", "lq_program",
+    "quantize_model", "Format", "Hessian", "InvalidArgumentError", "LibquantError",
     "LibquantIOError", "LqtFile", "LqtWriter", "MethodKind", "Mode", "NoMemoryError",
     "NotFiniteError", "NotPositiveDefiniteError", "OutOfRangeError", "QTensor", "QuantReport",
     "Section", "Simd", "Status", "TensorEntry", "TensorFile", "UnsupportedError",

@@ -2,6 +2,7 @@
  * an .lqt container, with an optional Hessian (given, or accumulated from
  * calibration activations), a progress bar and a summary table or JSON. */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "cli.h"
 #include "methodopt.h"
+#include "mpi_quantize.h"
 
 /* ---- progress ------------------------------------------------------------------- */
 
@@ -51,10 +53,11 @@ static void on_progress(void *user, double fraction, const char *stage)
 /* ---- output helpers -------------------------------------------------------------- */
 
 typedef struct result {
-    const char *name;
     size_t rows, cols;
     double bpw, rel_err, proxy, seconds;
     int has_h;
+    int rank;         /* the MPI rank that quantized it (0: one process) */
+    const char *name; /* last: lq_mpi_collect sends the bytes before it */
 } result;
 
 /* ---- Hessians ---------------------------------------------------------------------- */
@@ -228,6 +231,11 @@ int lq_cmd_quantize(int argc, char **argv)
         return 2;
     }
     if (calib_text || tokp || lq_cli_is_model(pos[0])) {
+        if (lq_mpi_launcher()) {
+            fprintf(stderr, "error: a model is calibrated block by block in one process; "
+                            "MPI splits tensor files (--hessian) across ranks\n");
+            return 2;
+        }
         if (hpath || cpath || tensor) {
             fprintf(stderr, "error: --hessian, --calib and --tensor are for tensor files; a model "
                             "is calibrated with --calib-text and --tokenizer\n");
@@ -252,6 +260,8 @@ int lq_cmd_quantize(int argc, char **argv)
     lq_method_init(&m, kind);
     if (lq_cli_qopts_apply(&o, &m)) return 2;
 
+    lq_mpi *mj; /* NULL: not started by an MPI launcher */
+    if (lq_mpi_begin(&threads, &mj)) return 1;
     progress pr = {.tty = isatty(fileno(stderr)), .quiet = quiet};
     lq_ctx_config cfg;
     lq_ctx_config_init(&cfg);
@@ -261,7 +271,7 @@ int lq_cmd_quantize(int argc, char **argv)
     cfg.progress_user = &pr;
     lq_ctx *ctx;
     lq_status st = lq_ctx_create(&cfg, &ctx);
-    if (st != LQ_OK) return lq_cli_fail("context", st);
+    if (st != LQ_OK) return lq_mpi_end(mj, lq_cli_fail("context", st));
 
     int rc = 1;
     lq_tfile *in = NULL;
@@ -317,7 +327,8 @@ int lq_cmd_quantize(int argc, char **argv)
         fprintf(stderr, "error: %s is also an input: refusing to overwrite it\n", pos[1]);
         goto out;
     }
-    st = lq_lqt_writer_open(ctx, pos[1], &w);
+    if (lq_mpi_assign(mj, in, sel, nsel)) goto out;
+    st = lq_lqt_writer_open(ctx, lq_mpi_out_path(mj, pos[1]), &w);
     if (st != LQ_OK) {
         if (st == LQ_ERR_IO)
             fprintf(stderr, "error: %s: cannot write there (only a new or regular file is "
@@ -343,6 +354,8 @@ int lq_cmd_quantize(int argc, char **argv)
         pr.index = i;
         pr.name = name;
         pr.cur_weight = (double)ti.numel;
+        res[i].name = name;
+        if (!lq_mpi_mine(mj, i)) continue; /* another rank's */
         if (!quiet && !pr.tty)
             fprintf(stderr, "quantize: [%zu/%zu] " LQ_CLIP_FMT " (%zu x %zu) ...\n", i + 1, nsel,
                     LQ_CLIP(name), rows,
@@ -393,12 +406,12 @@ int lq_cmd_quantize(int argc, char **argv)
             den += (double)W[k] * W[k];
         }
         result *rr = &res[i];
-        rr->name = name;
         rr->rows = rows;
         rr->cols = cols;
         rr->rel_err = den > 0 ? sqrt(num / den) : sqrt(num);
         rr->proxy = rep.proxy_loss;
         rr->has_h = H != NULL;
+        rr->rank = lq_mpi_rank(mj);
         rr->seconds = secs;
         lq_qtensor_bits_per_weight(q, &rr->bpw);
         st = lq_lqt_writer_add(w, name, q);
@@ -429,6 +442,11 @@ int lq_cmd_quantize(int argc, char **argv)
         fprintf(stderr, "error: finishing %s: %s\n", pos[1], lq_status_str(st));
         goto out;
     }
+    if (lq_mpi_collect(mj, ctx, res, sizeof *res, offsetof(result, name), pos[1])) goto out;
+    if (lq_mpi_rank(mj) != 0) { /* rank 0 reports for the job */
+        rc = 0;
+        goto out;
+    }
     double total = lq_cli_now() - pr.t0, wsum = 0, bsum = 0;
     for (size_t i = 0; i < nsel; i++) {
         wsum += (double)res[i].rows * (double)res[i].cols;
@@ -451,7 +469,9 @@ int lq_cmd_quantize(int argc, char **argv)
                    rr->rows, rr->cols, rr->bpw, rr->rel_err);
             if (rr->has_h) printf("%.6g", rr->proxy);
             else printf("null");
-            printf(",\"seconds\":%.4f}", rr->seconds);
+            printf(",\"seconds\":%.4f", rr->seconds);
+            if (mj) printf(",\"rank\":%d", rr->rank);
+            putchar('}');
         }
         printf("],\"bits_per_weight\":%.6f,\"seconds\":%.4f}\n", wsum > 0 ? bsum / wsum : 0,
                total);
@@ -480,5 +500,5 @@ out:
     free(sel);
     free(res);
     lq_ctx_destroy(ctx);
-    return rc;
+    return lq_mpi_end(mj, rc);
 }
