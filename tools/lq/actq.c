@@ -68,6 +68,14 @@ void lq_actq_free(lq_actq *aq)
     free(aq->col);
     free(aq->ncol);
     free(aq->coder);
+    free(aq->ksmooth);
+    free(aq->kmean);
+    free(aq->vmean);
+    free(aq->vsum);
+    free(aq->ksum);
+    free(aq->kcount);
+    free(aq->kss);
+    free(aq->qss);
     free(aq->buf);
     free(aq->codes);
     free(aq->bidx);
@@ -84,6 +92,10 @@ int lq_actq_init(lq_actq *aq, const lq_llama_config *c, const lq_actq_settings *
     }
     if (!bits_ok(s->act_bits) || !bits_ok(s->kv_bits) || !bits_ok(s->key_bits)) {
         snprintf(why, cap, "bits must be 2..8, or 16 (not quantized)");
+        return -1;
+    }
+    if ((s->kv_bits < 16) != (s->key_bits < 16)) {
+        snprintf(why, cap, "keys and values are both quantized or both float");
         return -1;
     }
     if (s->kind != LQ_AQ_NESTQUANT && s->kind != LQ_AQ_INT) {
@@ -151,27 +163,109 @@ void lq_actq_collect(lq_actq *aq, size_t layer, int site, const float *x, size_t
     free(b);
 }
 
+static lq_status run_chunks(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o,
+                            lq_llama_state *s, const lq_chunks *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        size_t len = c->len[i] < m->cfg.seq_len ? c->len[i] : m->cfg.seq_len;
+        lq_status st = lq_llama_forward(ctx, m, s, o, c->tok + c->off[i], len, 0, NULL);
+        if (st != LQ_OK) return st;
+    }
+    return LQ_OK;
+}
+
 lq_status lq_actq_calibrate(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o, lq_actq *aq,
                             const lq_chunks *c)
 {
     if (!m || !o || !aq || !c || m->actq != aq) return LQ_ERR_INVALID_ARG;
-    if (aq->set.kind != LQ_AQ_NESTQUANT) return LQ_OK;
-    size_t slots = aq->cfg.n_layers * LQ_AQ_SITES;
+    const int nq = aq->set.kind == LQ_AQ_NESTQUANT,
+              smooth = aq->set.key_smooth && lq_actq_kv_on(aq),
+              center = aq->set.key_center && lq_actq_kv_on(aq);
+    if (!nq && !smooth && !center) return LQ_OK;
+    size_t slots = aq->cfg.n_layers * LQ_AQ_SITES,
+           kvd = aq->cfg.n_kv_heads * aq->cfg.head_dim, nk = aq->cfg.n_layers * kvd;
+    lq_llama_state *s = NULL;
+    lq_status st = LQ_ERR_NO_MEMORY;
+    if ((st = lq_llama_state_create(m, m->cfg.seq_len, &s)) != LQ_OK) goto out;
+    st = LQ_ERR_NO_MEMORY;
+    if (center) {
+        /* pass 1a: the mean of the keys (uncentered) */
+        free(aq->kmean);
+        free(aq->vmean);
+        aq->kmean = aq->vmean = NULL;
+        aq->ksum = calloc(nk, sizeof *aq->ksum);
+        aq->vsum = calloc(nk, sizeof *aq->vsum);
+        aq->kcount = calloc(aq->cfg.n_layers, sizeof *aq->kcount);
+        float *mu = malloc(nk * sizeof *mu), *nu = malloc(nk * sizeof *nu);
+        if (!aq->ksum || !aq->vsum || !aq->kcount || !mu || !nu) {
+            free(mu);
+            free(nu);
+            goto out;
+        }
+        aq->collecting = 1;
+        st = run_chunks(ctx, m, o, s, c);
+        aq->collecting = 0;
+        if (st != LQ_OK) {
+            free(mu);
+            free(nu);
+            goto out;
+        }
+        for (size_t i = 0; i < nk; i++) {
+            size_t cnt = aq->kcount[i / kvd];
+            mu[i] = cnt ? (float)(aq->ksum[i] / (double)cnt) : 0.0f;
+            nu[i] = cnt ? (float)(aq->vsum[i] / (double)cnt) : 0.0f;
+        }
+        aq->kmean = mu;
+        aq->vmean = nu;
+        free(aq->ksum);
+        free(aq->vsum);
+        free(aq->kcount);
+        aq->ksum = aq->vsum = NULL;
+        aq->kcount = NULL;
+        st = LQ_ERR_NO_MEMORY;
+    }
+    if (smooth) {
+        /* pass 1b: channel statistics of keys (centered when set) and queries */
+        free(aq->ksmooth);
+        aq->ksmooth = NULL;
+        aq->kss = calloc(nk, sizeof *aq->kss);
+        aq->qss = calloc(nk, sizeof *aq->qss);
+        float *ks = malloc(nk * sizeof *ks);
+        if (!aq->kss || !aq->qss || !ks) {
+            free(ks);
+            goto out;
+        }
+        aq->collecting = 1;
+        st = run_chunks(ctx, m, o, s, c);
+        aq->collecting = 0;
+        if (st != LQ_OK) {
+            free(ks);
+            goto out;
+        }
+        for (size_t i = 0; i < nk; i++) {
+            double g = (double)(aq->cfg.n_heads / aq->cfg.n_kv_heads); /* queries per key */
+            double r = aq->qss[i] > 0 && aq->kss[i] > 0 ? sqrt(sqrt(g * aq->kss[i] / aq->qss[i])) : 1.0;
+            ks[i] = (float)(r < 1e-3 ? 1e-3 : r > 1e3 ? 1e3 : r);
+        }
+        aq->ksmooth = ks;
+        free(aq->kss);
+        free(aq->qss);
+        aq->kss = aq->qss = NULL;
+    }
+    if (!nq) {
+        st = LQ_OK;
+        goto out;
+    }
+    /* pass 2 (or the only one): the normalised vectors of every site */
     aq->col_cap = 32768;
     aq->col = calloc(slots, sizeof *aq->col);
     aq->ncol = calloc(slots, sizeof *aq->ncol);
-    lq_llama_state *s = NULL;
-    lq_status st = LQ_ERR_NO_MEMORY;
+    st = LQ_ERR_NO_MEMORY;
     if (!aq->col || !aq->ncol) goto out;
     for (size_t i = 0; i < slots; i++)
         if (!(aq->col[i] = malloc(aq->col_cap * 8 * sizeof(float)))) goto out;
-    if ((st = lq_llama_state_create(m, m->cfg.seq_len, &s)) != LQ_OK) goto out;
     aq->collecting = 1;
-    for (size_t i = 0; i < c->n; i++) {
-        size_t len = c->len[i] < m->cfg.seq_len ? c->len[i] : m->cfg.seq_len;
-        if ((st = lq_llama_forward(ctx, m, s, o, c->tok + c->off[i], len, 0, NULL)) != LQ_OK)
-            goto out;
-    }
+    if ((st = run_chunks(ctx, m, o, s, c)) != LQ_OK) goto out;
     aq->collecting = 0;
     for (size_t l = 0; l < aq->cfg.n_layers; l++)
         for (int site = 0; site < LQ_AQ_SITES; site++) {
@@ -190,6 +284,14 @@ out:
         for (size_t i = 0; i < slots; i++) free(aq->col[i]);
     free(aq->col);
     free(aq->ncol);
+    free(aq->kss);
+    free(aq->qss);
+    free(aq->ksum);
+    free(aq->vsum);
+    free(aq->kcount);
+    aq->ksum = aq->vsum = NULL;
+    aq->kcount = NULL;
+    aq->kss = aq->qss = NULL;
     aq->col = NULL;
     aq->ncol = NULL;
     return st;
@@ -346,6 +448,12 @@ int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq
     t.act_bits = (unsigned)a->act_bits;
     t.kv_bits = (unsigned)a->kv_bits;
     t.key_bits = a->key_bits ? (unsigned)a->key_bits : t.kv_bits;
+    if ((t.key_bits < 16) != (t.kv_bits < 16)) {
+        fprintf(stderr, "error: --key-bits %u with --kv-bits %u: keys and values are both "
+                        "quantized (2..8) or both float (16)\n",
+                t.key_bits, t.kv_bits);
+        return -1;
+    }
     int v = 0;
     if (pick2(a->quant, "act-quant", "nestquant", "int", &v)) return -1;
     t.kind = v ? LQ_AQ_INT : LQ_AQ_NESTQUANT;
@@ -366,8 +474,19 @@ int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq
     v = 0;
     if (pick2(a->select, "act-select", "best", "first", &v)) return -1;
     t.select = v ? LQ_NQ_SELECT_FIRST : LQ_NQ_SELECT_BEST;
-    if (a->calib && t.kind != LQ_AQ_NESTQUANT) {
-        fprintf(stderr, "error: --act-calib fits NestQuant betas: it needs --act-quant nestquant\n");
+    t.key_smooth = a->smooth;
+    t.key_center = a->center;
+    if (a->center && (!a->calib || t.kv_bits >= 16)) {
+        fprintf(stderr, "error: --kv-center needs --act-calib and --kv-bits below 16\n");
+        return -1;
+    }
+    if (a->calib && t.kind != LQ_AQ_NESTQUANT && !a->smooth && !a->center) {
+        fprintf(stderr, "error: --act-calib fits NestQuant betas (or, with --kv-smooth or "
+                        "--kv-center, key statistics): with --act-quant int it needs one of those\n");
+        return -1;
+    }
+    if (a->smooth && (!a->calib || t.kv_bits >= 16)) {
+        fprintf(stderr, "error: --kv-smooth needs --act-calib and --kv-bits below 16\n");
         return -1;
     }
     if (a->calib && a->calib_chunks == 0) {

@@ -48,6 +48,8 @@ typedef struct lq_actq_settings {
     int kv_token_scale;  /* 1: one scale per token over all KV heads; 0: per head */
     int query_coded;     /* NestQuant: code the query, scores by lq_nq_dot */
     unsigned select;     /* lq_nq_select for the NestQuant encoder */
+    int key_smooth;      /* per-channel key/query balancing fitted by lq_actq_calibrate */
+    int key_center;      /* subtract the calibration mean of the keys (softmax-invariant) */
     uint64_t seed;       /* rotation seed */
 } lq_actq_settings;
 
@@ -59,6 +61,24 @@ typedef struct lq_actq {
     int collecting;
     float **col;
     size_t *ncol, col_cap; /* col_cap: 8-vectors per slot */
+    /* key smoothing: k_i / s_i and q_i * s_i per KV channel after RoPE
+     * (q . k unchanged), s_i = sqrt(rms(k_i) / rms(q_i)) over the calibration
+     * text; n_layers x kv_dim, NULL: none. kss/qss: sums of squares while
+     * collecting. */
+    float *ksmooth;
+    double *kss, *qss;
+    /* key centering: every key (after RoPE) minus a fixed vector mu, the
+     * calibration mean; q . (k_j - mu) differs from q . k_j by q . mu, the
+     * same for every position j, so the softmax is unchanged while the
+     * quantized vectors are smaller. n_layers x kv_dim, NULL: none. ksum:
+     * sums while collecting (count in kcount). */
+    float *kmean;
+    double *ksum;
+    size_t *kcount;
+    /* the same for values: v_j - nu stored, nu added back to the output
+     * (the softmax weights sum to 1, so sum_j a_j v_j is unchanged) */
+    float *vmean;
+    double *vsum;
     /* scratch of lq_actq_input */
     float *buf;
     uint8_t *codes, *bidx;
@@ -68,7 +88,8 @@ typedef struct lq_actq {
 } lq_actq;
 
 /* Defaults: everything off (16 bits), NestQuant, group 32, rotation on,
- * per-head KV scales, coded queries, best-error beta selection. */
+ * per-head KV scales, coded queries, best-error beta selection, no key
+ * smoothing. */
 void lq_actq_settings_default(lq_actq_settings *s);
 
 /* NestQuant (q, K) for b bits: q = 2^b - 2 (q = 3 at 2 bits), K = 4 betas
@@ -112,7 +133,8 @@ void lq_actq_int_row(float *x, size_t len, size_t g, unsigned bits, int8_t *c, u
 
 /* Fit the NestQuant betas of every (layer, site) (lq_nq_coder_fit) on the
  * vectors seen while running model m (m->actq == aq, run options o) over
- * the chunks of c, quantizing with the current betas. Does nothing for INT. */
+ * the chunks of c, quantizing with the current betas (NestQuant only), and
+ * with set.key_smooth first the key smoothing scales (one pass before). */
 struct lq_chunks;
 lq_status lq_actq_calibrate(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o, lq_actq *aq,
                             const struct lq_chunks *c);
@@ -152,6 +174,7 @@ lq_status lq_kvc_value(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, size_t
 /* ---- the command-line options shared by lq eval and lq generate ----------- */
 typedef struct lq_actq_cli {
     size_t act_bits, kv_bits, key_bits, group, calib_chunks;
+    int smooth, center;
     const char *quant, *rotate, *kv_scale, *kv_query, *select, *calib;
 } lq_actq_cli;
 
@@ -170,6 +193,10 @@ void lq_actq_cli_init(lq_actq_cli *a);
         {"act-select", LQ_OPT_STR, "best (default) or first: NestQuant beta rule", &(a)->select}, \
         {"act-calib", LQ_OPT_STR, "text to fit the NestQuant betas per layer and site on",      \
          &(a)->calib},                                                                           \
+        {"kv-smooth", LQ_OPT_FLAG, "balance key/query channels (fitted on --act-calib)",         \
+         &(a)->smooth},                                                                          \
+        {"kv-center", LQ_OPT_FLAG, "subtract the keys'/values' mean (fitted on --act-calib)",           \
+         &(a)->center},                                                                          \
     {                                                                                            \
         "act-calib-chunks", LQ_OPT_SIZE, "chunks of --act-calib (default 8)", &(a)->calib_chunks \
     }

@@ -37,6 +37,8 @@ void lq_actq_int_row(float *x, size_t len, size_t g, unsigned bits, int8_t *c, u
     }
 }
 
+#define LQ_KVC_MAX_HD 1024 /* lq_kvc_score's query copy */
+
 typedef struct kv_side {
     uint8_t *codes;   /* NQ: seq_len x KV x hd8; INT: seq_len x kvd (int8) */
     uint8_t *bidx;    /* NQ: seq_len x KV x hd8/8 */
@@ -257,11 +259,66 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
         pos0 + n > k->T)
         return LQ_ERR_INVALID_ARG;
     const lq_llama_config *c = &aq->cfg;
-    const size_t H = c->n_heads, KV = k->KV, hd = k->hd, hd8 = k->hd8, P = pos0 + n;
+    const size_t H = c->n_heads, KV = k->KV, hd = k->hd, hd8 = k->hd8, P = pos0 + n,
+                 kvd = k->kvd;
     lq_status st;
+    float *Ks = NULL, *Qs = NULL, *Kc = NULL;
+    if (aq->collecting && aq->ksum && aq->vsum && aq->kcount) { /* key and value means */
+        for (size_t t = 0; t < n; t++)
+            for (size_t i = 0; i < kvd; i++) {
+                aq->ksum[layer * kvd + i] += K[t * kvd + i];
+                aq->vsum[layer * kvd + i] += V[t * kvd + i];
+            }
+        aq->kcount[layer] += n;
+    }
+    if (aq->kmean && aq->vmean) { /* k_j - mu, v_j - nu: see actq.h */
+        const float *mu = aq->kmean + layer * kvd, *nu = aq->vmean + layer * kvd;
+        if (!(Kc = malloc(2 * n * kvd * sizeof *Kc))) return LQ_ERR_NO_MEMORY;
+        for (size_t t = 0; t < n; t++)
+            for (size_t i = 0; i < kvd; i++) {
+                Kc[t * kvd + i] = K[t * kvd + i] - mu[i];
+                Kc[(n + t) * kvd + i] = V[t * kvd + i] - nu[i];
+            }
+        K = Kc;
+        V = Kc + n * kvd;
+    }
+    if (aq->collecting && aq->kss && aq->qss) { /* key smoothing statistics */
+        double *kss = aq->kss + layer * kvd, *qss = aq->qss + layer * kvd;
+        for (size_t t = 0; t < n; t++) {
+            for (size_t i = 0; i < kvd; i++) kss[i] += (double)K[t * kvd + i] * K[t * kvd + i];
+            for (size_t h = 0; h < H; h++)
+                for (size_t i = 0; i < hd; i++) {
+                    double q = Q[(t * H + h) * hd + i];
+                    qss[(h / (H / KV)) * hd + i] += q * q;
+                }
+        }
+    }
+    if (aq->ksmooth) { /* k_i / s_i, q_i * s_i: q . k unchanged */
+        const float *sm = aq->ksmooth + layer * kvd;
+        Ks = malloc(n * kvd * sizeof *Ks);
+        Qs = malloc(n * H * hd * sizeof *Qs);
+        if (!Ks || !Qs) {
+            free(Ks);
+            free(Qs);
+            free(Kc);
+            return LQ_ERR_NO_MEMORY;
+        }
+        for (size_t t = 0; t < n; t++) {
+            for (size_t i = 0; i < kvd; i++) Ks[t * kvd + i] = K[t * kvd + i] / sm[i];
+            for (size_t h = 0; h < H; h++)
+                for (size_t i = 0; i < hd; i++)
+                    Qs[(t * H + h) * hd + i] = Q[(t * H + h) * hd + i] * sm[(h / (H / KV)) * hd + i];
+        }
+        K = Ks;
+        Q = Qs;
+    }
     if ((st = encode_side(ctx, k, aq, layer, LQ_AQ_KEY, K, n, pos0, &k->k[layer])) != LQ_OK ||
-        (st = encode_side(ctx, k, aq, layer, LQ_AQ_VALUE, V, n, pos0, &k->v[layer])) != LQ_OK)
+        (st = encode_side(ctx, k, aq, layer, LQ_AQ_VALUE, V, n, pos0, &k->v[layer])) != LQ_OK) {
+        free(Ks);
+        free(Qs);
+        free(Kc);
         return st;
+    }
     const int coded = query_coded(k, aq);
     float *Kd = coded ? NULL : malloc(P * KV * hd8 * sizeof *Kd);
     float *Vd = malloc(P * KV * hd8 * sizeof *Vd), *sc = malloc(P * sizeof *sc);
@@ -317,9 +374,16 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
     if (k->set.rotate && (st = lq_rht_rows(ctx, acc, n * H, rot_len(k), hd8, k->set.seed, 1)))
         goto out;
     for (size_t r = 0; r < n * H; r++) memcpy(out + r * hd, acc + r * hd8, hd * sizeof *out);
+    if (aq->vmean)
+        for (size_t r = 0; r < n * H; r++)
+            for (size_t i = 0; i < hd; i++)
+                out[r * hd + i] += aq->vmean[layer * kvd + (r % H / (H / KV)) * hd + i];
     st = LQ_OK;
 out:
     qbuf_free(&qb);
+    free(Ks);
+    free(Qs);
+    free(Kc);
     free(Kd);
     free(Vd);
     free(sc);
@@ -335,6 +399,12 @@ lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const 
         return LQ_ERR_INVALID_ARG;
     if (coded && !query_coded(k, aq)) return LQ_ERR_INVALID_ARG;
     const size_t KV = k->KV, hd8 = k->hd8, g = h / (aq->cfg.n_heads / KV);
+    float qs[LQ_KVC_MAX_HD];
+    if (k->hd > LQ_KVC_MAX_HD) return LQ_ERR_INVALID_ARG;
+    memcpy(qs, qrow, k->hd * sizeof *qs);
+    if (aq->ksmooth)
+        for (size_t i = 0; i < k->hd; i++) qs[i] *= aq->ksmooth[layer * k->kvd + g * k->hd + i];
+    qrow = qs;
     qbuf qb;
     float *Kd = malloc((j + 1) * KV * hd8 * sizeof *Kd);
     lq_status st = LQ_ERR_NO_MEMORY;
@@ -382,6 +452,8 @@ lq_status lq_kvc_value(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, size_t
     float *v = D + (j * KV + g) * hd8;
     if (st == LQ_OK && k->set.rotate) st = lq_rht_rows(ctx, v, 1, rot_len(k), hd8, k->set.seed, 1);
     if (st == LQ_OK) memcpy(out, v, k->hd * sizeof *out);
+    if (st == LQ_OK && aq->vmean)
+        for (size_t i = 0; i < k->hd; i++) out[i] += aq->vmean[layer * k->kvd + g * k->hd + i];
     free(D);
     return st;
 }
