@@ -394,6 +394,18 @@ START_TEST(bad_options_are_rejected)
     a.calib = TRAIN;
     a.quant = "int";
     ck_assert_int_eq(lq_actq_cli_settings(&a, &m->cfg, &s), -1);
+    /* --act-sites: known names only, each once */
+    const char *bad_sites[] = {"", "attn_in,", "attn_in,attn_in", "attn", "ffn_mid,x"};
+    for (size_t i = 0; i < 5; i++) {
+        lq_actq_cli_init(&a);
+        a.sites = bad_sites[i];
+        ck_assert_int_eq(lq_actq_cli_settings(&a, &m->cfg, &s), -1);
+    }
+    /* the paper's betas exist at 4 bits only */
+    lq_actq_cli_init(&a);
+    a.act_bits = 3;
+    a.betas = "paper";
+    ck_assert_int_eq(lq_actq_cli_settings(&a, &m->cfg, &s), -1);
     /* per-token NestQuant KV scales need head_dim % 8 == 0 */
     lq_llama_config c = m->cfg;
     c.head_dim = 6;
@@ -431,6 +443,19 @@ START_TEST(bad_options_are_rejected)
     ck_assert_int_eq(lq_actq_cli_settings(&a, &m->cfg, &s), 0);
     ck_assert_uint_eq(s.key_bits, 5);
     ck_assert_uint_eq(s.kv_bits, 3);
+    lq_actq_cli_init(&a);
+    a.act_bits = 4;
+    a.sites = "ffn_mid,attn_in";
+    a.betas = "paper";
+    ck_assert_int_eq(lq_actq_cli_settings(&a, &m->cfg, &s), 0);
+    ck_assert_uint_eq(s.sites, (1u << LQ_GROUP_FFN_MID) | (1u << LQ_GROUP_ATTN_IN));
+    lq_actq aq;
+    init_aq(&aq, &m->cfg, &s);
+    const lq_nq_coder *ck = lq_actq_coder(&aq, 0, LQ_GROUP_ATTN_IN);
+    ck_assert_int_eq(lq_nq_coder_check(ck), LQ_OK);
+    /* 18.11 / 14 with an 8-bit mantissa */
+    ck_assert_float_eq_tol(ck->betas[3], 18.11f / 14.0f, 18.11f / 14.0f / 256.0f);
+    lq_actq_free(&aq);
     lq_llama_free(m);
 }
 END_TEST

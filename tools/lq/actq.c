@@ -23,6 +23,7 @@ void lq_actq_settings_default(lq_actq_settings *s)
     s->query_coded = 1;
     s->select = LQ_NQ_SELECT_BEST;
     s->seed = 0x5eed;
+    s->sites = (1u << LQ_GROUP_COUNT) - 1u;
 }
 
 int lq_actq_nq_preset(unsigned bits, unsigned *q, unsigned *k)
@@ -83,6 +84,21 @@ void lq_actq_free(lq_actq *aq)
     memset(aq, 0, sizeof *aq);
 }
 
+/* The reference implementation's fixed beta sets at q = 14 (numbers in
+ * units of 1/q; docs/algorithms.md), rounded to 8 significant bits as
+ * lq_nq_dot needs. */
+static void set_paper_betas(lq_nq_coder *c, int site)
+{
+    static const double act[4] = {3.47, 4.74, 6.90, 18.11}, key[4] = {3.50, 4.58, 6.47, 17.06},
+                        val[4] = {3.53, 5.59, 9.62, 29.03};
+    const double *b = site == LQ_AQ_KEY ? key : site == LQ_AQ_VALUE ? val : act;
+    for (unsigned k = 0; k < 4; k++) {
+        int e;
+        double m = frexp(b[k] / 14.0, &e); /* m in [0.5, 1) */
+        c->betas[k] = (float)ldexp(rint(m * 256.0), e - 8);
+    }
+}
+
 int lq_actq_init(lq_actq *aq, const lq_llama_config *c, const lq_actq_settings *s, char *why,
                  size_t cap)
 {
@@ -115,6 +131,12 @@ int lq_actq_init(lq_actq *aq, const lq_llama_config *c, const lq_actq_settings *
                  c->head_dim);
         return -1;
     }
+    if (s->paper_betas && s->kind == LQ_AQ_NESTQUANT &&
+        ((s->act_bits < 16 && s->act_bits != 4) || (s->kv_bits < 16 && s->kv_bits != 4) ||
+         (s->key_bits < 16 && s->key_bits != 4))) {
+        snprintf(why, cap, "the paper's beta sets are for 4 bits (q = 14, K = 4) only");
+        return -1;
+    }
     size_t slots = c->n_layers * LQ_AQ_SITES;
     lq_nq_coder *cod = calloc(slots, sizeof *cod);
     if (!cod) {
@@ -130,7 +152,9 @@ int lq_actq_init(lq_actq *aq, const lq_llama_config *c, const lq_actq_settings *
                 snprintf(why, cap, "bad NestQuant preset");
                 return -1;
             }
-            cod[l * LQ_AQ_SITES + (size_t)site].select = s->select;
+            lq_nq_coder *cs = &cod[l * LQ_AQ_SITES + (size_t)site];
+            cs->select = s->select;
+            if (s->paper_betas && site_bits(s, site) == 4) set_paper_betas(cs, site);
         }
     memset(aq, 0, sizeof *aq);
     aq->set = *s;
@@ -331,7 +355,7 @@ lq_status lq_actq_input(lq_ctx *ctx, lq_actq *aq, size_t layer, lq_lin_group g, 
     if (!aq || !X || !out || n == 0 || cols == 0 || layer >= aq->cfg.n_layers ||
         (unsigned)g >= LQ_GROUP_COUNT)
         return LQ_ERR_INVALID_ARG;
-    if (!lq_actq_act_on(aq)) {
+    if (!lq_actq_act_on(aq) || !(aq->set.sites & (1u << g))) {
         *out = X;
         return LQ_OK;
     }
@@ -394,7 +418,8 @@ void lq_actq_bits(const lq_actq *aq, double *act_bits, double *kv_bits)
     const size_t w[LQ_GROUP_COUNT] = {c->dim, qd, c->dim, c->hidden};
     double num = 0, den = 0;
     for (int g = 0; g < LQ_GROUP_COUNT; g++) {
-        num += entry_bits(aq, lq_actq_coder(aq, 0, g), aq->set.act_bits, w[g]) * (double)w[g];
+        unsigned b = (aq->set.sites >> g) & 1u ? aq->set.act_bits : 16;
+        num += entry_bits(aq, lq_actq_coder(aq, 0, g), b, w[g]) * (double)w[g];
         den += (double)w[g];
     }
     if (act_bits) *act_bits = num / den;
@@ -474,6 +499,26 @@ int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq
     v = 0;
     if (pick2(a->select, "act-select", "best", "first", &v)) return -1;
     t.select = v ? LQ_NQ_SELECT_FIRST : LQ_NQ_SELECT_BEST;
+    if (a->sites) {
+        static const char *const names[LQ_GROUP_COUNT] = {"attn_in", "attn_out", "ffn_in",
+                                                          "ffn_mid"};
+        unsigned m = 0;
+        for (unsigned g = 0; g < LQ_GROUP_COUNT; g++)
+            if (lq_cli_in_list(a->sites, names[g])) m |= 1u << g;
+        /* every item must be a known name */
+        size_t items = 1, known = 0;
+        for (const char *p = a->sites; *p; p++) items += *p == ',';
+        for (unsigned g = 0; g < LQ_GROUP_COUNT; g++) known += (m >> g) & 1u;
+        if (!m || known != items) {
+            fprintf(stderr, "error: --act-sites is a comma list of attn_in, attn_out, ffn_in, "
+                            "ffn_mid (each once), not '" LQ_CLIP_FMT "'\n", LQ_CLIP(a->sites));
+            return -1;
+        }
+        t.sites = m;
+    }
+    v = 0;
+    if (pick2(a->betas, "act-betas", "default", "paper", &v)) return -1;
+    t.paper_betas = v;
     t.key_smooth = a->smooth;
     t.key_center = a->center;
     if (a->center && (!a->calib || t.kv_bits >= 16)) {

@@ -50,6 +50,8 @@ typedef struct lq_actq_settings {
     unsigned select;     /* lq_nq_select for the NestQuant encoder */
     int key_smooth;      /* per-channel key/query balancing fitted by lq_actq_calibrate */
     int key_center;      /* subtract the calibration mean of the keys (softmax-invariant) */
+    int paper_betas;     /* NestQuant at 4 bits: the reference code's fixed beta sets */
+    unsigned sites;      /* bit g set: the inputs of layer group g are quantized (default all) */
     uint64_t seed;       /* rotation seed */
 } lq_actq_settings;
 
@@ -97,7 +99,9 @@ void lq_actq_settings_default(lq_actq_settings *s);
 int lq_actq_nq_preset(unsigned bits, unsigned *q, unsigned *k);
 
 /* Check s against the model configuration c and build aq (coders at the
- * default betas of lq_nq_coder_init). On error: -1, the reason in why, aq
+ * default betas of lq_nq_coder_init, or with paper_betas the reference
+ * implementation's sets for activations (queries too), keys and values, in
+ * units of 1/q at q = 14, rounded to 8-bit mantissas). On error: -1, the reason in why, aq
  * untouched. */
 int lq_actq_init(lq_actq *aq, const lq_llama_config *c, const lq_actq_settings *s, char *why,
                  size_t cap);
@@ -175,7 +179,7 @@ lq_status lq_kvc_value(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, size_t
 typedef struct lq_actq_cli {
     size_t act_bits, kv_bits, key_bits, group, calib_chunks;
     int smooth, center;
-    const char *quant, *rotate, *kv_scale, *kv_query, *select, *calib;
+    const char *quant, *rotate, *kv_scale, *kv_query, *select, *calib, *betas, *sites;
 } lq_actq_cli;
 
 void lq_actq_cli_init(lq_actq_cli *a);
@@ -195,6 +199,10 @@ void lq_actq_cli_init(lq_actq_cli *a);
          &(a)->calib},                                                                           \
         {"kv-smooth", LQ_OPT_FLAG, "balance key/query channels (fitted on --act-calib)",         \
          &(a)->smooth},                                                                          \
+        {"act-sites", LQ_OPT_STR, "comma list of attn_in,attn_out,ffn_in,ffn_mid (default all)", \
+         &(a)->sites},                                                                           \
+        {"act-betas", LQ_OPT_STR, "default or paper (the reference's fixed sets, 4 bits)",      \
+         &(a)->betas},                                                                           \
         {"kv-center", LQ_OPT_FLAG, "subtract the keys'/values' mean (fitted on --act-calib)",           \
          &(a)->center},                                                                          \
     {                                                                                            \
