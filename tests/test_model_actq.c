@@ -105,8 +105,9 @@ END_TEST
 
 /* Attention on the cache of codes (synthetic configuration: 4 heads of 16,
  * 2 KV heads, 40 positions). Properties:
- * (1) coded scores: lq_nq_dot on the query and key codes equals decoding
- *     both codes and summing the products in double, to 1e-6 of
+ * (1) coded scores: lq_nq_dot on the query and key codes equals, bit for
+ *     bit, the attention loop's decode-once product, and equals decoding
+ *     both codes with their scales and summing in double, to 1e-6 of
  *     sum_i |q_i k_i| (the decoded floats are the code value times an fp16
  *     scale, each product rounded once);
  * (2) the attention output equals softmax(decoded scores) . decoded values
@@ -170,6 +171,10 @@ static void attention_case(lq_aq_kind kind, int token_scale, int act_on, int cen
                     mag += fabs((double)q[i] * (k[i] - (center ? aq.kmean[(layer * KV + h / 2) * hd + i] : 0)));
                 ck_assert_msg(fabs(dc - dd) <= 1e-6 * mag + 1e-30,
                               "coded %.9g decoded %.9g (|q||k| %.3g)", dc, dd, mag);
+                /* the attention loop's decode-once product is lq_nq_dot's value exactly */
+                double d2;
+                ck_assert_int_eq(lq_kvc_score(NULL, kv, &aq, layer, q, h, j, 2, &d2), LQ_OK);
+                ck_assert_msg(d2 == dc, "decode-once %.17g, lq_nq_dot %.17g", d2, dc);
             } else {
                 ck_assert_int_eq(lq_kvc_score(NULL, kv, &aq, layer, q, h, j, 1, &dc),
                                  LQ_ERR_INVALID_ARG);

@@ -14,8 +14,9 @@
  * only (bytes per entry, beta indices, fp16 scales); the float cache of the
  * state is not allocated in that mode. NestQuant with coded activations: the
  * query is encoded too (same rotation of the head dimension) and each score
- * is lq_nq_dot on the two codes (exact: equal to decoding both and summing in
- * double). Otherwise keys are decoded and dotted with the float query. Values
+ * is the exact product of the two codes (lq_nq_dot's value: the attention
+ * loop decodes each code once and sums in double, bit for bit the same, as
+ * lq_nq_dot re-deriving the integers for every pair is ~8x slower). Otherwise keys are decoded and dotted with the float query. Values
  * are decoded and summed with the softmax weights in the rotated basis, then
  * rotated back once per head.
  *
@@ -164,9 +165,13 @@ const lq_actq *lq_kvc_owner(const lq_kvc *k);
 lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const float *Q,
                         const float *K, const float *V, size_t n, size_t pos0, float *out);
 
-/* Low-level pieces, exposed for the tests: score of query row t, head h
- * against cached position j computed on the codes (coded) or by decoding
- * (decoded). Valid after lq_kvc_attend has filled positions <= j. */
+/* Low-level pieces, exposed for the tests: the score (before 1/sqrt(hd)) of
+ * query row qrow (one head's head_dim floats, after RoPE) for head h against
+ * cached position j: coded = 1: lq_nq_dot on the codes; coded = 2: the code
+ * values decoded once and summed in double, as lq_kvc_attend does (equal to
+ * coded = 1 bit for bit); coded = 0: decoded floats (the fp16 scales
+ * applied first) dotted in double. Valid after lq_kvc_attend has filled
+ * positions <= j. */
 lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const float *qrow, size_t h,
                        size_t j, int coded, double *out);
 

@@ -247,6 +247,18 @@ static lq_status prep_queries(lq_ctx *ctx, const lq_kvc *k, lq_actq *aq, size_t 
                             k->set.seed, b->codes, b->bidx, b->scales, NULL);
 }
 
+/* The coded score from code values decoded once: qd, kd are beta * y of the
+ * query and key codes (lq_nq_decode, exact: few significant bits), summed
+ * in double (every partial sum exact), then times (double)sq and the key's
+ * fp16 scale: bit for bit lq_nq_dot(..., sq, ..., 1.0f) * sk, which
+ * recomputes the same integers per call (tested with ==). */
+static double exact_dot(const float *qd, const float *kd, size_t len, float sq, double sk)
+{
+    double d = 0;
+    for (size_t i = 0; i < len; i++) d += (double)qd[i] * (double)kd[i];
+    return d * ((double)sq * (double)1.0f) * sk;
+}
+
 static double key_scale(const lq_kvc *k, const kv_side *s, size_t j, size_t g)
 {
     return (double)lq_f16_to_f32(s->scales[j * k->nsc + (k->nsc == 1 ? 0 : g)]);
@@ -320,19 +332,23 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
         return st;
     }
     const int coded = query_coded(k, aq);
-    float *Kd = coded ? NULL : malloc(P * KV * hd8 * sizeof *Kd);
+    const lq_nq_coder *cq = lq_actq_coder(aq, layer, LQ_AQ_QUERY),
+                      *ck = lq_actq_coder(aq, layer, LQ_AQ_KEY);
+    const kv_side *ks = &k->k[layer];
+    float *Kd = malloc(P * KV * hd8 * sizeof *Kd), *Qd = coded ? malloc(n * H * hd8 * sizeof *Qd) : NULL;
     float *Vd = malloc(P * KV * hd8 * sizeof *Vd), *sc = malloc(P * sizeof *sc);
     float *acc = malloc(n * H * hd8 * sizeof *acc);
     qbuf qb = {0};
     st = LQ_ERR_NO_MEMORY;
-    if ((!coded && !Kd) || !Vd || !sc || !acc) goto out;
+    if (!Kd || (coded && !Qd) || !Vd || !sc || !acc) goto out;
     if ((st = prep_queries(ctx, k, aq, layer, Q, n * H, &qb)) != LQ_OK) goto out;
-    if (!coded && (st = decode_side(k, aq, layer, LQ_AQ_KEY, &k->k[layer], P, Kd)) != LQ_OK)
+    if (coded) { /* the code values, unscaled, once per call (see exact_dot) */
+        if ((st = lq_nq_decode(ck, ks->codes, ks->bidx, P * KV * hd8 / 8, Kd)) != LQ_OK ||
+            (st = lq_nq_decode(cq, qb.codes, qb.bidx, n * H * hd8 / 8, Qd)) != LQ_OK)
+            goto out;
+    } else if ((st = decode_side(k, aq, layer, LQ_AQ_KEY, ks, P, Kd)) != LQ_OK)
         goto out;
     if ((st = decode_side(k, aq, layer, LQ_AQ_VALUE, &k->v[layer], P, Vd)) != LQ_OK) goto out;
-    const lq_nq_coder *cq = lq_actq_coder(aq, layer, LQ_AQ_QUERY),
-                      *ck = lq_actq_coder(aq, layer, LQ_AQ_KEY);
-    const kv_side *ks = &k->k[layer];
     const float scale = 1.0f / sqrtf((float)hd);
     for (size_t t = 0; t < n; t++) {
         size_t p = pos0 + t;
@@ -342,13 +358,8 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
             for (size_t j = 0; j <= p; j++) {
                 float dot;
                 if (coded) {
-                    double d;
-                    size_t kb = (j * KV + g) * hd8;
-                    if ((st = lq_nq_dot(cq, qb.codes + r * hd8, qb.bidx + r * hd8 / 8, qb.scales[r],
-                                        ck, ks->codes + kb, ks->bidx + kb / 8, 1.0f, hd8 / 8, &d)) !=
-                        LQ_OK)
-                        goto out;
-                    dot = (float)(d * key_scale(k, ks, j, g));
+                    dot = (float)exact_dot(Qd + r * hd8, Kd + (j * KV + g) * hd8, hd8,
+                                           qb.scales[r], key_scale(k, ks, j, g));
                 } else {
                     const float *q = qb.Qr + r * hd8, *kk = Kd + (j * KV + g) * hd8;
                     dot = 0;
@@ -385,6 +396,7 @@ out:
     free(Qs);
     free(Kc);
     free(Kd);
+    free(Qd);
     free(Vd);
     free(sc);
     free(acc);
@@ -397,7 +409,7 @@ lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const 
     if (!k || !aq || k->owner != aq || !qrow || !out || layer >= k->L || j >= k->T ||
         h >= aq->cfg.n_heads)
         return LQ_ERR_INVALID_ARG;
-    if (coded && !query_coded(k, aq)) return LQ_ERR_INVALID_ARG;
+    if (coded < 0 || coded > 2 || (coded && !query_coded(k, aq))) return LQ_ERR_INVALID_ARG;
     const size_t KV = k->KV, hd8 = k->hd8, g = h / (aq->cfg.n_heads / KV);
     float qs[LQ_KVC_MAX_HD];
     if (k->hd > LQ_KVC_MAX_HD) return LQ_ERR_INVALID_ARG;
@@ -411,6 +423,18 @@ lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const 
     if (!Kd) return st;
     if ((st = prep_queries(ctx, k, aq, layer, qrow, 1, &qb)) != LQ_OK) goto out;
     const kv_side *ks = &k->k[layer];
+    if (coded == 2) {
+        float *qd = malloc(hd8 * sizeof *qd);
+        const lq_nq_coder *ck = lq_actq_coder(aq, layer, LQ_AQ_KEY);
+        st = qd ? LQ_OK : LQ_ERR_NO_MEMORY;
+        if (st == LQ_OK) st = lq_nq_decode(ck, ks->codes, ks->bidx, (j + 1) * KV * hd8 / 8, Kd);
+        if (st == LQ_OK)
+            st = lq_nq_decode(lq_actq_coder(aq, layer, LQ_AQ_QUERY), qb.codes, qb.bidx, hd8 / 8, qd);
+        if (st == LQ_OK)
+            *out = exact_dot(qd, Kd + (j * KV + g) * hd8, hd8, qb.scales[0], key_scale(k, ks, j, g));
+        free(qd);
+        goto out;
+    }
     if (coded) {
         double d;
         size_t kb = (j * KV + g) * hd8;

@@ -597,7 +597,6 @@ lq_status lq_llama_state_create(const lq_llama *m, size_t max_batch, lq_llama_st
     s->kcache = calloc(c->n_layers, sizeof *s->kcache);
     s->vcache = calloc(c->n_layers, sizeof *s->vcache);
     int ok = s->kcache && s->vcache;
-    (void)kv;
     size_t wide = qd > c->dim ? qd : c->dim;
     s->x = malloc(B * c->dim * sizeof(float));
     s->xb = malloc(B * wide * sizeof(float));
