@@ -114,4 +114,22 @@ expect_fail "export without a tokenizer" "tokenizer" "$lq" export --gguf "$d/g.l
 expect_fail "--gguf-compatible against --bits" "gguf-compatible" "$lq" quantize --method int --gguf-compatible q4_0 --bits 3 "$M" "$d/x.lqt"
 expect_fail "--gguf-compatible for another method" "gguf-compatible" "$lq" quantize --method bcq --gguf-compatible q4_0 "$M" "$d/x.lqt"
 expect_fail "--gguf-compatible unknown type" "q4_0, q4_1" "$lq" quantize --method int --gguf-compatible q2_k "$M" "$d/x.lqt"
+# activation / KV-cache quantization (tools/lq/actq.c; properties in tests/test_model_actq.c)
+V=$R/tinystories_val.txt
+"$lq" eval "$M" --tokenizer "$T" --text "$V" --chunks 1 --json >"$d/a16.json"
+"$lq" eval "$M" --tokenizer "$T" --text "$V" --chunks 1 --json --act-bits 16 --kv-bits 16 >"$d/b16.json"
+[ "$(num ppl "$d/a16.json")" = "$(num ppl "$d/b16.json")" ] || fail "--act-bits 16 changed the perplexity"
+"$lq" eval "$M" --tokenizer "$T" --text "$V" --chunks 1 --json --act-bits 4 --kv-bits 4 >"$d/a4.json"
+grep -q '"act_quant":"nestquant"' "$d/a4.json" || fail "A4KV4: no act_quant in the JSON"
+awk -v a="$(num ppl "$d/a4.json")" -v b="$(num ppl "$d/a16.json")" 'BEGIN { exit !(a > b && a < 2 * b) }' ||
+  fail "A4KV4 ppl $(num ppl "$d/a4.json") against fp32 $(num ppl "$d/a16.json")"
+"$lq" generate "$M" --tokenizer "$T" -n 12 --act-bits 4 --kv-bits 4 --act-quant int 2>/dev/null >"$d/gq.txt" ||
+  fail "generate with --act-quant int"
+[ -s "$d/gq.txt" ] || fail "generate with quantized activations printed nothing"
+expect_fail "act-bits 9" "act-bits" "$lq" eval "$M" --tokenizer "$T" --text "$V" --act-bits 9
+expect_fail "kv-bits 1" "kv-bits must be 2..8" "$lq" generate "$M" --tokenizer "$T" --kv-bits 1
+expect_fail "unknown quantizer" "act-quant is nestquant or int" "$lq" eval "$M" --tokenizer "$T" --text "$V" --act-bits 4 --act-quant fp4
+expect_fail "keys without values" "both" "$lq" eval "$M" --tokenizer "$T" --text "$V" --key-bits 4
+expect_fail "kv-center without text" "act-calib" "$lq" eval "$M" --tokenizer "$T" --text "$V" --kv-bits 4 --kv-center
+expect_fail "act-sites" "act-sites" "$lq" eval "$M" --tokenizer "$T" --text "$V" --act-bits 4 --act-sites ffn
 echo "model cli: ok"

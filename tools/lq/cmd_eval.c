@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actq.h"
 #include "cli.h"
 #include "eval.h"
 
@@ -14,14 +15,22 @@ static const char *g_usage =
     "  seq_len tokens, each starting with BOS; every position after the first is scored,\n"
     "  ppl = exp(mean NLL) (--protocol docs: one chunk per story, see docs/benchmarks.md).\n"
     "  With --ref: mean KL(ref || model) per token and top-1 agreement. MODEL is a\n"
-    "  llama2.c .bin, a Hugging Face folder or .safetensors, or a .lqt from lq quantize.";
+    "  llama2.c .bin, a Hugging Face folder or .safetensors, or a .lqt from lq quantize.\n"
+    "  --act-bits / --kv-bits quantize the inputs of every linear layer and the KV cache\n"
+    "  (NestQuant lattice codes with Hadamard rotation, or --act-quant int: per-group absmax;\n"
+    "  docs/design.md, \"Activation and KV-cache quantization\").";
 
 int lq_cmd_eval(int argc, char **argv)
 {
     const char *tok = NULL, *text = NULL, *refp = NULL, *proto = "stream";
     size_t chunks = 0, threads = 0;
-    int json = 0, fast = 0;
+    int json = 0, fast = 0, aq_on = 0;
+    lq_actq_cli aqc;
+    lq_actq_cli_init(&aqc);
+    lq_actq aq;
+    memset(&aq, 0, sizeof aq);
     const lq_opt opts[] = {
+        LQ_ACTQ_OPTS(&aqc),
         {"tokenizer", LQ_OPT_STR, "llama2.c tokenizer.bin", &tok},
         {"text", LQ_OPT_STR, "evaluation text (UTF-8)", &text},
         {"ref", LQ_OPT_STR, "reference model for KL and top-1", &refp},
@@ -78,20 +87,27 @@ int lq_cmd_eval(int argc, char **argv)
         goto out;
     }
     lq_run_opts ro = {fast ? LQ_KERNEL_FAST : LQ_KERNEL_EXACT, 0};
+    if (lq_actq_cli_setup(ctx, &aqc, m, t, &ro, &aq, &aq_on)) goto out;
     lq_eval_result res;
     if ((st = lq_eval_run(ctx, m, ref, &ro, &ch, &res)) != LQ_OK) {
         lq_cli_fail("evaluation", st);
         goto out;
     }
-    double bpw;
+    double bpw, abits = 32, kvbits = 32;
     size_t nq;
     lq_llama_bits(m, &bpw, &nq);
+    if (aq_on) lq_actq_bits(&aq, &abits, &kvbits);
+    const char *aqk = !aq_on ? "none" : aq.set.kind == LQ_AQ_INT ? "int" : "nestquant";
     double tps = res.seconds > 0 ? (double)res.tokens / res.seconds : 0;
     if (json) {
         printf("{\"model\":\"%s\",\"quantized_layers\":%zu,\"bits_per_weight\":%.6f,"
                "\"protocol\":\"%s\",\"chunks\":%zu,\"tokens\":%zu,\"nll\":%.8f,\"ppl\":%.8f,",
                m->source, nq, bpw, proto, res.chunks, res.tokens, res.nll, res.ppl);
         if (ref) printf("\"kl\":%.8f,\"top1\":%.6f,", res.kl, res.top1);
+        printf("\"act_quant\":\"%s\",\"act_bits\":%u,\"kv_bits\":%u,\"key_bits\":%u,"
+               "\"act_bits_per_entry\":%.4f,\"kv_bits_per_entry\":%.4f,\"act_overload\":%zu,",
+               aqk, aq_on ? aq.set.act_bits : 16, aq_on ? aq.set.kv_bits : 16,
+               aq_on ? aq.set.key_bits : 16, abits, kvbits, aq.n_overload);
         printf("\"seconds\":%.4f,\"cpu_seconds\":%.4f,\"tokens_per_second\":%.1f,\"mode\":\"%s\"}\n",
                res.seconds, res.cpu_seconds, tps, fast ? "fast" : "exact");
     } else {
@@ -101,6 +117,11 @@ int lq_cmd_eval(int argc, char **argv)
                res.chunks, res.tokens);
         printf("perplexity:  %.4f (mean NLL %.5f nats)\n", res.ppl, res.nll);
         if (ref) printf("vs ref:      KL %.6f nats/token, top-1 agreement %.4f\n", res.kl, res.top1);
+        if (aq_on)
+            printf("act/KV:      %s, activations %u bits (%.3f stored bits/entry), KV %u bits "
+                   "(keys %u; %.3f stored bits/entry), %zu of %zu activation 8-vectors overloaded\n",
+                   aqk, aq.set.act_bits, abits, aq.set.kv_bits, aq.set.key_bits, kvbits,
+                   aq.n_overload, aq.n_vectors);
         printf("speed:       %.0f tokens/s (%.2f s wall, %.2f s CPU, %s products)\n", tps,
                res.seconds, res.cpu_seconds, fast ? "FAST" : "EXACT");
     }
@@ -109,6 +130,7 @@ out:
     lq_chunks_free(&ch);
     free(txt);
     lq_tok_free(t);
+    lq_actq_free(&aq);
     lq_llama_free(m);
     lq_llama_free(ref);
     lq_ctx_destroy(ctx);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actq.h"
 #include "cli.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -13,7 +14,8 @@ static const char *g_usage =
     "lq generate MODEL_OR_LQT --tokenizer TOK [--prompt S] [-n N] [--temp T] [--seed S]\n"
     "  Greedy (--temp 0, the default) or sampled continuation of BOS + the prompt; the\n"
     "  prompt is processed as one batch (lq_matmul), then one token at a time (lq_matvec).\n"
-    "  Stops after N tokens (default 64), at the end of the context, or at BOS/EOS.";
+    "  Stops after N tokens (default 64), at the end of the context, or at BOS/EOS.\n"
+    "  --act-bits / --kv-bits: quantized activations and KV cache of codes (as lq eval).";
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -44,11 +46,16 @@ int lq_cmd_generate(int argc, char **argv)
     const char *tok = NULL, *prompt = "";
     size_t ntok = 64, seed = 0, threads = 0;
     double temp = 0;
-    int fast = 0;
+    int fast = 0, aq_on = 0;
+    lq_actq_cli aqc;
+    lq_actq_cli_init(&aqc);
+    lq_actq aq;
+    memset(&aq, 0, sizeof aq);
     /* -n N is accepted as --n N */
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-n")) argv[i] = (char *)"--n";
     const lq_opt opts[] = {
+        LQ_ACTQ_OPTS(&aqc),
         {"tokenizer", LQ_OPT_STR, "llama2.c tokenizer.bin", &tok},
         {"prompt", LQ_OPT_STR, "text to continue (default: none, from BOS)", &prompt},
         {"n", LQ_OPT_SIZE, "tokens to generate (default 64)", &ntok},
@@ -103,6 +110,7 @@ int lq_cmd_generate(int argc, char **argv)
         goto out;
     }
     lq_run_opts ro = {fast ? LQ_KERNEL_FAST : LQ_KERNEL_EXACT, 0};
+    if (lq_actq_cli_setup(ctx, &aqc, m, t, &ro, &aq, &aq_on)) goto out;
     uint64_t rng = seed;
     char piece[512];
     for (size_t i = 1; i < nids; i++) {
@@ -145,6 +153,7 @@ out:
     free(lg);
     lq_llama_state_free(s);
     lq_tok_free(t);
+    lq_actq_free(&aq);
     lq_llama_free(m);
     lq_ctx_destroy(ctx);
     return rc;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "actq.h"
 #include "cli.h"
 #include "core/linalg.h"
 #include "json.h"
@@ -555,18 +556,20 @@ lq_status lq_llama_load(lq_ctx *ctx, const char *path, lq_llama **out)
 /* ---- forward pass ------------------------------------------------------------------ */
 
 struct lq_llama_state {
-    size_t max_batch;
-    float **kcache, **vcache; /* per layer: seq_len x kv_dim */
+    size_t max_batch, n_layers;
+    float **kcache, **vcache; /* per layer: seq_len x kv_dim, allocated on first float use */
+    lq_kvc *kvc;              /* KV cache of codes (actq.h), when quantized */
     float *x, *xb, *q, *k, *v, *att_out, *h1, *h3, *scores;
 };
 
 void lq_llama_state_free(lq_llama_state *s)
 {
     if (!s) return;
-    if (s->kcache)
-        for (size_t i = 0; s->kcache[i]; i++) free(s->kcache[i]);
-    if (s->vcache)
-        for (size_t i = 0; s->vcache[i]; i++) free(s->vcache[i]);
+    for (size_t i = 0; i < s->n_layers; i++) {
+        if (s->kcache) free(s->kcache[i]);
+        if (s->vcache) free(s->vcache[i]);
+    }
+    lq_kvc_free(s->kvc);
     free(s->kcache);
     free(s->vcache);
     free(s->x);
@@ -590,14 +593,10 @@ lq_status lq_llama_state_create(const lq_llama *m, size_t max_batch, lq_llama_st
     if (!s) return LQ_ERR_NO_MEMORY;
     s->max_batch = max_batch;
     size_t B = max_batch, qd = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
-    s->kcache = calloc(c->n_layers + 1, sizeof *s->kcache);
-    s->vcache = calloc(c->n_layers + 1, sizeof *s->vcache);
+    s->n_layers = c->n_layers;
+    s->kcache = calloc(c->n_layers, sizeof *s->kcache);
+    s->vcache = calloc(c->n_layers, sizeof *s->vcache);
     int ok = s->kcache && s->vcache;
-    for (size_t l = 0; ok && l < c->n_layers; l++) {
-        s->kcache[l] = malloc(c->seq_len * kv * sizeof(float));
-        s->vcache[l] = malloc(c->seq_len * kv * sizeof(float));
-        ok = s->kcache[l] && s->vcache[l];
-    }
     size_t wide = qd > c->dim ? qd : c->dim;
     s->x = malloc(B * c->dim * sizeof(float));
     s->xb = malloc(B * wide * sizeof(float));
@@ -730,14 +729,34 @@ lq_status lq_llama_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, cons
         rmsnorm(s->xb + t * d, X + t * d, m->norm_att + layer * d, d, c->norm_eps);
     if (hook) hook(user, layer, LQ_GROUP_ATTN_IN, s->xb, n, d);
     if (stop_after == (int)LQ_GROUP_ATTN_IN) return LQ_OK;
-    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_Q), o, s->xb, n, s->q)) ||
-        (st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_K), o, s->xb, n, s->k)) ||
-        (st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_V), o, s->xb, n, s->v)))
+    const float *xin = s->xb; /* a linear layer's input: quantized when m->actq says so */
+    if (m->actq && (st = lq_actq_input(ctx, m->actq, layer, LQ_GROUP_ATTN_IN, s->xb, n, d, &xin)))
         return st;
-    float *kc = s->kcache[layer], *vc = s->vcache[layer];
+    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_Q), o, xin, n, s->q)) ||
+        (st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_K), o, xin, n, s->k)) ||
+        (st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_V), o, xin, n, s->v)))
+        return st;
     for (size_t t = 0; t < n; t++) {
         rope(s->q + t * qd, H, hd, pos0 + t, c->rope_theta);
         rope(s->k + t * kvd, KV, hd, pos0 + t, c->rope_theta);
+    }
+    if (lq_actq_kv_on(m->actq)) {
+        /* keys and values go into the cache of codes; attention reads them there */
+        if (s->kvc && lq_kvc_owner(s->kvc) != m->actq) {
+            lq_kvc_free(s->kvc);
+            s->kvc = NULL;
+        }
+        if (!s->kvc && (st = lq_kvc_create(m->actq, &s->kvc)) != LQ_OK) return st;
+        if ((st = lq_kvc_attend(ctx, s->kvc, m->actq, layer, s->q, s->k, s->v, n, pos0,
+                                s->att_out)) != LQ_OK)
+            return st;
+        goto attn_done;
+    }
+    if (!s->kcache[layer]) s->kcache[layer] = malloc(c->seq_len * kvd * sizeof(float));
+    if (!s->vcache[layer]) s->vcache[layer] = malloc(c->seq_len * kvd * sizeof(float));
+    if (!s->kcache[layer] || !s->vcache[layer]) return LQ_ERR_NO_MEMORY;
+    float *kc = s->kcache[layer], *vc = s->vcache[layer];
+    for (size_t t = 0; t < n; t++) {
         memcpy(kc + (pos0 + t) * kvd, s->k + t * kvd, kvd * sizeof(float));
         memcpy(vc + (pos0 + t) * kvd, s->v + t * kvd, kvd * sizeof(float));
     }
@@ -769,17 +788,25 @@ lq_status lq_llama_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, cons
             }
         }
     }
+attn_done:
     if (hook) hook(user, layer, LQ_GROUP_ATTN_OUT, s->att_out, n, qd);
     if (stop_after == (int)LQ_GROUP_ATTN_OUT) return LQ_OK;
-    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_O), o, s->att_out, n, s->xb)))
+    xin = s->att_out;
+    if (m->actq &&
+        (st = lq_actq_input(ctx, m->actq, layer, LQ_GROUP_ATTN_OUT, s->att_out, n, qd, &xin)))
+        return st;
+    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_O), o, xin, n, s->xb)))
         return st;
     for (size_t i = 0; i < n * d; i++) X[i] += s->xb[i];
     for (size_t t = 0; t < n; t++)
         rmsnorm(s->xb + t * d, X + t * d, m->norm_ffn + layer * d, d, c->norm_eps);
     if (hook) hook(user, layer, LQ_GROUP_FFN_IN, s->xb, n, d);
     if (stop_after == (int)LQ_GROUP_FFN_IN) return LQ_OK;
-    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_GATE), o, s->xb, n, s->h1)) ||
-        (st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_UP), o, s->xb, n, s->h3)))
+    xin = s->xb;
+    if (m->actq && (st = lq_actq_input(ctx, m->actq, layer, LQ_GROUP_FFN_IN, s->xb, n, d, &xin)))
+        return st;
+    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_GATE), o, xin, n, s->h1)) ||
+        (st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_UP), o, xin, n, s->h3)))
         return st;
     for (size_t i = 0; i < n * hid; i++) {
         float g = s->h1[i];
@@ -787,7 +814,10 @@ lq_status lq_llama_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, cons
     }
     if (hook) hook(user, layer, LQ_GROUP_FFN_MID, s->h1, n, hid);
     if (stop_after == (int)LQ_GROUP_FFN_MID) return LQ_OK;
-    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_DOWN), o, s->h1, n, s->xb)))
+    xin = s->h1;
+    if (m->actq && (st = lq_actq_input(ctx, m->actq, layer, LQ_GROUP_FFN_MID, s->h1, n, hid, &xin)))
+        return st;
+    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_DOWN), o, xin, n, s->xb)))
         return st;
     for (size_t i = 0; i < n * d; i++) X[i] += s->xb[i];
     return LQ_OK;

@@ -67,6 +67,9 @@ typedef struct lq_llama {
     float *cls;        /* vocab x dim, == embed when tied */
     lq_linear *lin;    /* n_layers x LQ_LIN_COUNT */
     char source[32];   /* "llama2.c", "safetensors", "lqt" */
+    /* Run-time activation / KV-cache quantization (actq.h), owned by the
+     * caller; NULL (the loaders' default): activations and KV stay float. */
+    struct lq_actq *actq;
 } lq_llama;
 
 /* Load a model: a llama2.c .bin checkpoint, a Hugging Face folder (config.json
