@@ -140,4 +140,5 @@ const lq_kern_format lq_kern_vq = {
     .act_build = lq_lut_act_build,
     .rows = LQ_LUT_ROWS,
     .grain = LQ_LUT_GRAIN,
+    .pack_bytes = lq_lut_pack_bytes,
 };
