@@ -1,5 +1,8 @@
-/* AQ (AQLM) on the table kernels.
+/* AQ (AQLM): decode kernels (simd/kern_dec.h) when the vector dimension is
+ * a multiple of 8 (AQLM's default g = 8: 1x16, 2x8 ...), which read the
+ * stored codes as they are; table kernels otherwise.
  *
+ * Table layout:
  * Stored layout: src/mcq/aq_internal.h ("LQ_FORMAT_AQ"): codes per (row,
  * g-vector, codebook), M codebooks of 2^B g-vectors (half or float), fp32
  * row scales. Position p = j * M + m (vector j, codebook m); its table holds
@@ -11,6 +14,7 @@
 #include "core/half.h"
 #include "mcq/aq_internal.h"
 #include "products/lut.h"
+#include "simd/kern_dec.h"
 
 typedef struct aq_fmt {
     size_t M, K, g, ng;
@@ -36,7 +40,7 @@ static void aq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_lev
                 T + (j * f->M + m) * stride);
 }
 
-static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
+static lq_status aq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_lut_pack **out)
 {
     size_t M = t->ip[LQ_AQ_IP_M], B = t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
     size_t cbytes = t->ip[LQ_AQ_IP_CB], K = (size_t)1 << B, ng = t->cols / g;
@@ -70,6 +74,7 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     }
     *f = (aq_fmt){M, K, g, ng, cb};
     p->fmt = f;
+    p->fmt_bytes = M * stride * g * sizeof(float);
     p->fmt_free = aq_fmt_free;
     p->build = aq_build;
     const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
@@ -104,14 +109,105 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     return LQ_OK;
 }
 
+/* ---- decode layout: the tensor's own codes and codebooks --------------- */
+static void aqd_free(const lq_allocator *a, lq_aqd_pack *p)
+{
+    if (!p) return;
+    lq_free_with(a, p->scales);
+    lq_free_with(a, p);
+}
+
+static lq_status aq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_aqd_pack **out)
+{
+    size_t M = t->ip[LQ_AQ_IP_M], B = t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
+    if (g % 8) return LQ_ERR_UNSUPPORTED;
+    lq_aqd_pack *p = lq_alloc_with(a, sizeof *p);
+    float *sc = lq_alloc_with(a, t->rows * sizeof(float));
+    if (!p || !sc) {
+        lq_free_with(a, p);
+        lq_free_with(a, sc);
+        return LQ_ERR_NO_MEMORY;
+    }
+    memcpy(sc, lq_qtensor_section(t, LQ_SEC_SCALES)->data, t->rows * sizeof(float));
+    *p = (lq_aqd_pack){.rows = t->rows,
+                       .cols = t->cols,
+                       .M = M,
+                       .K = (size_t)1 << B,
+                       .g = g,
+                       .ng = t->cols / g,
+                       .codeb = B <= 8 ? 1 : 2,
+                       .half = t->ip[LQ_AQ_IP_CB] == 2,
+                       .codes = lq_qtensor_section(t, LQ_SEC_CODES)->data,
+                       .cb = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data,
+                       .scales = sc};
+    *out = p;
+    return LQ_OK;
+}
+
+/* ---- the record ------------------------------------------------------------ */
+static void aq_pack_free(const lq_allocator *a, void *pack)
+{
+    lq_aq_kpack *k = pack;
+    if (!k) return;
+    lq_lut_pack_free(a, k->lut);
+    aqd_free(a, k->dec);
+    lq_free_with(a, k);
+}
+
+static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
+{
+    lq_aq_kpack *k = lq_alloc_with(a, sizeof *k);
+    if (!k) return LQ_ERR_NO_MEMORY;
+    k->lut = NULL;
+    k->dec = NULL;
+    lq_status st = aq_prepare_dec(t, a, &k->dec);
+    if (st == LQ_ERR_UNSUPPORTED) st = aq_prepare_lut(t, a, &k->lut);
+    if (st != LQ_OK) {
+        lq_free_with(a, k);
+        return st;
+    }
+    *out = k;
+    return LQ_OK;
+}
+
+static size_t aq_max_batch(const void *pack, lq_kernel_mode mode)
+{
+    const lq_aq_kpack *k = pack;
+    return k->lut ? lq_lut_max_batch(k->lut, mode) : 64;
+}
+
+static size_t aq_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
+{
+    const lq_aq_kpack *k = pack;
+    return k->lut ? lq_lut_act_bytes(k->lut, batch, mode) : batch * k->dec->cols * sizeof(float);
+}
+
+static void aq_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
+                         lq_simd_level level, void *act)
+{
+    const lq_aq_kpack *k = pack;
+    if (k->lut) lq_lut_act_build(k->lut, X, batch, mode, level, act);
+    else memcpy(act, X, batch * k->dec->cols * sizeof(float));
+}
+
+/* Decode path: the stored codes, the codebooks as stored and the scales. */
+static size_t aq_pack_bytes(const void *pack)
+{
+    const lq_aq_kpack *k = pack;
+    if (k->lut) return lq_lut_pack_bytes(k->lut);
+    const lq_aqd_pack *p = k->dec;
+    return p->rows * (p->ng * p->M * p->codeb + sizeof(float)) +
+           p->M * p->K * p->g * (p->half ? 2 : 4);
+}
+
 const lq_kern_format lq_kern_aq = {
     .format = LQ_FORMAT_AQ,
     .prepare = aq_prepare,
-    .pack_free = lq_lut_pack_free,
-    .max_batch = lq_lut_max_batch,
-    .act_bytes = lq_lut_act_bytes,
-    .act_build = lq_lut_act_build,
-    .rows = LQ_LUT_ROWS,
+    .pack_free = aq_pack_free,
+    .max_batch = aq_max_batch,
+    .act_bytes = aq_act_bytes,
+    .act_build = aq_act_build,
+    .rows = LQ_DEC_ROWS(aq),
     .grain = LQ_LUT_GRAIN,
-    .pack_bytes = lq_lut_pack_bytes,
+    .pack_bytes = aq_pack_bytes,
 };

@@ -1,0 +1,209 @@
+/* Decode kernels of VQ and AQ for AVX2 (the float operations of kern_dec.h,
+ * in the same order as the scalar reference). VQ: a tile is two halves of 8
+ * row lanes; the lookup is vpermps (K <= 8) or two vpermps and a blend
+ * (K <= 16) when the tile's rows share their codebooks, else a gather. AQ:
+ * one row at a time, the four partial sums P_0..P_3 in registers, chunks
+ * decoded with 128-bit (half) or 256-bit (float) loads and reused by two
+ * activation vectors at a time. */
+#include <immintrin.h>
+
+#include "simd/kern_dec.h"
+
+#define NB2 2
+
+static inline __attribute__((always_inline)) __m256i vq_codes8(const lq_vqd_pack *p,
+                                                                const uint8_t *tc, size_t pos,
+                                                                size_t h)
+{
+    switch (p->cw) {
+    case 4: {
+        __m256i v = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64((const __m128i *)(const void *)(tc + (pos >> 1) * 16 + 8 * h)));
+        if (pos & 1) v = _mm256_srli_epi32(v, 4);
+        return _mm256_and_si256(v, _mm256_set1_epi32(15));
+    }
+    case 8:
+        return _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64((const __m128i *)(const void *)(tc + pos * 16 + 8 * h)));
+    default:
+        return _mm256_cvtepu16_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(tc + pos * 32 + 16 * h)));
+    }
+}
+
+static inline __attribute__((always_inline)) void
+vq_half(const lq_vqd_pack *p, const float *X, size_t nb, size_t tile, size_t h, int mode,
+        float *Y, size_t ldy, size_t nrows, size_t d)
+{
+    const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
+    __m256 s[NB2][4];
+    for (size_t b = 0; b < nb; b++) s[b][0] = s[b][1] = s[b][2] = s[b][3] = _mm256_setzero_ps();
+    const uint32_t *lcb = p->lane_cb + tile * LQ_KERN_TILE + 8 * h;
+    for (size_t cg = 0; cg < p->ncg; cg++) {
+        size_t j0 = cg * p->gcv, j1 = j0 + p->gcv < p->nvec ? j0 + p->gcv : p->nvec;
+        __m256 lo[8], hi[8];
+        __m256i base[8];
+        if (mode < 2) {
+            const float *c = p->cb + ((size_t)p->lane_cb[tile * LQ_KERN_TILE] + cg) * d * p->stride;
+            for (size_t i = 0; i < d; i++) {
+                lo[i] = _mm256_loadu_ps(c + i * p->stride);
+                hi[i] = _mm256_loadu_ps(c + i * p->stride + 8);
+            }
+        } else {
+            __m256i g = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)lcb),
+                                         _mm256_set1_epi32((int)cg));
+            g = _mm256_mullo_epi32(g, _mm256_set1_epi32((int)(d * p->stride)));
+            for (size_t i = 0; i < d; i++)
+                base[i] = _mm256_add_epi32(g, _mm256_set1_epi32((int)(i * p->stride)));
+        }
+        for (size_t j = j0; j < j1; j++) {
+            __m256i c = vq_codes8(p, tc, j, h);
+            __m256 w[8];
+            if (mode == 0) {
+                for (size_t i = 0; i < d; i++) w[i] = _mm256_permutevar8x32_ps(lo[i], c);
+            } else if (mode == 1) {
+                __m256 sel = _mm256_castsi256_ps(_mm256_cmpgt_epi32(c, _mm256_set1_epi32(7)));
+                for (size_t i = 0; i < d; i++)
+                    w[i] = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo[i], c),
+                                            _mm256_permutevar8x32_ps(hi[i], c), sel);
+            } else {
+                for (size_t i = 0; i < d; i++)
+                    w[i] = _mm256_i32gather_ps(p->cb, _mm256_add_epi32(base[i], c), 4);
+            }
+            for (size_t b = 0; b < nb; b++) {
+                const float *x = X + b * p->cols + j * d;
+                __m256 v = _mm256_mul_ps(w[0], _mm256_set1_ps(x[0]));
+                for (size_t i = 1; i < d; i++)
+                    v = _mm256_add_ps(v, _mm256_mul_ps(w[i], _mm256_set1_ps(x[i])));
+                s[b][j & 3] = _mm256_add_ps(s[b][j & 3], v);
+            }
+        }
+    }
+    for (size_t b = 0; b < nb; b++) {
+        __m256 t = _mm256_add_ps(_mm256_add_ps(s[b][0], s[b][1]), _mm256_add_ps(s[b][2], s[b][3]));
+        float o[8];
+        _mm256_storeu_ps(o, t);
+        for (size_t k = 0; k < 8 && 8 * h + k < nrows; k++)
+            Y[b * ldy + tile * LQ_KERN_TILE + 8 * h + k] = o[k];
+    }
+}
+
+void lq_kern_vqd_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1)
+{
+    const lq_vqd_pack *p = pack;
+    const float *X = act;
+    for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {
+        size_t nrows = r1 - tile * LQ_KERN_TILE;
+        if (nrows > LQ_KERN_TILE) nrows = LQ_KERN_TILE;
+        int mode = !p->uniform[tile] ? 2 : p->K <= 8 ? 0 : p->K <= 16 ? 1 : 2;
+        for (size_t h = 0; h < 2 && 8 * h < nrows; h++)
+            for (size_t b0 = 0; b0 < batch; b0 += NB2) {
+                size_t nb = batch - b0 < NB2 ? batch - b0 : NB2;
+                const float *x = X + b0 * p->cols;
+                float *y = Y + b0 * ldy;
+#define VQ_MODES(NB, D)                                                                       \
+    if (mode == 0) vq_half(p, x, NB, tile, h, 0, y, ldy, nrows, D);                           \
+    else if (mode == 1) vq_half(p, x, NB, tile, h, 1, y, ldy, nrows, D);                      \
+    else vq_half(p, x, NB, tile, h, 2, y, ldy, nrows, D);
+#define VQ_DIMS(NB)                                                                           \
+    switch (p->d) {                                                                           \
+    case 1: VQ_MODES(NB, 1) break;                                                            \
+    case 2: VQ_MODES(NB, 2) break;                                                            \
+    case 4: VQ_MODES(NB, 4) break;                                                            \
+    default: VQ_MODES(NB, 8) break;                                                           \
+    }
+                if (nb == 1) {
+                    VQ_DIMS(1)
+                } else {
+                    VQ_DIMS(2)
+                }
+#undef VQ_DIMS
+#undef VQ_MODES
+            }
+    }
+}
+
+/* ---- AQ ------------------------------------------------------------------ */
+static inline __attribute__((always_inline)) size_t aq_code(const lq_aqd_pack *p,
+                                                            const uint8_t *c, size_t i)
+{
+    size_t v = p->codeb == 1 ? c[i] : (size_t)c[2 * i] | ((size_t)c[2 * i + 1] << 8);
+    return v & (p->K - 1);
+}
+
+static inline __attribute__((always_inline)) __m256 aq_chunk(const lq_aqd_pack *p,
+                                                             const uint8_t *rc, size_t u,
+                                                             size_t cpg)
+{
+    size_t j = u / cpg, o = (u % cpg) * 8;
+    __m256 w = _mm256_setzero_ps();
+    for (size_t m = 0; m < p->M; m++) {
+        size_t a = (m * p->K + aq_code(p, rc, j * p->M + m)) * p->g + o;
+        __m256 c = p->half ? _mm256_cvtph_ps(_mm_loadu_si128(
+                                 (const __m128i *)(const void *)((const uint8_t *)p->cb + 2 * a)))
+                           : _mm256_loadu_ps((const float *)p->cb + a);
+        w = m ? _mm256_add_ps(w, c) : c;
+    }
+    return w;
+}
+
+static inline __attribute__((always_inline)) void
+aq_row(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, size_t r,
+       size_t cpg)
+{
+    size_t nchunk = p->cols / 8;
+    const uint8_t *rc = p->codes + r * p->ng * p->M * p->codeb;
+    __m256 P[NB2][4];
+    for (size_t b = 0; b < nb; b++) P[b][0] = P[b][1] = P[b][2] = P[b][3] = _mm256_setzero_ps();
+    for (size_t u = 0; u < nchunk; u++) {
+        __m256 w = aq_chunk(p, rc, u, cpg);
+        for (size_t b = 0; b < nb; b++)
+            P[b][u & 3] = _mm256_add_ps(P[b][u & 3],
+                                        _mm256_mul_ps(w, _mm256_loadu_ps(X + b * p->cols + 8 * u)));
+    }
+    for (size_t b = 0; b < nb; b++) {
+        float z[8];
+        _mm256_storeu_ps(z, _mm256_add_ps(_mm256_add_ps(P[b][0], P[b][1]),
+                                          _mm256_add_ps(P[b][2], P[b][3])));
+        float y = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
+        Y[b * ldy + r] = p->scales[r] * y;
+    }
+}
+
+void lq_kern_aqd_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1)
+{
+    const lq_aqd_pack *p = pack;
+    const float *X = act;
+    size_t cpg = p->g / 8;
+    for (size_t r = r0; r < r1; r++)
+        for (size_t b0 = 0; b0 < batch; b0 += NB2) {
+            size_t nb = batch - b0 >= 2 ? 2 : 1;
+            const float *x = X + b0 * p->cols;
+            float *y = Y + b0 * ldy;
+            if (cpg == 1) {
+                if (nb == 2) aq_row(p, x, 2, y, ldy, r, 1);
+                else aq_row(p, x, 1, y, ldy, r, 1);
+            } else {
+                if (nb == 2) aq_row(p, x, 2, y, ldy, r, cpg);
+                else aq_row(p, x, 1, y, ldy, r, cpg);
+            }
+        }
+}
+
+void lq_kern_vq_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                     size_t r0, size_t r1)
+{
+    const lq_vq_kpack *k = pack;
+    if (k->dec) lq_kern_vqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
+    else lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
+}
+
+void lq_kern_aq_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                     size_t r0, size_t r1)
+{
+    const lq_aq_kpack *k = pack;
+    if (k->dec) lq_kern_aqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
+    else lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
+}
