@@ -114,6 +114,7 @@ static void aqd_free(const lq_allocator *a, lq_aqd_pack *p)
 {
     if (!p) return;
     lq_free_with(a, p->scales);
+    lq_free_with(a, p->cbf);
     lq_free_with(a, p);
 }
 
@@ -140,6 +141,19 @@ static lq_status aq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_a
                        .codes = lq_qtensor_section(t, LQ_SEC_CODES)->data,
                        .cb = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data,
                        .scales = sc};
+    /* small codebooks (2x8: 16 KiB) as floats, L1-resident: no conversion
+     * in the loop; large ones (1x16: 1 MiB of halves) stay halves (L2) */
+    size_t nv = M * p->K * g;
+    if (p->half && nv * sizeof(float) <= (64u << 10)) {
+        p->cbf = lq_alloc_with(a, nv * sizeof(float));
+        if (!p->cbf) {
+            aqd_free(a, p);
+            return LQ_ERR_NO_MEMORY;
+        }
+        const uint8_t *h = p->cb;
+        for (size_t i = 0; i < nv; i++)
+            p->cbf[i] = lq_f16_to_f32((uint16_t)(h[2 * i] | (h[2 * i + 1] << 8)));
+    }
     *out = p;
     return LQ_OK;
 }
@@ -160,7 +174,13 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     if (!k) return LQ_ERR_NO_MEMORY;
     k->lut = NULL;
     k->dec = NULL;
-    lq_status st = aq_prepare_dec(t, a, &k->dec);
+    /* measured (docs/benchmarks.md): for K <= 256 (2x8) the table kernel's
+     * gathers (16 rows x g weights per lookup) beat decoding row by row at
+     * every batch; 1x16 has no table layout worth building (2^16 entries
+     * per position) and takes the decode kernel */
+    lq_status st = LQ_ERR_UNSUPPORTED;
+    if (t->ip[LQ_AQ_IP_B] <= 8) st = aq_prepare_lut(t, a, &k->lut);
+    if (st == LQ_ERR_UNSUPPORTED) st = aq_prepare_dec(t, a, &k->dec);
     if (st == LQ_ERR_UNSUPPORTED) st = aq_prepare_lut(t, a, &k->lut);
     if (st != LQ_OK) {
         lq_free_with(a, k);
@@ -197,7 +217,7 @@ static size_t aq_pack_bytes(const void *pack)
     if (k->lut) return lq_lut_pack_bytes(k->lut);
     const lq_aqd_pack *p = k->dec;
     return p->rows * (p->ng * p->M * p->codeb + sizeof(float)) +
-           p->M * p->K * p->g * (p->half ? 2 : 4);
+           p->M * p->K * p->g * (p->half && !p->cbf ? 2 : 4);
 }
 
 const lq_kern_format lq_kern_aq = {

@@ -87,6 +87,7 @@ typedef struct lq_aqd_pack {
     unsigned half;   /* 1: codebook values are IEEE halves, 0: floats */
     const uint8_t *codes;  /* rows * ng * M codes (the tensor's section) */
     const void *cb;        /* M * K * g values (the tensor's section) */
+    float *cbf;            /* the same values as floats (owned), or NULL: read cb */
     float *scales;         /* rows (aligned copy, owned by the pack) */
 } lq_aqd_pack;
 

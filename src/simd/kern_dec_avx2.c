@@ -124,73 +124,9 @@ void lq_kern_vqd_avx2(const void *pack, const void *act, size_t batch, float *Y,
     }
 }
 
-/* ---- AQ ------------------------------------------------------------------ */
-static inline __attribute__((always_inline)) size_t aq_code(const lq_aqd_pack *p,
-                                                            const uint8_t *c, size_t i)
-{
-    size_t v = p->codeb == 1 ? c[i] : (size_t)c[2 * i] | ((size_t)c[2 * i + 1] << 8);
-    return v & (p->K - 1);
-}
-
-static inline __attribute__((always_inline)) __m256 aq_chunk(const lq_aqd_pack *p,
-                                                             const uint8_t *rc, size_t u,
-                                                             size_t cpg)
-{
-    size_t j = u / cpg, o = (u % cpg) * 8;
-    __m256 w = _mm256_setzero_ps();
-    for (size_t m = 0; m < p->M; m++) {
-        size_t a = (m * p->K + aq_code(p, rc, j * p->M + m)) * p->g + o;
-        __m256 c = p->half ? _mm256_cvtph_ps(_mm_loadu_si128(
-                                 (const __m128i *)(const void *)((const uint8_t *)p->cb + 2 * a)))
-                           : _mm256_loadu_ps((const float *)p->cb + a);
-        w = m ? _mm256_add_ps(w, c) : c;
-    }
-    return w;
-}
-
-static inline __attribute__((always_inline)) void
-aq_row(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, size_t r,
-       size_t cpg)
-{
-    size_t nchunk = p->cols / 8;
-    const uint8_t *rc = p->codes + r * p->ng * p->M * p->codeb;
-    __m256 P[NB2][4];
-    for (size_t b = 0; b < nb; b++) P[b][0] = P[b][1] = P[b][2] = P[b][3] = _mm256_setzero_ps();
-    for (size_t u = 0; u < nchunk; u++) {
-        __m256 w = aq_chunk(p, rc, u, cpg);
-        for (size_t b = 0; b < nb; b++)
-            P[b][u & 3] = _mm256_add_ps(P[b][u & 3],
-                                        _mm256_mul_ps(w, _mm256_loadu_ps(X + b * p->cols + 8 * u)));
-    }
-    for (size_t b = 0; b < nb; b++) {
-        float z[8];
-        _mm256_storeu_ps(z, _mm256_add_ps(_mm256_add_ps(P[b][0], P[b][1]),
-                                          _mm256_add_ps(P[b][2], P[b][3])));
-        float y = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
-        Y[b * ldy + r] = p->scales[r] * y;
-    }
-}
-
-void lq_kern_aqd_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
-                      size_t r0, size_t r1)
-{
-    const lq_aqd_pack *p = pack;
-    const float *X = act;
-    size_t cpg = p->g / 8;
-    for (size_t r = r0; r < r1; r++)
-        for (size_t b0 = 0; b0 < batch; b0 += NB2) {
-            size_t nb = batch - b0 >= 2 ? 2 : 1;
-            const float *x = X + b0 * p->cols;
-            float *y = Y + b0 * ldy;
-            if (cpg == 1) {
-                if (nb == 2) aq_row(p, x, 2, y, ldy, r, 1);
-                else aq_row(p, x, 1, y, ldy, r, 1);
-            } else {
-                if (nb == 2) aq_row(p, x, 2, y, ldy, r, cpg);
-                else aq_row(p, x, 1, y, ldy, r, cpg);
-            }
-        }
-}
+#define AQ_NB 2
+#define AQ_FN lq_kern_aqd_avx2
+#include "simd/kern_dec_aq.h"
 
 void lq_kern_vq_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                      size_t r0, size_t r1)

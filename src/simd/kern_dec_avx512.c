@@ -9,10 +9,9 @@
  * vector of the batch, the partial sums of each vector living on the stack
  * between blocks.
  *
- * AQ: one row at a time, four 8-column chunks per step as two registers
- * (chunks u, u+1 and u+2, u+3 = the partial sums P_0|P_1 and P_2|P_3); the
- * chunks are decoded with 256-bit loads of the codebook entries (vcvtph2ps
- * for halves) and reused by up to NB_AQ activation vectors. */
+ * AQ: the 256-bit kernel of kern_dec_aq.h with four activation vectors per
+ * decode (measured: pairing two chunks in a 512-bit register cost more in
+ * inserts than it saved on this machine). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -183,121 +182,9 @@ void lq_kern_vqd_avx512(const void *pack, const void *act, size_t batch, float *
     }
 }
 
-/* ---- AQ ------------------------------------------------------------------ */
-#define NB_AQ 8
-
-/* The 8 values at element offset `at` of the codebooks, widened. */
-static inline __attribute__((always_inline)) __m256i aq_h8(const lq_aqd_pack *p, size_t at)
-{
-    return _mm256_castsi128_si256(
-        _mm_loadu_si128((const __m128i *)(const void *)((const uint8_t *)p->cb + 2 * at)));
-}
-
-static inline __attribute__((always_inline)) size_t aq_code(const lq_aqd_pack *p,
-                                                            const uint8_t *c, size_t i)
-{
-    size_t v = p->codeb == 1 ? c[i] : (size_t)c[2 * i] | ((size_t)c[2 * i + 1] << 8);
-    return v & (p->K - 1);
-}
-
-/* Decoded chunks u and u + 1 (u + 1 < nchunk unless `one`) as one register. */
-static inline __attribute__((always_inline)) __m512 aq_pair(const lq_aqd_pack *p,
-                                                            const uint8_t *rc, size_t u, int one,
-                                                            size_t cpg)
-{
-    size_t j0 = u / cpg, o0 = (u % cpg) * 8, j1 = (u + 1) / cpg, o1 = ((u + 1) % cpg) * 8;
-    __m512 w = _mm512_setzero_ps();
-    for (size_t m = 0; m < p->M; m++) {
-        size_t a0 = (m * p->K + aq_code(p, rc, j0 * p->M + m)) * p->g + o0;
-        size_t a1 = one ? a0 : (m * p->K + aq_code(p, rc, j1 * p->M + m)) * p->g + o1;
-        __m512 c;
-        if (p->half) {
-            __m256i h = _mm256_inserti128_si256(aq_h8(p, a0), _mm256_castsi256_si128(aq_h8(p, a1)), 1);
-            c = _mm512_cvtph_ps(h);
-        } else {
-            const float *f = p->cb;
-            c = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(f + a0)),
-                                   _mm256_loadu_ps(f + a1), 1);
-        }
-        w = m ? _mm512_add_ps(w, c) : c;
-    }
-    return w;
-}
-
-static inline __attribute__((always_inline)) void
-aq_rows_nb(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, size_t r,
-           size_t cpg)
-{
-    size_t nchunk = p->cols / 8;
-    const uint8_t *rc = p->codes + r * p->ng * p->M * p->codeb;
-    __m512 A[NB_AQ], B[NB_AQ];
-    for (size_t b = 0; b < nb; b++) A[b] = B[b] = _mm512_setzero_ps();
-    size_t u = 0;
-    for (; u + 4 <= nchunk; u += 4) {
-        __m512 wa = aq_pair(p, rc, u, 0, cpg), wb = aq_pair(p, rc, u + 2, 0, cpg);
-        for (size_t b = 0; b < nb; b++) {
-            const float *x = X + b * p->cols + 8 * u;
-            A[b] = _mm512_add_ps(A[b], _mm512_mul_ps(wa, _mm512_loadu_ps(x)));
-            B[b] = _mm512_add_ps(B[b], _mm512_mul_ps(wb, _mm512_loadu_ps(x + 16)));
-        }
-    }
-    size_t rem = nchunk - u;
-    if (rem) {
-        /* 1 to 3 chunks left: P_0 (|P_1) in A, P_2 in B */
-        __m512 wa = aq_pair(p, rc, u, rem < 2, cpg);
-        __m512 wb = rem == 3 ? aq_pair(p, rc, u + 2, 1, cpg) : _mm512_setzero_ps();
-        __mmask16 ma = rem >= 2 ? 0xffff : 0x00ff;
-        for (size_t b = 0; b < nb; b++) {
-            const float *x = X + b * p->cols + 8 * u;
-            __m512 xa = _mm512_maskz_loadu_ps(ma, x);
-            A[b] = _mm512_mask_add_ps(A[b], ma, A[b], _mm512_mul_ps(wa, xa));
-            if (rem == 3)
-                B[b] = _mm512_mask_add_ps(B[b], 0x00ff, B[b],
-                                          _mm512_mul_ps(wb, _mm512_maskz_loadu_ps(0x00ff, x + 16)));
-        }
-    }
-    for (size_t b = 0; b < nb; b++) {
-        __m256 p01 = _mm256_add_ps(_mm512_castps512_ps256(A[b]), _mm512_extractf32x8_ps(A[b], 1));
-        __m256 p23 = _mm256_add_ps(_mm512_castps512_ps256(B[b]), _mm512_extractf32x8_ps(B[b], 1));
-        float z[8];
-        _mm256_storeu_ps(z, _mm256_add_ps(p01, p23));
-        float y = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
-        Y[b * ldy + r] = p->scales[r] * y;
-    }
-}
-
-/* nb and the chunks per group as constants (shifts instead of divisions). */
-static inline __attribute__((always_inline)) void
-aq_rows_cpg(const lq_aqd_pack *p, const float *x, size_t nb, float *y, size_t ldy, size_t r,
-            size_t cpg)
-{
-    switch (nb) {
-    case 1: aq_rows_nb(p, x, 1, y, ldy, r, cpg); break;
-    case 2: aq_rows_nb(p, x, 2, y, ldy, r, cpg); break;
-    case 4: aq_rows_nb(p, x, 4, y, ldy, r, cpg); break;
-    case 8: aq_rows_nb(p, x, 8, y, ldy, r, cpg); break;
-    default: aq_rows_nb(p, x, nb, y, ldy, r, cpg); break;
-    }
-}
-
-void lq_kern_aqd_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
-                        size_t r0, size_t r1)
-{
-    const lq_aqd_pack *p = pack;
-    const float *X = act;
-    size_t cpg = p->g / 8;
-    for (size_t r = r0; r < r1; r++)
-        for (size_t b0 = 0; b0 < batch; b0 += NB_AQ) {
-            size_t nb = batch - b0 < NB_AQ ? batch - b0 : NB_AQ;
-            const float *x = X + b0 * p->cols;
-            float *y = Y + b0 * ldy;
-            switch (cpg) {
-            case 1: aq_rows_cpg(p, x, nb, y, ldy, r, 1); break;
-            case 2: aq_rows_cpg(p, x, nb, y, ldy, r, 2); break;
-            default: aq_rows_cpg(p, x, nb, y, ldy, r, cpg); break;
-            }
-        }
-}
+#define AQ_NB 4
+#define AQ_FN lq_kern_aqd_avx512
+#include "simd/kern_dec_aq.h"
 
 void lq_kern_vq_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                        size_t r0, size_t r1)

@@ -34,6 +34,7 @@ void lq_kern_vqd_scalar(const void *pack, const void *act, size_t batch, float *
 
 static float aq_val(const lq_aqd_pack *p, size_t i)
 {
+    if (p->cbf) return p->cbf[i];
     if (p->half) {
         const uint8_t *h = (const uint8_t *)p->cb + 2 * i;
         return lq_f16_to_f32((uint16_t)(h[0] | (h[1] << 8)));
