@@ -11,9 +11,8 @@
  * (cols / g) * M * max(2^B, 16) floats per activation. */
 #include <string.h>
 
-#include "core/half.h"
-#include "mcq/aq_internal.h"
 #include "products/lut.h"
+#include "qtensor/format_aq.h"
 #include "simd/kern_dec.h"
 
 typedef struct aq_fmt {
@@ -42,8 +41,9 @@ static void aq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_lev
 
 static lq_status aq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_lut_pack **out)
 {
-    size_t M = t->ip[LQ_AQ_IP_M], B = t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
-    size_t cbytes = t->ip[LQ_AQ_IP_CB], K = (size_t)1 << B, ng = t->cols / g;
+    lq_aq_layout v;
+    if (lq_aq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t M = v.M, B = v.B, g = v.g, K = v.K, ng = v.ng;
     size_t stride = K < 16 ? 16 : K, npos = ng * M, tabset;
     /* tables pay only when smaller than the weights (e.g. AQLM 1x16 on
      * 4096 columns would need 2^25 floats per activation: the reference
@@ -77,33 +77,19 @@ static lq_status aq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_l
     p->fmt_bytes = M * stride * g * sizeof(float);
     p->fmt_free = aq_fmt_free;
     p->build = aq_build;
-    const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
     memset(cb, 0, M * stride * g * sizeof(float));
     for (size_t i = 0; i < M * K * g; i++) {
-        float v;
-        if (cbytes == 2) {
-            v = lq_f16_to_f32((uint16_t)(cbs[2 * i] | (cbs[2 * i + 1] << 8)));
-        } else {
-            memcpy(&v, cbs + 4 * i, 4);
-        }
         size_t m = i / (K * g), e = (i / g) % K, q = i % g;
-        cb[(m * g + q) * stride + e] = v;
+        cb[(m * g + q) * stride + e] = lq_aq_layout_value(&v, i);
     }
     p->seg[0] = 0;
     p->seg[1] = (uint32_t)npos;
     for (size_t q = 0; q < npos; q++) p->tabofs[q] = (uint32_t)(q * stride);
     for (size_t i = 0; i < p->ntiles; i++) p->uniform[i] = 1;
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    const uint8_t *scales = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
     for (size_t r = 0; r < t->rows; r++) {
-        for (size_t q = 0; q < npos; q++) {
-            size_t i = r * npos + q;
-            size_t c = B <= 8 ? codes[i] : (size_t)codes[2 * i] | ((size_t)codes[2 * i + 1] << 8);
-            lq_lut_put_code(p, r, q, (unsigned)(c & (K - 1)));
-        }
-        float s;
-        memcpy(&s, scales + 4 * r, 4);
-        p->mult[(r / LQ_KERN_TILE) * LQ_KERN_TILE + r % LQ_KERN_TILE] = s;
+        for (size_t q = 0; q < npos; q++)
+            lq_lut_put_code(p, r, q, (unsigned)lq_aq_layout_code(&v, r * npos + q));
+        p->mult[(r / LQ_KERN_TILE) * LQ_KERN_TILE + r % LQ_KERN_TILE] = lq_aq_layout_scale(&v, r);
     }
     *out = p;
     return LQ_OK;
@@ -120,7 +106,9 @@ static void aqd_free(const lq_allocator *a, lq_aqd_pack *p)
 
 static lq_status aq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_aqd_pack **out)
 {
-    size_t M = t->ip[LQ_AQ_IP_M], B = t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
+    lq_aq_layout v;
+    if (lq_aq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t M = v.M, g = v.g;
     if (g % 8) return LQ_ERR_UNSUPPORTED;
     lq_aqd_pack *p = lq_alloc_with(a, sizeof *p);
     float *sc = lq_alloc_with(a, t->rows * sizeof(float));
@@ -129,17 +117,17 @@ static lq_status aq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_a
         lq_free_with(a, sc);
         return LQ_ERR_NO_MEMORY;
     }
-    memcpy(sc, lq_qtensor_section(t, LQ_SEC_SCALES)->data, t->rows * sizeof(float));
+    for (size_t r = 0; r < t->rows; r++) sc[r] = lq_aq_layout_scale(&v, r);
     *p = (lq_aqd_pack){.rows = t->rows,
                        .cols = t->cols,
                        .M = M,
-                       .K = (size_t)1 << B,
+                       .K = v.K,
                        .g = g,
-                       .ng = t->cols / g,
-                       .codeb = B <= 8 ? 1 : 2,
-                       .half = t->ip[LQ_AQ_IP_CB] == 2,
-                       .codes = lq_qtensor_section(t, LQ_SEC_CODES)->data,
-                       .cb = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data,
+                       .ng = v.ng,
+                       .codeb = v.code_bytes,
+                       .half = v.value_bytes == 2,
+                       .codes = v.codes,
+                       .cb = v.cb,
                        .scales = sc};
     /* small codebooks (2x8: 16 KiB) as floats, L1-resident: no conversion
      * in the loop; large ones (1x16: 1 MiB of halves) stay halves (L2) */
@@ -150,9 +138,7 @@ static lq_status aq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_a
             aqd_free(a, p);
             return LQ_ERR_NO_MEMORY;
         }
-        const uint8_t *h = p->cb;
-        for (size_t i = 0; i < nv; i++)
-            p->cbf[i] = lq_f16_to_f32((uint16_t)(h[2 * i] | (h[2 * i + 1] << 8)));
+        for (size_t i = 0; i < nv; i++) p->cbf[i] = lq_aq_layout_value(&v, i);
     }
     *out = p;
     return LQ_OK;
@@ -179,7 +165,12 @@ static lq_status aq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
      * every batch; 1x16 has no table layout worth building (2^16 entries
      * per position) and takes the decode kernel */
     lq_status st = LQ_ERR_UNSUPPORTED;
-    if (t->ip[LQ_AQ_IP_B] <= 8) st = aq_prepare_lut(t, a, &k->lut);
+    lq_aq_layout v;
+    if (lq_aq_layout_read(t, &v) != LQ_OK) {
+        lq_free_with(a, k);
+        return LQ_ERR_CORRUPT;
+    }
+    if (v.B <= 8) st = aq_prepare_lut(t, a, &k->lut);
     if (st == LQ_ERR_UNSUPPORTED) st = aq_prepare_dec(t, a, &k->dec);
     if (st == LQ_ERR_UNSUPPORTED) st = aq_prepare_lut(t, a, &k->lut);
     if (st != LQ_OK) {

@@ -13,10 +13,9 @@
  * activation and row block: nrb * (cols / d) * max(2^b, 16) floats. */
 #include <string.h>
 
-#include "core/half.h"
 #include "products/lut.h"
+#include "qtensor/format_vq.h"
 #include "simd/kern_dec.h"
-#include "vq/vq_internal.h"
 
 typedef struct vq_fmt {
     size_t d, K, gc, ncg, nrb, nvec;
@@ -43,24 +42,12 @@ static void vq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_lev
         }
 }
 
-static float rd_half(const uint8_t *p, size_t i)
-{
-    return lq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
-}
-
-static float rd_f32(const uint8_t *p, size_t i)
-{
-    float f;
-    memcpy(&f, p + 4 * i, 4);
-    return f;
-}
-
 static lq_status vq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_lut_pack **out)
 {
-    size_t d = t->ip[LQ_VQ_IP_D], bits = t->ip[LQ_VQ_IP_BITS], gc = t->ip[LQ_VQ_IP_GC];
-    size_t gr = t->ip[LQ_VQ_IP_GR], cbits = t->ip[LQ_VQ_IP_CB], rank = t->ip[LQ_VQ_IP_RANK];
-    size_t K = (size_t)1 << bits, kd = K * d, nvec = t->cols / d;
-    size_t ncg = (t->cols + gc - 1) / gc, nrb = (t->rows + gr - 1) / gr, ncb = ncg * nrb;
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t d = v.d, bits = v.bits, gc = v.gc, gr = v.gr, K = v.K, kd = K * d, nvec = v.nvec;
+    size_t ncg = v.ncg, nrb = v.nrb, ncb = v.ncb;
     size_t stride = K < 16 ? 16 : K, tabset;
     size_t tables;
     /* tables pay only when smaller than the weights (many small row
@@ -99,31 +86,14 @@ static lq_status vq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_l
     p->fmt_free = vq_fmt_free;
     p->build = vq_build;
     memset(cb, 0, ncbv * sizeof(float));
-    const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
-    const lq_qsection *ss = lq_qtensor_section(t, LQ_SEC_SCALES);
-    const lq_qsection *su = lq_qtensor_section(t, LQ_SEC_AUX);
     for (size_t g = 0; g < ncb; g++)
-        for (size_t q = 0; q < kd; q++) {
-            float v;
-            if (rank) {
-                v = 0;
-                for (size_t i = 0; i < rank; i++)
-                    v += rd_half(su->data, g * rank + i) * rd_half(cbs, i * kd + q);
-            } else if (cbits == 8) {
-                v = (float)(int8_t)cbs[g * kd + q] * rd_f32(ss->data, g);
-            } else {
-                v = rd_half(cbs, g * kd + q);
-            }
-            cb[(g * d + q % d) * stride + q / d] = v; /* entry q / d, coordinate q % d */
-        }
+        for (size_t q = 0; q < kd; q++) /* entry q / d, coordinate q % d */
+            cb[(g * d + q % d) * stride + q / d] = lq_vq_layout_value(&v, g, q);
     p->seg[0] = 0;
     p->seg[1] = (uint32_t)nvec;
     for (size_t j = 0; j < nvec; j++) p->tabofs[j] = (uint32_t)(j * stride);
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    size_t rowb = lq_vq_row_bytes(nvec, (unsigned)bits);
     for (size_t r = 0; r < t->rows; r++) {
-        for (size_t j = 0; j < nvec; j++)
-            lq_lut_put_code(p, r, j, lq_vq_get_code(codes + r * rowb, j, (unsigned)bits));
+        for (size_t j = 0; j < nvec; j++) lq_lut_put_code(p, r, j, lq_vq_layout_code(&v, r, j));
         p->lane_set[r] = (uint32_t)(r / gr);
         p->mult[(r / LQ_KERN_TILE) * LQ_KERN_TILE + r % LQ_KERN_TILE] = 1.0f;
     }
@@ -149,10 +119,10 @@ static void vqd_free(const lq_allocator *a, lq_vqd_pack *p)
 
 static lq_status vq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_vqd_pack **out)
 {
-    size_t d = t->ip[LQ_VQ_IP_D], bits = t->ip[LQ_VQ_IP_BITS], gc = t->ip[LQ_VQ_IP_GC];
-    size_t gr = t->ip[LQ_VQ_IP_GR], cbits = t->ip[LQ_VQ_IP_CB], rank = t->ip[LQ_VQ_IP_RANK];
-    size_t K = (size_t)1 << bits, kd = K * d, nvec = t->cols / d;
-    size_t ncg = (t->cols + gc - 1) / gc, nrb = (t->rows + gr - 1) / gr, ncb = ncg * nrb;
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t d = v.d, bits = v.bits, gc = v.gc, gr = v.gr, K = v.K, kd = K * d, nvec = v.nvec;
+    size_t ncg = v.ncg, ncb = v.ncb;
     size_t stride = K < 16 ? 16 : K, ncbv;
     /* gather indices are 32-bit */
     if (!lq_mul_ok(ncb, d * stride, &ncbv) || ncbv >= ((size_t)1 << 31)) return LQ_ERR_UNSUPPORTED;
@@ -186,30 +156,14 @@ static lq_status vq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_v
     memset(p->codes, 0, ncode ? ncode : 1);
     memset(p->lane_cb, 0, p->ntiles * LQ_KERN_TILE * sizeof(uint32_t));
     memset(p->cb, 0, ncbv * sizeof(float));
-    const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
-    const lq_qsection *ss = lq_qtensor_section(t, LQ_SEC_SCALES);
-    const lq_qsection *su = lq_qtensor_section(t, LQ_SEC_AUX);
     for (size_t g = 0; g < ncb; g++)
-        for (size_t q = 0; q < kd; q++) {
-            float v;
-            if (rank) {
-                v = 0;
-                for (size_t i = 0; i < rank; i++)
-                    v += rd_half(su->data, g * rank + i) * rd_half(cbs, i * kd + q);
-            } else if (cbits == 8) {
-                v = (float)(int8_t)cbs[g * kd + q] * rd_f32(ss->data, g);
-            } else {
-                v = rd_half(cbs, g * kd + q);
-            }
-            p->cb[(g * d + q % d) * stride + q / d] = v; /* entry q / d, coordinate q % d */
-        }
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    size_t rowb = lq_vq_row_bytes(nvec, (unsigned)bits);
+        for (size_t q = 0; q < kd; q++) /* entry q / d, coordinate q % d */
+            p->cb[(g * d + q % d) * stride + q / d] = lq_vq_layout_value(&v, g, q);
     for (size_t r = 0; r < t->rows; r++) {
         size_t tile = r / LQ_KERN_TILE, lane = r % LQ_KERN_TILE;
         uint8_t *tc = p->codes + tile * p->tile_code_bytes;
         for (size_t j = 0; j < nvec; j++) {
-            unsigned c = lq_vq_get_code(codes + r * rowb, j, (unsigned)bits);
+            unsigned c = lq_vq_layout_code(&v, r, j);
             switch (p->cw) {
             case 4: tc[(j >> 1) * 16 + lane] |= (uint8_t)(c << (4 * (j & 1))); break;
             case 8: tc[j * 16 + lane] = (uint8_t)c; break;
@@ -246,14 +200,14 @@ static void vq_pack_free(const lq_allocator *a, void *pack)
  * rows per codebook) takes the decode kernels. */
 static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
 {
-    size_t bits = t->ip[LQ_VQ_IP_BITS], gr = t->ip[LQ_VQ_IP_GR];
-    size_t K = (size_t)1 << bits;
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
     lq_vq_kpack *k = lq_alloc_with(a, sizeof *k);
     if (!k) return LQ_ERR_NO_MEMORY;
     k->lut = NULL;
     k->dec = NULL;
     lq_status st = LQ_ERR_UNSUPPORTED;
-    if (gr >= 4 * K) st = vq_prepare_lut(t, a, &k->lut);
+    if (v.gr >= 4 * v.K) st = vq_prepare_lut(t, a, &k->lut);
     if (st == LQ_ERR_UNSUPPORTED) st = vq_prepare_dec(t, a, &k->dec);
     if (st != LQ_OK) {
         lq_free_with(a, k);
