@@ -19,6 +19,7 @@
 #include "qtensor/qtensor_internal.h"
 #include "products/lut.h"
 #include "products/products.h"
+#include "qtensor/format_aq.h"
 #include "simd/kern_bcq.h"
 #include "simd/kern_dec.h"
 #include "test_common.h"
@@ -253,6 +254,30 @@ static double fast_bound_bcq(const fixture *f, const float *X, size_t b, size_t 
     return bound * 1.0001;
 }
 
+/* AQ FAST with int8 tables (simd/kern_dec.h): per lookup at most s_blk / 2
+ * with s_blk = max |T| / 127 <= cmax * max_j ||x_j||_1 / 127 (cmax the
+ * largest |codebook value|, x_j the activation's g-vectors), so
+ * |y - y^| <= |scale_r| * (ng * M) * cmax * max_j ||x_j||_1 / 254. Without
+ * int8 tables (decode path) FAST is EXACT. */
+static double fast_bound_aq(const fixture *f, const float *X, size_t b, size_t r)
+{
+    const lq_kern_format *kf = lq_kern_lookup(LQ_FORMAT_AQ);
+    const void *pk;
+    ck_assert_int_eq(lq_kern_pack(f->t, kf, &pk), LQ_OK);
+    if (!((const lq_aq_kpack *)pk)->q8) return 0.0;
+    lq_aq_layout v;
+    ck_assert_int_eq(lq_aq_layout_read(f->t, &v), LQ_OK);
+    double cmax = 0, xg = 0;
+    for (size_t i = 0; i < v.M * v.K * v.g; i++)
+        if (fabs(lq_aq_layout_value(&v, i)) > cmax) cmax = fabs(lq_aq_layout_value(&v, i));
+    for (size_t j = 0; j < v.ng; j++) {
+        double s = 0;
+        for (size_t q = 0; q < v.g; q++) s += fabs(X[b * f->cols + j * v.g + q]);
+        if (s > xg) xg = s;
+    }
+    return fabs(lq_aq_layout_scale(&v, r)) * (double)(v.ng * v.M) * cmax * xg / 254.0 * 1.0001;
+}
+
 static const size_t g_batches[] = {1, 3, 17, 64};
 #define NBATCH (sizeof g_batches / sizeof g_batches[0])
 
@@ -328,9 +353,9 @@ START_TEST(products_match_dequant)
                     for (size_t b = 0; b < batch; b++)
                         for (size_t r = 0; r < rows; r++) {
                             size_t i = b * rows + r;
-                            double bound = (mk->format == LQ_FORMAT_BCQ
-                                                 ? fast_bound_bcq(&f, X, b, r)
-                                                 : fast_bound(&f, X, b, r)) +
+                            double bound = (mk->format == LQ_FORMAT_BCQ  ? fast_bound_bcq(&f, X, b, r)
+                                            : mk->format == LQ_FORMAT_AQ ? fast_bound_aq(&f, X, b, r)
+                                                                         : fast_bound(&f, X, b, r)) +
                                            EPS_EXACT * (A[i] + 1e-3) * cols;
                             ck_assert_msg(fabs(Y[i] - R[i]) <= bound,
                                           "%s %zux%zu b%zu %s fast: %g vs %g (bound %g)", mk->name,

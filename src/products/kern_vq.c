@@ -140,7 +140,7 @@ static lq_status vq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_v
     p->ncb = ncb;
     p->gcv = gc / d;
     p->cw = bits <= 4 ? 4 : bits <= 8 ? 8 : 16;
-    size_t npos_b = p->cw == 4 ? (nvec + 1) / 2 : nvec, per_pos = p->cw == 16 ? 32 : 16, ncode;
+    size_t npos_b = p->cw == 4 ? (nvec + 1) / 2 : nvec, per_pos = p->cw == 16 ? 32 : 16, ncode = 0;
     int ok = lq_mul_ok(npos_b, per_pos, &p->tile_code_bytes) &&
              lq_mul_ok(p->ntiles, p->tile_code_bytes, &ncode) && ncode < SIZE_MAX / 2;
     if (ok) {

@@ -98,6 +98,50 @@ void lq_kern_aqd_avx2(const void *pack, const void *act, size_t batch, float *Y,
 void lq_kern_aqd_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                         size_t r0, size_t r1);
 
+/* AQ FAST with int8 tables (K <= 256: AQLM 2x8 and smaller codebooks).
+ * Tables as for the float table kernel (position p = j * M + m, T_p[e] =
+ * C_m[e] . x_j), then per block of LQ_AQ8_BLK positions one scale s_blk =
+ * max |T| / 127 over the block and T8 = T / s_blk rounded half away from
+ * zero (int8, 256 entries per position, zero padded). Codes: per tile of 64
+ * rows and position, the 64 rows' codes (one byte each). Per row and vector:
+ *   isum_blk = sum over the block's positions of T8_p[code]   (exact integer)
+ *   f = f + (float)isum_blk * s_blk                           (blocks in order,
+ *                                                              product rounded first)
+ *   y = scale * f
+ * bit-identical at every level. Error against the float tables: at most
+ * s_blk / 2 per lookup, i.e. |scale| * sum_blk (positions * s_blk / 2). */
+#define LQ_AQ8_TILE 64
+#define LQ_AQ8_BLK 32
+
+typedef struct lq_aq8_pack {
+    size_t rows, cols, ntiles; /* tiles of LQ_AQ8_TILE rows */
+    size_t npos, nblk;         /* positions per row; blocks of LQ_AQ8_BLK */
+    uint8_t *codes;            /* ntiles * npos * 64 */
+    float *scales;             /* ntiles * 64 (0 for padding rows) */
+} lq_aq8_pack;
+
+/* Bytes of one vector's activation data: npos * 256 int8 entries (plus
+ * 64 bytes of padding for 32-bit gathers), then nblk floats; 64-aligned. */
+static inline size_t lq_aq8_act_stride(const lq_aq8_pack *p)
+{
+    return lq_kern_roundup(p->npos * 256 + 64 + p->nblk * sizeof(float), 64);
+}
+
+/* o[e] = round half away from zero of clamp(y[e] * inv, -127, 127), e < n
+ * (y finite): the table quantizer, the same bytes at every level. */
+void lq_aq8_quant_scalar(const float *y, size_t n, float inv, int8_t *o);
+void lq_aq8_quant_avx2(const float *y, size_t n, float inv, int8_t *o);
+void lq_aq8_quant_avx512(const float *y, size_t n, float inv, int8_t *o);
+
+/* Rows [r0, r1) (r0 a multiple of 16); act = batch vectors of
+ * lq_aq8_act_stride bytes. */
+void lq_kern_aq8_scalar(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
+                        size_t ldy, size_t r0, size_t r1);
+void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
+                      size_t ldy, size_t r0, size_t r1);
+void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
+                        size_t ldy, size_t r0, size_t r1);
+
 /* What the VQ and AQ records cache: the decode layout or the table layout
  * (exactly one is non-NULL), chosen at prepare time (src/products/). */
 typedef struct lq_vq_kpack {
@@ -107,6 +151,7 @@ typedef struct lq_vq_kpack {
 typedef struct lq_aq_kpack {
     lq_lut_pack *lut;
     lq_aqd_pack *dec;
+    lq_aq8_pack *q8; /* with lut when K <= 256: the FAST path */
 } lq_aq_kpack;
 
 /* Row kernels of the records: the decode kernel or the table kernel of the
@@ -123,14 +168,30 @@ void lq_kern_aq_avx2(const void *pack, const void *act, size_t batch, float *Y, 
                      size_t r0, size_t r1);
 void lq_kern_aq_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                        size_t r0, size_t r1);
+/* FAST: the int8 tables when the pack has them, else as EXACT. */
+void lq_kern_aqf_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
+void lq_kern_aqf_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1);
+void lq_kern_aqf_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
 
 #if LQ_ARCH_X86
+#define LQ_AQ_ROWS                                                                            \
+    {                                                                                         \
+        {lq_kern_aq_scalar, lq_kern_aq_avx2, lq_kern_aq_avx512, NULL},                        \
+        {lq_kern_aqf_scalar, lq_kern_aqf_avx2, lq_kern_aqf_avx512, NULL},                     \
+    }
 #define LQ_DEC_ROWS(F)                                                                        \
     {                                                                                         \
         {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},               \
         {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},               \
     }
 #else
+#define LQ_AQ_ROWS                                                                            \
+    {                                                                                         \
+        {lq_kern_aq_scalar, NULL, NULL, NULL}, {lq_kern_aqf_scalar, NULL, NULL, NULL},        \
+    }
 #define LQ_DEC_ROWS(F)                                                                        \
     {                                                                                         \
         {lq_kern_##F##_scalar, NULL, NULL, NULL}, {lq_kern_##F##_scalar, NULL, NULL, NULL},   \

@@ -143,3 +143,61 @@ void lq_kern_aq_avx2(const void *pack, const void *act, size_t batch, float *Y, 
     if (k->dec) lq_kern_aqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
     else lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
 }
+
+/* ---- AQ FAST: int8 tables; 8 rows per register, 32-bit gathers of the
+ * table bytes (the 64 bytes of padding after the tables keep them in
+ * bounds), integer sums per block as the scalar reference. */
+void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
+                      size_t ldy, size_t r0, size_t r1)
+{
+    size_t stride = lq_aq8_act_stride(p);
+    for (size_t r8 = r0; r8 < r1; r8 += 8) {
+        size_t tile = r8 / LQ_AQ8_TILE, lane = r8 % LQ_AQ8_TILE;
+        const uint8_t *tc = p->codes + tile * p->npos * LQ_AQ8_TILE + lane;
+        for (size_t b = 0; b < batch; b++) {
+            const int8_t *T = (const int8_t *)act + b * stride;
+            const float *sb = (const float *)(const void *)((const uint8_t *)act + b * stride +
+                                                             p->npos * 256 + 64);
+            __m256 f = _mm256_setzero_ps();
+            for (size_t k = 0; k < p->nblk; k++) {
+                size_t q0 = k * LQ_AQ8_BLK, q1 = q0 + LQ_AQ8_BLK < p->npos ? q0 + LQ_AQ8_BLK : p->npos;
+                __m256i acc = _mm256_setzero_si256();
+                for (size_t q = q0; q < q1; q++) {
+                    __m256i idx = _mm256_cvtepu8_epi32(
+                        _mm_loadl_epi64((const __m128i *)(const void *)(tc + q * LQ_AQ8_TILE)));
+                    __m256i v = _mm256_i32gather_epi32((const int *)(const void *)(T + q * 256), idx, 1);
+                    acc = _mm256_add_epi32(acc, _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24));
+                }
+                f = _mm256_add_ps(f, _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(sb[k])));
+            }
+            float o[8];
+            _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_loadu_ps(p->scales + r8), f));
+            for (size_t i = 0; i < 8 && r8 + i < r1; i++) Y[b * ldy + r8 + i] = o[i];
+        }
+    }
+}
+
+void lq_kern_aqf_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1)
+{
+    const lq_aq_kpack *k = pack;
+    if (k->q8) lq_kern_aq8_avx2(k->q8, act, batch, Y, ldy, r0, r1);
+    else lq_kern_aq_avx2(pack, act, batch, Y, ldy, r0, r1);
+}
+
+void lq_aq8_quant_avx2(const float *y, size_t n, float inv, int8_t *o)
+{
+    size_t e = 0;
+    __m256 vi = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    for (; e + 8 <= n; e += 8) {
+        __m256 c = _mm256_mul_ps(_mm256_loadu_ps(y + e), vi);
+        c = _mm256_max_ps(_mm256_min_ps(c, hi), lo);
+        __m256 neg = _mm256_cmp_ps(c, _mm256_setzero_ps(), _CMP_LT_OQ);
+        __m256 h = _mm256_blendv_ps(_mm256_set1_ps(0.5f), _mm256_set1_ps(-0.5f), neg);
+        __m256i iv = _mm256_cvttps_epi32(_mm256_add_ps(c, h));
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)(void *)t, iv);
+        for (size_t k = 0; k < 8; k++) o[e + k] = (int8_t)t[k];
+    }
+    if (e < n) lq_aq8_quant_scalar(y + e, n - e, inv, o + e);
+}

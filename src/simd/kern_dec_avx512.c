@@ -201,3 +201,81 @@ void lq_kern_aq_avx512(const void *pack, const void *act, size_t batch, float *Y
     if (k->dec) lq_kern_aqd_avx512(k->dec, act, batch, Y, ldy, r0, r1);
     else lq_kern_lut_avx512(k->lut, act, batch, Y, ldy, r0, r1);
 }
+
+/* ---- AQ FAST: int8 tables, 64 rows in the byte lanes -------------------- */
+/* 256-entry byte lookup: two vpermt2b on the table's halves, selected by
+ * bit 7 of the code. */
+static inline __attribute__((always_inline)) __m512i aq8_look(const int8_t *t, __m512i idx,
+                                                              __mmask64 hi)
+{
+    __m512i t0 = _mm512_loadu_si512((const void *)t), t1 = _mm512_loadu_si512((const void *)(t + 64));
+    __m512i t2 = _mm512_loadu_si512((const void *)(t + 128)), t3 = _mm512_loadu_si512((const void *)(t + 192));
+    __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1), up = _mm512_permutex2var_epi8(t2, idx, t3);
+    return _mm512_mask_blend_epi8(hi, lo, up);
+}
+
+void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
+                        size_t ldy, size_t r0, size_t r1)
+{
+    size_t stride = lq_aq8_act_stride(p);
+    for (size_t tile = r0 / LQ_AQ8_TILE; tile * LQ_AQ8_TILE < r1; tile++) {
+        const uint8_t *tc = p->codes + tile * p->npos * LQ_AQ8_TILE;
+        size_t base = tile * LQ_AQ8_TILE;
+        for (size_t b = 0; b < batch; b++) {
+            const int8_t *T = (const int8_t *)act + b * stride;
+            const float *sb = (const float *)(const void *)((const uint8_t *)act + b * stride +
+                                                             p->npos * 256 + 64);
+            __m512 f[4];
+            for (size_t i = 0; i < 4; i++) f[i] = _mm512_setzero_ps();
+            for (size_t k = 0; k < p->nblk; k++) {
+                size_t q0 = k * LQ_AQ8_BLK, q1 = q0 + LQ_AQ8_BLK < p->npos ? q0 + LQ_AQ8_BLK : p->npos;
+                __m512i alo = _mm512_setzero_si512(), ahi = _mm512_setzero_si512();
+                for (size_t q = q0; q < q1; q++) {
+                    __m512i idx = _mm512_loadu_si512((const void *)(tc + q * LQ_AQ8_TILE));
+                    __m512i v = aq8_look(T + q * 256, idx, _mm512_movepi8_mask(idx));
+                    alo = _mm512_add_epi16(alo, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v)));
+                    ahi = _mm512_add_epi16(ahi, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1)));
+                }
+                __m512 s = _mm512_set1_ps(sb[k]);
+                __m512i w[4] = {_mm512_cvtepi16_epi32(_mm512_castsi512_si256(alo)),
+                                _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(alo, 1)),
+                                _mm512_cvtepi16_epi32(_mm512_castsi512_si256(ahi)),
+                                _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(ahi, 1))};
+                for (size_t i = 0; i < 4; i++)
+                    f[i] = _mm512_add_ps(f[i], _mm512_mul_ps(_mm512_cvtepi32_ps(w[i]), s));
+            }
+            for (size_t i = 0; i < 4; i++) {
+                size_t rs = base + 16 * i;
+                if (rs + 16 <= r0 || rs >= r1) continue;
+                __m512 y = _mm512_mul_ps(_mm512_loadu_ps(p->scales + rs), f[i]);
+                unsigned m = 0xffffu;
+                if (rs < r0) m &= ~((1u << (r0 - rs)) - 1u);
+                if (rs + 16 > r1) m &= (1u << (r1 - rs)) - 1u;
+                _mm512_mask_storeu_ps(Y + b * ldy + rs, (__mmask16)m, y);
+            }
+        }
+    }
+}
+
+void lq_kern_aqf_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1)
+{
+    const lq_aq_kpack *k = pack;
+    if (k->q8) lq_kern_aq8_avx512(k->q8, act, batch, Y, ldy, r0, r1);
+    else lq_kern_aq_avx512(pack, act, batch, Y, ldy, r0, r1);
+}
+
+void lq_aq8_quant_avx512(const float *y, size_t n, float inv, int8_t *o)
+{
+    size_t e = 0;
+    __m512 vi = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    for (; e + 16 <= n; e += 16) {
+        __m512 c = _mm512_mul_ps(_mm512_loadu_ps(y + e), vi);
+        c = _mm512_max_ps(_mm512_min_ps(c, hi), lo);
+        __mmask16 neg = _mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_LT_OQ);
+        __m512 h = _mm512_mask_blend_ps(neg, _mm512_set1_ps(0.5f), _mm512_set1_ps(-0.5f));
+        __m128i b = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(_mm512_add_ps(c, h)));
+        _mm_storeu_si128((__m128i *)(void *)(o + e), b);
+    }
+    if (e < n) lq_aq8_quant_scalar(y + e, n - e, inv, o + e);
+}
