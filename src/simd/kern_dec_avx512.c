@@ -101,7 +101,34 @@ vq_direct(const lq_vqd_pack *p, const float *X, size_t nb, size_t tile, int mode
     for (size_t cg = 0; cg < p->ncg; cg++) {
         size_t j0 = cg * p->gcv, j1 = j0 + p->gcv < p->nvec ? j0 + p->gcv : p->nvec;
         vq_look_init(p, tile, cg, mode, &L);
-        for (size_t j = j0; j < j1; j++) {
+        size_t j = j0;
+        if (mode == 0 && p->cw == 4) {
+            /* vpermps reads bits 3:0 of the index only: the low nibble needs
+             * no mask, and both nibbles of a position pair share one load */
+            for (; j < j1; j++) {
+                if (!(j & 1) && j + 1 < j1) {
+                    __m512i v = _mm512_cvtepu8_epi32(
+                        _mm_loadu_si128((const __m128i *)(const void *)(tc + (j >> 1) * 16)));
+                    __m512i c1 = _mm512_srli_epi32(v, 4);
+                    __m512 w0[8], w1[8];
+                    for (size_t i = 0; i < d; i++) {
+                        w0[i] = _mm512_permutexvar_ps(v, L.lo[i]);
+                        w1[i] = _mm512_permutexvar_ps(c1, L.lo[i]);
+                    }
+                    for (size_t b = 0; b < nb; b++) {
+                        vq_step(&s[b][j & 3], w0, d, X + b * p->cols + j * d);
+                        vq_step(&s[b][(j + 1) & 3], w1, d, X + b * p->cols + (j + 1) * d);
+                    }
+                    j++;
+                    continue;
+                }
+                __m512i c = vq_codes(p, tc, j);
+                __m512 w[8];
+                for (size_t i = 0; i < d; i++) w[i] = _mm512_permutexvar_ps(c, L.lo[i]);
+                for (size_t b = 0; b < nb; b++) vq_step(&s[b][j & 3], w, d, X + b * p->cols + j * d);
+            }
+        }
+        for (; j < j1; j++) {
             __m512i c = vq_codes(p, tc, j);
             __m512 w[8];
             for (size_t i = 0; i < d; i++) w[i] = vq_lookup(p, &L, i, c);
