@@ -97,4 +97,24 @@ if "$lq" inspect "$d/trunc.lqt" >/dev/null; then fail "truncated file passed ins
 grep -q "^int-rtn " "$d/demo.txt" || fail "demo: reference row"
 grep -q "^int-gptq " "$d/demo.txt" || fail "demo: gptq row"
 grep -q '"method":"int-gptq","bits":4,"status":"ok"' "$d/demo.txt" || fail "demo: JSON"
+
+# ---- lq bench matvec builds its tensors through the methods ------------------
+# GPTVQ's default at 64 x 512: 2-bit codes + a 16 x 2 half codebook per 16 rows
+# x 256 columns = 2.125 stored bits/weight, decode kernel layout counted apart.
+"$lq" bench matvec --method gptvq --rows 64 --cols 512 --hot --no-stream --no-deq \
+  --min-time 0.01 --mode exact >"$d/bm.txt" || fail "bench matvec --method gptvq"
+grep -q "matvec vq (method gptvq) 64x512" "$d/bm.txt" || fail "bench matvec: header: $(cat "$d/bm.txt")"
+grep -q "stored 2.125 bits/weight" "$d/bm.txt" || fail "bench matvec: stored bits: $(cat "$d/bm.txt")"
+grep -q "kernel layout" "$d/bm.txt" || fail "bench matvec: kernel layout bytes"
+grep -q "CACHE-RESIDENT" "$d/bm.txt" || fail "bench matvec: --hot must be labelled cache-resident"
+# method options reach the method: AQLM 1 x 4-bit codebook of 8-vectors,
+# first 16 rows fitted and repeated
+"$lq" bench matvec --method aqlm --codebooks 1 --code-bits 4 --rounds 1 --beam 1 \
+  --kmeans-iters 1 --rows 64 --cols 64 --fit-rows 16 --hot --no-stream --no-deq \
+  --min-time 0.01 >"$d/bm2.txt" || fail "bench matvec --method aqlm"
+grep -q "first 16 rows fitted" "$d/bm2.txt" || fail "bench matvec: --fit-rows: $(cat "$d/bm2.txt")"
+if "$lq" bench matvec --method nosuch --rows 16 --cols 16 2>/dev/null; then
+  fail "bench matvec accepted an unknown method"; fi
+if "$lq" bench matvec --method gptvq --fit-rows 8 --rows 16 --cols 16 --hot --no-stream \
+  --no-deq 2>/dev/null; then fail "bench matvec: --fit-rows accepted for gptvq"; fi
 echo "cli: ok"

@@ -19,7 +19,9 @@
 #include "qtensor/qtensor_internal.h"
 #include "products/lut.h"
 #include "products/products.h"
+#include "qtensor/format_aq.h"
 #include "simd/kern_bcq.h"
+#include "simd/kern_dec.h"
 #include "test_common.h"
 
 #define EPS_EXACT 2e-6
@@ -76,8 +78,11 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
             unsigned dim, bits;
             size_t gcols, grows;
             unsigned cbits;
-        } v[] = {{2, 4, 64, 0, 0}, {4, 8, 32, 0, 0}, {1, 3, 50, 24, 8}, {2, 5, 100, 8, 0},
-                 {8, 9, 64, 0, 0}};
+        } v[] = {{2, 4, 64, 0, 0},    {4, 8, 32, 0, 0},    {1, 3, 50, 24, 8},
+                 {2, 5, 100, 8, 0},   {8, 9, 64, 0, 0},
+                 /* GPTVQ's default layout (a codebook per 16 rows x 256 columns),
+                  * its 1D form, and K = 64 (gathers on uniform tiles) */
+                 {2, 4, 256, 16, 0},  {1, 3, 256, 16, 0},  {2, 6, 64, 16, 0}};
         unsigned i = mk->variant % (sizeof v / sizeof v[0]);
         lq_method_init(&m, LQ_METHOD_GPTVQ);
         m.engine.rtn = 1;
@@ -94,7 +99,9 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
     case LQ_FORMAT_AQ: {
         static const struct {
             unsigned M, B, g;
-        } v[] = {{2, 8, 8}, {1, 4, 4}, {3, 6, 2}, {2, 9, 4}};
+        } v[] = {{2, 8, 8}, {1, 4, 4}, {3, 6, 2}, {2, 9, 4},
+                 /* decode kernels: AQLM 1x16 and 16-column vectors */
+                 {1, 16, 8}, {2, 10, 16}};
         unsigned i = mk->variant % (sizeof v / sizeof v[0]);
         if (cols % v[i].g) return LQ_ERR_UNSUPPORTED; /* the format needs g | cols */
         lq_method_init(&m, LQ_METHOD_AQLM);
@@ -133,9 +140,10 @@ static const maker g_makers[] = {
     {"bcq3g32", LQ_FORMAT_BCQ, 0}, {"bcq2row", LQ_FORMAT_BCQ, 1}, {"bcq4g50", LQ_FORMAT_BCQ, 2},
     {"bcq1g12", LQ_FORMAT_BCQ, 3},
     {"vq2x4", LQ_FORMAT_VQ, 0}, {"vq4x8", LQ_FORMAT_VQ, 1}, {"vq1x3rb", LQ_FORMAT_VQ, 2},
-    {"vq2x5rb", LQ_FORMAT_VQ, 3}, {"vq8x9", LQ_FORMAT_VQ, 4},
+    {"vq2x5rb", LQ_FORMAT_VQ, 3}, {"vq8x9", LQ_FORMAT_VQ, 4}, {"vqgptvq", LQ_FORMAT_VQ, 5},
+    {"vq1d3", LQ_FORMAT_VQ, 6}, {"vq2x6rb16", LQ_FORMAT_VQ, 7},
     {"aq2x8g8", LQ_FORMAT_AQ, 0}, {"aq1x4g4", LQ_FORMAT_AQ, 1}, {"aq3x6g2", LQ_FORMAT_AQ, 2},
-    {"aq2x9g4", LQ_FORMAT_AQ, 3},
+    {"aq2x9g4", LQ_FORMAT_AQ, 3}, {"aq1x16g8", LQ_FORMAT_AQ, 4}, {"aq2x10g16", LQ_FORMAT_AQ, 5},
     {"e8q16had", LQ_FORMAT_E8, 0}, {"e8q8g16", LQ_FORMAT_E8, 1}, {"e8q4g40", LQ_FORMAT_E8, 2},
     {"e8q32k16", LQ_FORMAT_E8, 3}, {"e8q64ref", LQ_FORMAT_E8, 4}, /* q > 60: reference path */
 };
@@ -246,6 +254,30 @@ static double fast_bound_bcq(const fixture *f, const float *X, size_t b, size_t 
     return bound * 1.0001;
 }
 
+/* AQ FAST with int8 tables (simd/kern_dec.h): per lookup at most s_blk / 2
+ * with s_blk = max |T| / 127 <= cmax * max_j ||x_j||_1 / 127 (cmax the
+ * largest |codebook value|, x_j the activation's g-vectors), so
+ * |y - y^| <= |scale_r| * (ng * M) * cmax * max_j ||x_j||_1 / 254. Without
+ * int8 tables (decode path) FAST is EXACT. */
+static double fast_bound_aq(const fixture *f, const float *X, size_t b, size_t r)
+{
+    const lq_kern_format *kf = lq_kern_lookup(LQ_FORMAT_AQ);
+    const void *pk;
+    ck_assert_int_eq(lq_kern_pack(f->t, kf, &pk), LQ_OK);
+    if (!((const lq_aq_kpack *)pk)->q8) return 0.0;
+    lq_aq_layout v;
+    ck_assert_int_eq(lq_aq_layout_read(f->t, &v), LQ_OK);
+    double cmax = 0, xg = 0;
+    for (size_t i = 0; i < v.M * v.K * v.g; i++)
+        if (fabs(lq_aq_layout_value(&v, i)) > cmax) cmax = fabs(lq_aq_layout_value(&v, i));
+    for (size_t j = 0; j < v.ng; j++) {
+        double s = 0;
+        for (size_t q = 0; q < v.g; q++) s += fabs(X[b * f->cols + j * v.g + q]);
+        if (s > xg) xg = s;
+    }
+    return fabs(lq_aq_layout_scale(&v, r)) * (double)(v.ng * v.M) * cmax * xg / 254.0 * 1.0001;
+}
+
 static const size_t g_batches[] = {1, 3, 17, 64};
 #define NBATCH (sizeof g_batches / sizeof g_batches[0])
 
@@ -285,7 +317,9 @@ START_TEST(products_match_dequant)
         lq_test_fill_gaussian(X, maxb * cols, 1.0f, 7 + si);
         for (size_t bi = 0; bi < NBATCH; bi++) {
             size_t batch = g_batches[bi];
-            if (batch > 3 && si != 0) continue; /* keep the suite lean */
+            /* keep the suite lean: large batches on shapes 0 and 4 (cols 200:
+             * the AQ decode kernels' g = 8, 16) */
+            if (batch > 3 && si != 0 && si != 4) continue;
             reference(&f, X, batch, R, A);
             for (size_t li = 0; li < g_nlevels; li++) {
                 for (size_t th = 1; th <= 2; th++) {
@@ -319,9 +353,9 @@ START_TEST(products_match_dequant)
                     for (size_t b = 0; b < batch; b++)
                         for (size_t r = 0; r < rows; r++) {
                             size_t i = b * rows + r;
-                            double bound = (mk->format == LQ_FORMAT_BCQ
-                                                 ? fast_bound_bcq(&f, X, b, r)
-                                                 : fast_bound(&f, X, b, r)) +
+                            double bound = (mk->format == LQ_FORMAT_BCQ  ? fast_bound_bcq(&f, X, b, r)
+                                            : mk->format == LQ_FORMAT_AQ ? fast_bound_aq(&f, X, b, r)
+                                                                         : fast_bound(&f, X, b, r)) +
                                            EPS_EXACT * (A[i] + 1e-3) * cols;
                             ck_assert_msg(fabs(Y[i] - R[i]) <= bound,
                                           "%s %zux%zu b%zu %s fast: %g vs %g (bound %g)", mk->name,
@@ -398,6 +432,32 @@ START_TEST(kernels_vs_scalar_direct)
             fn(pack, act, batch, Y1, f.rows, 32, f.rows);
             ck_assert_msg(!memcmp(Y0, Y1, batch * f.rows * sizeof(float)), "%s %s",
                           g_makers[mi].name, lq_simd_name(g_levels[li]));
+        }
+        /* VQ and AQ: a vector's result does not depend on the batch it is
+         * in (the decode kernels reuse each decoded tile across the batch
+         * with the same operations per vector) */
+        if (f.t->format == LQ_FORMAT_VQ || f.t->format == LQ_FORMAT_AQ) {
+            /* GPTVQ's default layout and AQLM 1x16 take the decode kernels */
+            if (!strcmp(g_makers[mi].name, "vqgptvq"))
+                ck_assert_ptr_nonnull(((const lq_vq_kpack *)pack)->dec);
+            if (!strcmp(g_makers[mi].name, "aq1x16g8"))
+                ck_assert_ptr_nonnull(((const lq_aq_kpack *)pack)->dec);
+            size_t one = kf->act_bytes(pack, 1, LQ_KERNEL_FAST);
+            void *act1 = malloc(one + 64);
+            float *y1 = malloc(f.rows * sizeof(float));
+            for (size_t li = 0; li < g_nlevels; li++) {
+                lq_kern_rows_fn fn = kf->rows[1][g_levels[li]];
+                if (!fn) continue;
+                for (size_t b = 0; b < batch; b++) {
+                    kf->act_build(pack, X + b * f.cols, 1, LQ_KERNEL_FAST, LQ_SIMD_SCALAR, act1);
+                    fn(pack, act1, 1, y1, f.rows, 0, f.rows);
+                    ck_assert_msg(!memcmp(y1, Y0 + b * f.rows, f.rows * sizeof(float)),
+                                  "%s %s: batch of 1 differs from batch %zu", g_makers[mi].name,
+                                  lq_simd_name(g_levels[li]), batch);
+                }
+            }
+            free(act1);
+            free(y1);
         }
         free(act);
         free(X);

@@ -43,6 +43,7 @@ lq_status lq_lut_pack_alloc(const lq_lut_pack *g, const lq_allocator *a, lq_lut_
     p->mult = NULL;
     p->fmt = NULL;
     p->fmt_free = NULL;
+    p->fmt_bytes = 0;
     p->ntiles = (p->rows + LQ_KERN_TILE - 1) / LQ_KERN_TILE;
     size_t per_pos = p->cw == 16 ? 32 : 16;
     size_t npos_b = p->cw == 4 ? (p->npos + 1) / 2 : p->npos;
@@ -76,6 +77,14 @@ void lq_lut_put_code(lq_lut_pack *p, size_t r, size_t pos, unsigned code)
         tc[pos * 32 + 2 * lane + 1] = (uint8_t)(code >> 8);
         break;
     }
+}
+
+size_t lq_lut_pack_bytes(const void *pack)
+{
+    const lq_lut_pack *p = pack;
+    return p->ntiles * (p->tile_code_bytes + LQ_KERN_TILE * sizeof(uint32_t) +
+                        p->nseg * LQ_KERN_TILE * sizeof(float)) +
+           p->npos * sizeof(uint32_t) + p->fmt_bytes;
 }
 
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode)

@@ -1,5 +1,8 @@
-/* VQ on the table kernels.
+/* VQ: decode kernels (simd/kern_dec.h) for the layouts GPTVQ emits by
+ * default (a codebook per block of rows), table kernels when one codebook
+ * serves many rows.
  *
+ * Table layout:
  * Stored layout: src/vq/vq_internal.h ("LQ_FORMAT_VQ layout"): per row a
  * bit stream of b-bit codes of d-vectors; one codebook of 2^b entries per
  * (row block, column block), stored as halves, int8 with a scale, or a
@@ -10,9 +13,9 @@
  * activation and row block: nrb * (cols / d) * max(2^b, 16) floats. */
 #include <string.h>
 
-#include "core/half.h"
 #include "products/lut.h"
-#include "vq/vq_internal.h"
+#include "qtensor/format_vq.h"
+#include "simd/kern_dec.h"
 
 typedef struct vq_fmt {
     size_t d, K, gc, ncg, nrb, nvec;
@@ -39,24 +42,12 @@ static void vq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_lev
         }
 }
 
-static float rd_half(const uint8_t *p, size_t i)
+static lq_status vq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_lut_pack **out)
 {
-    return lq_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
-}
-
-static float rd_f32(const uint8_t *p, size_t i)
-{
-    float f;
-    memcpy(&f, p + 4 * i, 4);
-    return f;
-}
-
-static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
-{
-    size_t d = t->ip[LQ_VQ_IP_D], bits = t->ip[LQ_VQ_IP_BITS], gc = t->ip[LQ_VQ_IP_GC];
-    size_t gr = t->ip[LQ_VQ_IP_GR], cbits = t->ip[LQ_VQ_IP_CB], rank = t->ip[LQ_VQ_IP_RANK];
-    size_t K = (size_t)1 << bits, kd = K * d, nvec = t->cols / d;
-    size_t ncg = (t->cols + gc - 1) / gc, nrb = (t->rows + gr - 1) / gr, ncb = ncg * nrb;
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t d = v.d, bits = v.bits, gc = v.gc, gr = v.gr, K = v.K, kd = K * d, nvec = v.nvec;
+    size_t ncg = v.ncg, nrb = v.nrb, ncb = v.ncb;
     size_t stride = K < 16 ? 16 : K, tabset;
     size_t tables;
     /* tables pay only when smaller than the weights (many small row
@@ -91,34 +82,18 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     }
     *f = (vq_fmt){d, K, gc, ncg, nrb, nvec, cb};
     p->fmt = f;
+    p->fmt_bytes = ncbv * sizeof(float);
     p->fmt_free = vq_fmt_free;
     p->build = vq_build;
     memset(cb, 0, ncbv * sizeof(float));
-    const uint8_t *cbs = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
-    const lq_qsection *ss = lq_qtensor_section(t, LQ_SEC_SCALES);
-    const lq_qsection *su = lq_qtensor_section(t, LQ_SEC_AUX);
     for (size_t g = 0; g < ncb; g++)
-        for (size_t q = 0; q < kd; q++) {
-            float v;
-            if (rank) {
-                v = 0;
-                for (size_t i = 0; i < rank; i++)
-                    v += rd_half(su->data, g * rank + i) * rd_half(cbs, i * kd + q);
-            } else if (cbits == 8) {
-                v = (float)(int8_t)cbs[g * kd + q] * rd_f32(ss->data, g);
-            } else {
-                v = rd_half(cbs, g * kd + q);
-            }
-            cb[(g * d + q % d) * stride + q / d] = v; /* entry q / d, coordinate q % d */
-        }
+        for (size_t q = 0; q < kd; q++) /* entry q / d, coordinate q % d */
+            cb[(g * d + q % d) * stride + q / d] = lq_vq_layout_value(&v, g, q);
     p->seg[0] = 0;
     p->seg[1] = (uint32_t)nvec;
     for (size_t j = 0; j < nvec; j++) p->tabofs[j] = (uint32_t)(j * stride);
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    size_t rowb = lq_vq_row_bytes(nvec, (unsigned)bits);
     for (size_t r = 0; r < t->rows; r++) {
-        for (size_t j = 0; j < nvec; j++)
-            lq_lut_put_code(p, r, j, lq_vq_get_code(codes + r * rowb, j, (unsigned)bits));
+        for (size_t j = 0; j < nvec; j++) lq_lut_put_code(p, r, j, lq_vq_layout_code(&v, r, j));
         p->lane_set[r] = (uint32_t)(r / gr);
         p->mult[(r / LQ_KERN_TILE) * LQ_KERN_TILE + r % LQ_KERN_TILE] = 1.0f;
     }
@@ -131,13 +106,154 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     return LQ_OK;
 }
 
+/* ---- decode layout ------------------------------------------------------- */
+static void vqd_free(const lq_allocator *a, lq_vqd_pack *p)
+{
+    if (!p) return;
+    lq_free_with(a, p->codes);
+    lq_free_with(a, p->lane_cb);
+    lq_free_with(a, p->uniform);
+    lq_free_with(a, p->cb);
+    lq_free_with(a, p);
+}
+
+static lq_status vq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_vqd_pack **out)
+{
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t d = v.d, bits = v.bits, gc = v.gc, gr = v.gr, K = v.K, kd = K * d, nvec = v.nvec;
+    size_t ncg = v.ncg, ncb = v.ncb;
+    size_t stride = K < 16 ? 16 : K, ncbv;
+    /* gather indices are 32-bit */
+    if (!lq_mul_ok(ncb, d * stride, &ncbv) || ncbv >= ((size_t)1 << 31)) return LQ_ERR_UNSUPPORTED;
+    lq_vqd_pack *p = lq_alloc_with(a, sizeof *p);
+    if (!p) return LQ_ERR_NO_MEMORY;
+    memset(p, 0, sizeof *p);
+    p->rows = t->rows;
+    p->cols = t->cols;
+    p->ntiles = (t->rows + LQ_KERN_TILE - 1) / LQ_KERN_TILE;
+    p->nvec = nvec;
+    p->d = d;
+    p->K = K;
+    p->stride = stride;
+    p->ncg = ncg;
+    p->ncb = ncb;
+    p->gcv = gc / d;
+    p->cw = bits <= 4 ? 4 : bits <= 8 ? 8 : 16;
+    size_t npos_b = p->cw == 4 ? (nvec + 1) / 2 : nvec, per_pos = p->cw == 16 ? 32 : 16, ncode = 0;
+    int ok = lq_mul_ok(npos_b, per_pos, &p->tile_code_bytes) &&
+             lq_mul_ok(p->ntiles, p->tile_code_bytes, &ncode) && ncode < SIZE_MAX / 2;
+    if (ok) {
+        p->codes = lq_alloc_with(a, ncode ? ncode : 1);
+        p->lane_cb = lq_alloc_with(a, p->ntiles * LQ_KERN_TILE * sizeof(uint32_t));
+        p->uniform = lq_alloc_with(a, p->ntiles);
+        p->cb = lq_alloc_with(a, ncbv * sizeof(float));
+    }
+    if (!ok || !p->codes || !p->lane_cb || !p->uniform || !p->cb) {
+        vqd_free(a, p);
+        return LQ_ERR_NO_MEMORY;
+    }
+    memset(p->codes, 0, ncode ? ncode : 1);
+    memset(p->lane_cb, 0, p->ntiles * LQ_KERN_TILE * sizeof(uint32_t));
+    memset(p->cb, 0, ncbv * sizeof(float));
+    for (size_t g = 0; g < ncb; g++)
+        for (size_t q = 0; q < kd; q++) /* entry q / d, coordinate q % d */
+            p->cb[(g * d + q % d) * stride + q / d] = lq_vq_layout_value(&v, g, q);
+    for (size_t r = 0; r < t->rows; r++) {
+        size_t tile = r / LQ_KERN_TILE, lane = r % LQ_KERN_TILE;
+        uint8_t *tc = p->codes + tile * p->tile_code_bytes;
+        for (size_t j = 0; j < nvec; j++) {
+            unsigned c = lq_vq_layout_code(&v, r, j);
+            switch (p->cw) {
+            case 4: tc[(j >> 1) * 16 + lane] |= (uint8_t)(c << (4 * (j & 1))); break;
+            case 8: tc[j * 16 + lane] = (uint8_t)c; break;
+            default:
+                tc[j * 32 + 2 * lane] = (uint8_t)(c & 0xff);
+                tc[j * 32 + 2 * lane + 1] = (uint8_t)(c >> 8);
+                break;
+            }
+        }
+        p->lane_cb[r] = (uint32_t)((r / gr) * ncg);
+    }
+    for (size_t tile = 0; tile < p->ntiles; tile++) {
+        size_t r0 = tile * LQ_KERN_TILE;
+        size_t r1 = r0 + LQ_KERN_TILE < t->rows ? r0 + LQ_KERN_TILE : t->rows;
+        p->uniform[tile] = (uint8_t)(r0 / gr == (r1 - 1) / gr);
+    }
+    *out = p;
+    return LQ_OK;
+}
+
+/* ---- the record ------------------------------------------------------------ */
+static void vq_pack_free(const lq_allocator *a, void *pack)
+{
+    lq_vq_kpack *k = pack;
+    if (!k) return;
+    lq_lut_pack_free(a, k->lut);
+    vqd_free(a, k->dec);
+    lq_free_with(a, k);
+}
+
+/* Tables cost nrb * cols * K multiply-adds per activation against rows *
+ * cols for the weights: they pay when a codebook serves at least 4K rows
+ * (e.g. one codebook per column group for all rows); GPTVQ's default (16
+ * rows per codebook) takes the decode kernels. */
+static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
+{
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    lq_vq_kpack *k = lq_alloc_with(a, sizeof *k);
+    if (!k) return LQ_ERR_NO_MEMORY;
+    k->lut = NULL;
+    k->dec = NULL;
+    lq_status st = LQ_ERR_UNSUPPORTED;
+    if (v.gr >= 4 * v.K) st = vq_prepare_lut(t, a, &k->lut);
+    if (st == LQ_ERR_UNSUPPORTED) st = vq_prepare_dec(t, a, &k->dec);
+    if (st != LQ_OK) {
+        lq_free_with(a, k);
+        return st;
+    }
+    *out = k;
+    return LQ_OK;
+}
+
+static size_t vq_max_batch(const void *pack, lq_kernel_mode mode)
+{
+    const lq_vq_kpack *k = pack;
+    return k->lut ? lq_lut_max_batch(k->lut, mode) : 64;
+}
+
+static size_t vq_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
+{
+    const lq_vq_kpack *k = pack;
+    return k->lut ? lq_lut_act_bytes(k->lut, batch, mode) : batch * k->dec->cols * sizeof(float);
+}
+
+static void vq_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
+                         lq_simd_level level, void *act)
+{
+    const lq_vq_kpack *k = pack;
+    if (k->lut) lq_lut_act_build(k->lut, X, batch, mode, level, act);
+    else memcpy(act, X, batch * k->dec->cols * sizeof(float));
+}
+
+static size_t vq_pack_bytes(const void *pack)
+{
+    const lq_vq_kpack *k = pack;
+    if (k->lut) return lq_lut_pack_bytes(k->lut);
+    const lq_vqd_pack *p = k->dec;
+    return p->ntiles * (p->tile_code_bytes + LQ_KERN_TILE * sizeof(uint32_t) + 1) +
+           p->ncb * p->d * p->stride * sizeof(float);
+}
+
 const lq_kern_format lq_kern_vq = {
     .format = LQ_FORMAT_VQ,
     .prepare = vq_prepare,
-    .pack_free = lq_lut_pack_free,
-    .max_batch = lq_lut_max_batch,
-    .act_bytes = lq_lut_act_bytes,
-    .act_build = lq_lut_act_build,
-    .rows = LQ_LUT_ROWS,
+    .pack_free = vq_pack_free,
+    .max_batch = vq_max_batch,
+    .act_bytes = vq_act_bytes,
+    .act_build = vq_act_build,
+    .rows = LQ_DEC_ROWS(vq),
     .grain = LQ_LUT_GRAIN,
+    .pack_bytes = vq_pack_bytes,
 };

@@ -21,6 +21,10 @@ void lq_lut_put_code(lq_lut_pack *p, size_t r, size_t pos, unsigned code);
 /* The dot-table builder of a level (scalar fallback). */
 lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level);
 
+/* Bytes the row kernels read from the pack (codes, lane sets, multipliers,
+ * table offsets and fmt_bytes; the per-call tables are not counted). */
+size_t lq_lut_pack_bytes(const void *pack);
+
 /* Shared record pieces (act = the table sets of each vector, 64-aligned). */
 size_t lq_lut_max_batch(const void *pack, lq_kernel_mode mode);
 size_t lq_lut_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode);

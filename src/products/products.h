@@ -35,6 +35,10 @@ typedef struct lq_kern_format {
                       lq_simd_level level, void *act);
     lq_kern_rows_fn rows[2][LQ_KERN_NLEVELS]; /* [mode][lq_simd_level] */
     size_t grain; /* rows per task, a multiple of LQ_KERN_TILE (0: 64) */
+    /* Bytes of the layout the row kernels read for the weights (codes and
+     * side data in the pack; not the per-call activation data), for the
+     * benchmark's bandwidth figures. NULL: not counted. */
+    size_t (*pack_bytes)(const void *pack);
 } lq_kern_format;
 
 /* The record of a format, or NULL when it has no kernels. */

@@ -12,91 +12,64 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/half.h"
-#include "mcq/aq_internal.h"
-#include "qtensor/qtensor_internal.h"
-
-typedef struct aq_view {
-    size_t M, B, K, g, ng, cbytes, codeb;
-    const uint8_t *codes, *cb, *scales;
-} aq_view;
-
-static void view_of(const lq_qtensor *t, aq_view *v)
-{
-    v->M = t->ip[LQ_AQ_IP_M];
-    v->B = t->ip[LQ_AQ_IP_B];
-    v->K = (size_t)1 << (v->B & 31);
-    v->g = t->ip[LQ_AQ_IP_G];
-    v->ng = v->g ? t->cols / v->g : 0;
-    v->cbytes = t->ip[LQ_AQ_IP_CB];
-    v->codeb = v->B <= 8 ? 1 : 2;
-    const lq_qsection *s;
-    v->codes = (s = lq_qtensor_section(t, LQ_SEC_CODES)) ? s->data : NULL;
-    v->cb = (s = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)) ? s->data : NULL;
-    v->scales = (s = lq_qtensor_section(t, LQ_SEC_SCALES)) ? s->data : NULL;
-}
-
-static size_t code_at(const aq_view *v, size_t i)
-{
-    size_t c = v->codeb == 1 ? v->codes[i] : (size_t)v->codes[2 * i] | ((size_t)v->codes[2 * i + 1] << 8);
-    return c & (v->K - 1);
-}
-
-static float cb_at(const aq_view *v, size_t i)
-{
-    if (v->cbytes == 2) return lq_f16_to_f32((uint16_t)(v->cb[2 * i] | (v->cb[2 * i + 1] << 8)));
-    uint32_t u = (uint32_t)v->cb[4 * i] | ((uint32_t)v->cb[4 * i + 1] << 8) |
-                 ((uint32_t)v->cb[4 * i + 2] << 16) | ((uint32_t)v->cb[4 * i + 3] << 24);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static float scale_at(const aq_view *v, size_t i)
-{
-    uint32_t u = (uint32_t)v->scales[4 * i] | ((uint32_t)v->scales[4 * i + 1] << 8) |
-                 ((uint32_t)v->scales[4 * i + 2] << 16) | ((uint32_t)v->scales[4 * i + 3] << 24);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+#include "qtensor/format_aq.h"
 
 static int sec_ok(const lq_qsection *s, size_t nbytes, uint32_t elem)
 {
     return s && s->nbytes == nbytes && s->elem_size == elem && (nbytes == 0 || s->data);
 }
 
-static lq_status aq_validate(const lq_qtensor *t)
+lq_status lq_aq_layout_read(const lq_qtensor *t, lq_aq_layout *v)
 {
+    if (!t || !v || t->format != LQ_FORMAT_AQ) return LQ_ERR_INVALID_ARG;
     uint32_t M = t->ip[LQ_AQ_IP_M], B = t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
     uint32_t cbb = t->ip[LQ_AQ_IP_CB];
     if (M < 1 || M > 8 || B < 1 || B > 16 || g < 1 || g > 64 || t->cols % g) return LQ_ERR_CORRUPT;
     if (cbb != 2 && cbb != 4) return LQ_ERR_CORRUPT;
     for (size_t q = 4; q < LQ_QT_NPARAMS; q++)
         if (t->ip[q]) return LQ_ERR_CORRUPT;
-    aq_view v;
-    view_of(t, &v);
-    size_t ncodes, nb, ncb;
-    if (!lq_mul_ok(t->rows, v.ng * M, &ncodes) || !lq_mul_ok(ncodes, v.codeb, &nb) ||
-        !sec_ok(lq_qtensor_section(t, LQ_SEC_CODES), nb, (uint32_t)v.codeb))
+    v->rows = t->rows;
+    v->cols = t->cols;
+    v->M = M;
+    v->B = B;
+    v->K = (size_t)1 << B;
+    v->g = g;
+    v->ng = t->cols / g;
+    v->value_bytes = cbb;
+    v->code_bytes = B <= 8 ? 1 : 2;
+    const lq_qsection *c = lq_qtensor_section(t, LQ_SEC_CODES);
+    const lq_qsection *cb = lq_qtensor_section(t, LQ_SEC_CODEBOOKS);
+    const lq_qsection *sc = lq_qtensor_section(t, LQ_SEC_SCALES);
+    size_t ncodes, nb, ncb = (size_t)M * v->K * g;
+    if (!lq_mul_ok(t->rows, v->ng * M, &ncodes) || !lq_mul_ok(ncodes, v->code_bytes, &nb) ||
+        !sec_ok(c, nb, v->code_bytes))
         return LQ_ERR_CORRUPT;
-    ncb = (size_t)M * v.K * g;
-    if (!sec_ok(lq_qtensor_section(t, LQ_SEC_CODEBOOKS), ncb * cbb, cbb)) return LQ_ERR_CORRUPT;
-    if (!lq_mul_ok(t->rows, 4, &nb) || !sec_ok(lq_qtensor_section(t, LQ_SEC_SCALES), nb, 4))
-        return LQ_ERR_CORRUPT;
+    if (!sec_ok(cb, ncb * cbb, cbb)) return LQ_ERR_CORRUPT;
+    if (!lq_mul_ok(t->rows, 4, &nb) || !sec_ok(sc, nb, 4)) return LQ_ERR_CORRUPT;
     if (t->nsec != 3) return LQ_ERR_CORRUPT;
-    if (v.codeb == 1 && B < 8) {
+    v->codes = c->data;
+    v->cb = cb->data;
+    v->scales = sc->data;
+    return LQ_OK;
+}
+
+static lq_status aq_validate(const lq_qtensor *t)
+{
+    lq_aq_layout v;
+    if (lq_aq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t ncodes = t->rows * v.ng * v.M, ncb = v.M * v.K * v.g;
+    if (v.code_bytes == 1 && v.B < 8) {
         for (size_t i = 0; i < ncodes; i++)
-            if (v.codes[i] >> B) return LQ_ERR_CORRUPT;
-    } else if (v.codeb == 2 && B < 16) {
+            if (v.codes[i] >> v.B) return LQ_ERR_CORRUPT;
+    } else if (v.code_bytes == 2 && v.B < 16) {
         for (size_t i = 0; i < ncodes; i++)
-            if (((size_t)v.codes[2 * i] | ((size_t)v.codes[2 * i + 1] << 8)) >> B)
+            if (((size_t)v.codes[2 * i] | ((size_t)v.codes[2 * i + 1] << 8)) >> v.B)
                 return LQ_ERR_CORRUPT;
     }
     for (size_t i = 0; i < ncb; i++)
-        if (!isfinite(cb_at(&v, i))) return LQ_ERR_CORRUPT;
+        if (!isfinite(lq_aq_layout_value(&v, i))) return LQ_ERR_CORRUPT;
     for (size_t i = 0; i < t->rows; i++)
-        if (!isfinite(scale_at(&v, i))) return LQ_ERR_CORRUPT;
+        if (!isfinite(lq_aq_layout_scale(&v, i))) return LQ_ERR_CORRUPT;
     return LQ_OK;
 }
 
@@ -109,25 +82,23 @@ static double aq_bits(const lq_qtensor *t)
 }
 
 /* Decoded (unscaled) group vector of row r, group j into v[g]. */
-static void group_vec(const aq_view *a, size_t r, size_t j, float *v)
+static void group_vec(const lq_aq_layout *a, size_t r, size_t j, float *v)
 {
     for (size_t q = 0; q < a->g; q++) v[q] = 0.0f;
     for (size_t m = 0; m < a->M; m++) {
-        size_t c = code_at(a, (r * a->ng + j) * a->M + m);
+        size_t c = lq_aq_layout_code(a, (r * a->ng + j) * a->M + m);
         size_t base = (m * a->K + c) * a->g;
-        for (size_t q = 0; q < a->g; q++) v[q] += cb_at(a, base + q);
+        for (size_t q = 0; q < a->g; q++) v[q] += lq_aq_layout_value(a, base + q);
     }
 }
 
 static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
                                   lq_simd_level level)
 {
-    aq_view a;
-    view_of(t, &a);
-    if (!a.codes || !a.cb || !a.scales || a.g < 1 || a.g > 64 || a.M > 8 || a.B > 16)
-        return LQ_ERR_CORRUPT;
+    lq_aq_layout a;
+    if (lq_aq_layout_read(t, &a) != LQ_OK) return LQ_ERR_CORRUPT;
     for (size_t r = r0; r < r1; r++) {
-        float s = scale_at(&a, r), v[64];
+        float s = lq_aq_layout_scale(&a, r), v[64];
         float *o = W + (r - r0) * t->cols;
         for (size_t j = 0; j < a.ng; j++) {
             group_vec(&a, r, j, v);
@@ -145,17 +116,15 @@ static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
 static lq_status aq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
                                 size_t r0, size_t r1, lq_simd_level level)
 {
-    aq_view a;
-    view_of(t, &a);
-    if (!a.codes || !a.cb || !a.scales || a.g < 1 || a.g > 64 || a.M > 8 || a.B > 16)
-        return LQ_ERR_CORRUPT;
+    lq_aq_layout a;
+    if (lq_aq_layout_read(t, &a) != LQ_OK) return LQ_ERR_CORRUPT;
     size_t ncb = a.M * a.K * a.g;
     float cbf[AQ_STACK_CB];
     int local = ncb <= AQ_STACK_CB;
     if (local)
-        for (size_t i = 0; i < ncb; i++) cbf[i] = cb_at(&a, i);
+        for (size_t i = 0; i < ncb; i++) cbf[i] = lq_aq_layout_value(&a, i);
     for (size_t r = r0; r < r1; r++) {
-        float s = scale_at(&a, r);
+        float s = lq_aq_layout_scale(&a, r);
         for (size_t b = 0; b < batch; b++) {
             const float *x = X + b * t->cols;
             double acc = 0.0;
@@ -165,7 +134,7 @@ static lq_status aq_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
                     for (size_t q = 0; q < a.g; q++) v[q] = 0.0f;
                     for (size_t m = 0; m < a.M; m++) {
                         const float *c =
-                            cbf + (m * a.K + code_at(&a, (r * a.ng + j) * a.M + m)) * a.g;
+                            cbf + (m * a.K + lq_aq_layout_code(&a, (r * a.ng + j) * a.M + m)) * a.g;
                         for (size_t q = 0; q < a.g; q++) v[q] += c[q];
                     }
                 } else {

@@ -53,6 +53,7 @@ struct lq_lut_pack {
     float *mult;        /* ntiles * nseg * 16 */
     lq_lut_build_fn build;
     void *fmt;          /* format data for build (codebooks...) */
+    size_t fmt_bytes;   /* bytes of fmt the row kernels read (0: none) */
     void (*fmt_free)(const lq_allocator *a, void *fmt);
 };
 

@@ -13,20 +13,26 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/linalg.h"
+#include "methodopt.h"
 #include "core/internal.h"
 #include "qtensor/qtensor_internal.h"
 #include "products/products.h"
 
-/* Wall clock, or with --cpu-time the process CPU time (for a 1-thread run
- * on a shared machine: time actually spent running, not waiting). */
+/* Wall clock, or with --cpu-time the process CPU time (lq bench stream). */
 static int g_cpu_time;
 
-static double now(void)
+/* Process CPU time (every thread of the process). */
+static double cpu_now(void)
 {
-    if (!g_cpu_time) return lq_cli_now();
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double now(void)
+{
+    return g_cpu_time ? cpu_now() : lq_cli_now();
 }
 
 /* ---- streaming read bandwidth --------------------------------------------- */
@@ -116,143 +122,88 @@ static void fill_gauss(float *x, size_t n, uint64_t seed)
     for (size_t i = 0; i < n; i++) x[i] = (float)lq_rng_gaussian(&r);
 }
 
-static int parse_format(const char *s, lq_format *f)
+/* The method each format is benchmarked with by default (--format F), and
+ * the format a method writes. */
+static const struct {
+    const char *format;
+    lq_method_kind method;
+} g_format_methods[] = {{"int", LQ_METHOD_INT}, {"e8", LQ_METHOD_NESTQUANT},
+                        {"vq", LQ_METHOD_GPTVQ}, {"bcq", LQ_METHOD_BCQ},
+                        {"aq", LQ_METHOD_AQLM}};
+
+static int method_of_format(const char *s, lq_method_kind *k)
 {
-    static const struct {
-        const char *name;
-        lq_format f;
-    } names[] = {{"int", LQ_FORMAT_INT}, {"e8", LQ_FORMAT_E8}, {"vq", LQ_FORMAT_VQ},
-                 {"bcq", LQ_FORMAT_BCQ}, {"aq", LQ_FORMAT_AQ}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(s, names[i].name)) {
-            *f = names[i].f;
+    for (size_t i = 0; i < sizeof g_format_methods / sizeof g_format_methods[0]; i++)
+        if (!strcmp(s, g_format_methods[i].format)) {
+            *k = g_format_methods[i].method;
             return 1;
         }
     return 0;
 }
 
-static uint16_t half_of(float f)
+/* Rows [0, rows) of a new AQ tensor whose row r is row r % fit of t (an AQ
+ * tensor of fit rows): the codebooks are shared by all rows and the codes
+ * and scales are row-major (src/mcq/aq_internal.h), so the result is the
+ * layout the method emits for `rows` rows, with the codebooks it fitted on
+ * the first `fit`. */
+static lq_status stack_aq_rows(lq_ctx *ctx, const lq_qtensor *t, size_t rows, lq_qtensor **out)
 {
-    /* positive normal floats only (bench values): truncating conversion */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    int e = (int)((u >> 23) & 0xff) - 127 + 15;
-    if (e <= 0) return 0;
-    return (uint16_t)(((u >> 16) & 0x8000u) | ((uint32_t)e << 10) | ((u >> 13) & 0x3ffu));
-}
-
-static void fill_bytes(uint8_t *p, size_t n, uint64_t seed)
-{
-    lq_rng r;
-    lq_rng_init(&r, seed, 3);
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = lq_rng_next(&r);
-        for (size_t k = 0; k < 8 && i + k < n; k++) p[i + k] = (uint8_t)(v >> (8 * k));
+    lq_qtensor *c;
+    lq_status st = lq_qtensor_new(ctx, t->format, rows, t->cols, &c);
+    if (st != LQ_OK) return st;
+    memcpy(c->ip, t->ip, sizeof c->ip);
+    memcpy(c->fp, t->fp, sizeof c->fp);
+    for (size_t i = 0; i < t->nsec && st == LQ_OK; i++) {
+        const lq_qsection *s = &t->sec[i];
+        int per_row = s->tag == LQ_SEC_CODES || s->tag == LQ_SEC_SCALES;
+        size_t rb = s->nbytes / t->rows, n = per_row ? rb * rows : s->nbytes;
+        uint8_t *d = lq_qtensor_add_section(c, s->tag, s->elem_size, n);
+        if (!d) {
+            st = LQ_ERR_NO_MEMORY;
+            break;
+        }
+        if (!per_row) memcpy(d, s->data, n);
+        else
+            for (size_t r = 0; r < rows; r++)
+                memcpy(d + r * rb, (const uint8_t *)s->data + (r % t->rows) * rb, rb);
     }
-}
-
-static void fill_halves(uint8_t *p, size_t n, float lo, float hi, uint64_t seed)
-{
-    lq_rng r;
-    lq_rng_init(&r, seed, 4);
-    for (size_t i = 0; i < n; i++) {
-        float v = lo + (hi - lo) * (float)lq_rng_uniform(&r);
-        uint16_t h = half_of(v < 0 ? -v : v);
-        if (v < 0) h |= 0x8000u;
-        p[2 * i] = (uint8_t)(h & 0xff);
-        p[2 * i + 1] = (uint8_t)(h >> 8);
+    if (st == LQ_OK) st = lq_qtensor_validate(c);
+    if (st != LQ_OK) {
+        lq_qtensor_free(c);
+        return st;
     }
+    *out = c;
+    return LQ_OK;
 }
 
-/* A tensor of the format at about `bits` bits per weight. INT and E8 are
- * quantized (round to nearest) from a Gaussian weight; BCQ, VQ and AQ get
- * random codes and side data in their documented layouts (their fits are
- * too slow for benchmark shapes, and the kernels' speed does not depend on
- * the values). */
-static lq_status make_tensor(lq_ctx *ctx, lq_format f, size_t rows, size_t cols, unsigned bits,
-                             lq_qtensor **out)
+/* The tensor to multiply: a Gaussian weight quantized through lq_quantize
+ * with method m (its defaults plus the command-line options), without a
+ * Hessian (H = NULL: plain MSE; engine methods then round to nearest).
+ * The layout is the one the method emits; only the values differ from a
+ * calibrated run, and the kernels' speed does not depend on them. With
+ * fit > 0 (AQLM only: its fit is slow on benchmark shapes) the method
+ * quantizes the first `fit` rows and the other rows repeat their codes. */
+static lq_status make_tensor(lq_ctx *ctx, const lq_method *m, size_t rows, size_t cols,
+                             size_t fit, lq_qtensor **out)
 {
     size_t n;
-    if (!lq_mul_ok(rows, cols, &n)) return LQ_ERR_INVALID_ARG;
-    lq_method m;
-    lq_status st = LQ_ERR_UNSUPPORTED;
+    if (fit >= rows) fit = 0;
+    if (fit && m->kind != LQ_METHOD_AQLM) return LQ_ERR_INVALID_ARG;
+    size_t qrows = fit ? fit : rows;
+    if (!lq_mul_ok(qrows, cols, &n)) return LQ_ERR_INVALID_ARG;
+    float *W = lq_alloc_array(ctx, n, sizeof(float));
+    if (!W) return LQ_ERR_NO_MEMORY;
+    fill_gauss(W, n, 1);
     lq_qtensor *t = NULL;
-    if (f == LQ_FORMAT_INT || f == LQ_FORMAT_E8) {
-        float *W = lq_alloc_array(ctx, n, sizeof(float));
-        if (!W) return LQ_ERR_NO_MEMORY;
-        fill_gauss(W, n, 1);
-        if (f == LQ_FORMAT_INT) {
-            lq_method_init(&m, LQ_METHOD_INT);
-            m.u.int_.bits = bits;
-        } else {
-            lq_method_init(&m, LQ_METHOD_NESTQUANT);
-            m.u.nestquant.q = 1u << bits; /* 8 log2 q bits per 8 weights */
-        }
-        m.engine.rtn = 1;
-        st = lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
-        lq_free(ctx, W);
+    lq_status st = lq_quantize(ctx, W, qrows, cols, NULL, m, &t, NULL);
+    lq_free(ctx, W);
+    if (st != LQ_OK || !fit) {
+        if (st == LQ_OK) *out = t;
         return st;
     }
-    st = lq_qtensor_new(ctx, f, rows, cols, &t);
-    if (st != LQ_OK) return st;
-    st = LQ_ERR_NO_MEMORY;
-    if (f == LQ_FORMAT_BCQ) {
-        /* k = bits planes, group 128, offsets, half side values */
-        size_t k = bits, group = 128 < cols ? 128 : cols, ng = (cols + group - 1) / group;
-        size_t bpr = (cols + 7) / 8;
-        t->ip[0] = (uint32_t)k;
-        t->ip[1] = (uint32_t)group;
-        t->ip[2] = 1;
-        t->ip[3] = 2;
-        uint8_t *c = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, k * rows * bpr);
-        uint8_t *a = lq_qtensor_add_section(t, LQ_SEC_ALPHAS, 2, 2 * rows * ng * k);
-        uint8_t *o = lq_qtensor_add_section(t, LQ_SEC_OFFSETS, 2, 2 * rows * ng);
-        if (c && a && o) {
-            fill_bytes(c, k * rows * bpr, 1);
-            fill_halves(a, rows * ng * k, 0.01f, 0.1f, 2);
-            fill_halves(o, rows * ng, -0.01f, 0.01f, 3);
-            st = LQ_OK;
-        }
-    } else if (f == LQ_FORMAT_VQ) {
-        /* d = 2, 2 * bits index bits, one codebook per 256 columns (all rows) */
-        size_t d = 2, b = 2 * bits, K = (size_t)1 << b, gc = 256 < cols ? 256 : cols;
-        size_t ncg = (cols + gc - 1) / gc, rowb = (cols / d * b + 7) / 8;
-        t->ip[0] = (uint32_t)d;
-        t->ip[1] = (uint32_t)b;
-        t->ip[2] = (uint32_t)gc;
-        t->ip[3] = (uint32_t)rows;
-        t->ip[4] = 16;
-        uint8_t *c = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, rows * rowb);
-        uint8_t *cb = lq_qtensor_add_section(t, LQ_SEC_CODEBOOKS, 2, 2 * ncg * K * d);
-        if (c && cb) {
-            fill_bytes(c, rows * rowb, 1);
-            fill_halves(cb, ncg * K * d, -1.0f, 1.0f, 2);
-            st = cols % d ? LQ_ERR_INVALID_ARG : LQ_OK;
-        }
-    } else if (f == LQ_FORMAT_AQ) {
-        /* AQLM-style M x 8-bit codebooks of 8-vectors: M = bits */
-        size_t M = bits, B = 8, g = 8, K = 256, ng = cols / g;
-        t->ip[0] = (uint32_t)M;
-        t->ip[1] = (uint32_t)B;
-        t->ip[2] = (uint32_t)g;
-        t->ip[3] = 2;
-        uint8_t *c = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, rows * ng * M);
-        uint8_t *cb = lq_qtensor_add_section(t, LQ_SEC_CODEBOOKS, 2, 2 * M * K * g);
-        float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, 4 * rows);
-        if (c && cb && sc) {
-            fill_bytes(c, rows * ng * M, 1);
-            fill_halves(cb, M * K * g, -1.0f, 1.0f, 2);
-            for (size_t r = 0; r < rows; r++) sc[r] = 0.05f;
-            st = cols % g ? LQ_ERR_INVALID_ARG : LQ_OK;
-        }
-    }
-    if (st == LQ_OK) st = lq_qtensor_validate(t);
-    if (st != LQ_OK) {
-        lq_qtensor_free(t);
-        return st;
-    }
-    *out = t;
-    return LQ_OK;
+    st = stack_aq_rows(ctx, t, rows, out);
+    lq_qtensor_free(t);
+    return st;
 }
 
 /* A copy of t with its own memory (rotating copies defeat the LLC). */
@@ -303,22 +254,45 @@ static void gemv_task(void *arg, size_t i)
 }
 
 /* ---- the benchmark ------------------------------------------------------------ */
-typedef struct timing {
-    double sec; /* median seconds per call */
-} timing;
+typedef struct result {
+    const char *name;
+    double wbytes;    /* weight bytes read per call */
+    double wall, cpu; /* median seconds per call: wall clock and process CPU time */
+} result;
+
+/* Bytes the row kernels read per call for the weights: the kernel layout
+ * when the format has one for this tensor (its record's pack_bytes), else
+ * the stored tensor (the reference path reads the sections). *what names
+ * which. */
+static double kernel_bytes(const lq_qtensor *t, double stored, const char **what)
+{
+    const lq_kern_format *kf = lq_kern_lookup(t->format);
+    const void *pk = NULL;
+    *what = "stored sections (reference path)";
+    if (!kf || lq_kern_pack(t, kf, &pk) != LQ_OK || !pk) return stored;
+    if (!kf->pack_bytes) {
+        *what = "stored sections (format record does not count its layout)";
+        return stored;
+    }
+    *what = "kernel layout";
+    return (double)kf->pack_bytes(pk);
+}
 
 int lq_bench_matvec(int argc, char **argv)
 {
-    const char *fmt = "int", *mode_s = "both";
-    size_t rows = 4096, cols = 4096, batch = 1, bits = 4, threads = 1, reps = 0, copies = 0;
+    const char *fmt = NULL, *method_s = NULL, *mode_s = "both";
+    size_t rows = 4096, cols = 4096, batch = 1, threads = 1, reps = 0, copies = 0, fit = 0;
     int hot = 0, no_deq = 0, no_stream = 0;
     double min_time = 0.5;
-    const lq_opt opts[] = {
-        {"format", LQ_OPT_STR, "int | e8 | vq | bcq | aq (default int)", &fmt},
+    lq_cli_qopts qo;
+    lq_cli_qopts_init(&qo);
+    lq_opt opts[16 + LQ_CLI_NMETHOD_OPTS] = {
+        {"format", LQ_OPT_STR, "int | e8 | vq | bcq | aq: its default method (default int)", &fmt},
+        {"method", LQ_OPT_STR, "int | nestquant | gptvq | gptqt | bcq | aqlm (overrides --format)",
+         &method_s},
         {"rows", LQ_OPT_SIZE, "output features (default 4096)", &rows},
         {"cols", LQ_OPT_SIZE, "input features (default 4096)", &cols},
         {"batch", LQ_OPT_SIZE, "activation vectors, 1..64 (default 1)", &batch},
-        {"bits", LQ_OPT_SIZE, "bits per weight where the format has a choice (default 4)", &bits},
         {"threads", LQ_OPT_SIZE, "threads (default 1)", &threads},
         {"mode", LQ_OPT_STR, "exact | fast | both (default both)", &mode_s},
         {"hot", LQ_OPT_FLAG, "one copy of the weights (cache-resident if it fits)", &hot},
@@ -327,19 +301,30 @@ int lq_bench_matvec(int argc, char **argv)
         {"min-time", LQ_OPT_DOUBLE, "seconds per measurement (default 0.5)", &min_time},
         {"no-deq", LQ_OPT_FLAG, "skip the dequantize-then-GEMV baseline", &no_deq},
         {"no-stream", LQ_OPT_FLAG, "skip the streaming bandwidth measurement", &no_stream},
-        {"cpu-time", LQ_OPT_FLAG, "time with process CPU time (1 thread, shared machine)",
-         &g_cpu_time},
+        {"fit-rows", LQ_OPT_SIZE, "aqlm: fit the first N rows, repeat their codes (default 0: all)",
+         &fit},
     };
+    size_t nopts = 14;
+    nopts += lq_cli_qopts_table(&qo, opts + nopts);
     int pr = lq_cli_parse(argc, argv,
-                          "lq bench matvec --format F --rows R --cols C --batch N [--bits B] "
-                          "[--threads T]",
-                          opts, sizeof opts / sizeof opts[0], NULL, 0, NULL);
+                          "lq bench matvec [--format F | --method M [method options]] --rows R "
+                          "--cols C --batch N [--threads T]",
+                          opts, nopts, NULL, 0, NULL);
     if (pr <= 0) return pr < 0 ? 2 : 0;
-    lq_format f;
-    if (!parse_format(fmt, &f)) {
-        fprintf(stderr, "error: unknown format '%s'\n", fmt);
+    lq_method_kind kind = LQ_METHOD_INT;
+    if (method_s) {
+        if (lq_cli_method_kind(method_s, &kind)) {
+            fprintf(stderr, "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(method_s),
+                    lq_cli_method_list);
+            return 2;
+        }
+    } else if (fmt && !method_of_format(fmt, &kind)) {
+        fprintf(stderr, "error: unknown format '" LQ_CLIP_FMT "'\n", LQ_CLIP(fmt));
         return 2;
     }
+    lq_method method;
+    lq_method_init(&method, kind);
+    if (lq_cli_qopts_apply(&qo, &method)) return 2;
     int do_exact = strcmp(mode_s, "fast") != 0, do_fast = strcmp(mode_s, "exact") != 0;
     if (rows == 0 || cols == 0 || batch == 0 || batch > 64 || threads == 0 ||
         (!do_exact && !do_fast))
@@ -353,14 +338,20 @@ int lq_bench_matvec(int argc, char **argv)
     if (st != LQ_OK) return lq_cli_fail("context", st);
 
     lq_qtensor *t0 = NULL;
-    st = make_tensor(ctx, f, rows, cols, (unsigned)bits, &t0);
+    double tq0 = lq_cli_now();
+    st = make_tensor(ctx, &method, rows, cols, fit, &t0);
+    double tq = lq_cli_now() - tq0;
     if (st != LQ_OK) {
         lq_ctx_destroy(ctx);
-        return lq_cli_fail("making the tensor", st);
+        return lq_cli_fail("quantizing the tensor", st);
     }
+    lq_format f = t0->format;
     double bpw;
     lq_qtensor_bits_per_weight(t0, &bpw);
-    double bytes = bpw * (double)rows * (double)cols / 8.0;
+    double stored = bpw * (double)rows * (double)cols / 8.0;
+    const char *kwhat;
+    double bytes = kernel_bytes(t0, stored, &kwhat);
+    double kbpw = 8.0 * bytes / ((double)rows * (double)cols);
     size_t llc = lq_cache_l3() ? lq_cache_l3() : (32u << 20);
     if (copies == 0) copies = hot ? 1 : (size_t)(2.0 * (double)llc / bytes) + 1;
     if (copies > 256) copies = 256;
@@ -398,81 +389,111 @@ int lq_bench_matvec(int argc, char **argv)
         lq_free(ctx, Ye);
         if (st != LQ_OK) goto done;
     }
-    struct {
-        const char *name;
-        double sec;
-    } res[4];
+    result res[6];
     size_t nres = 0;
     for (int pass = 0; pass < 2; pass++) {
         if ((pass == 0 && !do_exact) || (pass == 1 && !do_fast)) continue;
         lq_kernel_mode mode = pass ? LQ_KERNEL_FAST : LQ_KERNEL_EXACT;
-        double tv[4096];
+        double tw[4096], tc[4096];
         size_t n = 0;
-        double start = now();
+        double start = lq_cli_now();
         st = lq_matmul_ex(ctx, T[0], X, batch, Y, mode); /* warm up */
-        while (st == LQ_OK && n < 4096 && (n < 5 || n < reps || now() - start < min_time)) {
-            double a = now();
+        while (st == LQ_OK && n < 4096 && (n < 5 || n < reps || lq_cli_now() - start < min_time)) {
+            double a = lq_cli_now(), ac = cpu_now();
             st = lq_matmul_ex(ctx, T[(n + 1) % copies], X, batch, Y, mode);
-            tv[n++] = now() - a;
+            tc[n] = cpu_now() - ac;
+            tw[n++] = lq_cli_now() - a;
         }
         if (st != LQ_OK) goto done;
         res[nres].name = pass ? "codes-fast" : "codes-exact";
-        res[nres++].sec = lq_cli_median(tv, n);
+        res[nres].wbytes = bytes;
+        res[nres].wall = lq_cli_median(tw, n);
+        res[nres++].cpu = lq_cli_median(tc, n);
     }
     if (!no_deq) {
-        /* dequantize (one copy's float weights, rows x cols) then GEMV */
+        /* fp32 baselines on one copy's dequantized weights (rows x cols
+         * floats; larger than the LLC for the default shapes): a plain
+         * GEMV loop and the library's own threaded fp32 GEMM (lq_sgemm,
+         * Y = X W^T), each timed alone; deq+gemv adds lq_dequantize. */
         float *Wf = lq_alloc_array(ctx, rows * cols, sizeof(float));
         if (!Wf) {
             st = LQ_ERR_NO_MEMORY;
             goto done;
         }
-        double td[64], tg[64];
+        double td[64], tg[64], tgc[64], ts[64], tsc[64];
         size_t n = 0;
-        double start = now();
-        while (n < 64 && (n < 3 || now() - start < min_time)) {
-            double a = now();
+        double start = lq_cli_now();
+        while (n < 64 && (n < 5 || lq_cli_now() - start < 2 * min_time)) {
+            double a = lq_cli_now();
             st = lq_dequantize(ctx, T[n % copies], Wf);
-            double b = now();
+            double b = lq_cli_now(), bc = cpu_now();
             gemv_job gj = {Wf, X, Y, rows, cols, batch};
             lq_parallel_for(ctx, lq_chunks(rows, 64), gemv_task, &gj);
-            double c = now();
+            double c = lq_cli_now(), cc = cpu_now();
+            if (st == LQ_OK)
+                st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_TRANS, batch, rows, cols, 1.0f, X, cols, Wf,
+                              cols, 0.0f, Y, rows);
+            ts[n] = lq_cli_now() - c;
+            tsc[n] = cpu_now() - cc;
             td[n] = c - a;
-            tg[n++] = c - b;
+            tg[n] = c - b;
+            tgc[n++] = cc - bc;
             if (st != LQ_OK) break;
         }
         lq_free(ctx, Wf);
         if (st != LQ_OK) goto done;
-        res[nres].name = "deq+gemv";
-        res[nres++].sec = lq_cli_median(td, n);
-        res[nres].name = "f32 gemv";
-        res[nres++].sec = lq_cli_median(tg, n);
+        double f32 = 4.0 * (double)rows * (double)cols;
+        res[nres++] = (result){"deq+gemv", bytes, lq_cli_median(td, n), 0.0};
+        res[nres++] = (result){"f32 gemv", f32, lq_cli_median(tg, n), lq_cli_median(tgc, n)};
+        res[nres++] = (result){"f32 sgemm", f32, lq_cli_median(ts, n), lq_cli_median(tsc, n)};
     }
+    /* the fp32 baseline: the faster of the two fp32 paths of this run */
+    double base = 0;
+    for (size_t i = 0; i < nres; i++)
+        if (!strncmp(res[i].name, "f32", 3) && (base == 0 || res[i].wall < base)) base = res[i].wall;
 
     double flops = 2.0 * (double)rows * (double)cols * (double)batch;
-    printf("matvec %s %zux%zu batch %zu  %.3f bits/weight  %.1f MiB packed  threads %zu  "
-           "dispatch %s  copies %zu (%s)\n",
-           lq_format_name(f), rows, cols, batch, bpw, bytes / 1048576.0, threads,
-           lq_simd_name(lq_simd_for(ctx)), copies,
-           bytes * (double)copies > (double)llc ? "exceeds LLC: memory-bound" : "cache-resident");
+    printf("matvec %s (method %s) %zux%zu batch %zu  threads %zu  dispatch %s  quantized in %.1f s",
+           lq_format_name(f), lq_cli_method_name(kind), rows, cols, batch, threads,
+           lq_simd_name(lq_simd_for(ctx)), tq);
+    if (fit && fit < rows) printf(" (first %zu rows fitted, codes repeated)", fit);
+    printf("\n");
+    printf("stored %.3f bits/weight (%.2f MiB); the kernels read %.3f bits/weight (%.2f MiB, %s)\n",
+           bpw, stored / 1048576.0, kbpw, bytes / 1048576.0, kwhat);
+    printf("copies %zu x %.1f MiB = %.0f MiB vs LLC %.0f MiB: %s\n", copies, bytes / 1048576.0,
+           bytes * (double)copies / 1048576.0, (double)llc / 1048576.0,
+           bytes * (double)copies > 2.0 * (double)llc ? "memory-bound (weights from DRAM)"
+                                                      : "CACHE-RESIDENT figures");
     if (!no_stream) printf("streaming read bandwidth: %.1f GB/s\n", gbs_stream);
-    if (fast_err >= 0) printf("fast vs exact: relative L2 error %.2e\n", fast_err);
-    printf("%-12s %10s %10s %9s %9s %8s\n", "path", "us/call", "us/token", "GB/s", "GFLOP/s",
-           "%stream");
-    for (size_t i = 0; i < nres; i++) {
-        double wbytes = strcmp(res[i].name, "f32 gemv") == 0 ? 4.0 * (double)rows * (double)cols
-                        : bytes;
-        double gbs = wbytes / res[i].sec / 1e9;
-        printf("%-12s %10.1f %10.2f %9.1f %9.1f %7.0f%%\n", res[i].name, res[i].sec * 1e6,
-               res[i].sec * 1e6 / (double)batch, gbs, flops / res[i].sec / 1e9,
-               gbs_stream > 0 ? 100.0 * gbs / gbs_stream : 0.0);
+    {
+        const lq_kern_format *kf = lq_kern_lookup(f);
+        const void *pk = NULL;
+        if (kf && lq_kern_pack(T[0], kf, &pk) == LQ_OK && pk)
+            printf("per-call activation data (tables or int8 blocks, cache-resident, not in "
+                   "GB/s): exact %.2f MiB, fast %.2f MiB\n",
+                   (double)kf->act_bytes(pk, batch, LQ_KERNEL_EXACT) / 1048576.0,
+                   (double)kf->act_bytes(pk, batch, LQ_KERNEL_FAST) / 1048576.0);
     }
-    printf("{\"bench\":\"matvec\",\"format\":\"%s\",\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,"
-           "\"bits\":%zu,\"bpw\":%.4f,\"threads\":%zu,\"dispatch\":\"%s\",\"copies\":%zu,"
-           "\"stream_gbs\":%.2f",
-           lq_format_name(f), rows, cols, batch, bits, bpw, threads,
-           lq_simd_name(lq_simd_for(ctx)), copies, gbs_stream);
+    if (fast_err >= 0) printf("fast vs exact: relative L2 error %.2e\n", fast_err);
+    printf("%-12s %10s %10s %10s %9s %9s %8s %8s\n", "path", "us/call", "cpu us", "us/token",
+           "GB/s", "GFLOP/s", "%stream", "vs f32");
+    for (size_t i = 0; i < nres; i++) {
+        double gbs = res[i].wbytes / res[i].wall / 1e9;
+        printf("%-12s %10.1f %10.1f %10.2f %9.1f %9.1f %7.0f%% %7.2fx\n", res[i].name,
+               res[i].wall * 1e6, res[i].cpu * 1e6, res[i].wall * 1e6 / (double)batch, gbs,
+               flops / res[i].wall / 1e9, gbs_stream > 0 ? 100.0 * gbs / gbs_stream : 0.0,
+               base > 0 ? base / res[i].wall : 0.0);
+    }
+    printf("{\"bench\":\"matvec\",\"format\":\"%s\",\"method\":\"%s\",\"rows\":%zu,\"cols\":%zu,"
+           "\"batch\":%zu,\"bpw\":%.4f,\"kernel_bpw\":%.4f,\"threads\":%zu,\"dispatch\":\"%s\","
+           "\"copies\":%zu,\"memory_bound\":%d,\"stream_gbs\":%.2f",
+           lq_format_name(f), lq_cli_method_name(kind), rows, cols, batch, bpw, kbpw, threads,
+           lq_simd_name(lq_simd_for(ctx)), copies, bytes * (double)copies > 2.0 * (double)llc,
+           gbs_stream);
     if (fast_err >= 0) printf(",\"fast_rel_err\":%.3e", fast_err);
-    for (size_t i = 0; i < nres; i++) printf(",\"%s_us\":%.2f", res[i].name, res[i].sec * 1e6);
+    for (size_t i = 0; i < nres; i++)
+        printf(",\"%s_us\":%.2f,\"%s_cpu_us\":%.2f", res[i].name, res[i].wall * 1e6, res[i].name,
+               res[i].cpu * 1e6);
     printf("}\n");
 done:
     if (T)
