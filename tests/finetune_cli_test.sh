@@ -66,6 +66,7 @@ expect_fail "tuning without text" "calib-text" "$lq" quantize --method int --fin
 expect_fail "lr 0" "--lr" "$lq" quantize $q --finetune-steps 5 --lr 0 "$M" "$d/x.lqt"
 expect_fail "lr nan" "--lr" "$lq" quantize $q --finetune-steps 5 --lr nan "$M" "$d/x.lqt"
 expect_fail "lr huge" "--lr" "$lq" quantize $q --finetune-steps 5 --lr 1e9 "$M" "$d/x.lqt"
+expect_fail "lr without steps" "finetune-steps" "$lq" quantize $q --lr 1e-3 "$M" "$d/x.lqt"
 expect_fail "too many steps" "at most" "$lq" quantize $q --finetune-steps 1000000 "$M" "$d/x.lqt"
 expect_fail "tensor file" "for models" "$lq" quantize --method int --finetune-steps 5 \
   --tensor model.layers.0.mlp.up_proj.weight "$d/base.lqt" "$d/x.lqt"

@@ -20,7 +20,7 @@ struct lq_block_tape {
     lq_llama_config c;
     size_t max_n, n;
     float *cosv, *sinv; /* max_n x hd/2 */
-    float *x0, *r1, *xn1, *q, *k, *v, *P, *att, *x1, *r2, *xn2, *h1, *h3, *m;
+    float *x0, *r1, *xn1, *q, *k, *v, *P, *att, *x1, *r2, *xn2, *h1, *h3, *sg, *m;
     /* backward scratch */
     float *dx1, *dxn, *dm, *dh1, *dh3, *datt, *dq, *dk, *dv;
     float *mem;
@@ -41,7 +41,7 @@ lq_status lq_block_tape_create(const lq_llama_config *c, size_t max_n, lq_block_
     size_t sizes[] = {n * h2, n * h2,                                       /* cos, sin */
                       n * d, n, n * d, n * qd, n * kvd, n * kvd,            /* x0 r1 xn1 q k v */
                       c->n_heads * n * n, n * qd, n * d, n, n * d,          /* P att x1 r2 xn2 */
-                      n * hid, n * hid, n * hid,                            /* h1 h3 m */
+                      n * hid, n * hid, n * hid, n * hid,                   /* h1 h3 sg m */
                       n * d, n * d, n * hid, n * hid, n * hid, n * qd, n * qd, n * kvd, n * kvd};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
@@ -52,7 +52,7 @@ lq_status lq_block_tape_create(const lq_llama_config *c, size_t max_n, lq_block_
         return LQ_ERR_NO_MEMORY;
     }
     float **ptr[] = {&t->cosv, &t->sinv, &t->x0,  &t->r1,  &t->xn1,  &t->q,  &t->k,  &t->v,
-                     &t->P,    &t->att,  &t->x1,  &t->r2,  &t->xn2,  &t->h1, &t->h3, &t->m,
+                     &t->P,    &t->att,  &t->x1,  &t->r2,  &t->xn2,  &t->h1, &t->h3, &t->sg, &t->m,
                      &t->dx1,  &t->dxn,  &t->dm,  &t->dh1, &t->dh3,  &t->datt, &t->dq, &t->dk,
                      &t->dv};
     float *p = mem;
@@ -130,9 +130,11 @@ static void rope_apply(const lq_block_tape *t, float *v, size_t heads, size_t po
     }
 }
 
-static float silu(float z)
+/* 1 / (1 + e^-z), without libm's overflow path for z < -80 (the result is
+ * then below 2e-35; 0 changes silu(z) = z sigmoid(z) by less than 1e-33) */
+static float sigmoid(float z)
 {
-    return z / (1.0f + expf(-z));
+    return z > -80.0f ? 1.0f / (1.0f + expf(-z)) : 0.0f;
 }
 
 lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *t,
@@ -170,7 +172,10 @@ lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape
             }
             double sum = 0;
             for (size_t j = 0; j <= i; j++) {
-                P[j] = expf(P[j] - mx);
+                /* below -80 the float result is 0 or subnormal: skip libm's
+                 * slow underflow path (the sum is >= 1 from the max) */
+                float z = P[j] - mx;
+                P[j] = z > -80.0f ? expf(z) : 0.0f;
                 sum += P[j];
             }
             float inv = (float)(1.0 / sum), *o = t->att + i * qd + h * hd;
@@ -188,7 +193,10 @@ lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape
     if ((st = mm_nt(ctx, t->xn2, w->w[LQ_LIN_GATE], n, hid, d, t->h1)) ||
         (st = mm_nt(ctx, t->xn2, w->w[LQ_LIN_UP], n, hid, d, t->h3)))
         return st;
-    for (size_t i = 0; i < n * hid; i++) t->m[i] = silu(t->h1[i]) * t->h3[i];
+    for (size_t i = 0; i < n * hid; i++) {
+        t->sg[i] = sigmoid(t->h1[i]);
+        t->m[i] = t->h1[i] * t->sg[i] * t->h3[i];
+    }
     if ((st = mm_nt(ctx, t->m, w->w[LQ_LIN_DOWN], n, d, hid, Y))) return st;
     for (size_t i = 0; i < n * d; i++) Y[i] += t->x1[i];
     return LQ_OK;
@@ -208,7 +216,7 @@ lq_status lq_block_backward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tap
         (st = mm_nn(ctx, dY, w->w[LQ_LIN_DOWN], n, d, hid, 0.0f, t->dm)))
         return st;
     for (size_t i = 0; i < n * hid; i++) {
-        float z = t->h1[i], sg = 1.0f / (1.0f + expf(-z));
+        float z = t->h1[i], sg = t->sg[i];
         t->dh3[i] = t->dm[i] * z * sg;
         t->dh1[i] = t->dm[i] * t->h3[i] * (sg * (1.0f + z * (1.0f - sg)));
     }

@@ -53,6 +53,10 @@ int lq_quantize_model(const lq_model_quant_args *a)
         fprintf(stderr, "error: --finetune-steps needs calibration text (--calib-text)\n");
         return 2;
     }
+    if (!a->finetune_steps && a->finetune_lr != 1e-4) {
+        fprintf(stderr, "error: --lr is the fine-tuning learning rate: give --finetune-steps too\n");
+        return 2;
+    }
     if (a->finetune_steps > 100000) {
         fprintf(stderr, "error: --finetune-steps must be at most 100000\n");
         return 2;
