@@ -280,6 +280,49 @@ START_TEST(finetune_block_lowers_loss)
 }
 END_TEST
 
+/* Every format: one Adam step at a small learning rate (1e-5, well below
+ * every format's parameter scale) does not increase the block loss on its
+ * own batch, and lowers it (the first Adam step moves each parameter by
+ * about lr against its gradient's sign). */
+START_TEST(one_small_step_lowers_loss_every_format)
+{
+    lq_chunks c = chunks(1, 96);
+    lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
+    lq_method ms[5];
+    lq_method_init(&ms[0], LQ_METHOD_NESTQUANT);
+    ms[0].u.nestquant.q = 4;
+    ms[0].u.nestquant.n_betas = 2;
+    lq_method_init(&ms[1], LQ_METHOD_NESTQUANT);
+    ms[1].u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P;
+    lq_method_init(&ms[2], LQ_METHOD_AQLM);
+    ms[2].u.aqlm.n_codebooks = 2;
+    ms[2].u.aqlm.code_bits = 4;
+    ms[2].u.aqlm.group = 4;
+    ms[2].u.aqlm.beam = 2;
+    ms[2].u.aqlm.rounds = 1;
+    lq_method_init(&ms[3], LQ_METHOD_BCQ);
+    ms[3].u.bcq.k = 2;
+    ms[3].u.bcq.group = 64;
+    lq_method_init(&ms[4], LQ_METHOD_GPTVQ);
+    ms[4].u.gptvq.dim = 2;
+    ms[4].u.gptvq.index_bits = 4;
+    ms[4].u.gptvq.group_cols = 64;
+    ms[4].u.gptvq.group_rows = 16;
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        float *X;
+        lq_llama *m = quantized_block0(ctx, &ms[i], &c, &X);
+        lq_calib_block r;
+        ck_assert_int_eq(lq_calib_finetune_block(ctx, m, 0, X, &c, 1, 1e-5, &r), LQ_OK);
+        ck_assert_msg(r.best == 1 && r.loss_after < r.loss_before, "method %zu: %g -> %g", i,
+                      r.loss_before, r.loss_after);
+        free(X);
+        lq_llama_free(m);
+    }
+    lq_ctx_destroy(ctx);
+    lq_chunks_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("block_grad");
@@ -288,6 +331,7 @@ int main(void)
     tcase_add_test(tc, forward_matches_runner_block);
     tcase_add_test(tc, backward_matches_finite_differences);
     tcase_add_test(tc, finetune_block_lowers_loss);
+    tcase_add_test(tc, one_small_step_lowers_loss_every_format);
     suite_add_tcase(s, tc);
     return lq_test_run(s);
 }
