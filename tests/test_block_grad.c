@@ -79,7 +79,8 @@ START_TEST(forward_matches_runner_block)
         ck_assert_msg(e <= 1e-5 * mag, "block %zu: max diff %g (max %g)", l, e, mag);
         memcpy(X, R, n * d * sizeof *X);
     }
-    ck_assert_int_eq(lq_block_forward(NULL, &(lq_block_weights){0}, tp, X, 0, Y), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_block_forward(NULL, &(lq_block_weights){0}, tp, X, 0, Y),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_block_forward(NULL, &(lq_block_weights){0}, tp, X, n + 1, Y),
                      LQ_ERR_INVALID_ARG);
     lq_block_tape_free(tp);
@@ -130,9 +131,9 @@ START_TEST(backward_matches_finite_differences)
     for (int k = 0; k <= LQ_LIN_COUNT; k++) {
         float *P = k < LQ_LIN_COUNT ? lq_llama_lin(m, l, (lq_lin)k)->w : X;
         float *g = k < LQ_LIN_COUNT ? dW[k] : dX;
-        size_t np = k < LQ_LIN_COUNT ? lq_llama_lin(m, l, (lq_lin)k)->rows *
-                                           lq_llama_lin(m, l, (lq_lin)k)->cols
-                                     : n * d;
+        size_t np = k < LQ_LIN_COUNT
+                        ? lq_llama_lin(m, l, (lq_lin)k)->rows * lq_llama_lin(m, l, (lq_lin)k)->cols
+                        : n * d;
         double gmax = 0;
         for (size_t i = 0; i < np; i++) gmax = fmax(gmax, fabs(g[i]));
         ck_assert_msg(gmax > 0, "tensor %d: zero gradient", k);
@@ -168,7 +169,8 @@ static lq_llama *quantized_block0(lq_ctx *ctx, const lq_method *me, const lq_chu
     lq_llama *m = load_model();
     for (int k = 0; k < LQ_LIN_COUNT; k++) {
         lq_linear *li = lq_llama_lin(m, 0, (lq_lin)k);
-        ck_assert_int_eq(lq_quantize(ctx, li->w, li->rows, li->cols, NULL, me, &li->q, NULL), LQ_OK);
+        ck_assert_int_eq(lq_quantize(ctx, li->w, li->rows, li->cols, NULL, me, &li->q, NULL),
+                         LQ_OK);
     }
     size_t ntok = 0;
     for (size_t i = 0; i < c->n; i++) ntok += c->len[i];
@@ -269,7 +271,8 @@ START_TEST(finetune_block_lowers_loss)
     ck_assert(r.loss_after == r2.loss_after);
     /* bad arguments */
     ck_assert_int_eq(lq_calib_finetune_block(ctx1, m1, 5, X1, &c, 1, 1e-5, &r), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_calib_finetune_block(ctx1, m1, 0, NULL, &c, 1, 1e-5, &r), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_calib_finetune_block(ctx1, m1, 0, NULL, &c, 1, 1e-5, &r),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_calib_finetune_block(ctx1, m1, 0, X1, &c, 1, 0.0, &r), LQ_ERR_INVALID_ARG);
     free(p0), free(p1), free(p2), free(W0), free(W1), free(X1), free(X2);
     lq_llama_free(m1);

@@ -167,14 +167,10 @@ END_TEST
 static int is_param_section(const lq_qtensor *t, uint32_t tag)
 {
     switch (t->format) {
-    case LQ_FORMAT_VQ:
-        return t->ip[4] == 8 ? tag == LQ_SEC_SCALES : tag == LQ_SEC_CODEBOOKS;
-    case LQ_FORMAT_BCQ:
-        return tag == LQ_SEC_ALPHAS || tag == LQ_SEC_OFFSETS;
-    case LQ_FORMAT_AQ:
-        return tag == LQ_SEC_CODEBOOKS || tag == LQ_SEC_SCALES;
-    default:
-        return tag == LQ_SEC_SCALES;
+    case LQ_FORMAT_VQ: return t->ip[4] == 8 ? tag == LQ_SEC_SCALES : tag == LQ_SEC_CODEBOOKS;
+    case LQ_FORMAT_BCQ: return tag == LQ_SEC_ALPHAS || tag == LQ_SEC_OFFSETS;
+    case LQ_FORMAT_AQ: return tag == LQ_SEC_CODEBOOKS || tag == LQ_SEC_SCALES;
+    default: return tag == LQ_SEC_SCALES;
     }
 }
 
@@ -316,9 +312,10 @@ START_TEST(bad_arguments_leave_outputs_untouched)
     lq_adam_opts o;
     ck_assert_int_eq(lq_adam_opts_init(NULL), LQ_ERR_INVALID_ARG);
     lq_finetune *f = (lq_finetune *)(uintptr_t)0x1;
-    const double badv[][4] = {{0, .9, .999, 1e-8},     {-1, .9, .999, 1e-8}, {NAN, .9, .999, 1e-8},
-                              {1e7, .9, .999, 1e-8},   {1e-3, 1, .999, 1e-8}, {1e-3, -.1, .999, 1e-8},
-                              {1e-3, .9, 1.0, 1e-8},   {1e-3, .9, .999, 0},  {1e-3, .9, .999, INFINITY}};
+    const double badv[][4] = {
+        {0, .9, .999, 1e-8},   {-1, .9, .999, 1e-8},  {NAN, .9, .999, 1e-8},
+        {1e7, .9, .999, 1e-8}, {1e-3, 1, .999, 1e-8}, {1e-3, -.1, .999, 1e-8},
+        {1e-3, .9, 1.0, 1e-8}, {1e-3, .9, .999, 0},   {1e-3, .9, .999, INFINITY}};
     for (size_t i = 0; i < sizeof badv / sizeof badv[0]; i++) {
         o = (lq_adam_opts){badv[i][0], badv[i][1], badv[i][2], badv[i][3]};
         ck_assert_int_eq(lq_finetune_create(ctx, t, &o, &f), LQ_ERR_INVALID_ARG);

@@ -110,8 +110,7 @@ static lq_status map_of(const lq_qtensor *t, ft_map *mp)
         if (st == LQ_OK) st = add_family(mp, t, LQ_SEC_SCALES, 4, t->rows, 0);
         return st;
     }
-    default:
-        return LQ_ERR_UNSUPPORTED;
+    default: return LQ_ERR_UNSUPPORTED;
     }
 }
 
@@ -127,8 +126,8 @@ static float fam_get(const ft_family *f, const void *data, size_t i)
 {
     const uint8_t *p = (const uint8_t *)data + i * f->elem;
     if (f->elem == 2) return lq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
-    uint32_t u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-                 ((uint32_t)p[3] << 24);
+    uint32_t u =
+        (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
     float x;
     memcpy(&x, &u, sizeof x);
     return x;
@@ -245,7 +244,8 @@ static void grad_int(const lq_qtensor *t, const float *G, double *g)
     for (size_t r = 0; r < t->rows; r++)
         for (size_t k = 0; k < t->cols; k++) {
             size_t gi = k / v.group;
-            double c = (double)((int)lq_int_layout_code(&v, r, k) - (int)lq_int_layout_zero(&v, r, gi));
+            double c =
+                (double)((int)lq_int_layout_code(&v, r, k) - (int)lq_int_layout_zero(&v, r, gi));
             g[r * v.ngroups + gi] += (double)G[r * t->cols + (v.perm ? v.perm[k] : k)] * c;
         }
 }
@@ -363,7 +363,8 @@ static void grad_aq(const lq_qtensor *t, const ft_map *mp, const float *G, doubl
             size_t cidx[8];
             for (size_t m = 0; m < M; m++) {
                 size_t i = (r * ng + j) * M + m;
-                size_t c = codeb == 1 ? codes[i] : (size_t)codes[2 * i] | ((size_t)codes[2 * i + 1] << 8);
+                size_t c =
+                    codeb == 1 ? codes[i] : (size_t)codes[2 * i] | ((size_t)codes[2 * i + 1] << 8);
                 cidx[m] = (m * K + (c & (K - 1))) * gs;
                 for (size_t q = 0; q < gs; q++) v[q] += fam_get(fc, cbd, cidx[m] + q);
             }
@@ -383,26 +384,17 @@ static lq_status grad_core(lq_ctx *ctx, const lq_qtensor *t, const ft_map *mp, c
 {
     memset(g, 0, mp->total * sizeof *g);
     switch (t->format) {
-    case LQ_FORMAT_INT:
-        grad_int(t, dW, g);
-        break;
+    case LQ_FORMAT_INT: grad_int(t, dW, g); break;
     case LQ_FORMAT_E8:
     case LQ_FORMAT_E8P: {
         lq_status st = grad_e8(ctx, t, dW, g);
         if (st != LQ_OK) return st;
         break;
     }
-    case LQ_FORMAT_VQ:
-        grad_vq(t, dW, g);
-        break;
-    case LQ_FORMAT_BCQ:
-        grad_bcq(t, dW, g);
-        break;
-    case LQ_FORMAT_AQ:
-        grad_aq(t, mp, dW, g);
-        break;
-    default:
-        return LQ_ERR_UNSUPPORTED;
+    case LQ_FORMAT_VQ: grad_vq(t, dW, g); break;
+    case LQ_FORMAT_BCQ: grad_bcq(t, dW, g); break;
+    case LQ_FORMAT_AQ: grad_aq(t, mp, dW, g); break;
+    default: return LQ_ERR_UNSUPPORTED;
     }
     for (size_t i = 0; i < mp->total; i++)
         if (!(fabs(g[i]) <= FLT_MAX)) return LQ_ERR_OUT_OF_RANGE;
@@ -422,7 +414,7 @@ static lq_status grad_args(const lq_qtensor *t, const float *dW, size_t rows, si
 }
 
 lq_status lq_finetune_grad(lq_ctx *ctx, const lq_qtensor *t, const float *dW, size_t rows,
-                                  size_t cols, float *grad, size_t n)
+                           size_t cols, float *grad, size_t n)
 {
     if (!grad) return LQ_ERR_INVALID_ARG;
     ft_map mp;
@@ -458,7 +450,7 @@ static int adam_ok(const lq_adam_opts *o)
 }
 
 lq_status lq_finetune_create(lq_ctx *ctx, const lq_qtensor *t, const lq_adam_opts *o,
-                                    lq_finetune **out)
+                             lq_finetune **out)
 {
     if (!t || !out) return LQ_ERR_INVALID_ARG;
     lq_adam_opts def;
@@ -491,8 +483,8 @@ lq_status lq_finetune_create(lq_ctx *ctx, const lq_qtensor *t, const lq_adam_opt
     return LQ_OK;
 }
 
-lq_status lq_finetune_step(lq_ctx *ctx, lq_finetune *f, lq_qtensor *t, const float *dW,
-                                  size_t rows, size_t cols)
+lq_status lq_finetune_step(lq_ctx *ctx, lq_finetune *f, lq_qtensor *t, const float *dW, size_t rows,
+                           size_t cols)
 {
     if (!f) return LQ_ERR_INVALID_ARG;
     ft_map mp;
@@ -549,10 +541,7 @@ lq_status lq_finetune_step(lq_ctx *ctx, lq_finetune *f, lq_qtensor *t, const flo
     return st;
 }
 
-size_t lq_finetune_steps(const lq_finetune *f)
-{
-    return f ? f->steps : 0;
-}
+size_t lq_finetune_steps(const lq_finetune *f) { return f ? f->steps : 0; }
 
 void lq_finetune_destroy(lq_finetune *f)
 {

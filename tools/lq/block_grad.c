@@ -38,11 +38,32 @@ lq_status lq_block_tape_create(const lq_llama_config *c, size_t max_n, lq_block_
     if (!c || !out || max_n == 0 || max_n > c->seq_len) return LQ_ERR_INVALID_ARG;
     size_t n = max_n, d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
            hid = c->hidden, h2 = c->head_dim / 2;
-    size_t sizes[] = {n * h2, n * h2,                                       /* cos, sin */
-                      n * d, n, n * d, n * qd, n * kvd, n * kvd,            /* x0 r1 xn1 q k v */
-                      c->n_heads * n * n, n * qd, n * d, n, n * d,          /* P att x1 r2 xn2 */
-                      n * hid, n * hid, n * hid, n * hid,                   /* h1 h3 sg m */
-                      n * d, n * d, n * hid, n * hid, n * hid, n * qd, n * qd, n * kvd, n * kvd};
+    size_t sizes[] = {n * h2,
+                      n * h2, /* cos, sin */
+                      n * d,
+                      n,
+                      n * d,
+                      n * qd,
+                      n * kvd,
+                      n * kvd, /* x0 r1 xn1 q k v */
+                      c->n_heads * n * n,
+                      n * qd,
+                      n * d,
+                      n,
+                      n * d, /* P att x1 r2 xn2 */
+                      n * hid,
+                      n * hid,
+                      n * hid,
+                      n * hid, /* h1 h3 sg m */
+                      n * d,
+                      n * d,
+                      n * hid,
+                      n * hid,
+                      n * hid,
+                      n * qd,
+                      n * qd,
+                      n * kvd,
+                      n * kvd};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     lq_block_tape *t = calloc(1, sizeof *t);
@@ -51,10 +72,9 @@ lq_status lq_block_tape_create(const lq_llama_config *c, size_t max_n, lq_block_
         free(t);
         return LQ_ERR_NO_MEMORY;
     }
-    float **ptr[] = {&t->cosv, &t->sinv, &t->x0,  &t->r1,  &t->xn1,  &t->q,  &t->k,  &t->v,
-                     &t->P,    &t->att,  &t->x1,  &t->r2,  &t->xn2,  &t->h1, &t->h3, &t->sg, &t->m,
-                     &t->dx1,  &t->dxn,  &t->dm,  &t->dh1, &t->dh3,  &t->datt, &t->dq, &t->dk,
-                     &t->dv};
+    float **ptr[] = {&t->cosv, &t->sinv, &t->x0,  &t->r1,  &t->xn1,  &t->q,  &t->k,  &t->v, &t->P,
+                     &t->att,  &t->x1,   &t->r2,  &t->xn2, &t->h1,   &t->h3, &t->sg, &t->m, &t->dx1,
+                     &t->dxn,  &t->dm,   &t->dh1, &t->dh3, &t->datt, &t->dq, &t->dk, &t->dv};
     float *p = mem;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptr[i] = p;
@@ -79,7 +99,8 @@ lq_status lq_block_tape_create(const lq_llama_config *c, size_t max_n, lq_block_
 static lq_status mm_nt(lq_ctx *ctx, const float *X, const float *W, size_t n, size_t rows,
                        size_t cols, float *Y)
 {
-    return lq_sgemm(ctx, LQ_NO_TRANS, LQ_TRANS, n, rows, cols, 1.0f, X, cols, W, cols, 0.0f, Y, rows);
+    return lq_sgemm(ctx, LQ_NO_TRANS, LQ_TRANS, n, rows, cols, 1.0f, X, cols, W, cols, 0.0f, Y,
+                    rows);
 }
 
 /* dX (n x cols) (+)= dY (n x rows) W (rows x cols) */
@@ -95,7 +116,8 @@ static lq_status mm_tn(lq_ctx *ctx, const float *dY, const float *X, size_t n, s
                        size_t cols, float *dW)
 {
     if (!dW) return LQ_OK;
-    return lq_sgemm(ctx, LQ_TRANS, LQ_NO_TRANS, rows, cols, n, 1.0f, dY, rows, X, cols, 1.0f, dW, cols);
+    return lq_sgemm(ctx, LQ_TRANS, LQ_NO_TRANS, rows, cols, n, 1.0f, dY, rows, X, cols, 1.0f, dW,
+                    cols);
 }
 
 static void rms_fwd(float *out, float *r, const float *x, const float *w, size_t d, float eps)
@@ -132,13 +154,10 @@ static void rope_apply(const lq_block_tape *t, float *v, size_t heads, size_t po
 
 /* 1 / (1 + e^-z), without libm's overflow path for z < -80 (the result is
  * then below 2e-35; 0 changes silu(z) = z sigmoid(z) by less than 1e-33) */
-static float sigmoid(float z)
-{
-    return z > -80.0f ? 1.0f / (1.0f + expf(-z)) : 0.0f;
-}
+static float sigmoid(float z) { return z > -80.0f ? 1.0f / (1.0f + expf(-z)) : 0.0f; }
 
-lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *t,
-                           const float *X, size_t n, float *Y)
+lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *t, const float *X,
+                           size_t n, float *Y)
 {
     if (!w || !t || !X || !Y || n == 0 || n > t->max_n) return LQ_ERR_INVALID_ARG;
     const lq_llama_config *c = &t->c;
@@ -207,8 +226,8 @@ lq_status lq_block_backward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tap
 {
     if (!w || !t || !dY || !dW || t->n == 0) return LQ_ERR_INVALID_ARG;
     const lq_llama_config *c = &t->c;
-    size_t n = t->n, d = c->dim, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads,
-           qd = H * hd, kvd = KV * hd, hid = c->hidden;
+    size_t n = t->n, d = c->dim, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd,
+           kvd = KV * hd, hid = c->hidden;
     lq_status st;
     /* y = x1 + m Wd^T */
     memcpy(t->dx1, dY, n * d * sizeof *dY);

@@ -29,8 +29,8 @@ void lq_block_tape_free(lq_block_tape *t);
 /* Y (n x dim) = block(X) (n x dim, positions 0..n-1); X and Y may not
  * overlap. The tape keeps the intermediates for lq_block_backward.
  * Errors: INVALID_ARG (n == 0 or above max_n), NO_MEMORY. */
-lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *t,
-                           const float *X, size_t n, float *Y);
+lq_status lq_block_forward(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *t, const float *X,
+                           size_t n, float *Y);
 
 /* With the tape of the last forward and dY = dL/dY (n x dim): dW[k] +=
  * dL/dW_k for every k with dW[k] non-NULL (rows x cols of layer k), and dX

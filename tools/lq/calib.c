@@ -83,8 +83,9 @@ static lq_status run_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, co
 /* Relative block error over every chunk of X with weights w; with dW set
  * (and targets T), also accumulates its gradient. den = sum T^2. */
 static lq_status block_loss(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *tp,
-                            const float *X, const float *T, const lq_chunks *c, size_t d, double den,
-                            float *Y, float *dY, float *const dW[LQ_LIN_COUNT], double *loss)
+                            const float *X, const float *T, const lq_chunks *c, size_t d,
+                            double den, float *Y, float *dY, float *const dW[LQ_LIN_COUNT],
+                            double *loss)
 {
     double L = 0;
     for (size_t i = 0; i < c->n; i++) {
@@ -141,8 +142,7 @@ lq_status lq_calib_finetune_block(lq_ctx *ctx, lq_llama *m, size_t layer, const 
         any = 1;
         size_t n = li->rows * li->cols;
         st = LQ_ERR_NO_MEMORY;
-        if (!(Wh[k] = malloc(n * sizeof *Wh[k])) || !(dW[k] = malloc(n * sizeof *dW[k])))
-            goto out;
+        if (!(Wh[k] = malloc(n * sizeof *Wh[k])) || !(dW[k] = malloc(n * sizeof *dW[k]))) goto out;
         if ((st = lq_dequantize(ctx, li->q, Wh[k])) != LQ_OK ||
             (st = lq_finetune_param_count(li->q, &np[k])) != LQ_OK ||
             (st = lq_finetune_create(ctx, li->q, &ao, &ft[k])) != LQ_OK)
@@ -167,8 +167,10 @@ lq_status lq_calib_finetune_block(lq_ctx *ctx, lq_llama *m, size_t layer, const 
     for (unsigned s = 0;; s++) {
         int last = s == steps || !any;
         for (int k = 0; k < LQ_LIN_COUNT; k++)
-            if (dW[k]) memset(dW[k], 0, lq_llama_lin(m, layer, (lq_lin)k)->rows *
-                                            lq_llama_lin(m, layer, (lq_lin)k)->cols * sizeof(float));
+            if (dW[k])
+                memset(dW[k], 0,
+                       lq_llama_lin(m, layer, (lq_lin)k)->rows *
+                           lq_llama_lin(m, layer, (lq_lin)k)->cols * sizeof(float));
         if ((st = block_loss(ctx, &wq, tp, X, T, c, d, den, Y, dY, last ? NULL : dW, &L)) != LQ_OK)
             goto out;
         if (s == 0) {
@@ -328,7 +330,8 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
             lq_calib_block br;
             snprintf(what, sizeof what, "block %zu/%zu fine-tuning", l + 1, L);
             bar_draw(&b, what);
-            st = lq_calib_finetune_block(ctx, m, l, X, calib, o->finetune_steps, o->finetune_lr, &br);
+            st = lq_calib_finetune_block(ctx, m, l, X, calib, o->finetune_steps, o->finetune_lr,
+                                         &br);
             if (st != LQ_OK) {
                 fprintf(stderr, "\nerror: fine-tuning block %zu: %s\n", l, lq_status_str(st));
                 goto out;

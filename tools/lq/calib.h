@@ -23,8 +23,8 @@ typedef struct lq_calib_layer {
  * over the calibration tokens before and after tuning. */
 typedef struct lq_calib_block {
     double loss_before, loss_after, seconds;
-    unsigned steps;   /* Adam steps taken (0: block not tuned) */
-    unsigned best;    /* the step whose parameters were kept (0: the untuned ones) */
+    unsigned steps; /* Adam steps taken (0: block not tuned) */
+    unsigned best;  /* the step whose parameters were kept (0: the untuned ones) */
 } lq_calib_block;
 
 typedef struct lq_calib_opts {

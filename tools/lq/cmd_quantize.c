@@ -232,9 +232,9 @@ int lq_cmd_quantize(int argc, char **argv)
                             "is calibrated with --calib-text and --tokenizer\n");
             return 2;
         }
-        lq_model_quant_args a = {method,   pos[0],  pos[1], calib_text, tokp, exclude,
-                                 calib_chunks, threads, seed, fp_inputs, json, quiet,
-                                 &o,       ft_steps, ft_lr};
+        lq_model_quant_args a = {method,  pos[0],       pos[1],  calib_text, tokp,
+                                 exclude, calib_chunks, threads, seed,       fp_inputs,
+                                 json,    quiet,        &o,      ft_steps,   ft_lr};
         return lq_quantize_model(&a);
     }
     if (ft_steps || ft_lr != 1e-4) {

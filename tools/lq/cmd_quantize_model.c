@@ -54,7 +54,8 @@ int lq_quantize_model(const lq_model_quant_args *a)
         return 2;
     }
     if (!a->finetune_steps && a->finetune_lr != 1e-4) {
-        fprintf(stderr, "error: --lr is the fine-tuning learning rate: give --finetune-steps too\n");
+        fprintf(stderr,
+                "error: --lr is the fine-tuning learning rate: give --finetune-steps too\n");
         return 2;
     }
     if (a->finetune_steps > 100000) {
