@@ -10,4 +10,5 @@
 #include "quant/vq.h"
 #include "quant/mcq.h"
 #include "quant/io.h"
+#include "quant/finetune.h"
 #endif

@@ -29,6 +29,7 @@ LAYERS = {
     "qtensor": 4,   # tensor model, format traits and reference products, method drivers
     "products": 5,  # products framework: kernel records, layout cache, dispatch, threading
     "io": 5,        # .lqt container, safetensors / .npy readers
+    "finetune": 5,  # tuning of a packed tensor's continuous parameters (reads the formats' sections)
 }
 PER_ISA = re.compile(r"_(avx2|avx512|neon)\.c$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

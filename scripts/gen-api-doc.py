@@ -12,7 +12,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORDER = ["core", "qtensor", "hessian", "kernels", "lattice", "vq", "bcq", "mcq", "io"]
+ORDER = ["core", "qtensor", "hessian", "kernels", "lattice", "vq", "bcq", "mcq", "io", "finetune"]
 
 INTRO = """# libquant API reference
 

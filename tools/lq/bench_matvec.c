@@ -315,7 +315,7 @@ int lq_bench_matvec(int argc, char **argv)
     if (method_s) {
         if (lq_cli_method_kind(method_s, &kind)) {
             fprintf(stderr, "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(method_s),
-                    lq_cli_method_list);
+                    lq_cli_method_list());
             return 2;
         }
     } else if (fmt && !method_of_format(fmt, &kind)) {

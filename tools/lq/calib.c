@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block_grad.h"
 #include "cli.h"
 
 int lq_calib_excluded(const char *list, const char *name)
@@ -77,6 +78,141 @@ static lq_status run_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, co
         if (st != LQ_OK) return st;
     }
     return LQ_OK;
+}
+
+/* Relative block error over every chunk of X with weights w; with dW set
+ * (and targets T), also accumulates its gradient. den = sum T^2. */
+static lq_status block_loss(lq_ctx *ctx, const lq_block_weights *w, lq_block_tape *tp,
+                            const float *X, const float *T, const lq_chunks *c, size_t d,
+                            double den, float *Y, float *dY, float *const dW[LQ_LIN_COUNT],
+                            double *loss)
+{
+    double L = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t o = c->off[i] * d, n = c->len[i] * d;
+        lq_status st = lq_block_forward(ctx, w, tp, X + o, c->len[i], Y);
+        if (st != LQ_OK) return st;
+        for (size_t j = 0; j < n; j++) {
+            double e = (double)Y[j] - T[o + j];
+            L += e * e;
+            dY[j] = (float)(2.0 * e / den);
+        }
+        if (dW && (st = lq_block_backward(ctx, w, tp, dY, dW, NULL)) != LQ_OK) return st;
+    }
+    *loss = L / den;
+    return isfinite(*loss) ? LQ_OK : LQ_ERR_NOT_FINITE;
+}
+
+lq_status lq_calib_finetune_block(lq_ctx *ctx, lq_llama *m, size_t layer, const float *X,
+                                  const lq_chunks *c, unsigned steps, double lr,
+                                  lq_calib_block *rep)
+{
+    const lq_llama_config *cfg = &m->cfg;
+    if (!X || !c || !rep || c->n == 0 || layer >= cfg->n_layers) return LQ_ERR_INVALID_ARG;
+    size_t d = cfg->dim, ntok = 0, maxlen = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->len[i] == 0 || c->len[i] > cfg->seq_len) return LQ_ERR_INVALID_ARG;
+        ntok += c->len[i];
+        if (c->len[i] > maxlen) maxlen = c->len[i];
+    }
+    lq_adam_opts ao;
+    lq_adam_opts_init(&ao);
+    ao.lr = lr;
+    double t0 = lq_cli_now();
+    lq_block_weights wf = {{0}, m->norm_att + layer * d, m->norm_ffn + layer * d}, wq = wf;
+    float *Wh[LQ_LIN_COUNT] = {0}, *dW[LQ_LIN_COUNT] = {0}, *best[LQ_LIN_COUNT] = {0};
+    lq_finetune *ft[LQ_LIN_COUNT] = {0};
+    size_t np[LQ_LIN_COUNT] = {0};
+    float *T = malloc(ntok * d * sizeof *T), *Y = malloc(maxlen * d * sizeof *Y);
+    float *dY = malloc(maxlen * d * sizeof *dY);
+    lq_block_tape *tp = NULL;
+    lq_status st = LQ_ERR_NO_MEMORY;
+    if (!T || !Y || !dY) goto out;
+    if ((st = lq_block_tape_create(cfg, maxlen, &tp)) != LQ_OK) goto out;
+    int any = 0;
+    for (int k = 0; k < LQ_LIN_COUNT; k++) {
+        lq_linear *li = lq_llama_lin(m, layer, (lq_lin)k);
+        if (!li->w) {
+            st = LQ_ERR_INVALID_ARG;
+            goto out;
+        }
+        wf.w[k] = li->w;
+        wq.w[k] = li->w;
+        if (!li->q) continue;
+        any = 1;
+        size_t n = li->rows * li->cols;
+        st = LQ_ERR_NO_MEMORY;
+        if (!(Wh[k] = malloc(n * sizeof *Wh[k])) || !(dW[k] = malloc(n * sizeof *dW[k]))) goto out;
+        if ((st = lq_dequantize(ctx, li->q, Wh[k])) != LQ_OK ||
+            (st = lq_finetune_param_count(li->q, &np[k])) != LQ_OK ||
+            (st = lq_finetune_create(ctx, li->q, &ao, &ft[k])) != LQ_OK)
+            goto out;
+        if (!(best[k] = malloc(np[k] * sizeof *best[k]))) {
+            st = LQ_ERR_NO_MEMORY;
+            goto out;
+        }
+        if ((st = lq_finetune_get_params(li->q, best[k], np[k])) != LQ_OK) goto out;
+        wq.w[k] = Wh[k];
+    }
+    /* targets: the fp32 block on the same inputs */
+    double den = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t o = c->off[i] * d;
+        if ((st = lq_block_forward(ctx, &wf, tp, X + o, c->len[i], T + o)) != LQ_OK) goto out;
+    }
+    for (size_t i = 0; i < ntok * d; i++) den += (double)T[i] * T[i];
+    if (!(den > 0)) den = 1;
+    double L = 0, Lbest = 0;
+    *rep = (lq_calib_block){0};
+    for (unsigned s = 0;; s++) {
+        int last = s == steps || !any;
+        for (int k = 0; k < LQ_LIN_COUNT; k++)
+            if (dW[k])
+                memset(dW[k], 0,
+                       lq_llama_lin(m, layer, (lq_lin)k)->rows *
+                           lq_llama_lin(m, layer, (lq_lin)k)->cols * sizeof(float));
+        if ((st = block_loss(ctx, &wq, tp, X, T, c, d, den, Y, dY, last ? NULL : dW, &L)) != LQ_OK)
+            goto out;
+        if (s == 0) {
+            rep->loss_before = Lbest = L;
+        } else if (L < Lbest) {
+            Lbest = L;
+            rep->best = s;
+            for (int k = 0; k < LQ_LIN_COUNT; k++)
+                if (ft[k] && (st = lq_finetune_get_params(lq_llama_lin(m, layer, (lq_lin)k)->q,
+                                                          best[k], np[k])) != LQ_OK)
+                    goto out;
+        }
+        if (last) break;
+        for (int k = 0; k < LQ_LIN_COUNT; k++) {
+            if (!ft[k]) continue;
+            lq_linear *li = lq_llama_lin(m, layer, (lq_lin)k);
+            if ((st = lq_finetune_step(ctx, ft[k], li->q, dW[k], li->rows, li->cols)) != LQ_OK ||
+                (st = lq_dequantize(ctx, li->q, Wh[k])) != LQ_OK)
+                goto out;
+        }
+        rep->steps = s + 1;
+    }
+    /* keep the best step's parameters */
+    for (int k = 0; k < LQ_LIN_COUNT; k++)
+        if (ft[k] && (st = lq_finetune_set_params(lq_llama_lin(m, layer, (lq_lin)k)->q, best[k],
+                                                  np[k])) != LQ_OK)
+            goto out;
+    rep->loss_after = Lbest;
+    rep->seconds = lq_cli_now() - t0;
+    st = LQ_OK;
+out:
+    for (int k = 0; k < LQ_LIN_COUNT; k++) {
+        free(Wh[k]);
+        free(dW[k]);
+        free(best[k]);
+        lq_finetune_destroy(ft[k]);
+    }
+    free(T);
+    free(Y);
+    free(dY);
+    lq_block_tape_free(tp);
+    return st;
 }
 
 lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const lq_calib_opts *o,
@@ -188,6 +324,19 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
                 if (layers) layers[l * LQ_LIN_COUNT + (size_t)k] = rec;
                 b.done += (double)li->rows * (double)li->cols;
             }
+        }
+        /* block-wise fine-tuning on the block's inputs (the quantized stream) */
+        if (calib && o->finetune_steps > 0) {
+            lq_calib_block br;
+            snprintf(what, sizeof what, "block %zu/%zu fine-tuning", l + 1, L);
+            bar_draw(&b, what);
+            st = lq_calib_finetune_block(ctx, m, l, X, calib, o->finetune_steps, o->finetune_lr,
+                                         &br);
+            if (st != LQ_OK) {
+                fprintf(stderr, "\nerror: fine-tuning block %zu: %s\n", l, lq_status_str(st));
+                goto out;
+            }
+            if (o->blocks) o->blocks[l] = br;
         }
         /* the next block's inputs: this block, quantized, on the quantized stream */
         if (calib) {

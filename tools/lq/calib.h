@@ -18,8 +18,26 @@ typedef struct lq_calib_layer {
     int quantized;
 } lq_calib_layer;
 
+/* Block-wise fine-tuning figures of one block (calib.c, --finetune-steps):
+ * the relative block-output error sum ||Y_q - Y_fp||^2 / sum ||Y_fp||^2
+ * over the calibration tokens before and after tuning. */
+typedef struct lq_calib_block {
+    double loss_before, loss_after, seconds;
+    unsigned steps; /* Adam steps taken (0: block not tuned) */
+    unsigned best;  /* the step whose parameters were kept (0: the untuned ones) */
+} lq_calib_block;
+
 typedef struct lq_calib_opts {
     lq_method method;
+    /* Block-wise fine-tuning (AQLM's procedure): after a block's layers
+     * are quantized, finetune_steps full-batch Adam steps (learning rate
+     * finetune_lr) on the continuous parameters of every quantized layer
+     * of the block jointly, so that the block's output on the calibration
+     * inputs matches the fp32 block's output on the same inputs (MSE);
+     * the parameters of the step with the lowest loss are kept. 0: off. */
+    unsigned finetune_steps;
+    double finetune_lr;
+    lq_calib_block *blocks;  /* optional output, n_layers entries */
     int fp_inputs;           /* Hessians from the float model's activations */
     const char *exclude;     /* comma-separated substrings of layer names left in float */
     int progress;            /* 1: progress on stderr */
@@ -36,6 +54,16 @@ typedef struct lq_calib_opts {
  * free it). */
 lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const lq_calib_opts *o,
                        lq_calib_layer *layers);
+
+/* Fine-tune block `layer` of m (its quantized layers hold q and still their
+ * float weights w) on the block inputs X (the calibration stream, chunk by
+ * chunk as c, positions from 0): steps Adam steps at learning rate lr on
+ * every quantized layer's continuous parameters (quant/finetune.h) against
+ * the relative MSE to the fp32 block's output on X. Codes are not changed.
+ * Fills *rep. Errors: INVALID_ARG, NO_MEMORY, those of the library. */
+lq_status lq_calib_finetune_block(lq_ctx *ctx, lq_llama *m, size_t layer, const float *X,
+                                  const lq_chunks *c, unsigned steps, double lr,
+                                  lq_calib_block *rep);
 
 /* 1 when `name` matches one of the comma-separated substrings of `list`. */
 int lq_calib_excluded(const char *list, const char *name);

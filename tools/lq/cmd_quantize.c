@@ -177,12 +177,16 @@ static const char *g_usage_tail =
     "  the earlier layers quantized (--fp-inputs: from the float model); OUT.lqt is a\n"
     "  complete model (lq eval / lq generate load it). --calib-chunks N chunks of\n"
     "  seq_len tokens (default 64); --exclude a,b: layers whose name contains a or b\n"
-    "  stay float. Without --calib-text the layers are quantized without a Hessian.";
+    "  stay float. Without --calib-text the layers are quantized without a Hessian.\n"
+    "  --finetune-steps N (needs --calib-text): after each block's layers are quantized,\n"
+    "  N Adam steps (--lr X, default 1e-4) on the continuous parameters (scales,\n"
+    "  codebooks; codes fixed) of every quantized layer of the block jointly, so the\n"
+    "  block's output matches the fp32 block's on the calibration inputs (MSE).";
 
 /* The usage text: the methods and their options from the registry. */
 static const char *usage(void)
 {
-    static char buf[4096];
+    static char buf[8192];
     int w = snprintf(buf, sizeof buf, USAGE_HEAD, lq_cli_method_list());
     size_t len = w > 0 ? (size_t)w : 0;
     for (size_t i = 0; i < lq_method_count() && len < sizeof buf; i++) {
@@ -202,10 +206,11 @@ int lq_cmd_quantize(int argc, char **argv)
     size_t threads = 0, seed = 0;
     int json = 0, quiet = 0, fp_inputs = 0;
     const char *calib_text = NULL, *tokp = NULL, *exclude = NULL;
-    size_t calib_chunks = 64;
+    size_t calib_chunks = 64, ft_steps = 0;
+    double ft_lr = 1e-4;
     lq_cli_qopts o;
     lq_cli_qopts_init(&o);
-    lq_opt opts[16 + LQ_CLI_NMETHOD_OPTS] = {
+    lq_opt opts[18 + LQ_CLI_NMETHOD_OPTS] = {
         {"method", LQ_OPT_STR, "a registered method (see Methods above)", &method},
         {"tensor", LQ_OPT_STR, "quantize only this tensor", &tensor},
         {"hessian", LQ_OPT_STR, "safetensors file of Hessians (cols x cols)", &hpath},
@@ -219,8 +224,11 @@ int lq_cmd_quantize(int argc, char **argv)
         {"calib-chunks", LQ_OPT_SIZE, "model: calibration chunks (default 64)", &calib_chunks},
         {"fp-inputs", LQ_OPT_FLAG, "model: Hessians from the float model", &fp_inputs},
         {"exclude", LQ_OPT_STR, "model: comma-separated name parts left float", &exclude},
+        {"finetune-steps", LQ_OPT_SIZE, "model: block-wise fine-tuning steps (default 0: off)",
+         &ft_steps},
+        {"lr", LQ_OPT_DOUBLE, "model: fine-tuning Adam learning rate (default 1e-4)", &ft_lr},
     };
-    size_t nopts = 13;
+    size_t nopts = 15;
     nopts += lq_cli_qopts_table(&o, opts + nopts);
     char *pos[2];
     size_t npos = 0;
@@ -241,9 +249,14 @@ int lq_cmd_quantize(int argc, char **argv)
                             "is calibrated with --calib-text and --tokenizer\n");
             return 2;
         }
-        lq_model_quant_args a = {method, pos[0], pos[1], calib_text, tokp, exclude, calib_chunks,
-                                 threads, seed, fp_inputs, json, quiet, &o};
+        lq_model_quant_args a = {method,  pos[0],       pos[1],  calib_text, tokp,
+                                 exclude, calib_chunks, threads, seed,       fp_inputs,
+                                 json,    quiet,        &o,      ft_steps,   ft_lr};
         return lq_quantize_model(&a);
+    }
+    if (ft_steps || ft_lr != 1e-4) {
+        fprintf(stderr, "error: --finetune-steps and --lr are for models (with --calib-text)\n");
+        return 2;
     }
     if (hpath && cpath) {
         fprintf(stderr, "error: give --hessian or --calib, not both\n");

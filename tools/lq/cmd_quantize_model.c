@@ -49,12 +49,31 @@ int lq_quantize_model(const lq_model_quant_args *a)
         fprintf(stderr, "error: %s is also an input: refusing to overwrite it\n", a->out);
         return 2;
     }
+    if (a->finetune_steps && !a->calib_text) {
+        fprintf(stderr, "error: --finetune-steps needs calibration text (--calib-text)\n");
+        return 2;
+    }
+    if (!a->finetune_steps && a->finetune_lr != 1e-4) {
+        fprintf(stderr,
+                "error: --lr is the fine-tuning learning rate: give --finetune-steps too\n");
+        return 2;
+    }
+    if (a->finetune_steps > 100000) {
+        fprintf(stderr, "error: --finetune-steps must be at most 100000\n");
+        return 2;
+    }
+    if (!(isfinite(a->finetune_lr) && a->finetune_lr > 0 && a->finetune_lr <= 1e6)) {
+        fprintf(stderr, "error: --lr must be a finite number in (0, 1e6]\n");
+        return 2;
+    }
     lq_calib_opts co = {0};
     lq_method_init(&co.method, kind);
     if (lq_cli_qopts_apply(a->opts, &co.method)) return 2;
     co.fp_inputs = a->fp_inputs;
     co.exclude = a->exclude;
     co.progress = !a->quiet;
+    co.finetune_steps = (unsigned)a->finetune_steps;
+    co.finetune_lr = a->finetune_lr;
     lq_ctx_config cfg;
     lq_ctx_config_init(&cfg);
     cfg.n_threads = a->threads;
@@ -68,6 +87,7 @@ int lq_quantize_model(const lq_model_quant_args *a)
     lq_chunks ch = {0};
     char *txt = NULL;
     lq_calib_layer *lay = NULL;
+    lq_calib_block *blk = NULL;
     double t0 = lq_cli_now(), c0 = lq_cli_cpu_now();
     if (lq_llama_load(ctx, a->in, &m) != LQ_OK) goto out;
     if (!strcmp(m->source, "lqt")) {
@@ -91,16 +111,21 @@ int lq_quantize_model(const lq_model_quant_args *a)
         }
     }
     size_t nl = m->cfg.n_layers * LQ_LIN_COUNT;
-    if (!(lay = calloc(nl, sizeof *lay))) {
+    if (!(lay = calloc(nl, sizeof *lay)) || !(blk = calloc(m->cfg.n_layers, sizeof *blk))) {
         lq_cli_fail("memory", LQ_ERR_NO_MEMORY);
         goto out;
     }
+    co.blocks = blk;
     if (lq_calibrate(ctx, m, a->calib_text ? &ch : NULL, &co, lay) != LQ_OK) goto out;
     char desc[256];
     size_t ntok = 0;
     for (size_t i = 0; i < ch.n; i++) ntok += ch.len[i];
-    snprintf(desc, sizeof desc, "%s, %zu chunks, %zu tokens, %s", a->calib_text ? "sequential" : "none",
-             ch.n, ntok, a->fp_inputs ? "fp inputs" : "quantized inputs");
+    int dn = snprintf(desc, sizeof desc, "%s, %zu chunks, %zu tokens, %s",
+                      a->calib_text ? "sequential" : "none", ch.n, ntok,
+                      a->fp_inputs ? "fp inputs" : "quantized inputs");
+    if (co.finetune_steps && dn > 0 && (size_t)dn < sizeof desc)
+        snprintf(desc + dn, sizeof desc - (size_t)dn, ", block fine-tuning %u steps lr %g",
+                 co.finetune_steps, co.finetune_lr);
     const char *meta[] = {"libquant.method", a->method, "libquant.calibration", desc};
     if (lq_llama_save(ctx, m, a->out, meta, 2) != LQ_OK) goto out;
     double secs = lq_cli_now() - t0, cpu = lq_cli_cpu_now() - c0, bpw;
@@ -127,7 +152,18 @@ int lq_quantize_model(const lq_model_quant_args *a)
             else printf("null");
             printf(",\"seconds\":%.4f}", lay[i].seconds);
         }
-        printf("],\"quantized_layers\":%zu,\"bits_per_weight\":%.6f,\"seconds\":%.3f,"
+        printf("]");
+        if (co.finetune_steps) {
+            printf(",\"finetune\":{\"steps\":%u,\"lr\":%.6g,\"blocks\":[", co.finetune_steps,
+                   co.finetune_lr);
+            for (size_t l = 0; l < m->cfg.n_layers; l++)
+                printf("%s{\"block\":%zu,\"loss_before\":%.6g,\"loss_after\":%.6g,"
+                       "\"steps\":%u,\"best_step\":%u,\"seconds\":%.3f}",
+                       l ? "," : "", l, blk[l].loss_before, blk[l].loss_after, blk[l].steps,
+                       blk[l].best, blk[l].seconds);
+            printf("]}");
+        }
+        printf(",\"quantized_layers\":%zu,\"bits_per_weight\":%.6f,\"seconds\":%.3f,"
                "\"cpu_seconds\":%.3f}\n",
                nq, bpw, secs, cpu);
     } else {
@@ -141,6 +177,11 @@ int lq_quantize_model(const lq_model_quant_args *a)
             printf("%-40.40s %11s %8.3f %10.4g %12s %8.2f\n", lay[i].name, shape, lay[i].bpw,
                    lay[i].rel_err, proxy, lay[i].seconds);
         }
+        for (size_t l = 0; co.finetune_steps && l < m->cfg.n_layers; l++)
+            printf("block %zu fine-tuning: relative output error %.4g -> %.4g (best step %u of "
+                   "%u, %.2f s)\n",
+                   l, blk[l].loss_before, blk[l].loss_after, blk[l].best, blk[l].steps,
+                   blk[l].seconds);
         printf("%zu of %zu layers quantized (%s), %.3f bits/weight over the linear layers, "
                "%.2f s (%.2f s CPU) -> %s\n",
                nq, nl, desc, bpw, secs, cpu, a->out);
@@ -148,6 +189,7 @@ int lq_quantize_model(const lq_model_quant_args *a)
     rc = 0;
 out:
     free(lay);
+    free(blk);
     free(txt);
     lq_chunks_free(&ch);
     lq_tok_free(t);

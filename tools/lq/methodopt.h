@@ -46,6 +46,8 @@ typedef struct lq_model_quant_args {
     size_t calib_chunks, threads, seed;
     int fp_inputs, json, quiet;
     const lq_cli_qopts *opts;
+    size_t finetune_steps; /* block-wise fine-tuning (0: off) */
+    double finetune_lr;
 } lq_model_quant_args;
 int lq_quantize_model(const lq_model_quant_args *a);
 /* 1 when path is a model rather than a tensor file: a directory, or a file
