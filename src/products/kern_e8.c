@@ -74,6 +74,54 @@ static void block_put(uint8_t *blk, unsigned hi, unsigned lane, const unsigned f
     meta[lane % 8] |= (uint8_t)((s | bi << 1) << (4 * (lane / 8)));
 }
 
+/* Fill the blocks and scales of p from L with fields of sigma * y (sigma =
+ * +-1). UNSUPPORTED when a field is out of range for this sign. */
+static lq_status fill_pack(lq_e8_pack *p, const lq_e8_layout *Lp, int sigma, float *row)
+{
+    const lq_e8_layout L = *Lp;
+    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
+    const int twoq = 2 * (int)L.q, fmax = p->hi ? 32 : 16;
+    lq_status st = LQ_OK;
+    uint8_t c[8 * LQ_VORONOI_CHUNK];
+    for (size_t r = 0; r < p->rows && st == LQ_OK; r++) {
+        size_t tile = r / LQ_KERN_TILE;
+        unsigned lane = (unsigned)(r % LQ_KERN_TILE);
+        for (size_t j0 = 0; j0 < p->nvec && st == LQ_OK; j0 += LQ_VORONOI_CHUNK) {
+            size_t m = p->nvec - j0 < LQ_VORONOI_CHUNK ? p->nvec - j0 : LQ_VORONOI_CHUNK;
+            for (size_t j = 0; j < m; j++)
+                if (!lq_voronoi_from_index(L.q, lq_e8_layout_code(&L, r, j0 + j), c + 8 * j))
+                    st = LQ_ERR_CORRUPT;
+            if (st == LQ_OK) lq_voronoi_decode_batch(k, L.q, c, m, row + 8 * j0);
+        }
+        for (size_t j = 0; j < p->nvec && st == LQ_OK; j++) {
+            unsigned bi = lq_e8_layout_beta(&L, r, j);
+            if (bi >= L.K) {
+                st = LQ_ERR_CORRUPT;
+                break;
+            }
+            /* u = 2y: integers of one parity (E8); f = (2q - s - u) / 2 */
+            int u[8];
+            for (unsigned i = 0; i < 8; i++) {
+                float v = 2.0f * row[8 * j + i];
+                if (!(v >= -64.0f && v <= 64.0f) || v != (float)(int)v) st = LQ_ERR_UNSUPPORTED;
+                u[i] = st == LQ_OK ? sigma * (int)v : 0;
+            }
+            unsigned s = (unsigned)u[0] & 1u, f[8];
+            for (unsigned i = 0; i < 8 && st == LQ_OK; i++) {
+                int fi = twoq - (int)s - u[i];
+                if (((unsigned)u[i] & 1u) != s || fi < 0 || fi % 2 || fi / 2 >= fmax)
+                    st = LQ_ERR_UNSUPPORTED;
+                f[i] = (unsigned)(fi / 2);
+            }
+            if (st == LQ_OK)
+                block_put(p->blocks + (tile * p->nvec + j) * p->block, p->hi, lane, f, s, bi);
+        }
+        for (size_t g = 0; g < p->ngroups; g++)
+            p->scale[(tile * p->ngroups + g) * 16 + lane] = lq_e8_layout_scale(&L, r, g);
+    }
+    return st;
+}
+
 static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
 {
     lq_e8_layout L;
@@ -111,45 +159,13 @@ static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     }
     memset(p->blocks, 0, nb);
     memset(p->scale, 0, ns);
-    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
-    const int twoq = 2 * (int)L.q, fmax = p->hi ? 32 : 16;
-    lq_status st = LQ_OK;
-    uint8_t c[8 * LQ_VORONOI_CHUNK];
-    for (size_t r = 0; r < p->rows && st == LQ_OK; r++) {
-        size_t tile = r / LQ_KERN_TILE;
-        unsigned lane = (unsigned)(r % LQ_KERN_TILE);
-        for (size_t j0 = 0; j0 < p->nvec && st == LQ_OK; j0 += LQ_VORONOI_CHUNK) {
-            size_t m = p->nvec - j0 < LQ_VORONOI_CHUNK ? p->nvec - j0 : LQ_VORONOI_CHUNK;
-            for (size_t j = 0; j < m; j++)
-                if (!lq_voronoi_from_index(L.q, lq_e8_layout_code(&L, r, j0 + j), c + 8 * j))
-                    st = LQ_ERR_CORRUPT;
-            if (st == LQ_OK) lq_voronoi_decode_batch(k, L.q, c, m, row + 8 * j0);
-        }
-        for (size_t j = 0; j < p->nvec && st == LQ_OK; j++) {
-            unsigned bi = lq_e8_layout_beta(&L, r, j);
-            if (bi >= L.K) {
-                st = LQ_ERR_CORRUPT;
-                break;
-            }
-            /* u = 2y: integers of one parity (E8); f = (2q - s - u) / 2 */
-            int u[8];
-            for (unsigned i = 0; i < 8; i++) {
-                float v = 2.0f * row[8 * j + i];
-                if (!(v >= -64.0f && v <= 64.0f) || v != (float)(int)v) st = LQ_ERR_UNSUPPORTED;
-                u[i] = st == LQ_OK ? (int)v : 0;
-            }
-            unsigned s = (unsigned)u[0] & 1u, f[8];
-            for (unsigned i = 0; i < 8 && st == LQ_OK; i++) {
-                int fi = twoq - (int)s - u[i];
-                if (((unsigned)u[i] & 1u) != s || fi < 0 || fi % 2 || fi / 2 >= fmax)
-                    st = LQ_ERR_UNSUPPORTED;
-                f[i] = (unsigned)(fi / 2);
-            }
-            if (st == LQ_OK)
-                block_put(p->blocks + (tile * p->nvec + j) * p->block, p->hi, lane, f, s, bi);
-        }
-        for (size_t g = 0; g < p->ngroups; g++)
-            p->scale[(tile * p->ngroups + g) * 16 + lane] = lq_e8_layout_scale(&L, r, g);
+    lq_status st = fill_pack(p, &L, 1, row);
+    if (st == LQ_ERR_UNSUPPORTED) {
+        /* the code holds -q e_k instead of +q e_0: store the fields of -y and
+         * negate beta / 2 (every product term flips sign exactly) */
+        memset(p->blocks, 0, nb);
+        st = fill_pack(p, &L, -1, row);
+        for (unsigned i = 0; i < L.K; i++) p->hb[i] = -p->hb[i];
     }
     lq_free_with(a, row);
     if (st != LQ_OK) {
