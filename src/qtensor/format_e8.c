@@ -10,8 +10,8 @@
  *
  * Parameters (read and written only through qtensor/format_e8.h, the
  * names below are its fields): ip[0] q, ip[1] K (betas), ip[2] group
- * (columns of W' per scale, multiple of 8), ip[3] hadamard, ip[4] n8, ip[5] seed low 32 bits,
- * ip[6] seed high 32 bits, ip[7] bits per code vector (ceil(8 log2 q)),
+ * (columns of W' per scale, multiple of 8), ip[3] hadamard, ip[4] n8,
+ * ip[5] seed low 32 bits, ip[6] seed high 32 bits, ip[7] bits per code vector (ceil(8 log2 q)),
  * ip[8] bits per beta index (ceil(log2 K)); fp[0..K-1] the betas.
  * Sections: CODES (bit stream, vector v = r * nblk + j at bit v * ip[7],
  * value sum_i c_i q^i), BETAS (bit stream of ip[8]-bit indices, same order;
@@ -24,9 +24,6 @@
 
 #include "qtensor/format_e8.h"
 
-#define LQ_E8_NIP 9 /* ip[0..8] used, the rest zero */
-
-enum { IP_Q, IP_K, IP_GROUP, IP_HAD, IP_N8, IP_SEED_LO, IP_SEED_HI, IP_CBITS, IP_IBITS };
 
 static bool sizes_of(lq_e8_layout *v, size_t *cbytes, size_t *ibytes, size_t *sbytes)
 {
@@ -65,14 +62,14 @@ lq_status lq_e8_layout_of(const lq_qtensor *t, lq_e8_layout *v)
     memset(&L, 0, sizeof L);
     L.rows = t->rows;
     L.cols = t->cols;
-    L.q = t->ip[IP_Q];
-    L.K = t->ip[IP_K];
-    L.group = t->ip[IP_GROUP];
-    L.hadamard = t->ip[IP_HAD];
-    L.n8 = t->ip[IP_N8];
-    L.seed = (uint64_t)t->ip[IP_SEED_LO] | ((uint64_t)t->ip[IP_SEED_HI] << 32);
-    L.cbits = t->ip[IP_CBITS];
-    L.ibits = t->ip[IP_IBITS];
+    L.q = t->ip[LQ_E8_IP_Q];
+    L.K = t->ip[LQ_E8_IP_K];
+    L.group = t->ip[LQ_E8_IP_GROUP];
+    L.hadamard = t->ip[LQ_E8_IP_HADAMARD];
+    L.n8 = t->ip[LQ_E8_IP_N8];
+    L.seed = (uint64_t)t->ip[LQ_E8_IP_SEED_LO] | ((uint64_t)t->ip[LQ_E8_IP_SEED_HI] << 32);
+    L.cbits = t->ip[LQ_E8_IP_CBITS];
+    L.ibits = t->ip[LQ_E8_IP_IBITS];
     for (unsigned k = LQ_E8_NIP; k < LQ_QT_NPARAMS; k++)
         if (t->ip[k]) return LQ_ERR_CORRUPT;
     if (L.K < 1 || L.K > LQ_NQ_MAX_BETAS) return LQ_ERR_CORRUPT;
@@ -125,15 +122,15 @@ lq_status lq_e8_layout_write(lq_ctx *ctx, size_t rows, size_t cols, const lq_e8_
     lq_qtensor *t;
     lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8, rows, cols, &t);
     if (st != LQ_OK) return st;
-    t->ip[IP_Q] = L.q;
-    t->ip[IP_K] = L.K;
-    t->ip[IP_GROUP] = (uint32_t)L.group;
-    t->ip[IP_HAD] = L.hadamard;
-    t->ip[IP_N8] = (uint32_t)L.n8;
-    t->ip[IP_SEED_LO] = (uint32_t)(L.seed & 0xffffffffu);
-    t->ip[IP_SEED_HI] = (uint32_t)(L.seed >> 32);
-    t->ip[IP_CBITS] = L.cbits;
-    t->ip[IP_IBITS] = L.ibits;
+    t->ip[LQ_E8_IP_Q] = L.q;
+    t->ip[LQ_E8_IP_K] = L.K;
+    t->ip[LQ_E8_IP_GROUP] = (uint32_t)L.group;
+    t->ip[LQ_E8_IP_HADAMARD] = L.hadamard;
+    t->ip[LQ_E8_IP_N8] = (uint32_t)L.n8;
+    t->ip[LQ_E8_IP_SEED_LO] = (uint32_t)(L.seed & 0xffffffffu);
+    t->ip[LQ_E8_IP_SEED_HI] = (uint32_t)(L.seed >> 32);
+    t->ip[LQ_E8_IP_CBITS] = L.cbits;
+    t->ip[LQ_E8_IP_IBITS] = L.ibits;
     for (unsigned k = 0; k < L.K; k++) t->fp[k] = L.betas[k];
     uint8_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, cbytes);
     uint8_t *bid = ibytes ? lq_qtensor_add_section(t, LQ_SEC_BETAS, 1, ibytes) : NULL;
