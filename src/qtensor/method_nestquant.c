@@ -25,6 +25,7 @@
 #include "lattice/lattice_internal.h"
 #include "qtensor/qtensor_internal.h"
 #include "qtensor/format_e8.h"
+#include "qtensor/format_e8p.h"
 #include "quant/hessian.h"
 
 extern const lq_format_traits lq_format_e8_traits;
@@ -226,21 +227,11 @@ static lq_status pack_e8p(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard
 {
     size_t rows = s->rows, nvec = rows * s->nblk;
     lq_qtensor *t;
-    lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8P, rows, cols, &t);
+    lq_e8p_layout L;
+    lq_status st = lq_e8p_layout_write(ctx, rows, cols, s->group, (unsigned)hadamard, seed, &t, &L);
     if (st != LQ_OK) return st;
-    t->ip[0] = (uint32_t)s->group;
-    t->ip[1] = (uint32_t)hadamard;
-    t->ip[2] = (uint32_t)s->n8;
-    t->ip[3] = (uint32_t)(seed & 0xffffffffu);
-    t->ip[4] = (uint32_t)(seed >> 32);
-    uint16_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 2, nvec * sizeof(uint16_t));
-    float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, rows * s->ngroups * sizeof(float));
-    if (!codes || !sc) {
-        lq_qtensor_free(t);
-        return LQ_ERR_NO_MEMORY;
-    }
-    memcpy(codes, s->ecodes, nvec * sizeof(uint16_t));
-    memcpy(sc, s->scales, rows * s->ngroups * sizeof(float));
+    memcpy((uint16_t *)(uintptr_t)L.codes, s->ecodes, nvec * sizeof(uint16_t));
+    memcpy((float *)(uintptr_t)L.scales, s->scales, rows * L.ngroups * sizeof(float));
     *out = t;
     return LQ_OK;
 }
