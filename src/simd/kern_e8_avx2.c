@@ -124,11 +124,13 @@ exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t ti
                 __m256 beta = _mm256_permutevar8x32_ps(hlo, _mm256_srli_epi32(bk.meta, 1));
                 __m256i cf = _mm256_sub_epi32(twoq, _mm256_and_si256(bk.meta, one));
                 __m256 w[8];
+                /* u = cf - 2 f, exact in float (small integers) */
+                const __m256 cff = _mm256_cvtepi32_ps(cf), m2 = _mm256_set1_ps(-2.0f);
                 for (int kk = 0; kk < 4; kk++) {
                     __m256i fa = _mm256_and_si256(_mm256_srli_epi32(bk.fa, 8 * kk), mff);
                     __m256i fb = _mm256_and_si256(_mm256_srli_epi32(bk.fb, 8 * kk), mff);
-                    w[kk] = _mm256_cvtepi32_ps(_mm256_sub_epi32(cf, _mm256_add_epi32(fa, fa)));
-                    w[4 + kk] = _mm256_cvtepi32_ps(_mm256_sub_epi32(cf, _mm256_add_epi32(fb, fb)));
+                    w[kk] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fa), m2, cff);
+                    w[4 + kk] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fb), m2, cff);
                 }
                 for (size_t i = 0; i < nb; i++) {
                     const float *x = a[i].x + 8 * j;

@@ -112,11 +112,13 @@ exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t ti
             __m512 beta = _mm512_permutexvar_ps(_mm512_srli_epi32(bk.meta, 1), hb);
             __m512i cf = _mm512_sub_epi32(twoq, _mm512_and_si512(bk.meta, _mm512_set1_epi32(1)));
             __m512 w[8];
+            /* u = cf - 2 f, exact in float (small integers) */
+            const __m512 cff = _mm512_cvtepi32_ps(cf), m2 = _mm512_set1_ps(-2.0f);
             for (int kk = 0; kk < 4; kk++) {
                 __m512i fa = _mm512_and_si512(_mm512_srli_epi32(bk.fa, 8 * kk), mff);
                 __m512i fb = _mm512_and_si512(_mm512_srli_epi32(bk.fb, 8 * kk), mff);
-                w[kk] = _mm512_cvtepi32_ps(_mm512_sub_epi32(cf, _mm512_add_epi32(fa, fa)));
-                w[4 + kk] = _mm512_cvtepi32_ps(_mm512_sub_epi32(cf, _mm512_add_epi32(fb, fb)));
+                w[kk] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fa), m2, cff);
+                w[4 + kk] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fb), m2, cff);
             }
             for (size_t i = 0; i < nb; i++) {
                 const float *x = a[i].x + 8 * j;
