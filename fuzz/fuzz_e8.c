@@ -22,6 +22,7 @@
 
 #include "fuzz_common.h"
 #include "lattice/lattice_internal.h"
+#include "qtensor/format_e8.h"
 #include "qtensor/qtensor_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,21 +67,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lq_qtensor *t = NULL;
     if (lq_qtensor_new(NULL, LQ_FORMAT_E8, rows, cols, &t) != LQ_OK) return 0;
     size_t group = 8 * (size_t)(1 + data[5] % 40);
-    t->ip[0] = q;
-    t->ip[1] = K;
-    t->ip[2] = (uint32_t)group;
-    t->ip[3] = data[6] % 3;
-    t->ip[4] = (uint32_t)n8;
-    t->ip[5] = data[7];
-    t->ip[6] = 0;
-    t->ip[7] = lq_voronoi_bits(q);
-    t->ip[8] = lq_nq_index_bits(K);
+    t->ip[LQ_E8_IP_Q] = q;
+    t->ip[LQ_E8_IP_K] = K;
+    t->ip[LQ_E8_IP_GROUP] = (uint32_t)group;
+    t->ip[LQ_E8_IP_HADAMARD] = data[6] % 3;
+    t->ip[LQ_E8_IP_N8] = (uint32_t)n8;
+    t->ip[LQ_E8_IP_SEED_LO] = data[7];
+    t->ip[LQ_E8_IP_SEED_HI] = 0;
+    t->ip[LQ_E8_IP_CBITS] = lq_voronoi_bits(q);
+    t->ip[LQ_E8_IP_IBITS] = lq_nq_index_bits(K);
     switch (data[7] % 8) { /* perturb one derived parameter */
-    case 1: t->ip[4] += 8; break;
-    case 2: t->ip[7] ^= 1; break;
-    case 3: t->ip[8] += 1; break;
-    case 4: t->ip[2] = 0; break;
-    case 5: t->ip[9] = 1; break;
+    case 1: t->ip[LQ_E8_IP_N8] += 8; break;
+    case 2: t->ip[LQ_E8_IP_CBITS] ^= 1; break;
+    case 3: t->ip[LQ_E8_IP_IBITS] += 1; break;
+    case 4: t->ip[LQ_E8_IP_GROUP] = 0; break;
+    case 5: t->ip[LQ_E8_NIP] = 1; break;
     default: break;
     }
     /* betas from the input: usually increasing, sometimes not */
@@ -90,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         t->fp[k] = (data[(9 + k) % size] == 255) ? NAN : b;
     }
     size_t nblk = n8 / 8, nvec = rows * nblk, ng = (n8 + group - 1) / group;
-    size_t cb = (nvec * t->ip[7] + 7) / 8, ib = (nvec * lq_nq_index_bits(K) + 7) / 8;
+    size_t cb = (nvec * t->ip[LQ_E8_IP_CBITS] + 7) / 8, ib = (nvec * lq_nq_index_bits(K) + 7) / 8;
     size_t nsec = data[8] % 5, pos = 9;
     for (size_t s = 0; s < nsec && pos + 2 <= size; s++, pos += 2) {
         uint32_t tag = (uint32_t)(data[pos] % 4 == 0 ? LQ_SEC_CODES

@@ -20,6 +20,7 @@
 
 #include "fuzz_common.h"
 #include "lattice/lattice_internal.h"
+#include "qtensor/format_e8p.h"
 #include "qtensor/qtensor_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,14 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lq_qtensor *t = NULL;
     if (lq_qtensor_new(NULL, LQ_FORMAT_E8P, rows, cols, &t) != LQ_OK) return 0;
     size_t group = 8 * (size_t)(1 + data[3] % 40);
-    t->ip[0] = (uint32_t)group;
-    t->ip[1] = data[4] % 3;
-    t->ip[2] = (uint32_t)n8;
-    t->ip[3] = data[5];
+    t->ip[LQ_E8P_IP_GROUP] = (uint32_t)group;
+    t->ip[LQ_E8P_IP_HADAMARD] = data[4] % 3;
+    t->ip[LQ_E8P_IP_N8] = (uint32_t)n8;
+    t->ip[LQ_E8P_IP_SEED_LO] = data[5];
     switch (data[5] % 6) { /* perturb one parameter */
-    case 1: t->ip[2] += 8; break;
-    case 2: t->ip[0] = 12; break;
-    case 3: t->ip[7] = 1; break;
+    case 1: t->ip[LQ_E8P_IP_N8] += 8; break;
+    case 2: t->ip[LQ_E8P_IP_GROUP] = 12; break;
+    case 3: t->ip[LQ_E8P_NIP + 2] = 1; break;
     case 4: t->fp[0] = 0.5f; break;
     default: break;
     }

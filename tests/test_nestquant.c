@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lattice/lattice_internal.h"
+#include "qtensor/format_e8.h"
 #include "qtensor/qtensor_internal.h"
 #include "test_common.h"
 
@@ -213,8 +214,9 @@ START_TEST(bad_options_and_corrupt)
     ck_assert_int_eq(lq_quantize(ctx, W, rows, cols, H, &m, &t, Wh), LQ_OK);
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     lq_qtensor saved = *t;
-    uint32_t *ips[] = {&t->ip[0], &t->ip[1], &t->ip[2], &t->ip[3], &t->ip[4], &t->ip[7], &t->ip[8],
-                       &t->ip[12]};
+    uint32_t *ips[] = {&t->ip[LQ_E8_IP_Q],      &t->ip[LQ_E8_IP_K],     &t->ip[LQ_E8_IP_GROUP],
+                       &t->ip[LQ_E8_IP_HADAMARD], &t->ip[LQ_E8_IP_N8],    &t->ip[LQ_E8_IP_CBITS],
+                       &t->ip[LQ_E8_IP_IBITS],  &t->ip[LQ_E8_NIP + 3]};
     for (size_t i = 0; i < sizeof ips / sizeof *ips; i++) {
         uint32_t v = *ips[i];
         *ips[i] = v + 1;
@@ -419,13 +421,13 @@ START_TEST(e8p_codebook_method)
         ck_assert_int_eq(memcmp(t->sec[i].data, t2->sec[i].data, t->sec[i].nbytes), 0);
     lq_qtensor_free(t2);
     /* corrupted parameters are refused */
-    uint32_t save = t->ip[0];
-    t->ip[0] = 12;
+    uint32_t save = t->ip[LQ_E8_IP_Q];
+    t->ip[LQ_E8_IP_Q] = 12;
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
-    t->ip[0] = save;
-    t->ip[9] = 1;
+    t->ip[LQ_E8_IP_Q] = save;
+    t->ip[LQ_E8_NIP] = 1;
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
-    t->ip[9] = 0;
+    t->ip[LQ_E8_NIP] = 0;
     t->fp[0] = 1.0f;
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
     t->fp[0] = 0.0f;

@@ -1,9 +1,11 @@
-/* E8 kernels: load-time decode of the Voronoi codes, activation
- * preparation (rotation, int8 per 8-vector) and the format's record. */
+/* E8 kernels: load-time repack of the Voronoi codes into the packed
+ * coordinate layout of simd/kern_e8.h, activation preparation (rotation,
+ * int8 per 8-vector) and the format's record. */
 #include <string.h>
 
 #include "lattice/lattice_internal.h"
 #include "products/products.h"
+#include "qtensor/format_e8.h"
 #include "simd/kern_e8.h"
 
 static size_t e8_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
@@ -38,13 +40,15 @@ static void e8_act_build(const void *pack, const float *X, size_t batch, lq_kern
         }
         lq_e8_act_view v = lq_e8_act_get(p, act, mode, b);
         float *d = (float *)(uintptr_t)v.d;
-        int32_t *qs = (int32_t *)(uintptr_t)v.qs;
+        int32_t *qs = (int32_t *)(uintptr_t)v.sq;
+        int32_t *a2q = (int32_t *)(uintptr_t)v.a2q;
         for (size_t j = 0; j < p->nvec; j++) {
             int8_t q[LQ_KERN_QBLK];
             int32_t s;
             d[j] = lq_kern_q8_block(xr + 8 * j, 8, q, &s);
             memcpy((int8_t *)base + 8 * j, q, 8);
-            qs[j] = 128 * s;
+            qs[j] = s;
+            a2q[j] = 2 * (int32_t)p->q * s;
         }
     }
 }
@@ -53,81 +57,115 @@ static void e8_pack_free(const lq_allocator *a, void *pack)
 {
     lq_e8_pack *p = pack;
     if (!p) return;
-    lq_free_with(a, p->coords);
-    lq_free_with(a, p->idx);
+    lq_free_with(a, p->blocks);
     lq_free_with(a, p->scale);
     lq_free_with(a, p);
 }
 
+/* Write row `lane` of a block: fields f (8), coset s, beta index bi. */
+static void block_put(uint8_t *blk, unsigned hi, unsigned lane, const unsigned f[8], unsigned s,
+                      unsigned bi)
+{
+    for (unsigned k = 0; k < 8; k++) {
+        blk[4 * lane + k % 4] |= (uint8_t)((f[k] & 15u) << (4 * (k / 4)));
+        if (hi) blk[64 + lane] |= (uint8_t)(((f[k] >> 4) & 1u) << k);
+    }
+    uint8_t *meta = blk + lq_e8_block_bytes(hi) - 8;
+    meta[lane % 8] |= (uint8_t)((s | bi << 1) << (4 * (lane / 8)));
+}
+
+/* Fill the blocks and scales of p from L with fields of sigma * y (sigma =
+ * +-1). UNSUPPORTED when a field is out of range for this sign. */
+static lq_status fill_pack(lq_e8_pack *p, const lq_e8_layout *Lp, int sigma, float *row)
+{
+    const lq_e8_layout L = *Lp;
+    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
+    const int twoq = 2 * (int)L.q, fmax = p->hi ? 32 : 16;
+    lq_status st = LQ_OK;
+    uint8_t c[8 * LQ_VORONOI_CHUNK];
+    for (size_t r = 0; r < p->rows && st == LQ_OK; r++) {
+        size_t tile = r / LQ_KERN_TILE;
+        unsigned lane = (unsigned)(r % LQ_KERN_TILE);
+        for (size_t j0 = 0; j0 < p->nvec && st == LQ_OK; j0 += LQ_VORONOI_CHUNK) {
+            size_t m = p->nvec - j0 < LQ_VORONOI_CHUNK ? p->nvec - j0 : LQ_VORONOI_CHUNK;
+            for (size_t j = 0; j < m; j++)
+                if (!lq_voronoi_from_index(L.q, lq_e8_layout_code(&L, r, j0 + j), c + 8 * j))
+                    st = LQ_ERR_CORRUPT;
+            if (st == LQ_OK) lq_voronoi_decode_batch(k, L.q, c, m, row + 8 * j0);
+        }
+        for (size_t j = 0; j < p->nvec && st == LQ_OK; j++) {
+            unsigned bi = lq_e8_layout_beta(&L, r, j);
+            if (bi >= L.K) {
+                st = LQ_ERR_CORRUPT;
+                break;
+            }
+            /* u = 2y: integers of one parity (E8); f = (2q - s - u) / 2 */
+            int u[8];
+            for (unsigned i = 0; i < 8; i++) {
+                float v = 2.0f * row[8 * j + i];
+                if (!(v >= -64.0f && v <= 64.0f) || v != (float)(int)v) st = LQ_ERR_UNSUPPORTED;
+                u[i] = st == LQ_OK ? sigma * (int)v : 0;
+            }
+            unsigned s = (unsigned)u[0] & 1u, f[8];
+            for (unsigned i = 0; i < 8 && st == LQ_OK; i++) {
+                int fi = twoq - (int)s - u[i];
+                if (((unsigned)u[i] & 1u) != s || fi < 0 || fi % 2 || fi / 2 >= fmax)
+                    st = LQ_ERR_UNSUPPORTED;
+                f[i] = (unsigned)(fi / 2);
+            }
+            if (st == LQ_OK)
+                block_put(p->blocks + (tile * p->nvec + j) * p->block, p->hi, lane, f, s, bi);
+        }
+        for (size_t g = 0; g < p->ngroups; g++)
+            p->scale[(tile * p->ngroups + g) * 16 + lane] = lq_e8_layout_scale(&L, r, g);
+    }
+    return st;
+}
+
 static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
 {
-    unsigned q = t->ip[0], K = t->ip[1], cbits = t->ip[7], ibits = t->ip[8];
-    if (q > 60) return LQ_ERR_UNSUPPORTED; /* |2y| may exceed 127 */
+    lq_e8_layout L;
+    if (lq_e8_layout_of(t, &L) != LQ_OK) return LQ_ERR_CORRUPT;
+    if (L.q > LQ_E8_KERN_QMAX || L.K > LQ_E8_KERN_KMAX) return LQ_ERR_UNSUPPORTED;
     lq_e8_pack *p = lq_alloc_with(a, sizeof *p);
     if (!p) return LQ_ERR_NO_MEMORY;
     memset(p, 0, sizeof *p);
     p->rows = t->rows;
     p->cols = t->cols;
-    p->group = t->ip[2];
-    p->hadamard = t->ip[3];
-    p->n8 = t->ip[4];
-    p->seed = (uint64_t)t->ip[5] | ((uint64_t)t->ip[6] << 32);
-    p->nvec = p->n8 / 8;
-    p->ngroups = (p->n8 + p->group - 1) / p->group;
+    p->q = L.q;
+    p->group = L.group;
+    p->hadamard = L.hadamard;
+    p->n8 = L.n8;
+    p->seed = L.seed;
+    p->nvec = L.nblk;
+    p->ngroups = L.ngroups;
     p->ntiles = (p->rows + LQ_KERN_TILE - 1) / LQ_KERN_TILE;
-    for (unsigned i = 0; i < K && i < 16; i++) p->hb[i] = 0.5f * t->fp[i];
-    size_t nc, ni, ns;
-    if (!lq_mul_ok(p->ntiles * p->nvec, 128, &nc) || !lq_mul_ok(p->ntiles * p->nvec, 16, &ni) ||
+    p->hi = L.q > 8;
+    p->block = lq_e8_block_bytes(p->hi);
+    for (unsigned i = 0; i < L.K; i++) p->hb[i] = 0.5f * L.betas[i];
+    size_t nb, ns;
+    if (!lq_mul_ok(p->ntiles, p->nvec, &nb) || !lq_mul_ok(nb, p->block, &nb) ||
         !lq_mul_ok(p->ntiles * p->ngroups, 16 * sizeof(float), &ns)) {
         lq_free_with(a, p);
         return LQ_ERR_NO_MEMORY;
     }
-    p->coords = lq_alloc_with(a, nc);
-    p->idx = lq_alloc_with(a, ni);
+    p->blocks = lq_alloc_with(a, nb);
     p->scale = lq_alloc_with(a, ns);
     float *row = lq_alloc_with(a, p->n8 * sizeof(float));
-    if (!p->coords || !p->idx || !p->scale || !row) {
+    if (!p->blocks || !p->scale || !row) {
         lq_free_with(a, row);
         e8_pack_free(a, p);
         return LQ_ERR_NO_MEMORY;
     }
-    memset(p->coords, 128, nc);
-    memset(p->idx, 0, ni);
+    memset(p->blocks, 0, nb);
     memset(p->scale, 0, ns);
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    const lq_qsection *sb = lq_qtensor_section(t, LQ_SEC_BETAS);
-    const uint8_t *bidx = sb && sb->nbytes ? sb->data : NULL;
-    const float *scales = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
-    const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
-    lq_status st = LQ_OK;
-    uint8_t c[8 * LQ_VORONOI_CHUNK];
-    for (size_t r = 0; r < p->rows && st == LQ_OK; r++) {
-        size_t tile = r / LQ_KERN_TILE, lane = r % LQ_KERN_TILE;
-        for (size_t j0 = 0; j0 < p->nvec && st == LQ_OK; j0 += LQ_VORONOI_CHUNK) {
-            size_t m = p->nvec - j0 < LQ_VORONOI_CHUNK ? p->nvec - j0 : LQ_VORONOI_CHUNK;
-            for (size_t j = 0; j < m; j++) {
-                size_t vec = r * p->nvec + j0 + j;
-                if (!lq_voronoi_from_index(q, lq_bits_get(codes, vec * cbits, cbits), c + 8 * j))
-                    st = LQ_ERR_CORRUPT;
-                unsigned bi = ibits ? (unsigned)lq_bits_get(bidx, vec * ibits, ibits) : 0;
-                if (bi >= K) st = LQ_ERR_CORRUPT;
-                p->idx[(tile * p->nvec + j0 + j) * 16 + lane] = (uint8_t)bi;
-            }
-            if (st == LQ_OK) lq_voronoi_decode_batch(k, q, c, m, row + 8 * j0);
-        }
-        for (size_t j = 0; j < p->nvec && st == LQ_OK; j++)
-            for (size_t i = 0; i < 8; i++) {
-                float u = 2.0f * row[8 * j + i];
-                if (!(u >= -127.0f && u <= 127.0f) || u != (float)(int)u) {
-                    st = LQ_ERR_UNSUPPORTED;
-                    break;
-                }
-                size_t s = i / 4, kk = i % 4;
-                p->coords[(tile * p->nvec + j) * 128 + 64 * s + 4 * lane + kk] =
-                    (uint8_t)((int)u + 128);
-            }
-        for (size_t g = 0; g < p->ngroups; g++)
-            p->scale[(tile * p->ngroups + g) * 16 + lane] = scales[r * p->ngroups + g];
+    lq_status st = fill_pack(p, &L, 1, row);
+    if (st == LQ_ERR_UNSUPPORTED) {
+        /* the code holds -q e_k instead of +q e_0: store the fields of -y and
+         * negate beta / 2 (every product term flips sign exactly) */
+        memset(p->blocks, 0, nb);
+        st = fill_pack(p, &L, -1, row);
+        for (unsigned i = 0; i < L.K; i++) p->hb[i] = -p->hb[i];
     }
     lq_free_with(a, row);
     if (st != LQ_OK) {

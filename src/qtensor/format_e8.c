@@ -8,9 +8,10 @@
  * undoes R and drops the padding; the product rotates x instead:
  * W x = W' (R [x; 0]), so callers always pass the original x.
  *
- * Parameters: ip[0] q, ip[1] K (betas), ip[2] group (columns of W' per
- * scale, multiple of 8), ip[3] hadamard, ip[4] n8, ip[5] seed low 32 bits,
- * ip[6] seed high 32 bits, ip[7] bits per code vector (ceil(8 log2 q)),
+ * Parameters (read and written only through qtensor/format_e8.h, the
+ * names below are its fields): ip[0] q, ip[1] K (betas), ip[2] group
+ * (columns of W' per scale, multiple of 8), ip[3] hadamard, ip[4] n8,
+ * ip[5] seed low 32 bits, ip[6] seed high 32 bits, ip[7] bits per code vector (ceil(8 log2 q)),
  * ip[8] bits per beta index (ceil(log2 K)); fp[0..K-1] the betas.
  * Sections: CODES (bit stream, vector v = r * nblk + j at bit v * ip[7],
  * value sum_i c_i q^i), BETAS (bit stream of ip[8]-bit indices, same order;
@@ -21,69 +22,138 @@
 #include <math.h>
 #include <string.h>
 
-#include "lattice/lattice_internal.h"
-#include "qtensor/qtensor_internal.h"
+#include "qtensor/format_e8.h"
 
-typedef struct e8_view {
-    unsigned q, K, hadamard, cbits, ibits;
-    size_t group, n8, nblk, ngroups;
-    uint64_t seed;
-    lq_nq_coder coder;
-    const uint8_t *codes, *bidx;
-    const float *scales;
-} e8_view;
 
-static lq_status view_of(const lq_qtensor *t, e8_view *v)
+static bool sizes_of(lq_e8_layout *v, size_t *cbytes, size_t *ibytes, size_t *sbytes)
 {
-    memset(v, 0, sizeof *v);
-    v->q = t->ip[0];
-    v->K = t->ip[1];
-    v->group = t->ip[2];
-    v->hadamard = t->ip[3];
-    v->n8 = t->ip[4];
-    v->seed = (uint64_t)t->ip[5] | ((uint64_t)t->ip[6] << 32);
-    v->cbits = t->ip[7];
-    v->ibits = t->ip[8];
+    size_t nvec, cb, ib, nsc;
+    if (!lq_mul_ok(v->rows, v->nblk, &nvec) || !lq_mul_ok(nvec, v->cbits, &cb) ||
+        !lq_mul_ok(nvec, v->ibits, &ib) || !lq_mul_ok(v->rows, v->ngroups, &nsc) ||
+        !lq_mul_ok(nsc, 4, &nsc))
+        return false;
+    *cbytes = cb / 8 + (cb % 8 != 0);
+    *ibytes = ib / 8 + (ib % 8 != 0);
+    *sbytes = nsc;
+    return true;
+}
+
+/* Parameter checks shared by the reader and the writer. */
+static bool params_ok(const lq_e8_layout *v)
+{
     if (v->q < 2 || v->q > LQ_VORONOI_Q_MAX || v->K < 1 || v->K > LQ_NQ_MAX_BETAS ||
         v->hadamard > 1 || v->cbits != lq_voronoi_bits(v->q) ||
         v->ibits != lq_nq_index_bits(v->K))
-        return LQ_ERR_CORRUPT;
-    if (t->cols > SIZE_MAX - 7 || v->n8 != (t->cols + 7) / 8 * 8) return LQ_ERR_CORRUPT;
-    if (v->group == 0 || v->group % 8 != 0 || v->group > v->n8) return LQ_ERR_CORRUPT;
-    for (unsigned k = 9; k < LQ_QT_NPARAMS; k++)
+        return false;
+    if (v->cols > SIZE_MAX - 7 || v->n8 != (v->cols + 7) / 8 * 8) return false;
+    if (v->group == 0 || v->group % 8 != 0 || v->group > v->n8) return false;
+    lq_nq_coder coder;
+    memset(&coder, 0, sizeof coder);
+    coder.q = v->q;
+    coder.n_betas = v->K;
+    for (unsigned k = 0; k < v->K; k++) coder.betas[k] = v->betas[k];
+    return lq_nq_coder_check(&coder) == LQ_OK;
+}
+
+lq_status lq_e8_layout_of(const lq_qtensor *t, lq_e8_layout *v)
+{
+    if (!t || !v || t->format != LQ_FORMAT_E8) return LQ_ERR_INVALID_ARG;
+    lq_e8_layout L;
+    memset(&L, 0, sizeof L);
+    L.rows = t->rows;
+    L.cols = t->cols;
+    L.q = t->ip[LQ_E8_IP_Q];
+    L.K = t->ip[LQ_E8_IP_K];
+    L.group = t->ip[LQ_E8_IP_GROUP];
+    L.hadamard = t->ip[LQ_E8_IP_HADAMARD];
+    L.n8 = t->ip[LQ_E8_IP_N8];
+    L.seed = (uint64_t)t->ip[LQ_E8_IP_SEED_LO] | ((uint64_t)t->ip[LQ_E8_IP_SEED_HI] << 32);
+    L.cbits = t->ip[LQ_E8_IP_CBITS];
+    L.ibits = t->ip[LQ_E8_IP_IBITS];
+    for (unsigned k = LQ_E8_NIP; k < LQ_QT_NPARAMS; k++)
         if (t->ip[k]) return LQ_ERR_CORRUPT;
-    v->coder.q = v->q;
-    v->coder.n_betas = v->K;
-    for (unsigned k = 0; k < v->K; k++) v->coder.betas[k] = t->fp[k];
-    if (lq_nq_coder_check(&v->coder) != LQ_OK) return LQ_ERR_CORRUPT;
-    v->nblk = v->n8 / 8;
-    v->ngroups = (v->n8 + v->group - 1) / v->group;
-    size_t nvec, cbytes, ibits_tot, nsc;
-    if (!lq_mul_ok(t->rows, v->nblk, &nvec) || !lq_mul_ok(nvec, v->cbits, &cbytes) ||
-        !lq_mul_ok(nvec, v->ibits, &ibits_tot) || !lq_mul_ok(t->rows, v->ngroups, &nsc) ||
-        !lq_mul_ok(nsc, 4, &nsc))
-        return LQ_ERR_CORRUPT;
-    cbytes = cbytes / 8 + (cbytes % 8 != 0);
-    size_t ibytes = ibits_tot / 8 + (ibits_tot % 8 != 0);
+    if (L.K < 1 || L.K > LQ_NQ_MAX_BETAS) return LQ_ERR_CORRUPT;
+    for (unsigned k = 0; k < L.K; k++) L.betas[k] = t->fp[k];
+    if (!params_ok(&L)) return LQ_ERR_CORRUPT;
+    L.nblk = L.n8 / 8;
+    L.ngroups = (L.n8 + L.group - 1) / L.group;
+    size_t cbytes, ibytes, sbytes;
+    if (!sizes_of(&L, &cbytes, &ibytes, &sbytes)) return LQ_ERR_CORRUPT;
     const lq_qsection *sc = lq_qtensor_section(t, LQ_SEC_CODES);
     const lq_qsection *sb = lq_qtensor_section(t, LQ_SEC_BETAS);
     const lq_qsection *ss = lq_qtensor_section(t, LQ_SEC_SCALES);
-    if (!sc || !ss || sc->nbytes != cbytes || sc->elem_size != 1 || ss->nbytes != nsc ||
+    if (!sc || !ss || sc->nbytes != cbytes || sc->elem_size != 1 || ss->nbytes != sbytes ||
         ss->elem_size != 4 || (ibytes && (!sb || sb->nbytes != ibytes || sb->elem_size != 1)) ||
         (!ibytes && sb && sb->nbytes != 0))
         return LQ_ERR_CORRUPT;
     if (t->nsec != 2u + (sb != NULL)) return LQ_ERR_CORRUPT;
     if ((uintptr_t)ss->data % sizeof(float)) return LQ_ERR_CORRUPT;
-    v->codes = sc->data;
-    v->bidx = sb ? sb->data : NULL;
-    v->scales = ss->data;
+    L.codes = sc->data;
+    L.bidx = ibytes ? sb->data : NULL;
+    L.scales = ss->data;
+    *v = L;
+    return LQ_OK;
+}
+
+lq_status lq_e8_layout_write(lq_ctx *ctx, size_t rows, size_t cols, const lq_e8_params *p,
+                             lq_qtensor **out, lq_e8_layout *v)
+{
+    if (!p || !out || (p->K && !p->betas)) return LQ_ERR_INVALID_ARG;
+    lq_e8_layout L;
+    memset(&L, 0, sizeof L);
+    L.rows = rows;
+    L.cols = cols;
+    L.q = p->q;
+    L.K = p->K;
+    L.group = p->group;
+    L.hadamard = p->hadamard;
+    L.seed = p->seed;
+    L.cbits = lq_voronoi_bits(p->q);
+    if (p->K < 1 || p->K > LQ_NQ_MAX_BETAS || cols > SIZE_MAX - 7 || p->group > UINT32_MAX)
+        return LQ_ERR_INVALID_ARG;
+    L.ibits = lq_nq_index_bits(p->K);
+    L.n8 = (cols + 7) / 8 * 8;
+    for (unsigned k = 0; k < p->K; k++) L.betas[k] = p->betas[k];
+    if (!params_ok(&L) || L.n8 > UINT32_MAX) return LQ_ERR_INVALID_ARG;
+    L.nblk = L.n8 / 8;
+    L.ngroups = (L.n8 + L.group - 1) / L.group;
+    size_t cbytes, ibytes, sbytes;
+    if (!sizes_of(&L, &cbytes, &ibytes, &sbytes)) return LQ_ERR_INVALID_ARG;
+    lq_qtensor *t;
+    lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8, rows, cols, &t);
+    if (st != LQ_OK) return st;
+    t->ip[LQ_E8_IP_Q] = L.q;
+    t->ip[LQ_E8_IP_K] = L.K;
+    t->ip[LQ_E8_IP_GROUP] = (uint32_t)L.group;
+    t->ip[LQ_E8_IP_HADAMARD] = L.hadamard;
+    t->ip[LQ_E8_IP_N8] = (uint32_t)L.n8;
+    t->ip[LQ_E8_IP_SEED_LO] = (uint32_t)(L.seed & 0xffffffffu);
+    t->ip[LQ_E8_IP_SEED_HI] = (uint32_t)(L.seed >> 32);
+    t->ip[LQ_E8_IP_CBITS] = L.cbits;
+    t->ip[LQ_E8_IP_IBITS] = L.ibits;
+    for (unsigned k = 0; k < L.K; k++) t->fp[k] = L.betas[k];
+    uint8_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, cbytes);
+    uint8_t *bid = ibytes ? lq_qtensor_add_section(t, LQ_SEC_BETAS, 1, ibytes) : NULL;
+    float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, sbytes);
+    if (!codes || (ibytes && !bid) || !sc) {
+        lq_qtensor_free(t);
+        return LQ_ERR_NO_MEMORY;
+    }
+    memset(codes, 0, cbytes);
+    if (bid) memset(bid, 0, ibytes);
+    memset(sc, 0, sbytes);
+    L.codes = codes;
+    L.bidx = bid;
+    L.scales = sc;
+    if (v) *v = L;
+    *out = t;
     return LQ_OK;
 }
 
 static lq_status e8_validate(const lq_qtensor *t)
 {
-    e8_view v;
-    lq_status st = view_of(t, &v);
+    lq_e8_layout v;
+    lq_status st = lq_e8_layout_of(t, &v);
     if (st != LQ_OK) return st;
     size_t nsc = t->rows * v.ngroups;
     for (size_t i = 0; i < nsc; i++)
@@ -95,31 +165,32 @@ static double e8_bits(const lq_qtensor *t)
 {
     double b = 0;
     for (size_t i = 0; i < t->nsec; i++) b += 8.0 * (double)t->sec[i].nbytes;
-    b += 32.0 * t->ip[1];            /* the beta table */
-    if (t->ip[3]) b += 64.0;         /* Hadamard seed */
+    lq_e8_layout v;
+    if (lq_e8_layout_of(t, &v) != LQ_OK) return b;
+    b += 32.0 * v.K;           /* the beta table */
+    if (v.hadamard) b += 64.0; /* Hadamard seed */
     return b;
 }
 
 /* Decode row r of W' (n8 floats) into out. Returns false on corrupt codes. */
-static bool decode_row(const e8_view *v, const lq_lattice_kernels *k, size_t r, float *out)
+static bool decode_row(const lq_e8_layout *v, const lq_lattice_kernels *k, size_t r, float *out)
 {
     uint8_t c[8 * LQ_VORONOI_CHUNK];
     uint8_t bi[LQ_VORONOI_CHUNK];
     for (size_t j0 = 0; j0 < v->nblk; j0 += LQ_VORONOI_CHUNK) {
         size_t m = v->nblk - j0 < LQ_VORONOI_CHUNK ? v->nblk - j0 : LQ_VORONOI_CHUNK;
         for (size_t j = 0; j < m; j++) {
-            size_t vec = r * v->nblk + j0 + j;
-            if (!lq_voronoi_from_index(v->q, lq_bits_get(v->codes, vec * v->cbits, v->cbits),
-                                       c + 8 * j))
+            if (!lq_voronoi_from_index(v->q, lq_e8_layout_code(v, r, j0 + j), c + 8 * j))
                 return false;
-            bi[j] = v->ibits ? (uint8_t)lq_bits_get(v->bidx, vec * v->ibits, v->ibits) : 0;
-            if (bi[j] >= v->K) return false;
+            unsigned b = lq_e8_layout_beta(v, r, j0 + j);
+            if (b >= v->K) return false;
+            bi[j] = (uint8_t)b;
         }
         lq_voronoi_decode_batch(k, v->q, c, m, out + 8 * j0);
         for (size_t j = 0; j < m; j++) {
             size_t col = 8 * (j0 + j);
-            float s = v->scales[r * v->ngroups + col / v->group];
-            float beta = v->coder.betas[bi[j]];
+            float s = lq_e8_layout_scale(v, r, col / v->group);
+            float beta = v->betas[bi[j]];
             for (int i = 0; i < 8; i++) out[col + i] = s * (beta * out[col + i]);
         }
     }
@@ -129,8 +200,8 @@ static bool decode_row(const e8_view *v, const lq_lattice_kernels *k, size_t r, 
 static lq_status e8_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
                                lq_simd_level level)
 {
-    e8_view v;
-    lq_status st = view_of(t, &v);
+    lq_e8_layout v;
+    lq_status st = lq_e8_layout_of(t, &v);
     if (st != LQ_OK) return st;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     float *buf = lq_alloc_with(&t->alloc, v.n8 * sizeof(float));
@@ -153,8 +224,8 @@ static lq_status e8_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
 static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
                                 size_t r0, size_t r1, lq_simd_level level)
 {
-    e8_view v;
-    lq_status st = view_of(t, &v);
+    lq_e8_layout v;
+    lq_status st = lq_e8_layout_of(t, &v);
     if (st != LQ_OK) return st;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     size_t nx;
@@ -178,9 +249,7 @@ static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
         for (size_t j0 = 0; j0 < v.nblk && st == LQ_OK; j0 += LQ_VORONOI_CHUNK) {
             size_t m = v.nblk - j0 < LQ_VORONOI_CHUNK ? v.nblk - j0 : LQ_VORONOI_CHUNK;
             for (size_t j = 0; j < m; j++) {
-                size_t vec = r * v.nblk + j0 + j;
-                if (!lq_voronoi_from_index(v.q, lq_bits_get(v.codes, vec * v.cbits, v.cbits),
-                                           c + 8 * j))
+                if (!lq_voronoi_from_index(v.q, lq_e8_layout_code(&v, r, j0 + j), c + 8 * j))
                     st = LQ_ERR_CORRUPT;
             }
             if (st == LQ_OK) lq_voronoi_decode_batch(k, v.q, c, m, row + 8 * j0);
@@ -190,8 +259,7 @@ static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
             const float *xb = xr + b * v.n8;
             double acc = 0;
             for (size_t j = 0; j < v.nblk; j++) {
-                size_t vec = r * v.nblk + j;
-                unsigned kk = v.ibits ? (unsigned)lq_bits_get(v.bidx, vec * v.ibits, v.ibits) : 0;
+                unsigned kk = lq_e8_layout_beta(&v, r, j);
                 if (kk >= v.K) {
                     st = LQ_ERR_CORRUPT;
                     break;
@@ -199,8 +267,8 @@ static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
                 double d = 0;
                 for (int i = 0; i < 8; i++)
                     d += (double)(2.0f * row[8 * j + i]) * (double)xb[8 * j + i];
-                double f = (double)v.scales[r * v.ngroups + 8 * j / v.group] *
-                           (double)v.coder.betas[kk] * 0.5;
+                double f = (double)lq_e8_layout_scale(&v, r, 8 * j / v.group) *
+                           (double)v.betas[kk] * 0.5;
                 acc += f * d;
             }
             Y[b * t->rows + r] = (float)acc;

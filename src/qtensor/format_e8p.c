@@ -8,7 +8,7 @@
  * Dequantization undoes R and drops the padding; the product rotates x
  * instead (W x = W' (R [x; 0])), so callers pass the original x.
  *
- * Parameters: ip[0] group (columns of W' per scale, multiple of 8), ip[1]
+ * Parameters (read and written only through qtensor/format_e8p.h): ip[0] group (columns of W' per scale, multiple of 8), ip[1]
  * hadamard, ip[2] n8, ip[3] seed low 32 bits, ip[4] seed high 32 bits;
  * every other ip and fp zero. Sections: CODES (uint16 little-endian, one per
  * 8-vector, vector v = r * nblk + j), SCALES (float32, rows x ceil(n8 /
@@ -20,36 +20,37 @@
 #include <string.h>
 
 #include "lattice/lattice_internal.h"
-#include "qtensor/qtensor_internal.h"
+#include "qtensor/format_e8p.h"
 
-typedef struct e8p_view {
-    unsigned hadamard;
-    size_t group, n8, nblk, ngroups;
-    uint64_t seed;
-    const uint16_t *codes;
-    const float *scales;
-} e8p_view;
-
-static lq_status view_of(const lq_qtensor *t, e8p_view *v)
+static bool derive(lq_e8p_layout *v, size_t *cbytes, size_t *sbytes)
 {
-    memset(v, 0, sizeof *v);
-    v->group = t->ip[0];
-    v->hadamard = t->ip[1];
-    v->n8 = t->ip[2];
-    v->seed = (uint64_t)t->ip[3] | ((uint64_t)t->ip[4] << 32);
-    if (v->hadamard > 1) return LQ_ERR_CORRUPT;
-    if (t->cols > SIZE_MAX - 7 || v->n8 != (t->cols + 7) / 8 * 8) return LQ_ERR_CORRUPT;
-    if (v->group == 0 || v->group % 8 != 0 || v->group > v->n8) return LQ_ERR_CORRUPT;
-    for (unsigned k = 5; k < LQ_QT_NPARAMS; k++)
+    if (v->hadamard > 1) return false;
+    if (v->cols > SIZE_MAX - 7 || v->n8 != (v->cols + 7) / 8 * 8) return false;
+    if (v->group == 0 || v->group % 8 != 0 || v->group > v->n8) return false;
+    v->nblk = v->n8 / 8;
+    v->ngroups = (v->n8 + v->group - 1) / v->group;
+    size_t nvec, nsc;
+    return lq_mul_ok(v->rows, v->nblk, &nvec) && lq_mul_ok(nvec, 2, cbytes) &&
+           lq_mul_ok(v->rows, v->ngroups, &nsc) && lq_mul_ok(nsc, 4, sbytes);
+}
+
+lq_status lq_e8p_layout_of(const lq_qtensor *t, lq_e8p_layout *v)
+{
+    if (!t || !v || t->format != LQ_FORMAT_E8P) return LQ_ERR_INVALID_ARG;
+    lq_e8p_layout L;
+    memset(&L, 0, sizeof L);
+    L.rows = t->rows;
+    L.cols = t->cols;
+    L.group = t->ip[LQ_E8P_IP_GROUP];
+    L.hadamard = t->ip[LQ_E8P_IP_HADAMARD];
+    L.n8 = t->ip[LQ_E8P_IP_N8];
+    L.seed = (uint64_t)t->ip[LQ_E8P_IP_SEED_LO] | ((uint64_t)t->ip[LQ_E8P_IP_SEED_HI] << 32);
+    for (unsigned k = LQ_E8P_NIP; k < LQ_QT_NPARAMS; k++)
         if (t->ip[k]) return LQ_ERR_CORRUPT;
     for (unsigned k = 0; k < LQ_QT_NPARAMS; k++)
         if (t->fp[k] != 0.0f) return LQ_ERR_CORRUPT;
-    v->nblk = v->n8 / 8;
-    v->ngroups = (v->n8 + v->group - 1) / v->group;
-    size_t nvec, cbytes, nsc;
-    if (!lq_mul_ok(t->rows, v->nblk, &nvec) || !lq_mul_ok(nvec, 2, &cbytes) ||
-        !lq_mul_ok(t->rows, v->ngroups, &nsc) || !lq_mul_ok(nsc, 4, &nsc))
-        return LQ_ERR_CORRUPT;
+    size_t cbytes, nsc;
+    if (!derive(&L, &cbytes, &nsc)) return LQ_ERR_CORRUPT;
     const lq_qsection *sc = lq_qtensor_section(t, LQ_SEC_CODES);
     const lq_qsection *ss = lq_qtensor_section(t, LQ_SEC_SCALES);
     if (!sc || !ss || t->nsec != 2 || sc->nbytes != cbytes || sc->elem_size != 2 ||
@@ -57,15 +58,54 @@ static lq_status view_of(const lq_qtensor *t, e8p_view *v)
         return LQ_ERR_CORRUPT;
     if ((uintptr_t)sc->data % sizeof(uint16_t) || (uintptr_t)ss->data % sizeof(float))
         return LQ_ERR_CORRUPT;
-    v->codes = sc->data;
-    v->scales = ss->data;
+    L.codes = sc->data;
+    L.scales = ss->data;
+    *v = L;
+    return LQ_OK;
+}
+
+lq_status lq_e8p_layout_write(lq_ctx *ctx, size_t rows, size_t cols, size_t group,
+                              unsigned hadamard, uint64_t seed, lq_qtensor **out,
+                              lq_e8p_layout *v)
+{
+    if (!out || cols > SIZE_MAX - 7) return LQ_ERR_INVALID_ARG;
+    lq_e8p_layout L;
+    memset(&L, 0, sizeof L);
+    L.rows = rows;
+    L.cols = cols;
+    L.group = group;
+    L.hadamard = hadamard;
+    L.n8 = (cols + 7) / 8 * 8;
+    L.seed = seed;
+    size_t cbytes, nsc;
+    if (!derive(&L, &cbytes, &nsc) || L.n8 > UINT32_MAX) return LQ_ERR_INVALID_ARG;
+    lq_qtensor *t;
+    lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8P, rows, cols, &t);
+    if (st != LQ_OK) return st;
+    t->ip[LQ_E8P_IP_GROUP] = (uint32_t)L.group;
+    t->ip[LQ_E8P_IP_HADAMARD] = L.hadamard;
+    t->ip[LQ_E8P_IP_N8] = (uint32_t)L.n8;
+    t->ip[LQ_E8P_IP_SEED_LO] = (uint32_t)(seed & 0xffffffffu);
+    t->ip[LQ_E8P_IP_SEED_HI] = (uint32_t)(seed >> 32);
+    uint16_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 2, cbytes);
+    float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, nsc);
+    if (!codes || !sc) {
+        lq_qtensor_free(t);
+        return LQ_ERR_NO_MEMORY;
+    }
+    memset(codes, 0, cbytes);
+    memset(sc, 0, nsc);
+    L.codes = codes;
+    L.scales = sc;
+    if (v) *v = L;
+    *out = t;
     return LQ_OK;
 }
 
 static lq_status e8p_validate(const lq_qtensor *t)
 {
-    e8p_view v;
-    lq_status st = view_of(t, &v);
+    lq_e8p_layout v;
+    lq_status st = lq_e8p_layout_of(t, &v);
     if (st != LQ_OK) return st;
     size_t nsc = t->rows * v.ngroups;
     for (size_t i = 0; i < nsc; i++)
@@ -77,12 +117,13 @@ static double e8p_bits(const lq_qtensor *t)
 {
     double b = 0;
     for (size_t i = 0; i < t->nsec; i++) b += 8.0 * (double)t->sec[i].nbytes;
-    if (t->ip[1]) b += 64.0; /* Hadamard seed */
+    lq_e8p_layout v;
+    if (lq_e8p_layout_of(t, &v) == LQ_OK && v.hadamard) b += 64.0; /* Hadamard seed */
     return b;
 }
 
 /* Row r of W' (n8 floats): scale * codeword, float product as documented. */
-static void decode_row(const e8p_view *v, size_t r, float *out)
+static void decode_row(const lq_e8p_layout *v, size_t r, float *out)
 {
     for (size_t j = 0; j < v->nblk; j++) {
         size_t col = 8 * j;
@@ -96,8 +137,8 @@ static lq_status e8p_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
                                   lq_simd_level level)
 {
     (void)level; /* scalar reference only */
-    e8p_view v;
-    lq_status st = view_of(t, &v);
+    lq_e8p_layout v;
+    lq_status st = lq_e8p_layout_of(t, &v);
     if (st != LQ_OK) return st;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_AUTO);
     float *buf = lq_alloc_with(&t->alloc, v.n8 * sizeof(float));
@@ -118,8 +159,8 @@ static lq_status e8p_matmul_rows(const lq_qtensor *t, const float *X, size_t bat
                                  size_t r0, size_t r1, lq_simd_level level)
 {
     (void)level; /* scalar reference only */
-    e8p_view v;
-    lq_status st = view_of(t, &v);
+    lq_e8p_layout v;
+    lq_status st = lq_e8p_layout_of(t, &v);
     if (st != LQ_OK) return st;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_AUTO);
     size_t nx;

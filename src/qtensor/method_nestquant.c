@@ -24,6 +24,8 @@
 
 #include "lattice/lattice_internal.h"
 #include "qtensor/qtensor_internal.h"
+#include "qtensor/format_e8.h"
+#include "qtensor/format_e8p.h"
 #include "quant/hessian.h"
 
 extern const lq_format_traits lq_format_e8_traits;
@@ -225,21 +227,11 @@ static lq_status pack_e8p(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard
 {
     size_t rows = s->rows, nvec = rows * s->nblk;
     lq_qtensor *t;
-    lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8P, rows, cols, &t);
+    lq_e8p_layout L;
+    lq_status st = lq_e8p_layout_write(ctx, rows, cols, s->group, (unsigned)hadamard, seed, &t, &L);
     if (st != LQ_OK) return st;
-    t->ip[0] = (uint32_t)s->group;
-    t->ip[1] = (uint32_t)hadamard;
-    t->ip[2] = (uint32_t)s->n8;
-    t->ip[3] = (uint32_t)(seed & 0xffffffffu);
-    t->ip[4] = (uint32_t)(seed >> 32);
-    uint16_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 2, nvec * sizeof(uint16_t));
-    float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, rows * s->ngroups * sizeof(float));
-    if (!codes || !sc) {
-        lq_qtensor_free(t);
-        return LQ_ERR_NO_MEMORY;
-    }
-    memcpy(codes, s->ecodes, nvec * sizeof(uint16_t));
-    memcpy(sc, s->scales, rows * s->ngroups * sizeof(float));
+    memcpy((uint16_t *)(uintptr_t)L.codes, s->ecodes, nvec * sizeof(uint16_t));
+    memcpy((float *)(uintptr_t)L.scales, s->scales, rows * L.ngroups * sizeof(float));
     *out = t;
     return LQ_OK;
 }
@@ -247,35 +239,20 @@ static lq_status pack_e8p(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard
 static lq_status pack_e8(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard, uint64_t seed,
                          lq_qtensor **out)
 {
-    size_t rows = s->rows, nvec = rows * s->nblk;
-    unsigned cbits = lq_voronoi_bits(s->coder.q), ibits = lq_nq_index_bits(s->coder.n_betas);
-    size_t cbytes = (nvec * cbits + 7) / 8, ibytes = (nvec * ibits + 7) / 8;
+    lq_e8_params prm = {s->coder.q, s->coder.n_betas, s->group, (unsigned)hadamard, seed,
+                        s->coder.betas};
+    lq_e8_layout L;
     lq_qtensor *t;
-    lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_E8, rows, cols, &t);
+    lq_status st = lq_e8_layout_write(ctx, s->rows, cols, &prm, &t, &L);
     if (st != LQ_OK) return st;
-    t->ip[0] = s->coder.q;
-    t->ip[1] = s->coder.n_betas;
-    t->ip[2] = (uint32_t)s->group;
-    t->ip[3] = (uint32_t)hadamard;
-    t->ip[4] = (uint32_t)s->n8;
-    t->ip[5] = (uint32_t)(seed & 0xffffffffu);
-    t->ip[6] = (uint32_t)(seed >> 32);
-    t->ip[7] = cbits;
-    t->ip[8] = ibits;
-    for (unsigned k = 0; k < s->coder.n_betas; k++) t->fp[k] = s->coder.betas[k];
-    uint8_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, cbytes);
-    uint8_t *bid = ibytes ? lq_qtensor_add_section(t, LQ_SEC_BETAS, 1, ibytes) : NULL;
-    float *sc = lq_qtensor_add_section(t, LQ_SEC_SCALES, 4, rows * s->ngroups * sizeof(float));
-    if (!codes || (ibytes && !bid) || !sc) {
-        lq_qtensor_free(t);
-        return LQ_ERR_NO_MEMORY;
-    }
+    uint8_t *codes = (uint8_t *)(uintptr_t)L.codes, *bid = (uint8_t *)(uintptr_t)L.bidx;
+    size_t nvec = L.rows * L.nblk;
     for (size_t v = 0; v < nvec; v++) {
-        size_t r = v / s->nblk, j = v % s->nblk;
-        lq_bits_put(codes, v * cbits, cbits, lq_voronoi_index(s->coder.q, s->codes + r * s->n8 + 8 * j));
-        if (bid) lq_bits_put(bid, v * ibits, ibits, s->bidx[v]);
+        size_t r = v / L.nblk, j = v % L.nblk;
+        lq_bits_put(codes, v * L.cbits, L.cbits, lq_voronoi_index(L.q, s->codes + r * s->n8 + 8 * j));
+        if (bid) lq_bits_put(bid, v * L.ibits, L.ibits, s->bidx[v]);
     }
-    memcpy(sc, s->scales, rows * s->ngroups * sizeof(float));
+    memcpy((float *)(uintptr_t)L.scales, s->scales, L.rows * L.ngroups * sizeof(float));
     *out = t;
     return LQ_OK;
 }

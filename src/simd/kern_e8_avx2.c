@@ -1,8 +1,9 @@
-/* E8 row kernels for AVX2: a tile is two registers of 8 row lanes (bytes
- * 0..31 of a sub-unit are rows 0..7). Bytes u + 128 are split as
- * (c & 127) + 128 (c >> 7) so that vpmaddubsw cannot saturate; the beta of
- * each row comes from two vpermps and a blend. Same operations in the same
- * order as the scalar reference (kern_e8.h). */
+/* E8 row kernels for AVX2 on the packed layout (kern_e8.h): a tile is two
+ * halves of 8 row lanes (bytes 0..31 of the lo plane are rows 0..7). The
+ * nibbles split into byte vectors of f_0..3 and f_4..7 (bit 4 added from
+ * the hi plane by byte compares); vpmaddubsw cannot saturate (4 products
+ * of at most 31 * 127 per 16-bit sum). Same operations in the same order
+ * as the scalar reference. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -10,12 +11,37 @@
 
 #define NB_MAX 4
 
-static inline __attribute__((always_inline)) __m256 beta_of(const uint8_t *ti, int h, __m256 lo,
-                                                             __m256 hi)
+typedef struct half_regs {
+    __m256i fa, fb, meta, s; /* s: all ones where the coset bit is set */
+} half_regs;
+
+static inline __attribute__((always_inline)) half_regs load_half(const lq_e8_pack *p,
+                                                                 const uint8_t *blk, int h)
 {
-    __m256i ix = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(ti + 8 * h)));
-    __m256 a = _mm256_permutevar8x32_ps(lo, ix), b = _mm256_permutevar8x32_ps(hi, ix);
-    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(ix, 28)));
+    const __m256i m4 = _mm256_set1_epi8(15);
+    half_regs b;
+    __m256i L = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 * h));
+    b.fa = _mm256_and_si256(L, m4);
+    b.fb = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+    if (p->hi) {
+        const __m256i rep = _mm256_set_epi8(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4,
+                                            3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        __m256i hv = _mm256_broadcastsi128_si256(
+            _mm_loadl_epi64((const __m128i *)(const void *)(blk + 64 + 8 * h)));
+        /* dword d of 128-bit lane l <- byte 4l + d (row 8h + 4l + d) */
+        __m256i bb = _mm256_shuffle_epi8(hv, rep);
+        const __m256i pa = _mm256_set1_epi32(0x08040201), pb = _mm256_set1_epi32((int)0x80402010u);
+        const __m256i s16 = _mm256_set1_epi8(16);
+        __m256i ta = _mm256_cmpeq_epi8(_mm256_and_si256(bb, pa), pa);
+        __m256i tb = _mm256_cmpeq_epi8(_mm256_and_si256(bb, pb), pb);
+        b.fa = _mm256_add_epi8(b.fa, _mm256_and_si256(ta, s16));
+        b.fb = _mm256_add_epi8(b.fb, _mm256_and_si256(tb, s16));
+    }
+    __m256i mv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + p->block - 8)));
+    b.meta = _mm256_and_si256(_mm256_srli_epi32(mv, 4 * h), _mm256_set1_epi32(15));
+    const __m256i one = _mm256_set1_epi32(1);
+    b.s = _mm256_cmpeq_epi32(_mm256_and_si256(b.meta, one), one);
+    return b;
 }
 
 static inline __attribute__((always_inline)) void
@@ -24,11 +50,10 @@ fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t til
 {
     lq_e8_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
-    const uint8_t *tc = p->coords + tile * p->nvec * 128;
-    const uint8_t *ti = p->idx + tile * p->nvec * 16;
+    const uint8_t *tb = p->blocks + tile * p->nvec * p->block;
     const float *sc = p->scale + tile * p->ngroups * 16;
-    const __m256 hlo = _mm256_loadu_ps(p->hb), hhi = _mm256_loadu_ps(p->hb + 8);
-    const __m256i ones = _mm256_set1_epi16(1), m7 = _mm256_set1_epi8(127), one8 = _mm256_set1_epi8(1);
+    const __m256 hlo = _mm256_loadu_ps(p->hb); /* K <= 8 */
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 y[NB_MAX][2];
     for (size_t i = 0; i < nb; i++) y[i][0] = y[i][1] = _mm256_setzero_ps();
     size_t j = 0;
@@ -38,29 +63,22 @@ fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t til
         __m256 acc[NB_MAX][2];
         for (size_t i = 0; i < nb; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
         for (; j < j1; j++) {
+            const uint8_t *blk = tb + j * p->block;
             for (int h = 0; h < 2; h++) {
-                __m256i c0 = _mm256_loadu_si256((const __m256i *)(const void *)(tc + j * 128 + 32 * h));
-                __m256i c1 = _mm256_loadu_si256((const __m256i *)(const void *)(tc + j * 128 + 64 + 32 * h));
-                __m256i l0 = _mm256_and_si256(c0, m7), l1 = _mm256_and_si256(c1, m7);
-                __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(c0, 7), one8);
-                __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(c1, 7), one8);
-                __m256 beta = beta_of(ti + j * 16, h, hlo, hhi);
+                half_regs bk = load_half(p, blk, h);
+                __m256 beta = _mm256_permutevar8x32_ps(hlo, _mm256_srli_epi32(bk.meta, 1));
                 for (size_t i = 0; i < nb; i++) {
                     int32_t x0, x1;
                     memcpy(&x0, a[i].q + 8 * j, 4);
                     memcpy(&x1, a[i].q + 8 * j + 4, 4);
-                    __m256i xb0 = _mm256_set1_epi32(x0), xb1 = _mm256_set1_epi32(x1);
-                    /* low parts: each pair sum <= 2 * 127 * 127 fits int16, but
-                     * two of them may not: widen before adding. High bits:
-                     * |sum| <= 4 * 127. */
-                    __m256i lo = _mm256_add_epi32(
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(l0, xb0), ones),
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(l1, xb1), ones));
-                    __m256i hi = _mm256_add_epi16(_mm256_maddubs_epi16(h0, xb0),
-                                                  _mm256_maddubs_epi16(h1, xb1));
-                    __m256i s = _mm256_add_epi32(lo,
-                                                 _mm256_slli_epi32(_mm256_madd_epi16(hi, ones), 7));
-                    s = _mm256_sub_epi32(s, _mm256_set1_epi32(a[i].qs[j]));
+                    __m256i pr = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(bk.fa, _mm256_set1_epi32(x0)),
+                        _mm256_maddubs_epi16(bk.fb, _mm256_set1_epi32(x1)));
+                    __m256i fd = _mm256_madd_epi16(pr, ones);
+                    __m256i A = _mm256_sub_epi32(
+                        _mm256_set1_epi32(a[i].a2q[j]),
+                        _mm256_and_si256(bk.s, _mm256_set1_epi32(a[i].sq[j])));
+                    __m256i s = _mm256_sub_epi32(A, _mm256_add_epi32(fd, fd));
                     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a[i].d[j]));
                     acc[i][h] = _mm256_add_ps(acc[i][h], _mm256_mul_ps(v, beta));
                 }
@@ -87,11 +105,11 @@ exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t ti
 {
     lq_e8_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_EXACT, b0 + i);
-    const uint8_t *tc = p->coords + tile * p->nvec * 128;
-    const uint8_t *ti = p->idx + tile * p->nvec * 16;
+    const uint8_t *tb = p->blocks + tile * p->nvec * p->block;
     const float *sc = p->scale + tile * p->ngroups * 16;
-    const __m256 hlo = _mm256_loadu_ps(p->hb), hhi = _mm256_loadu_ps(p->hb + 8);
-    const __m256i mff = _mm256_set1_epi32(255), o128 = _mm256_set1_epi32(128);
+    const __m256 hlo = _mm256_loadu_ps(p->hb);
+    const __m256i mff = _mm256_set1_epi32(255), twoq = _mm256_set1_epi32(2 * (int)p->q);
+    const __m256i one = _mm256_set1_epi32(1);
     for (int h = 0; h < 2; h++) {
         __m256 y[NB_MAX];
         for (size_t i = 0; i < nb; i++) y[i] = _mm256_setzero_ps();
@@ -102,13 +120,17 @@ exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t ti
             __m256 acc[NB_MAX];
             for (size_t i = 0; i < nb; i++) acc[i] = _mm256_setzero_ps();
             for (; j < j1; j++) {
-                __m256 beta = beta_of(ti + j * 16, h, hlo, hhi);
+                half_regs bk = load_half(p, tb + j * p->block, h);
+                __m256 beta = _mm256_permutevar8x32_ps(hlo, _mm256_srli_epi32(bk.meta, 1));
+                __m256i cf = _mm256_sub_epi32(twoq, _mm256_and_si256(bk.meta, one));
                 __m256 w[8];
-                for (int s = 0; s < 2; s++) {
-                    __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(tc + j * 128 + 64 * s + 32 * h));
-                    for (int kk = 0; kk < 4; kk++)
-                        w[4 * s + kk] = _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                            _mm256_and_si256(_mm256_srli_epi32(u, 8 * kk), mff), o128));
+                /* u = cf - 2 f, exact in float (small integers) */
+                const __m256 cff = _mm256_cvtepi32_ps(cf), m2 = _mm256_set1_ps(-2.0f);
+                for (int kk = 0; kk < 4; kk++) {
+                    __m256i fa = _mm256_and_si256(_mm256_srli_epi32(bk.fa, 8 * kk), mff);
+                    __m256i fb = _mm256_and_si256(_mm256_srli_epi32(bk.fb, 8 * kk), mff);
+                    w[kk] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fa), m2, cff);
+                    w[4 + kk] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fb), m2, cff);
                 }
                 for (size_t i = 0; i < nb; i++) {
                     const float *x = a[i].x + 8 * j;

@@ -1,4 +1,4 @@
-/* E8 row kernel, portable reference of the FAST path (kern_e8.h). */
+/* E8 row kernels, portable reference of the packed layout (kern_e8.h). */
 #include "simd/kern_e8.h"
 
 void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
@@ -8,8 +8,7 @@ void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, flo
     for (size_t r = r0; r < r1; r++) {
         size_t tile = r / LQ_KERN_TILE;
         unsigned lane = (unsigned)(r % LQ_KERN_TILE);
-        const uint8_t *tc = p->coords + tile * p->nvec * 128;
-        const uint8_t *ti = p->idx + tile * p->nvec * 16;
+        const uint8_t *tb = p->blocks + tile * p->nvec * p->block;
         const float *sc = p->scale + tile * p->ngroups * 16;
         for (size_t b = 0; b < batch; b++) {
             lq_e8_act_view a = lq_e8_act_get(p, act, LQ_KERNEL_FAST, b);
@@ -20,13 +19,14 @@ void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, flo
                 if (j1 > p->nvec) j1 = p->nvec;
                 float acc = 0.0f;
                 for (; j < j1; j++) {
-                    int32_t s = 0;
+                    const uint8_t *blk = tb + j * p->block;
+                    unsigned meta = lq_e8_meta(blk + p->block - 8, lane);
+                    int32_t fdot = 0;
                     for (unsigned i = 0; i < 8; i++)
-                        s += (int32_t)tc[j * 128 + 64 * (i / 4) + 4 * lane + i % 4] *
-                             a.q[8 * j + i];
-                    s -= a.qs[j];
-                    float v = (float)s * a.d[j];
-                    v = v * p->hb[ti[j * 16 + lane]];
+                        fdot += (int32_t)lq_e8_field(p, blk, lane, i) * a.q[8 * j + i];
+                    int32_t isum = a.a2q[j] - (meta & 1u ? a.sq[j] : 0) - 2 * fdot;
+                    float v = (float)isum * a.d[j];
+                    v = v * p->hb[meta >> 1];
                     acc = acc + v;
                 }
                 y = y + sc[g * 16 + lane] * acc;
@@ -37,7 +37,8 @@ void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, flo
 }
 
 /* EXACT path on the pack (float activations), portable: per vector the dot
- * product of the 8 coordinates in order, then a = a + hb * dot. */
+ * product of the 8 coordinates u_i = 2q - s - 2 f_i in order, then
+ * a = a + hb * dot. */
 void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, float *Y,
                              size_t ldy, size_t r0, size_t r1)
 {
@@ -45,8 +46,7 @@ void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, fl
     for (size_t r = r0; r < r1; r++) {
         size_t tile = r / LQ_KERN_TILE;
         unsigned lane = (unsigned)(r % LQ_KERN_TILE);
-        const uint8_t *tc = p->coords + tile * p->nvec * 128;
-        const uint8_t *ti = p->idx + tile * p->nvec * 16;
+        const uint8_t *tb = p->blocks + tile * p->nvec * p->block;
         const float *sc = p->scale + tile * p->ngroups * 16;
         for (size_t b = 0; b < batch; b++) {
             lq_e8_act_view a = lq_e8_act_get(p, act, LQ_KERNEL_EXACT, b);
@@ -57,11 +57,13 @@ void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, fl
                 if (j1 > p->nvec) j1 = p->nvec;
                 float acc = 0.0f;
                 for (; j < j1; j++) {
+                    const uint8_t *blk = tb + j * p->block;
+                    unsigned meta = lq_e8_meta(blk + p->block - 8, lane);
+                    int c = 2 * (int)p->q - (int)(meta & 1u);
                     float d = 0.0f;
                     for (unsigned i = 0; i < 8; i++)
-                        d += (float)((int)tc[j * 128 + 64 * (i / 4) + 4 * lane + i % 4] - 128) *
-                             a.x[8 * j + i];
-                    acc = acc + p->hb[ti[j * 16 + lane]] * d;
+                        d += (float)(c - 2 * (int)lq_e8_field(p, blk, lane, i)) * a.x[8 * j + i];
+                    acc = acc + p->hb[meta >> 1] * d;
                 }
                 y = y + sc[g * 16 + lane] * acc;
             }

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "io/io_internal.h"
+#include "qtensor/format_e8.h"
 #include "qtensor/qtensor_internal.h"
 
 /* Longest metadata value printed in full by the text output. */
@@ -133,12 +134,15 @@ int lq_cmd_inspect(int argc, char **argv)
         int f32 = version >= 2 && in.format == LQ_LQT_FORMAT_F32;
         lq_status vs = LQ_OK;
         double bpw = 32;
+        lq_e8_layout e8; /* the named parameters of an E8 tensor (pointers unused) */
+        int has_e8 = 0;
         if (f32) {
             if (!no_crc) vs = lq_lqt_f32_check(f, i);
         } else {
             lq_qtensor *t = NULL;
             vs = lq_lqt_load(NULL, f, i, no_crc ? LQ_LQT_SKIP_DATA_CRC : 0, &t);
             if (vs == LQ_OK) lq_qtensor_bits_per_weight(t, &bpw);
+            has_e8 = vs == LQ_OK && lq_e8_layout_of(t, &e8) == LQ_OK;
             lq_qtensor_free(t);
         }
         if (vs != LQ_OK) bad++;
@@ -160,7 +164,13 @@ int lq_cmd_inspect(int argc, char **argv)
                        in.sec[s].elem_size,
                        (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
                        in.sec[s].crc);
-            printf("],\"valid\":%s", vs == LQ_OK ? "true" : "false");
+            printf("]");
+            if (has_e8)
+                printf(",\"e8\":{\"q\":%u,\"betas\":%u,\"group\":%zu,\"hadamard\":%u,"
+                       "\"n8\":%zu,\"seed\":%llu,\"code_bits\":%u,\"beta_bits\":%u}",
+                       e8.q, e8.K, e8.group, e8.hadamard, e8.n8, (unsigned long long)e8.seed,
+                       e8.cbits, e8.ibits);
+            printf(",\"valid\":%s", vs == LQ_OK ? "true" : "false");
             if (vs == LQ_OK) printf(",\"bits_per_weight\":%.6f}", bpw);
             else printf(",\"error\":\"%s\"}", lq_status_str(vs));
         } else {
@@ -174,6 +184,11 @@ int lq_cmd_inspect(int argc, char **argv)
                 printf("\n    fp:      ");
                 for (size_t k = 0; k < LQ_LQT_NPARAMS; k++) printf(" %g", in.fp[k]);
                 printf("\n");
+                if (has_e8)
+                    printf("    e8:       q %u, betas %u, group %zu, hadamard %u, n8 %zu, seed "
+                           "%llu, code bits %u, beta bits %u\n",
+                           e8.q, e8.K, e8.group, e8.hadamard, e8.n8, (unsigned long long)e8.seed,
+                           e8.cbits, e8.ibits);
             }
             printf("    record:   offset %llu, %llu bytes\n", (unsigned long long)in.offset,
                    (unsigned long long)in.size);
