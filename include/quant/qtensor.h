@@ -106,10 +106,9 @@ typedef struct lq_gptvq_opts {
     size_t group_rows;    /* rows sharing a codebook, 0 = all rows */
     unsigned em_iters;    /* EM iterations for codebook init (default 10) */
     int codebook_update;  /* 1 (default): least-squares update of each codebook after the
-                           * engine, with H and without rtn. It silently does nothing
-                           * (the EM codebooks are kept) when 2^index_bits * dim > 512
-                           * entries per codebook, e.g. dim 2 with index_bits >= 9 or
-                           * dim 8 with index_bits >= 7 (docs/algorithms.md, GPTVQ) */
+                           * engine, with H and without rtn: a dense solve up to
+                           * 2^index_bits * dim = 512 values per codebook, matrix-free
+                           * conjugate gradients beyond (docs/algorithms.md, GPTVQ) */
     unsigned codebook_bits; /* 0 = fp16 codebooks (then every |w| must be <= 65504,
                              * the half range, else OUT_OF_RANGE), 8 = int8
                              * codebooks with an fp32 scale each */
