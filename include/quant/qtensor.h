@@ -115,6 +115,20 @@ typedef struct lq_gptvq_opts {
     size_t svd_rank;      /* 0 = off; else rank of the SVD compression */
 } lq_gptvq_opts;
 
+/* GPTVQ's paper configuration for d-dimensional vectors at `bits` index
+ * bits per weight (van Baalen et al. 2024: int8 codebooks, one per 256
+ * columns, its rows chosen so that the codebook entries cost 0.125 bits per
+ * weight): dim in {1, 2, 4}, bits 2..4 with dim * bits <= 16; index_bits =
+ * dim * bits, group_cols 256, group_rows = 2^(dim bits) dim / 4 (d = 2: 8
+ * rows at 2 bits (the paper's 2.125 bpw 2-D format: 16 entries), 32 at 3,
+ * 128 at 4; d = 4, 2 bits: 256 rows), codebook_bits 8, em_iters 10,
+ * codebook_update 1, svd_rank 0. Stored size: bits + 0.125 + 32 / (256
+ * group_rows) bits per weight (the int8 scale) on layers of at least 256
+ * columns and group_rows rows. lq_method_init's GPTVQ defaults are
+ * lq_gptvq_preset(2, 2). Errors: INVALID_ARG (NULL, values out of range; *o
+ * untouched). */
+LQ_API lq_status lq_gptvq_preset(unsigned dim, unsigned bits, lq_gptvq_opts *o);
+
 typedef struct lq_bcq_opts {
     unsigned k;           /* binary planes, 1..8 (default 3) */
     size_t group;         /* columns per alpha set; 0 = whole row (default 128) */

@@ -863,3 +863,14 @@ done:
     gvq_free(&g);
     return st;
 }
+
+lq_status lq_gptvq_preset(unsigned dim, unsigned bits, lq_gptvq_opts *o)
+{
+    if (!o || (dim != 1 && dim != 2 && dim != 4) || bits < 2 || bits > 4 || dim * bits > 16)
+        return LQ_ERR_INVALID_ARG;
+    size_t rows = ((size_t)1 << (dim * bits)) * dim / 4;
+    *o = (lq_gptvq_opts){.dim = dim, .index_bits = dim * bits, .group_cols = 256,
+                         .group_rows = rows ? rows : 1, .em_iters = 10, .codebook_update = 1,
+                         .codebook_bits = 8, .svd_rank = 0};
+    return LQ_OK;
+}
