@@ -99,19 +99,23 @@ typedef enum lq_nq_codebook {
  * *o untouched). */
 LQ_API lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o);
 
+/* GPTVQ options. Defaults (lq_method_init, = lq_gptvq_preset(2, 2)): the
+ * paper's 2-D format, d = 2, 4-bit indices, int8 codebooks per 256 columns x
+ * 8 rows, 10 EM iterations, codebook update on: 2.141 bits/weight. */
 typedef struct lq_gptvq_opts {
     unsigned dim;         /* vector dimension d in {1, 2, 4, 8} (default 2) */
     unsigned index_bits;  /* bits per index (codebook of 2^index_bits); default 2*dim */
     size_t group_cols;    /* columns sharing a codebook (default 256) */
-    size_t group_rows;    /* rows sharing a codebook, 0 = all rows */
-    unsigned em_iters;    /* EM iterations for codebook init (default 10) */
+    size_t group_rows;    /* rows sharing a codebook, 0 = all rows (default 8) */
+    unsigned em_iters;    /* EM iterations for codebook init (default 10; the
+                           * reference scripts use 100) */
     int codebook_update;  /* 1 (default): least-squares update of each codebook after the
                            * engine, with H and without rtn: a dense solve up to
                            * 2^index_bits * dim = 512 values per codebook, matrix-free
                            * conjugate gradients beyond (docs/algorithms.md, GPTVQ) */
     unsigned codebook_bits; /* 0 = fp16 codebooks (then every |w| must be <= 65504,
-                             * the half range, else OUT_OF_RANGE), 8 = int8
-                             * codebooks with an fp32 scale each */
+                             * the half range, else OUT_OF_RANGE), 8 (default) =
+                             * int8 codebooks with an fp32 scale each */
     size_t svd_rank;      /* 0 = off; else rank of the SVD compression */
 } lq_gptvq_opts;
 

@@ -165,10 +165,7 @@ lq_status lq_method_init(lq_method *m, lq_method_kind kind)
         m->u.nestquant = (lq_nestquant_opts){.q = 16, .n_betas = 4, .group = 0, .hadamard = 1};
         return LQ_OK;
     case LQ_METHOD_GPTVQ:
-        m->u.gptvq = (lq_gptvq_opts){.dim = 2, .index_bits = 4, .group_cols = 256,
-                                      .group_rows = 16, .em_iters = 10,
-                                      .codebook_update = 1, .codebook_bits = 0};
-        return LQ_OK;
+        return lq_gptvq_preset(2, 2, &m->u.gptvq); /* the paper's 2-D 2.125 bpw format */
     case LQ_METHOD_GPTQT:
     case LQ_METHOD_BCQ:
         m->u.bcq = (lq_bcq_opts){.k = 3, .group = 128, .offset = 1, .iters = 15,
