@@ -808,6 +808,110 @@ START_TEST(method_bad_args_and_threads)
 }
 END_TEST
 
+/* An ill-conditioned Hessian like the real model's (condition number about
+ * 3e8): H = 2/N X^T X with X = Z diag(s) A, s_k = 10^(-4.25 k / (n - 1)), A a
+ * random mixing. */
+static void ill_conditioned_h(size_t n, uint64_t seed, float *H)
+{
+    size_t N = 2 * n;
+    float *Z = malloc(N * n * sizeof *Z), *A = malloc(n * n * sizeof *A);
+    double *X = calloc(N * n, sizeof *X);
+    ck_assert(Z && A && X);
+    lq_test_fill_gaussian(Z, N * n, 1.0f, seed);
+    lq_test_fill_gaussian(A, n * n, 1.0f / sqrtf((float)n), seed + 1);
+    for (size_t i = 0; i < N; i++)
+        for (size_t k = 0; k < n; k++) {
+            double z = Z[i * n + k] * pow(10.0, -4.25 * (double)k / (double)(n - 1));
+            for (size_t j = 0; j < n; j++) X[i * n + j] += z * A[k * n + j];
+        }
+    for (size_t a = 0; a < n; a++)
+        for (size_t b = 0; b <= a; b++) {
+            double t = 0;
+            for (size_t i = 0; i < N; i++) t += X[i * n + a] * X[i * n + b];
+            H[a * n + b] = H[b * n + a] = (float)(2.0 * t / (double)N);
+        }
+    free(Z);
+    free(A);
+    free(X);
+}
+
+/* AQLM honours engine.percdamp: it fits under H + lambda I, lambda =
+ * percdamp * mean diag(H) (reported), so on an ill-conditioned H more damping
+ * changes the result and trades weighted loss for plain weight error: the
+ * damped objective is f_H + lambda ||W - W^||^2, whose minimiser has a
+ * non-increasing ||W - W^|| as lambda grows. Measured on this layer (64 x
+ * 128, 2 x 6-bit codebooks of 8-vectors): relative error 0.598 at percdamp
+ * 0.01, 0.379 at 1 (asserted: lower by 10% at least). */
+START_TEST(aqlm_damping_ill_conditioned)
+{
+    layer L = make_layer(64, 128, 5);
+    ill_conditioned_h(L.cols, 41, L.H);
+    double md = 0;
+    for (size_t c = 0; c < L.cols; c++) md += L.H[c * L.cols + c];
+    md /= (double)L.cols;
+    size_t n = L.rows * L.cols;
+    float *W1 = malloc(n * sizeof *W1), *W2 = malloc(n * sizeof *W2);
+    lq_method m;
+    ck_assert_int_eq(lq_method_init(&m, LQ_METHOD_AQLM), LQ_OK);
+    m.u.aqlm = (lq_aqlm_opts){2, 6, 8, 4, 3, 10, 0};
+    double rel[2], pd[2] = {0.01, 1.0};
+    float *Wh[2] = {W1, W2};
+    for (int q = 0; q < 2; q++) {
+        m.engine.percdamp = pd[q];
+        lq_qtensor *t = NULL;
+        lq_quant_report rep;
+        ck_assert_int_eq(lq_quantize_ex(NULL, L.W, L.rows, L.cols, L.H, &m, &t, Wh[q], &rep),
+                         LQ_OK);
+        ck_assert_double_eq_tol(rep.damping, pd[q] * md, 1e-6 * pd[q] * md);
+        rel[q] = lq_test_rel_err(Wh[q], L.W, n);
+        lq_qtensor_free(t);
+    }
+    fprintf(stderr, "aqlm ill-conditioned H: rel.err %.4f (percdamp 0.01), %.4f (1)\n", rel[0],
+            rel[1]);
+    ck_assert(memcmp(W1, W2, n * sizeof *W1) != 0);
+    ck_assert_double_lt(rel[1], 0.9 * rel[0]);
+    ck_assert_double_lt(rel[1], 1.0);
+    free(W1);
+    free(W2);
+    free_layer(&L);
+}
+END_TEST
+
+/* The engine's escalation, as AQLM applies it: an indefinite H (the
+ * ill-conditioned one minus 0.05 mean diag(H) I) fails the Cholesky at
+ * lambda = 0.01 mean diag(H); lambda is multiplied by 10 until H + lambda I
+ * factors, here at 0.1 mean diag(H) (reported); NOT_POSITIVE_DEFINITE when
+ * the last step (x10^6) still fails. */
+START_TEST(aqlm_damping_escalation)
+{
+    layer L = make_layer(32, 64, 6);
+    ill_conditioned_h(L.cols, 43, L.H);
+    double md = 0;
+    for (size_t c = 0; c < L.cols; c++) md += L.H[c * L.cols + c];
+    md /= (double)L.cols;
+    for (size_t c = 0; c < L.cols; c++) L.H[c * L.cols + c] -= (float)(0.05 * md);
+    double md2 = 0;
+    for (size_t c = 0; c < L.cols; c++) md2 += L.H[c * L.cols + c];
+    md2 /= (double)L.cols;
+    lq_method m;
+    ck_assert_int_eq(lq_method_init(&m, LQ_METHOD_AQLM), LQ_OK);
+    m.u.aqlm = (lq_aqlm_opts){1, 4, 4, 2, 1, 5, 0};
+    lq_qtensor *t = NULL;
+    lq_quant_report rep;
+    ck_assert_int_eq(lq_quantize_ex(NULL, L.W, L.rows, L.cols, L.H, &m, &t, NULL, &rep), LQ_OK);
+    ck_assert_double_eq_tol(rep.damping, 0.1 * md2, 1e-5 * md2);
+    lq_qtensor_free(t);
+    /* far from positive definite (diagonal 1e-6 of the off-diagonal scale):
+     * still indefinite at the last step, 1e4 mean diag(H): refused */
+    for (size_t c = 0; c < L.cols; c++) L.H[c * L.cols + c] = (float)(1e-6 * md);
+    t = NULL;
+    ck_assert_int_eq(lq_quantize_ex(NULL, L.W, L.rows, L.cols, L.H, &m, &t, NULL, &rep),
+                     LQ_ERR_NOT_POSITIVE_DEFINITE);
+    ck_assert_ptr_null(t);
+    free_layer(&L);
+}
+END_TEST
+
 static lq_status sweep_method(lq_ctx *ctx, void *v)
 {
     layer *L = v;
@@ -859,6 +963,8 @@ static Suite *mcq_suite(void)
     tcase_add_test(tc, format_aq_corrupt);
     tcase_add_test(tc, method_bad_args_and_threads);
     tcase_add_test(tc, method_alloc_sweep);
+    tcase_add_test(tc, aqlm_damping_ill_conditioned);
+    tcase_add_test(tc, aqlm_damping_escalation);
     suite_add_tcase(s, tc);
     return s;
 }

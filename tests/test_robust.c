@@ -128,7 +128,9 @@ START_TEST(t_weights_near_bound)
         lq_method m = method_for(kinds[k]);
         lq_qtensor *t = NULL, *ts = NULL;
         if (kinds[k] == LQ_METHOD_GPTVQ) {
-            /* fp16 codebooks cannot hold 2^39: refused, not clamped */
+            /* fp16 codebooks cannot hold 2^39: refused, not clamped (int8,
+             * the default, below) */
+            m.u.gptvq.codebook_bits = 0;
             expect_refused(Ws, H, &m, LQ_ERR_OUT_OF_RANGE, "GPTVQ fp16 codebooks at 2^39");
             m.u.gptvq.codebook_bits = 8;
         }

@@ -99,22 +99,39 @@ typedef enum lq_nq_codebook {
  * *o untouched). */
 LQ_API lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o);
 
+/* GPTVQ options. Defaults (lq_method_init, = lq_gptvq_preset(2, 2)): the
+ * paper's 2-D format, d = 2, 4-bit indices, int8 codebooks per 256 columns x
+ * 8 rows, 10 EM iterations, codebook update on: 2.141 bits/weight. */
 typedef struct lq_gptvq_opts {
     unsigned dim;         /* vector dimension d in {1, 2, 4, 8} (default 2) */
     unsigned index_bits;  /* bits per index (codebook of 2^index_bits); default 2*dim */
     size_t group_cols;    /* columns sharing a codebook (default 256) */
-    size_t group_rows;    /* rows sharing a codebook, 0 = all rows */
-    unsigned em_iters;    /* EM iterations for codebook init (default 10) */
+    size_t group_rows;    /* rows sharing a codebook, 0 = all rows (default 8) */
+    unsigned em_iters;    /* EM iterations for codebook init (default 10; the
+                           * reference scripts use 100) */
     int codebook_update;  /* 1 (default): least-squares update of each codebook after the
-                           * engine, with H and without rtn. It silently does nothing
-                           * (the EM codebooks are kept) when 2^index_bits * dim > 512
-                           * entries per codebook, e.g. dim 2 with index_bits >= 9 or
-                           * dim 8 with index_bits >= 7 (docs/algorithms.md, GPTVQ) */
+                           * engine, with H and without rtn: a dense solve up to
+                           * 2^index_bits * dim = 512 values per codebook, matrix-free
+                           * conjugate gradients beyond (docs/algorithms.md, GPTVQ) */
     unsigned codebook_bits; /* 0 = fp16 codebooks (then every |w| must be <= 65504,
-                             * the half range, else OUT_OF_RANGE), 8 = int8
-                             * codebooks with an fp32 scale each */
+                             * the half range, else OUT_OF_RANGE), 8 (default) =
+                             * int8 codebooks with an fp32 scale each */
     size_t svd_rank;      /* 0 = off; else rank of the SVD compression */
 } lq_gptvq_opts;
+
+/* GPTVQ's paper configuration for d-dimensional vectors at `bits` index
+ * bits per weight (van Baalen et al. 2024: int8 codebooks, one per 256
+ * columns, its rows chosen so that the codebook entries cost 0.125 bits per
+ * weight): dim in {1, 2, 4}, bits 2..4 with dim * bits <= 16; index_bits =
+ * dim * bits, group_cols 256, group_rows = 2^(dim bits) dim / 4 (d = 2: 8
+ * rows at 2 bits (the paper's 2.125 bpw 2-D format: 16 entries), 32 at 3,
+ * 128 at 4; d = 4, 2 bits: 256 rows), codebook_bits 8, em_iters 10,
+ * codebook_update 1, svd_rank 0. Stored size: bits + 0.125 + 32 / (256
+ * group_rows) bits per weight (the int8 scale) on layers of at least 256
+ * columns and group_rows rows. lq_method_init's GPTVQ defaults are
+ * lq_gptvq_preset(2, 2). Errors: INVALID_ARG (NULL, values out of range; *o
+ * untouched). */
+LQ_API lq_status lq_gptvq_preset(unsigned dim, unsigned bits, lq_gptvq_opts *o);
 
 typedef struct lq_bcq_opts {
     unsigned k;           /* binary planes, 1..8 (default 3) */

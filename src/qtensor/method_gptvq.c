@@ -430,12 +430,246 @@ static void upd_apply_task(void *arg, size_t rb)
     memcpy(g->cb + gi * kd, cn, kd * sizeof(float));
 }
 
+/* Largest codebook (entries x dim) solved by the dense Cholesky path; larger
+ * ones use the matrix-free conjugate gradients below. */
 #define UPD_MAX_KD 512
+/* CG iterations of the matrix-free path. */
+#define UPD_CG_ITERS 40
+
+/* ---- matrix-free path (k d > UPD_MAX_KD) -------------------------------------
+ * The same quadratic q(delta) = delta^T A delta - 2 delta.b, with A x
+ * computed as: D = the row block's decode of x through the codes (nr x nc),
+ * Y = D H_SS, (A x)[c, a] = sum over the vectors coded c of Y. Memory: two
+ * nr x nc float matrices and 5 k d doubles per row block, instead of the
+ * dense (k d)^2. Block-Jacobi preconditioner: per entry, the d x d sum of the
+ * diagonal blocks of H_SS over the vectors coded with it (Cholesky, ridge). */
+typedef struct cgws {
+    float *D, *Y;   /* nr x nc each */
+    double *v;      /* 5 kd: x, r, z, p, Ap */
+    double *P;      /* k x d x d preconditioner factors */
+    uint8_t *used;  /* k */
+} cgws;
+
+/* Y = D H_SS row by row, each element summed in column order (the same
+ * rounding for every thread count and SIMD level; inline when nested). */
+#define HPROD_ROWS 16
+typedef struct hprod_job {
+    const float *D;
+    float *Y;
+    const float *Hs; /* H_SS, leading dimension ldh */
+    size_t nr, nc, ldh;
+} hprod_job;
+
+static void hprod_task(void *arg, size_t t)
+{
+    const hprod_job *j = arg;
+    size_t r0 = t * HPROD_ROWS, r1 = r0 + HPROD_ROWS < j->nr ? r0 + HPROD_ROWS : j->nr;
+    for (size_t r = r0; r < r1; r++) {
+        const float *Dr = j->D + r * j->nc;
+        float *Yr = j->Y + r * j->nc;
+        memset(Yr, 0, j->nc * sizeof *Yr);
+        for (size_t i = 0; i < j->nc; i++) {
+            float di = Dr[i];
+            if (di == 0.0f) continue;
+            const float *Hi = j->Hs + i * j->ldh;
+            for (size_t c = 0; c < j->nc; c++) Yr[c] += di * Hi[c];
+        }
+    }
+}
+
+static void cg_apply(const upd *u, size_t rb, cgws *w, const double *x, double *Ax)
+{
+    gvq *g = u->g;
+    size_t d = g->d, kd = g->k * d, cols = g->cols, nc = u->nc, nv = nc / d;
+    size_t r0 = rb * g->gr, nr = rb_rows(g, rb);
+    for (size_t r = 0; r < nr; r++) {
+        const uint16_t *cr = g->codes + (r0 + r) * g->nvec + u->c0 / d;
+        float *Dr = w->D + r * nc;
+        for (size_t v = 0; v < nv; v++)
+            for (size_t a = 0; a < d; a++) Dr[v * d + a] = (float)x[(size_t)cr[v] * d + a];
+    }
+    hprod_job hj = {w->D, w->Y, u->H + u->c0 * cols + u->c0, nr, nc, cols};
+    lq_parallel_for(g->ctx, lq_chunks(nr, HPROD_ROWS), hprod_task, &hj);
+    memset(Ax, 0, kd * sizeof *Ax);
+    for (size_t r = 0; r < nr; r++) {
+        const uint16_t *cr = g->codes + (r0 + r) * g->nvec + u->c0 / d;
+        const float *Yr = w->Y + r * nc;
+        for (size_t v = 0; v < nv; v++)
+            for (size_t a = 0; a < d; a++) Ax[(size_t)cr[v] * d + a] += Yr[v * d + a];
+    }
+    for (size_t i = 0; i < kd; i++) Ax[i] += u->ridge * x[i];
+}
+
+static void cg_precond_build(const upd *u, size_t rb, cgws *w)
+{
+    gvq *g = u->g;
+    size_t d = g->d, k = g->k, dd = d * d, cols = g->cols, nv = u->nc / d;
+    size_t r0 = rb * g->gr, nr = rb_rows(g, rb);
+    memset(w->P, 0, k * dd * sizeof(double));
+    memset(w->used, 0, k);
+    for (size_t r = r0; r < r0 + nr; r++) {
+        const uint16_t *cr = g->codes + r * g->nvec + u->c0 / d;
+        for (size_t v = 0; v < nv; v++) {
+            double *B = w->P + (size_t)cr[v] * dd;
+            w->used[cr[v]] = 1;
+            for (size_t a = 0; a < d; a++)
+                for (size_t c = 0; c <= a; c++)
+                    B[a * d + c] += u->H[(u->c0 + v * d + a) * cols + u->c0 + v * d + c];
+        }
+    }
+    for (size_t e = 0; e < k; e++) {
+        double *B = w->P + e * dd;
+        int ok = w->used[e];
+        for (size_t a = 0; a < d; a++) B[a * d + a] += u->ridge;
+        for (size_t c = 0; c < d && ok; c++) { /* in-place Cholesky, lower */
+            double s = B[c * d + c];
+            for (size_t q = 0; q < c; q++) s -= B[c * d + q] * B[c * d + q];
+            if (!(s > 0)) {
+                ok = 0;
+                break;
+            }
+            s = sqrt(s);
+            B[c * d + c] = s;
+            for (size_t a = c + 1; a < d; a++) {
+                double t = B[a * d + c];
+                for (size_t q = 0; q < c; q++) t -= B[a * d + q] * B[c * d + q];
+                B[a * d + c] = t / s;
+            }
+        }
+        w->used[e] = (uint8_t)ok;
+    }
+}
+
+static void cg_precond_apply(const cgws *w, size_t k, size_t d, const double *r, double *z)
+{
+    size_t dd = d * d;
+    for (size_t e = 0; e < k; e++) {
+        const double *L = w->P + e * dd, *re = r + e * d;
+        double *ze = z + e * d;
+        if (!w->used[e]) {
+            for (size_t a = 0; a < d; a++) ze[a] = re[a];
+            continue;
+        }
+        for (size_t a = 0; a < d; a++) {
+            double t = re[a];
+            for (size_t c = 0; c < a; c++) t -= L[a * d + c] * ze[c];
+            ze[a] = t / L[a * d + a];
+        }
+        for (size_t a = d; a-- > 0;) {
+            double t = ze[a];
+            for (size_t c = a + 1; c < d; c++) t -= L[c * d + a] * ze[c];
+            ze[a] = t / L[a * d + a];
+        }
+    }
+}
+
+static double ddot(const double *a, const double *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One row block's update by preconditioned CG from delta = 0; the rounded
+ * step is kept only if the exact quadratic says the loss goes down. */
+static void cg_update_block(upd *u, size_t rb, cgws *w)
+{
+    gvq *g = u->g;
+    size_t d = g->d, k = g->k, kd = k * d, nv = u->nc / d;
+    size_t r0 = rb * g->gr, nr = rb_rows(g, rb), gi = rb * g->ncg + u->cg;
+    double *x = w->v, *r = x + kd, *z = r + kd, *p = z + kd, *Ap = p + kd;
+    memset(r, 0, kd * sizeof *r);
+    for (size_t i = r0; i < r0 + nr; i++) {
+        const uint16_t *cr = g->codes + i * g->nvec + u->c0 / d;
+        const float *Gr = u->G + i * g->cols + u->c0;
+        for (size_t v = 0; v < nv; v++)
+            for (size_t a = 0; a < d; a++) r[(size_t)cr[v] * d + a] += Gr[v * d + a];
+    }
+    double *b = u->b + rb * kd; /* keep b for the acceptance check */
+    memcpy(b, r, kd * sizeof *b);
+    memset(x, 0, kd * sizeof *x);
+    cg_precond_build(u, rb, w);
+    cg_precond_apply(w, k, d, r, z);
+    memcpy(p, z, kd * sizeof *p);
+    double rz = ddot(r, z, kd);
+    for (unsigned it = 0; it < UPD_CG_ITERS && rz > 0; it++) {
+        cg_apply(u, rb, w, p, Ap);
+        double pAp = ddot(p, Ap, kd);
+        if (!(pAp > 0)) break;
+        double al = rz / pAp;
+        for (size_t i = 0; i < kd; i++) {
+            x[i] += al * p[i];
+            r[i] -= al * Ap[i];
+        }
+        cg_precond_apply(w, k, d, r, z);
+        double rz1 = ddot(r, z, kd);
+        double be = rz1 / rz;
+        rz = rz1;
+        for (size_t i = 0; i < kd; i++) p[i] = z[i] + be * p[i];
+    }
+    float *cn = u->cnew + rb * kd;
+    const float *cold = g->cb + gi * kd;
+    for (size_t i = 0; i < kd; i++) cn[i] = cold[i] + (float)x[i];
+    float sc = g->cscale[gi];
+    round_codebook(g, gi, cn);
+    /* exact change of the loss for the rounded step (A without the ridge) */
+    for (size_t i = 0; i < kd; i++) x[i] = (double)cn[i] - (double)cold[i];
+    cg_apply(u, rb, w, x, Ap);
+    double quad = 0, lin = 0;
+    for (size_t i = 0; i < kd; i++) {
+        quad += x[i] * (Ap[i] - u->ridge * x[i]);
+        lin += x[i] * b[i];
+    }
+    if (!(quad - 2 * lin < 0) || !lq_all_finite(cn, kd)) {
+        memcpy(cn, cold, kd * sizeof(float));
+        g->cscale[gi] = sc;
+    }
+}
+
+typedef struct cgjob {
+    upd *u;
+    unsigned char *ws;
+    size_t ws_bytes;
+} cgjob;
+
+static cgws cg_ws_at(const upd *u, unsigned char *base)
+{
+    gvq *g = u->g;
+    size_t kd = g->k * g->d, fl = g->gr * g->gc;
+    cgws w;
+    w.v = (double *)base;
+    w.P = w.v + 5 * kd;
+    w.D = (float *)(w.P + g->k * g->d * g->d);
+    w.Y = w.D + fl;
+    w.used = (uint8_t *)(w.Y + fl);
+    return w;
+}
+
+static void cg_task(void *arg, size_t rb)
+{
+    cgjob *j = arg;
+    cgws w = cg_ws_at(j->u, j->ws + rb * j->ws_bytes);
+    cg_update_block(j->u, rb, &w);
+}
 
 static lq_status gvq_update(lq_ctx *ctx, gvq *g, const float *W, const float *H, float *Wh)
 {
     size_t rows = g->rows, cols = g->cols, kd = g->k * g->d, n = rows * cols;
-    if (kd > UPD_MAX_KD) return LQ_OK; /* documented: too large a system */
+    int dense = kd <= UPD_MAX_KD;
+    size_t cg_bytes = 0;
+    unsigned char *cgmem = NULL;
+    if (!dense) {
+        /* per row block: 5 kd + k d^2 doubles, 2 gr x gc floats, k bytes */
+        size_t a, b2, c;
+        if (!lq_mul_ok(g->gr, g->gc, &a) || !lq_mul_ok(a, 2 * sizeof(float), &a) ||
+            !lq_mul_ok(kd, (5 + g->d) * sizeof(double), &b2))
+            return LQ_ERR_NO_MEMORY;
+        c = a + b2 + g->k;
+        cg_bytes = (c + 63) / 64 * 64;
+        if (!lq_mul_ok(cg_bytes, g->nrb, &a)) return LQ_ERR_NO_MEMORY;
+        cgmem = lq_alloc(ctx, a);
+        if (!cgmem) return LQ_ERR_NO_MEMORY;
+    }
     upd u;
     memset(&u, 0, sizeof u);
     u.g = g;
@@ -444,11 +678,11 @@ static lq_status gvq_update(lq_ctx *ctx, gvq *g, const float *W, const float *H,
     float *R = lq_alloc_array(ctx, n, sizeof(float));
     float *G = lq_alloc_array(ctx, n, sizeof(float));
     u.dW = lq_alloc_array(ctx, rows * g->gc, sizeof(float));
-    u.A = lq_alloc_array(ctx, 2 * g->nrb * kd * kd, sizeof(double));
+    u.A = dense ? lq_alloc_array(ctx, 2 * g->nrb * kd * kd, sizeof(double)) : NULL;
     u.b = lq_alloc_array(ctx, 2 * g->nrb * kd, sizeof(double));
     u.cnew = lq_alloc_array(ctx, g->nrb * kd, sizeof(float));
     lq_status st = LQ_ERR_NO_MEMORY;
-    if (!R || !G || !u.dW || !u.A || !u.b || !u.cnew) goto out;
+    if (!R || !G || !u.dW || (dense && !u.A) || !u.b || !u.cnew) goto out;
     double tr = 0;
     for (size_t j = 0; j < cols; j++) tr += H[j * cols + j];
     u.ridge = 1e-6 * (tr / (double)cols) + 1e-30;
@@ -461,7 +695,15 @@ static lq_status gvq_update(lq_ctx *ctx, gvq *g, const float *W, const float *H,
         u.cg = cg;
         u.c0 = cg * g->gc;
         u.nc = cols - u.c0 < g->gc ? cols - u.c0 : g->gc;
-        lq_parallel_for(ctx, g->nrb, upd_task, &u);
+        if (dense) {
+            lq_parallel_for(ctx, g->nrb, upd_task, &u);
+        } else if (g->nrb == 1) { /* the products parallelise inside */
+            cgws w = cg_ws_at(&u, cgmem);
+            cg_update_block(&u, 0, &w);
+        } else {
+            cgjob j = {&u, cgmem, cg_bytes};
+            lq_parallel_for(ctx, g->nrb, cg_task, &j);
+        }
         lq_parallel_for(ctx, g->nrb, upd_apply_task, &u);
         /* G = (W - W^) H changes by -dW H[S, :] */
         st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, rows, cols, u.nc, -1.0f, u.dW, g->gc,
@@ -477,6 +719,7 @@ out:
     lq_free(ctx, u.A);
     lq_free(ctx, u.b);
     lq_free(ctx, u.cnew);
+    lq_free(ctx, cgmem);
     return st;
 }
 
@@ -619,4 +862,15 @@ done:
     lq_free(ctx, Wt);
     gvq_free(&g);
     return st;
+}
+
+lq_status lq_gptvq_preset(unsigned dim, unsigned bits, lq_gptvq_opts *o)
+{
+    if (!o || (dim != 1 && dim != 2 && dim != 4) || bits < 2 || bits > 4 || dim * bits > 16)
+        return LQ_ERR_INVALID_ARG;
+    size_t rows = ((size_t)1 << (dim * bits)) * dim / 4;
+    *o = (lq_gptvq_opts){.dim = dim, .index_bits = dim * bits, .group_cols = 256,
+                         .group_rows = rows ? rows : 1, .em_iters = 10, .codebook_update = 1,
+                         .codebook_bits = 8, .svd_rank = 0};
+    return LQ_OK;
 }

@@ -19,8 +19,9 @@ static void nestquant_defaults(lq_method *m)
 
 static void gptvq_defaults(lq_method *m)
 {
-    m->u.gptvq = (lq_gptvq_opts){.dim = 2, .index_bits = 4, .group_cols = 256, .group_rows = 16,
-                                 .em_iters = 10, .codebook_update = 1, .codebook_bits = 0};
+    /* the paper's 2-D 2.125 bpw format (int8 codebooks per 256 columns x 8
+     * rows); valid arguments, so the preset cannot fail */
+    (void)lq_gptvq_preset(2, 2, &m->u.gptvq);
 }
 
 static void bcq_defaults(lq_method *m)

@@ -79,6 +79,8 @@ lq_status lq_golden_method(const lq_golden_case *c, lq_method *m)
             m->u.gptvq.group_cols = 32;
             m->u.gptvq.group_rows = 8;
             m->u.gptvq.svd_rank = 4;
+            m->u.gptvq.codebook_bits = 0; /* fp16 at fit time, the default until the
+                                           * paper's int8 became it */
         }
         return LQ_OK;
     case LQ_METHOD_GPTQT:

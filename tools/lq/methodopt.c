@@ -236,7 +236,7 @@ size_t lq_cli_qopts_table(lq_cli_qopts *o, lq_opt *tab)
         {"em-iters", LQ_OPT_SIZE, "gptvq: EM iterations", &o->em_iters},
         {"codebook-bits", LQ_OPT_SIZE, "gptvq: 0 fp16, 8 int8", &o->codebook_bits},
         {"svd-rank", LQ_OPT_SIZE, "gptvq: SVD codebook rank", &o->svd_rank},
-        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: no codebook update (none when 2^b d > 512)",
+        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: no codebook update",
          &o->no_codebook_update},
         {"k", LQ_OPT_SIZE, "gptqt/bcq: binary planes", &o->k},
         {"iters", LQ_OPT_SIZE, "gptqt/bcq: refinement iterations", &o->iters},
