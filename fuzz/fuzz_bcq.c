@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qtensor/format_bcq.h"
 #include "qtensor/qtensor_internal.h"
 #include "quant/bcq.h"
 
@@ -39,10 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nsec = data[8] % 5, pos = 9;
     lq_qtensor *t = NULL;
     if (lq_qtensor_new(NULL, LQ_FORMAT_BCQ, rows, cols, &t) != LQ_OK) return 0;
-    t->ip[0] = k;
-    t->ip[1] = group;
-    t->ip[2] = has_off;
-    t->ip[3] = side;
+    /* raw, possibly hostile parameters (not the writer's normalising setter) */
+    t->ip[LQ_BCQ_IP_K] = k;
+    t->ip[LQ_BCQ_IP_GROUP] = group;
+    t->ip[LQ_BCQ_IP_HAS_OFFSET] = has_off;
+    t->ip[LQ_BCQ_IP_SIDE_BYTES] = side;
     for (size_t s = 0; s < nsec && pos + 3 <= size; s++, pos += 3) {
         uint32_t tag = data[pos] % 10, elem = data[pos + 1] % 5;
         long delta = (long)(int8_t)data[pos + 2];

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qtensor/format_bcq.h"
 #include "qtensor/qtensor_internal.h"
 #include "test_common.h"
 
@@ -498,8 +499,10 @@ START_TEST(validate_rejects_corruption)
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     float *D = malloc(12 * 40 * sizeof *D), x[40] = {0}, y[12];
     ck_assert_ptr_nonnull(D);
-    const uint32_t bad_ip[][2] = {{0, 0}, {0, 9}, {1, 41}, {2, 2}, {3, 3},
-                                  {3, 4}, {4, 1}, {4, 2},  {5, 1}, {15, 7}};
+    const uint32_t bad_ip[][2] = {{LQ_BCQ_IP_K, 0}, {LQ_BCQ_IP_K, 9}, {LQ_BCQ_IP_GROUP, 41},
+                                  {LQ_BCQ_IP_HAS_OFFSET, 2}, {LQ_BCQ_IP_SIDE_BYTES, 3},
+                                  {LQ_BCQ_IP_SIDE_BYTES, 4}, {LQ_BCQ_NIP, 1}, {LQ_BCQ_NIP, 2},
+                                  {LQ_BCQ_NIP + 1, 1}, {LQ_QT_NPARAMS - 1, 7}};
     for (size_t i = 0; i < sizeof bad_ip / sizeof *bad_ip; i++) {
         uint32_t keep = t->ip[bad_ip[i][0]];
         t->ip[bad_ip[i][0]] = bad_ip[i][1];
@@ -538,9 +541,9 @@ START_TEST(validate_rejects_corruption)
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
     h[5] = keep;
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
-    t->ip[2] = 0; /* claims no offsets while an offset section is present */
+    t->ip[LQ_BCQ_IP_HAS_OFFSET] = 0; /* claims no offsets while an offset section is present */
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_ERR_CORRUPT);
-    t->ip[2] = 1;
+    t->ip[LQ_BCQ_IP_HAS_OFFSET] = 1;
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     free(D);
     lq_qtensor_free(t);

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qtensor/format_int.h"
 #include "qtensor/qtensor_internal.h"
+#include "vq/vq_internal.h"
 #include "test_common.h"
 
 #define ROWS 24
@@ -167,7 +169,7 @@ END_TEST
 static int is_param_section(const lq_qtensor *t, uint32_t tag)
 {
     switch (t->format) {
-    case LQ_FORMAT_VQ: return t->ip[4] == 8 ? tag == LQ_SEC_SCALES : tag == LQ_SEC_CODEBOOKS;
+    case LQ_FORMAT_VQ: return t->ip[LQ_VQ_IP_CB] == 8 ? tag == LQ_SEC_SCALES : tag == LQ_SEC_CODEBOOKS;
     case LQ_FORMAT_BCQ: return tag == LQ_SEC_ALPHAS || tag == LQ_SEC_OFFSETS;
     case LQ_FORMAT_AQ: return tag == LQ_SEC_CODEBOOKS || tag == LQ_SEC_SCALES;
     default: return tag == LQ_SEC_SCALES;
@@ -361,10 +363,10 @@ START_TEST(bad_arguments_leave_outputs_untouched)
     /* a corrupt tensor is refused */
     float *sc = (float *)lq_qtensor_section(t, LQ_SEC_SCALES)->data;
     (void)sc;
-    uint32_t bits = t->ip[0];
-    t->ip[0] = 9;
+    uint32_t bits = t->ip[LQ_INT_IP_BITS];
+    t->ip[LQ_INT_IP_BITS] = 9;
     ck_assert_int_eq(lq_finetune_param_count(t, &n), LQ_ERR_CORRUPT);
-    t->ip[0] = bits;
+    t->ip[LQ_INT_IP_BITS] = bits;
     lq_qtensor_free(t);
     lq_qtensor_free(t2);
     free(W), free(W2), free(H), free(G), free(g), free(p), free(p0), free(gchk);

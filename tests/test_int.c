@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hessian/int_quant.h"
+#include "qtensor/format_int.h"
 #include "qtensor/qtensor_internal.h"
 #include "test_common.h"
 
@@ -30,20 +31,20 @@ static float *fmalloc(size_t n)
 /* scale and zero of (row, group) read back from the packed tensor */
 static void group_params(const lq_qtensor *t, size_t r, size_t gi, float *s, int *z)
 {
-    size_t ng = (t->cols + t->ip[2] - 1) / t->ip[2];
+    size_t ng = (t->cols + t->ip[LQ_INT_IP_GROUP] - 1) / t->ip[LQ_INT_IP_GROUP];
     const lq_qsection *sc = lq_qtensor_section(t, LQ_SEC_SCALES);
-    if (t->ip[4] == 4) {
+    if (t->ip[LQ_INT_IP_SCALE_BYTES] == 4) {
         memcpy(s, (const char *)sc->data + 4 * (r * ng + gi), 4);
     } else {
         const uint8_t *p = (const uint8_t *)sc->data + 2 * (r * ng + gi);
         *s = lq_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
     }
-    if (t->ip[1]) {
-        *z = 1 << (t->ip[0] - 1);
+    if (t->ip[LQ_INT_IP_SYMMETRIC]) {
+        *z = 1 << (t->ip[LQ_INT_IP_BITS] - 1);
     } else {
-        size_t zb = lq_int_stream_bytes(ng, t->ip[0]);
+        size_t zb = lq_int_stream_bytes(ng, t->ip[LQ_INT_IP_BITS]);
         const uint8_t *zp = (const uint8_t *)lq_qtensor_section(t, LQ_SEC_ZEROS)->data + r * zb;
-        *z = (int)lq_int_get_bits(zp, zb, gi, t->ip[0]);
+        *z = (int)lq_int_get_bits(zp, zb, gi, t->ip[LQ_INT_IP_BITS]);
     }
 }
 
@@ -246,7 +247,7 @@ START_TEST(fp32_scale_fallback)
     lq_method m = int_method(4, 32, 0, 1);
     lq_qtensor *t = NULL;
     ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &t, Q), LQ_OK);
-    ck_assert_uint_eq(t->ip[4], 4);
+    ck_assert_uint_eq(t->ip[LQ_INT_IP_SCALE_BYTES], 4);
     double bpw;
     ck_assert_int_eq(lq_qtensor_bits_per_weight(t, &bpw), LQ_OK);
     ck_assert(fabs(bpw - (32 + 2 * 4 + 1) * 8.0 / 64) < 1e-12);
@@ -255,7 +256,7 @@ START_TEST(fp32_scale_fallback)
     /* and big ones too */
     lq_test_fill_gaussian(W, rows * cols, 1e6f, 6);
     ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &t, Q), LQ_OK);
-    ck_assert_uint_eq(t->ip[4], 4);
+    ck_assert_uint_eq(t->ip[LQ_INT_IP_SCALE_BYTES], 4);
     ck_assert(lq_test_rel_err(Q, W, rows * cols) < 0.2);
     lq_qtensor_free(t);
     /* all-zero rows quantize to zeros */
@@ -300,9 +301,13 @@ START_TEST(validate_rejects_corrupt)
     lq_qtensor *t = NULL;
     ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, H, &m, &t, NULL), LQ_OK);
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
-    uint32_t keep[5];
+    uint32_t keep[LQ_INT_NIP];
     memcpy(keep, t->ip, sizeof keep);
-    uint32_t bad[][2] = {{0, 1}, {0, 9}, {1, 2}, {2, 0}, {2, 41}, {2, 8}, {3, 0}, {4, 3}, {4, 4}};
+    uint32_t bad[][2] = {{LQ_INT_IP_BITS, 1},        {LQ_INT_IP_BITS, 9},
+                         {LQ_INT_IP_SYMMETRIC, 2},   {LQ_INT_IP_GROUP, 0},
+                         {LQ_INT_IP_GROUP, 41},      {LQ_INT_IP_GROUP, 8},
+                         {LQ_INT_IP_HAS_PERM, 0},    {LQ_INT_IP_SCALE_BYTES, 3},
+                         {LQ_INT_IP_SCALE_BYTES, 4}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         t->ip[bad[i][0]] = bad[i][1];
         ck_assert_msg(lq_qtensor_validate(t) == LQ_ERR_CORRUPT, "ip[%u] = %u", bad[i][0],

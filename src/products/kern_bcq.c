@@ -14,6 +14,7 @@
 
 #include "core/half.h"
 #include "products/lut.h"
+#include "qtensor/format_bcq.h"
 #include "simd/kern_bcq.h"
 
 typedef lq_bcq_fmt bcq_fmt;
@@ -53,23 +54,15 @@ static void bcq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_le
     }
 }
 
-static float side_at(const uint8_t *p, size_t i, unsigned side)
-{
-    if (side == 2) {
-        uint16_t h = (uint16_t)(p[2 * i] | (p[2 * i + 1] << 8));
-        return lq_f16_to_f32(h);
-    }
-    float v;
-    memcpy(&v, p + 4 * i, 4);
-    return v;
-}
-
 static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **out)
 {
-    unsigned k = t->ip[0], side = t->ip[3];
-    size_t group = t->ip[1] ? t->ip[1] : t->cols, ngroups = (t->cols + group - 1) / group;
-    int has_off = (int)t->ip[2];
-    size_t bpr = (t->cols + 7) / 8, nchunks = 0;
+    lq_bcq_layout L;
+    lq_status lst = lq_bcq_layout_of(t, &L);
+    if (lst != LQ_OK) return lst;
+    unsigned k = L.k, side = L.side;
+    size_t group = L.group, ngroups = L.ngroups;
+    int has_off = L.has_off;
+    size_t bpr = L.bpr, nchunks = 0;
     for (size_t g = 0; g < ngroups; g++) {
         size_t len = (g + 1) * group <= t->cols ? group : t->cols - g * group;
         nchunks += (len + 3) / 4;
@@ -135,10 +128,7 @@ static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **
         ch0 += nch;
     }
     p->seg[s] = (uint32_t)pos;
-    const uint8_t *planes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    const uint8_t *alpha = lq_qtensor_section(t, LQ_SEC_ALPHAS)->data;
-    const lq_qsection *so = lq_qtensor_section(t, LQ_SEC_OFFSETS);
-    const uint8_t *off = has_off && so ? so->data : NULL;
+    const uint8_t *planes = L.planes, *alpha = L.alpha, *off = L.off;
     size_t ps = t->rows * bpr;
     for (size_t r = 0; r < t->rows; r++) {
         size_t tile = r / LQ_KERN_TILE, lane = r % LQ_KERN_TILE;
@@ -158,11 +148,11 @@ static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **
                     uint8_t *fb = f->fcodes + ((tile * k + i) * f->nkb + kb) * 64;
                     fb[16 * l + lane] |= (uint8_t)(m << (4 * (ch & 1)));
                 }
-                mult[s++ * LQ_KERN_TILE + lane] = side_at(alpha, (r * ngroups + g) * k + i, side);
+                mult[s++ * LQ_KERN_TILE + lane] = lq_bcq_side_at(alpha, (r * ngroups + g) * k + i, side);
             }
             if (has_off) {
                 pos++; /* code 0 */
-                mult[s++ * LQ_KERN_TILE + lane] = off ? side_at(off, r * ngroups + g, side) : 0.0f;
+                mult[s++ * LQ_KERN_TILE + lane] = off ? lq_bcq_side_at(off, r * ngroups + g, side) : 0.0f;
             }
         }
     }

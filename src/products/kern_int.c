@@ -5,6 +5,7 @@
 #include "core/half.h"
 #include "hessian/int_quant.h"
 #include "products/products.h"
+#include "qtensor/format_int.h"
 #include "simd/kern_int.h"
 
 static size_t int_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
@@ -196,21 +197,22 @@ static lq_status int_prepare(const lq_qtensor *t, const lq_allocator *a, void **
 {
     int_stored v;
     memset(&v, 0, sizeof v);
-    v.base.bits = t->ip[0];
-    v.base.group = t->ip[2];
+    lq_int_layout L;
+    lq_status st = lq_int_layout_of(t, &L);
+    if (st != LQ_OK) return st;
+    v.base.bits = L.bits;
+    v.base.group = L.group;
     v.base.code = stored_code;
     v.base.param = stored_param;
     v.base.t = t;
-    const lq_qsection *pm = t->ip[3] ? lq_qtensor_section(t, LQ_SEC_PERM) : NULL;
-    v.base.perm = pm ? pm->data : NULL;
-    v.ng = (t->cols + v.base.group - 1) / v.base.group;
-    v.cb = lq_int_stream_bytes(t->cols, v.base.bits);
-    v.zb = lq_int_stream_bytes(v.ng, v.base.bits);
-    v.sbytes = t->ip[4];
-    v.codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    v.scales = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
-    const lq_qsection *z = lq_qtensor_section(t, LQ_SEC_ZEROS);
-    v.zeros = z ? z->data : NULL;
+    v.base.perm = L.perm;
+    v.ng = L.ngroups;
+    v.cb = L.code_bytes;
+    v.zb = L.zero_bytes;
+    v.sbytes = L.scale_bytes;
+    v.codes = L.codes;
+    v.scales = L.scales;
+    v.zeros = L.zeros;
     return int_pack_build(t, &v.base, a, out);
 }
 

@@ -1,10 +1,11 @@
 /*
  * LQ_FORMAT_BCQ: binary-coded weights (BCQ, GPTQT), LUT-GEMM layout.
  *
- * Parameters:  ip[0] = k (planes, 1..8); ip[1] = group (columns per alpha
- *              set, 1..cols; 0 = whole row); ip[2] = 1 if offsets are
- *              stored; ip[3] = bytes per side value (2: IEEE fp16, 4: fp32).
- *              Every other ip[] and every fp[] must be 0.
+ * Parameters (enum lq_bcq_ip in format_bcq.h): ip[K] = k (planes, 1..8);
+ *              ip[GROUP] = columns per alpha set (1..cols; 0 = whole row);
+ *              ip[HAS_OFFSET] = 1 if offsets are stored; ip[SIDE_BYTES] =
+ *              bytes per side value (2: IEEE fp16, 4: fp32). Every other
+ *              ip[] and every fp[] must be 0.
  * Sections:    LQ_SEC_CODES (elem 1): k bit planes, plane-major: plane i is
  *              a rows x bpr bit matrix, bpr = ceil(cols / 8); weight (r, c)
  *              is bit c % 8 (LSB first) of byte (i * rows + r) * bpr + c / 8;
@@ -12,7 +13,7 @@
  *              ignored on read.
  *              LQ_SEC_ALPHAS (elem 2 or 4): rows x ngroups x k alphas,
  *              ngroups = ceil(cols / group).
- *              LQ_SEC_OFFSETS (elem 2 or 4; only when ip[2] = 1): rows x
+ *              LQ_SEC_OFFSETS (elem 2 or 4; only when ip[HAS_OFFSET] = 1): rows x
  *              ngroups offsets.
  * Value:       W[r, c] = offset[r, g] + sum_{i<k} (bit ? +1 : -1) alpha[r, g, i]
  *              with g = c / group, summed in float in plane order (the
@@ -24,45 +25,27 @@
 
 #include "core/half.h"
 #include "bcq/bcq_internal.h"
+#include "qtensor/format_bcq.h"
 #include "qtensor/qtensor_internal.h"
 
-typedef struct bcq_view {
-    unsigned k, side;
-    int has_off;
-    size_t group, ngroups, bpr;
-    const uint8_t *planes;
-    const uint8_t *alpha; /* raw side values */
-    const uint8_t *off;
-} bcq_view;
-
-static inline float side_at(const uint8_t *p, size_t i, unsigned side)
+/* Structural reader: declared and documented in format_bcq.h. */
+lq_status lq_bcq_layout_of(const lq_qtensor *t, lq_bcq_layout *v)
 {
-    if (side == 2) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        return lq_f16_to_f32(h);
-    }
-    float f;
-    memcpy(&f, p + 4 * i, 4);
-    return f;
-}
-
-/* Structural checks (parameters, section presence and sizes), no scan of
- * values: enough for the row functions to be memory-safe. */
-static lq_status bcq_layout(const lq_qtensor *t, bcq_view *v)
-{
-    unsigned k = t->ip[0], side = t->ip[3];
-    if (k < 1 || k > LQ_BCQ_MAX_K || t->ip[2] > 1 || (side != 2 && side != 4))
+    if (!t || !v || t->format != LQ_FORMAT_BCQ) return LQ_ERR_INVALID_ARG;
+    unsigned k = t->ip[LQ_BCQ_IP_K], side = t->ip[LQ_BCQ_IP_SIDE_BYTES];
+    if (k < 1 || k > LQ_BCQ_MAX_K || t->ip[LQ_BCQ_IP_HAS_OFFSET] > 1 || (side != 2 && side != 4))
         return LQ_ERR_CORRUPT;
-    for (size_t i = 4; i < LQ_QT_NPARAMS; i++)
+    for (size_t i = LQ_BCQ_NIP; i < LQ_QT_NPARAMS; i++)
         if (t->ip[i] != 0) return LQ_ERR_CORRUPT;
     for (size_t i = 0; i < LQ_QT_NPARAMS; i++)
         if (t->fp[i] != 0.0f) return LQ_ERR_CORRUPT;
-    size_t group = t->ip[1] == 0 ? t->cols : t->ip[1];
+    size_t group = t->ip[LQ_BCQ_IP_GROUP] == 0 ? t->cols : t->ip[LQ_BCQ_IP_GROUP];
     if (group > t->cols) return LQ_ERR_CORRUPT;
     v->k = k;
     v->side = side;
-    v->has_off = (int)t->ip[2];
+    v->rows = t->rows;
+    v->cols = t->cols;
+    v->has_off = (int)t->ip[LQ_BCQ_IP_HAS_OFFSET];
     v->group = group;
     v->ngroups = lq_chunks(t->cols, group);
     v->bpr = lq_bcq_plane_bytes(t->cols);
@@ -91,15 +74,15 @@ static lq_status bcq_layout(const lq_qtensor *t, bcq_view *v)
 
 static lq_status bcq_validate(const lq_qtensor *t)
 {
-    bcq_view v;
-    lq_status st = bcq_layout(t, &v);
+    lq_bcq_layout v;
+    lq_status st = lq_bcq_layout_of(t, &v);
     if (st != LQ_OK) return st;
     size_t n_rg = t->rows * v.ngroups;
     for (size_t i = 0; i < n_rg * v.k; i++)
-        if (!isfinite(side_at(v.alpha, i, v.side))) return LQ_ERR_CORRUPT;
+        if (!isfinite(lq_bcq_side_at(v.alpha, i, v.side))) return LQ_ERR_CORRUPT;
     if (v.off)
         for (size_t i = 0; i < n_rg; i++)
-            if (!isfinite(side_at(v.off, i, v.side))) return LQ_ERR_CORRUPT;
+            if (!isfinite(lq_bcq_side_at(v.off, i, v.side))) return LQ_ERR_CORRUPT;
     return LQ_OK;
 }
 
@@ -111,18 +94,18 @@ static double bcq_bits(const lq_qtensor *t)
 }
 
 /* alphas and offset of (r, g) decoded to float */
-static void group_params(const bcq_view *v, size_t r, size_t g, float *a, float *off)
+static void group_params(const lq_bcq_layout *v, size_t r, size_t g, float *a, float *off)
 {
     size_t rg = r * v->ngroups + g;
-    for (unsigned i = 0; i < v->k; i++) a[i] = side_at(v->alpha, rg * v->k + i, v->side);
-    *off = v->off ? side_at(v->off, rg, v->side) : 0.0f;
+    for (unsigned i = 0; i < v->k; i++) a[i] = lq_bcq_side_at(v->alpha, rg * v->k + i, v->side);
+    *off = v->off ? lq_bcq_side_at(v->off, rg, v->side) : 0.0f;
 }
 
 static lq_status bcq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
                                   lq_simd_level level)
 {
-    bcq_view v;
-    if (bcq_layout(t, &v) != LQ_OK || r1 > t->rows || r0 > r1) return LQ_ERR_CORRUPT;
+    lq_bcq_layout v;
+    if (lq_bcq_layout_of(t, &v) != LQ_OK || r1 > t->rows || r0 > r1) return LQ_ERR_CORRUPT;
     const size_t ps = t->rows * v.bpr;
     for (size_t r = r0; r < r1; r++) {
         float *out = W + (r - r0) * t->cols;
@@ -153,8 +136,8 @@ static lq_status bcq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, flo
 static lq_status bcq_matmul_rows(const lq_qtensor *t, const float *X, size_t batch, float *Y,
                                  size_t r0, size_t r1, lq_simd_level level)
 {
-    bcq_view v;
-    if (bcq_layout(t, &v) != LQ_OK || r1 > t->rows || r0 > r1) return LQ_ERR_CORRUPT;
+    lq_bcq_layout v;
+    if (lq_bcq_layout_of(t, &v) != LQ_OK || r1 > t->rows || r0 > r1) return LQ_ERR_CORRUPT;
     const size_t ps = t->rows * v.bpr, cols = t->cols, rows = t->rows;
     double acc[MM_ROWS][LQ_BCQ_MAX_K];
     double T[256];

@@ -2,11 +2,12 @@
  * LQ_FORMAT_INT: k-bit uniform grid with per-(row, group) scales and zeros.
  *
  * Parameters (ip[]):
- *   ip[0] bits      2..8
- *   ip[1] symmetric 0/1 (1: every zero is 2^(bits-1); no ZEROS section)
- *   ip[2] group     columns per group, 1..cols (cols = one group per row)
- *   ip[3] has_perm  0/1 (1: act-order without static groups, PERM section)
- *   ip[4] scale_bytes 2 (IEEE half) or 4 (IEEE float)
+ *   ip[LQ_INT_IP_BITS]        bits, 2..8
+ *   ip[LQ_INT_IP_SYMMETRIC]   0/1 (1: every zero is 2^(bits-1); no ZEROS section)
+ *   ip[LQ_INT_IP_GROUP]       columns per group, 1..cols (cols = one group per row)
+ *   ip[LQ_INT_IP_HAS_PERM]    0/1 (1: act-order without static groups, PERM section)
+ *   ip[LQ_INT_IP_SCALE_BYTES] 2 (IEEE half) or 4 (IEEE float)
+ *   (indices: enum lq_int_ip in format_int.h)
  * Stored columns: column k of the stored tensor is original column perm[k]
  * (identity without PERM). Group gi covers stored columns [gi g, min((gi +
  * 1) g, cols)): the last group is shorter when g does not divide cols;
@@ -32,40 +33,40 @@ lq_status lq_int_layout_of(const lq_qtensor *t, lq_int_layout *v)
     if (!t || !v || t->format != LQ_FORMAT_INT) return LQ_ERR_INVALID_ARG;
     v->rows = t->rows;
     v->cols = t->cols;
-    v->bits = t->ip[0];
-    v->symmetric = (int)t->ip[1];
-    v->group = t->ip[2];
+    v->bits = t->ip[LQ_INT_IP_BITS];
+    v->symmetric = (int)t->ip[LQ_INT_IP_SYMMETRIC];
+    v->group = t->ip[LQ_INT_IP_GROUP];
     v->ngroups = (t->cols + v->group - 1) / v->group;
     v->code_bytes = lq_int_stream_bytes(t->cols, v->bits);
     v->zero_bytes = lq_int_stream_bytes(v->ngroups, v->bits);
-    v->scale_bytes = t->ip[4];
+    v->scale_bytes = t->ip[LQ_INT_IP_SCALE_BYTES];
     v->codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
     v->scales = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
     v->zeros = v->symmetric ? NULL : lq_qtensor_section(t, LQ_SEC_ZEROS)->data;
-    v->perm = t->ip[3] ? lq_qtensor_section(t, LQ_SEC_PERM)->data : NULL;
+    v->perm = t->ip[LQ_INT_IP_HAS_PERM] ? lq_qtensor_section(t, LQ_SEC_PERM)->data : NULL;
     return LQ_OK;
 }
 
 static lq_status int_validate(const lq_qtensor *t)
 {
-    unsigned bits = t->ip[0];
-    if (bits < 2 || bits > 8 || t->ip[1] > 1 || t->ip[3] > 1) return LQ_ERR_CORRUPT;
-    if (t->ip[2] == 0 || t->ip[2] > t->cols) return LQ_ERR_CORRUPT;
-    if (t->ip[4] != 2 && t->ip[4] != 4) return LQ_ERR_CORRUPT;
-    size_t g = t->ip[2], ng = (t->cols + g - 1) / g, n;
-    size_t want = 2 + (t->ip[1] == 0) + (t->ip[3] == 1);
+    unsigned bits = t->ip[LQ_INT_IP_BITS];
+    if (bits < 2 || bits > 8 || t->ip[LQ_INT_IP_SYMMETRIC] > 1 || t->ip[LQ_INT_IP_HAS_PERM] > 1) return LQ_ERR_CORRUPT;
+    if (t->ip[LQ_INT_IP_GROUP] == 0 || t->ip[LQ_INT_IP_GROUP] > t->cols) return LQ_ERR_CORRUPT;
+    if (t->ip[LQ_INT_IP_SCALE_BYTES] != 2 && t->ip[LQ_INT_IP_SCALE_BYTES] != 4) return LQ_ERR_CORRUPT;
+    size_t g = t->ip[LQ_INT_IP_GROUP], ng = (t->cols + g - 1) / g, n;
+    size_t want = 2 + (t->ip[LQ_INT_IP_SYMMETRIC] == 0) + (t->ip[LQ_INT_IP_HAS_PERM] == 1);
     if (t->nsec != want) return LQ_ERR_CORRUPT;
     const lq_qsection *c = lq_qtensor_section(t, LQ_SEC_CODES);
     const lq_qsection *s = lq_qtensor_section(t, LQ_SEC_SCALES);
     const lq_qsection *z = lq_qtensor_section(t, LQ_SEC_ZEROS);
     const lq_qsection *p = lq_qtensor_section(t, LQ_SEC_PERM);
-    if (!c || !s || (t->ip[1] == 0) != (z != NULL) || (t->ip[3] == 1) != (p != NULL))
+    if (!c || !s || (t->ip[LQ_INT_IP_SYMMETRIC] == 0) != (z != NULL) || (t->ip[LQ_INT_IP_HAS_PERM] == 1) != (p != NULL))
         return LQ_ERR_CORRUPT;
     if (!lq_mul_ok(t->rows, lq_int_stream_bytes(t->cols, bits), &n) || c->nbytes != n ||
         c->elem_size != 1)
         return LQ_ERR_CORRUPT;
-    if (!lq_mul_ok(t->rows, ng, &n) || !lq_mul_ok(n, t->ip[4], &n) || s->nbytes != n ||
-        s->elem_size != t->ip[4])
+    if (!lq_mul_ok(t->rows, ng, &n) || !lq_mul_ok(n, t->ip[LQ_INT_IP_SCALE_BYTES], &n) || s->nbytes != n ||
+        s->elem_size != t->ip[LQ_INT_IP_SCALE_BYTES])
         return LQ_ERR_CORRUPT;
     if (z && (!lq_mul_ok(t->rows, lq_int_stream_bytes(ng, bits), &n) || z->nbytes != n ||
               z->elem_size != 1))

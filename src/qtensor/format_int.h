@@ -11,6 +11,17 @@
 #include "hessian/int_quant.h"
 #include "qtensor/qtensor_internal.h"
 
+/* Header parameters t->ip[] of an INT tensor, by name (every other ip[]
+ * and every fp[] is 0). */
+enum lq_int_ip {
+    LQ_INT_IP_BITS,        /* 2..8 */
+    LQ_INT_IP_SYMMETRIC,   /* 0/1: every zero is 2^(bits-1); no ZEROS section */
+    LQ_INT_IP_GROUP,       /* columns per group, 1..cols */
+    LQ_INT_IP_HAS_PERM,    /* 0/1: act-order without static groups, PERM section */
+    LQ_INT_IP_SCALE_BYTES, /* 2 (IEEE half) or 4 (IEEE float) */
+    LQ_INT_NIP
+};
+
 typedef struct lq_int_layout {
     size_t rows, cols;
     unsigned bits;         /* 2..8 */
@@ -27,6 +38,17 @@ typedef struct lq_int_layout {
 /* The view of t, which must be a validated INT tensor. Errors: INVALID_ARG
  * (NULL, not INT). */
 lq_status lq_int_layout_of(const lq_qtensor *t, lq_int_layout *v);
+
+/* The writer's half: set the header parameters of a new INT tensor t. */
+static inline void lq_int_set_params(lq_qtensor *t, unsigned bits, int symmetric, size_t group,
+                                     int has_perm, size_t scale_bytes)
+{
+    t->ip[LQ_INT_IP_BITS] = bits;
+    t->ip[LQ_INT_IP_SYMMETRIC] = (uint32_t)(symmetric != 0);
+    t->ip[LQ_INT_IP_GROUP] = (uint32_t)group;
+    t->ip[LQ_INT_IP_HAS_PERM] = (uint32_t)(has_perm != 0);
+    t->ip[LQ_INT_IP_SCALE_BYTES] = (uint32_t)scale_bytes;
+}
 
 /* Code of row r at stored column k. */
 static inline unsigned lq_int_layout_code(const lq_int_layout *v, size_t r, size_t k)

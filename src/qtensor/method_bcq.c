@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "bcq/bcq_internal.h"
+#include "qtensor/format_bcq.h"
 #include "qtensor/qtensor_internal.h"
 
 /* fp16 side values unless the weights' scale would lose them: alphas and
  * offsets are at most about max|W|; fp16 keeps 11 significant bits over
  * [2^-14, 65504], so max|W| in [2^-8, 2^12] keeps every alpha of up to 8
- * planes a normal or near-normal half. Otherwise fp32 (ip[3] = 4). */
+ * planes a normal or near-normal half. Otherwise fp32 (side bytes 4). */
 static int side16_ok(const float *W, size_t n)
 {
     float m = 0;
@@ -96,10 +97,7 @@ lq_status lq_bcq_quantize_common(lq_ctx *ctx, const float *W, size_t rows, size_
     lq_bcq_cq_store(&cq, asec, osec);
     lq_bcq_cq_free(&cq);
     cq_live = 0;
-    t->ip[0] = o->k;
-    t->ip[1] = group == cols ? 0u : (uint32_t)group;
-    t->ip[2] = (uint32_t)has_off;
-    t->ip[3] = side;
+    lq_bcq_set_params(t, o->k, group, has_off, side);
     if (rep) {
         double loss = 0;
         st = lq_proxy_loss(ctx, W, wh, rows, cols, H, &loss);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "hessian/int_quant.h"
+#include "qtensor/format_int.h"
 #include "qtensor/qtensor_internal.h"
 
 static lq_status pack_int(lq_ctx *ctx, const lq_intq *q, lq_qtensor **out)
@@ -14,11 +15,7 @@ static lq_status pack_int(lq_ctx *ctx, const lq_intq *q, lq_qtensor **out)
     lq_qtensor *t;
     lq_status st = lq_qtensor_new(ctx, LQ_FORMAT_INT, rows, cols, &t);
     if (st != LQ_OK) return st;
-    t->ip[0] = q->bits;
-    t->ip[1] = (uint32_t)q->symmetric;
-    t->ip[2] = (uint32_t)q->g;
-    t->ip[3] = (uint32_t)q->has_perm;
-    t->ip[4] = (uint32_t)sb;
+    lq_int_set_params(t, q->bits, q->symmetric, q->g, q->has_perm, sb);
     uint8_t *codes = lq_qtensor_add_section(t, LQ_SEC_CODES, 1, rows * cb);
     uint8_t *scales = lq_qtensor_add_section(t, LQ_SEC_SCALES, (uint32_t)sb, rows * ng * sb);
     uint8_t *zeros = q->symmetric ? NULL : lq_qtensor_add_section(t, LQ_SEC_ZEROS, 1, rows * zb);
