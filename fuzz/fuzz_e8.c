@@ -94,14 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t cb = (nvec * t->ip[LQ_E8_IP_CBITS] + 7) / 8, ib = (nvec * lq_nq_index_bits(K) + 7) / 8;
     size_t nsec = data[8] % 5, pos = 9;
     for (size_t s = 0; s < nsec && pos + 2 <= size; s++, pos += 2) {
-        uint32_t tag = (uint32_t)(data[pos] % 4 == 0 ? LQ_SEC_CODES
+        uint32_t tag = (uint32_t)(data[pos] % 4 == 0   ? LQ_SEC_CODES
                                   : data[pos] % 4 == 1 ? LQ_SEC_BETAS
                                   : data[pos] % 4 == 2 ? LQ_SEC_SCALES
                                                        : LQ_SEC_AUX);
         long delta = (long)(int8_t)data[pos + 1];
-        long n = tag == LQ_SEC_CODES ? (long)cb : tag == LQ_SEC_BETAS ? (long)ib
-                                                : tag == LQ_SEC_SCALES ? (long)(rows * ng * 4)
-                                                                       : 16;
+        long n = tag == LQ_SEC_CODES    ? (long)cb
+                 : tag == LQ_SEC_BETAS  ? (long)ib
+                 : tag == LQ_SEC_SCALES ? (long)(rows * ng * 4)
+                                        : 16;
         n += delta % 3 == 0 ? delta : 0;
         if (n < 0) n = 0;
         uint8_t *p = lq_qtensor_add_section(t, tag, tag == LQ_SEC_SCALES ? 4 : 1, (size_t)n);

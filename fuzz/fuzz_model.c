@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (lq_llama_state_create(m, 2, &s) == LQ_OK) {
                 int tok[2] = {0, (int)(m->cfg.vocab - 1)};
                 float *lg = malloc(2 * m->cfg.vocab * sizeof *lg);
-                if (lg && m->cfg.seq_len >= 2) lq_llama_forward(NULL, m, s, &(lq_run_opts){0, 0}, tok, 2, 0, lg);
+                if (lg && m->cfg.seq_len >= 2)
+                    lq_llama_forward(NULL, m, s, &(lq_run_opts){0, 0}, tok, 2, 0, lg);
                 free(lg);
                 lq_llama_state_free(s);
             }
@@ -84,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t nid;
         if (lq_tok_encode(g_tok, (const char *)d, n, 1, &ids, &nid) == LQ_OK) {
             char buf[64];
-            for (size_t i = 1; i < nid; i++) lq_tok_piece(g_tok, ids[i - 1], ids[i], buf, sizeof buf);
+            for (size_t i = 1; i < nid; i++)
+                lq_tok_piece(g_tok, ids[i - 1], ids[i], buf, sizeof buf);
             free(ids);
         }
         lq_chunks c;

@@ -14,9 +14,9 @@ static void fuzz_tfile(const uint8_t *data, size_t size, lq_tfile_kind kind)
             if (lq_tfile_info(f, i, &in) != LQ_OK) abort();
             size_t idx;
             if (lq_tfile_find(f, in.name, &idx) != LQ_OK || idx != i) abort();
-            int flt = in.dtype == LQ_DTYPE_F32 || in.dtype == LQ_DTYPE_F16 ||
-                      in.dtype == LQ_DTYPE_BF16;
-            if (!flt) continue; /* only float tensors are tied to their byte range */
+            int flt =
+                in.dtype == LQ_DTYPE_F32 || in.dtype == LQ_DTYPE_F16 || in.dtype == LQ_DTYPE_BF16;
+            if (!flt) continue;           /* only float tensors are tied to their byte range */
             if (in.numel > size) abort(); /* cannot exceed the input */
             float *v = malloc((in.numel ? in.numel : 1) * sizeof *v);
             if (!v) abort();

@@ -52,7 +52,11 @@ typedef struct variant {
     void (*tweak)(lq_method *m);
 } variant;
 
-static void t_int(lq_method *m) { m->u.int_.bits = 3; m->u.int_.group = 32; }
+static void t_int(lq_method *m)
+{
+    m->u.int_.bits = 3;
+    m->u.int_.group = 32;
+}
 static void t_int_sym_perm(lq_method *m)
 {
     m->u.int_.bits = 2;
@@ -60,11 +64,27 @@ static void t_int_sym_perm(lq_method *m)
     m->u.int_.symmetric = 1;
     m->engine.act_order = 1;
 }
-static void t_int8(lq_method *m) { m->u.int_.bits = 8; m->u.int_.group = 0; }
-static void t_nest(lq_method *m) { m->u.nestquant.q = 4; m->u.nestquant.n_betas = 2; }
-static void t_nest_nohad(lq_method *m) { m->u.nestquant.hadamard = 0; m->u.nestquant.group = 32; }
+static void t_int8(lq_method *m)
+{
+    m->u.int_.bits = 8;
+    m->u.int_.group = 0;
+}
+static void t_nest(lq_method *m)
+{
+    m->u.nestquant.q = 4;
+    m->u.nestquant.n_betas = 2;
+}
+static void t_nest_nohad(lq_method *m)
+{
+    m->u.nestquant.hadamard = 0;
+    m->u.nestquant.group = 32;
+}
 static void t_e8p(lq_method *m) { m->u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P; }
-static void t_e8p_g(lq_method *m) { t_e8p(m); t_nest_nohad(m); }
+static void t_e8p_g(lq_method *m)
+{
+    t_e8p(m);
+    t_nest_nohad(m);
+}
 static void t_vq(lq_method *m)
 {
     m->u.gptvq.dim = 2;
@@ -79,8 +99,18 @@ static void t_vq8(lq_method *m)
     m->u.gptvq.index_bits = 6;
     m->u.gptvq.codebook_bits = 8;
 }
-static void t_bcq(lq_method *m) { m->u.bcq.k = 2; m->u.bcq.group = 32; m->u.bcq.iters = 3; }
-static void t_bcq_nooff(lq_method *m) { t_bcq(m); m->u.bcq.offset = 0; m->u.bcq.k = 3; }
+static void t_bcq(lq_method *m)
+{
+    m->u.bcq.k = 2;
+    m->u.bcq.group = 32;
+    m->u.bcq.iters = 3;
+}
+static void t_bcq_nooff(lq_method *m)
+{
+    t_bcq(m);
+    m->u.bcq.offset = 0;
+    m->u.bcq.k = 3;
+}
 static void t_aq(lq_method *m)
 {
     m->u.aqlm.code_bits = 4;
@@ -90,12 +120,18 @@ static void t_aq(lq_method *m)
 }
 
 static const variant g_variants[] = {
-    {"int", LQ_METHOD_INT, t_int},           {"int-sym-perm", LQ_METHOD_INT, t_int_sym_perm},
-    {"int8", LQ_METHOD_INT, t_int8},         {"nestquant", LQ_METHOD_NESTQUANT, t_nest},
-    {"nestquant-g", LQ_METHOD_NESTQUANT, t_nest_nohad}, {"gptvq", LQ_METHOD_GPTVQ, t_vq},
-    {"gptvq-int8cb", LQ_METHOD_GPTVQ, t_vq8}, {"gptqt", LQ_METHOD_GPTQT, t_bcq},
-    {"bcq", LQ_METHOD_BCQ, t_bcq},           {"bcq-nooff", LQ_METHOD_BCQ, t_bcq_nooff},
-    {"aqlm", LQ_METHOD_AQLM, t_aq},          {"nestquant-e8p", LQ_METHOD_NESTQUANT, t_e8p},
+    {"int", LQ_METHOD_INT, t_int},
+    {"int-sym-perm", LQ_METHOD_INT, t_int_sym_perm},
+    {"int8", LQ_METHOD_INT, t_int8},
+    {"nestquant", LQ_METHOD_NESTQUANT, t_nest},
+    {"nestquant-g", LQ_METHOD_NESTQUANT, t_nest_nohad},
+    {"gptvq", LQ_METHOD_GPTVQ, t_vq},
+    {"gptvq-int8cb", LQ_METHOD_GPTVQ, t_vq8},
+    {"gptqt", LQ_METHOD_GPTQT, t_bcq},
+    {"bcq", LQ_METHOD_BCQ, t_bcq},
+    {"bcq-nooff", LQ_METHOD_BCQ, t_bcq_nooff},
+    {"aqlm", LQ_METHOD_AQLM, t_aq},
+    {"nestquant-e8p", LQ_METHOD_NESTQUANT, t_e8p},
     {"nestquant-e8p-g", LQ_METHOD_NESTQUANT, t_e8p_g},
 };
 
@@ -170,10 +206,13 @@ int main(int argc, char **argv)
         }
         int ws = 0;
         if (waitpid(pid, &ws, 0) != pid) return 1;
-        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) made++;
+        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+            made++;
         else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 3)
-            fprintf(stderr, "gen_corpus: WARNING: variant %s crashed or failed (status %d); "
-                            "its seeds are missing\n", g_variants[v].name, ws);
+            fprintf(stderr,
+                    "gen_corpus: WARNING: variant %s crashed or failed (status %d); "
+                    "its seeds are missing\n",
+                    g_variants[v].name, ws);
     }
     /* A file with several tensors, made by reading seeds back. */
     lq_lqt_writer *multi = NULL;
@@ -220,8 +259,7 @@ int main(int argc, char **argv)
         lq_lqt_writer_add_f32(v2, "w", 3, 5, W) != LQ_OK || lq_lqt_writer_finish(v2) != LQ_OK)
         return 1;
     path(p, sizeof p, dir, "lqt", "gen-meta.lqt");
-    if (lq_lqt_writer_open(ctx, p, &v2) != LQ_OK ||
-        lq_lqt_writer_add_meta(v2, "k", "v") != LQ_OK ||
+    if (lq_lqt_writer_open(ctx, p, &v2) != LQ_OK || lq_lqt_writer_add_meta(v2, "k", "v") != LQ_OK ||
         lq_lqt_writer_add_meta(v2, "tokenizer.model", "gpt2") != LQ_OK ||
         lq_lqt_writer_finish(v2) != LQ_OK)
         return 1;

@@ -10,7 +10,7 @@
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-pkgs="build-essential cmake pkg-config clang libclang-rt-14-dev check libhwloc-dev libudev-dev libsleef-dev
+pkgs="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev check libhwloc-dev libudev-dev libsleef-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
       python3 python3-numpy python3-pip python3-setuptools python3-wheel python3-venv
       libopenmpi-dev openmpi-bin"

@@ -16,10 +16,15 @@ skip() {
   - $1"
 }
 
-echo "=== Static checks: documented build options, docs/api.md up to date, include layering"
+echo "=== Static checks: documented build options, docs/api.md up to date, include layering, clang-format"
 python3 scripts/check-options.py
 python3 scripts/gen-api-doc.py --check
 scripts/check-includes.sh
+if command -v "${CLANG_FORMAT:-clang-format}" >/dev/null 2>&1; then
+  sh scripts/format.sh --check
+else
+  skip "clang-format check (clang-format not found)"
+fi
 
 echo "=== Release build + tests"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLQ_WERROR=ON >/dev/null

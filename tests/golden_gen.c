@@ -70,8 +70,10 @@ static void check(lq_status st, const char *what, const char *name)
 /* File of level li's bytes: <name>.lqt for scalar, <name>.<level>.lqt else. */
 static void lqt_path(char *buf, size_t n, const char *dir, const char *name, size_t li)
 {
-    if (li == 0) snprintf(buf, n, "%s/%s.lqt", dir, name);
-    else snprintf(buf, n, "%s/%s.%s.lqt", dir, name, lq_simd_name(lq_golden_levels[li]));
+    if (li == 0)
+        snprintf(buf, n, "%s/%s.lqt", dir, name);
+    else
+        snprintf(buf, n, "%s/%s.%s.lqt", dir, name, lq_simd_name(lq_golden_levels[li]));
 }
 
 static void gen_case(const char *dir, const lq_golden_case *c)

@@ -12,14 +12,14 @@
 
 static int g_fail;
 
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-            g_fail++;                                                                         \
-        }                                                                                     \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            g_fail++;                                                                              \
+        }                                                                                          \
     } while (0)
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
@@ -58,11 +58,11 @@ typedef struct variant {
 } variant;
 
 static const variant g_var[] = {
-    {"int4", LQ_METHOD_INT, 4, 32, 0},  {"int3", LQ_METHOD_INT, 3, 48, 1},
-    {"int2", LQ_METHOD_INT, 2, 0, 0},   {"int8", LQ_METHOD_INT, 8, 16, 0},
-    {"bcq3", LQ_METHOD_BCQ, 3, 32, 1},  {"bcq2g50", LQ_METHOD_BCQ, 2, 50, 0},
-    {"bcq4row", LQ_METHOD_BCQ, 4, 0, 1}, {"vq2x4", LQ_METHOD_GPTVQ, 2, 4, 32},
-    {"aq2x6", LQ_METHOD_AQLM, 2, 6, 8}, {"e8q16", LQ_METHOD_NESTQUANT, 16, 4, 1},
+    {"int4", LQ_METHOD_INT, 4, 32, 0},      {"int3", LQ_METHOD_INT, 3, 48, 1},
+    {"int2", LQ_METHOD_INT, 2, 0, 0},       {"int8", LQ_METHOD_INT, 8, 16, 0},
+    {"bcq3", LQ_METHOD_BCQ, 3, 32, 1},      {"bcq2g50", LQ_METHOD_BCQ, 2, 50, 0},
+    {"bcq4row", LQ_METHOD_BCQ, 4, 0, 1},    {"vq2x4", LQ_METHOD_GPTVQ, 2, 4, 32},
+    {"aq2x6", LQ_METHOD_AQLM, 2, 6, 8},     {"e8q16", LQ_METHOD_NESTQUANT, 16, 4, 1},
     {"e8q8", LQ_METHOD_NESTQUANT, 8, 2, 0},
 };
 
@@ -103,8 +103,7 @@ static lq_status quantize(const variant *v, const float *W, size_t rows, size_t 
         m.u.nestquant.n_betas = v->b;
         m.u.nestquant.hadamard = (int)v->c;
         break;
-    default:
-        break;
+    default: break;
     }
     lq_ctx *ctx = mkctx(1, LQ_SIMD_AUTO);
     lq_status st = lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
@@ -143,8 +142,8 @@ int main(void)
                     CHECK(lq_matmul_ex(cb, t, X, batch, Y1, (lq_kernel_mode)mode) == LQ_OK, "b");
                     if (mode == LQ_KERNEL_FAST)
                         CHECK(!memcmp(Y0, Y1, batch * rows * sizeof(float)),
-                              "%s %zux%zu b%zu: fast %s differs from scalar", g_var[vi].name,
-                              rows, cols, batch, lq_simd_name(lq_simd_detected()));
+                              "%s %zux%zu b%zu: fast %s differs from scalar", g_var[vi].name, rows,
+                              cols, batch, lq_simd_name(lq_simd_detected()));
                     for (size_t b = 0; b < batch; b++)
                         for (size_t r = 0; r < rows; r++) {
                             double ref = 0, a = 0, xmax = 0, wsum = 0;

@@ -499,10 +499,11 @@ START_TEST(validate_rejects_corruption)
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     float *D = malloc(12 * 40 * sizeof *D), x[40] = {0}, y[12];
     ck_assert_ptr_nonnull(D);
-    const uint32_t bad_ip[][2] = {{LQ_BCQ_IP_K, 0}, {LQ_BCQ_IP_K, 9}, {LQ_BCQ_IP_GROUP, 41},
-                                  {LQ_BCQ_IP_HAS_OFFSET, 2}, {LQ_BCQ_IP_SIDE_BYTES, 3},
-                                  {LQ_BCQ_IP_SIDE_BYTES, 4}, {LQ_BCQ_NIP, 1}, {LQ_BCQ_NIP, 2},
-                                  {LQ_BCQ_NIP + 1, 1}, {LQ_QT_NPARAMS - 1, 7}};
+    const uint32_t bad_ip[][2] = {{LQ_BCQ_IP_K, 0},          {LQ_BCQ_IP_K, 9},
+                                  {LQ_BCQ_IP_GROUP, 41},     {LQ_BCQ_IP_HAS_OFFSET, 2},
+                                  {LQ_BCQ_IP_SIDE_BYTES, 3}, {LQ_BCQ_IP_SIDE_BYTES, 4},
+                                  {LQ_BCQ_NIP, 1},           {LQ_BCQ_NIP, 2},
+                                  {LQ_BCQ_NIP + 1, 1},       {LQ_QT_NPARAMS - 1, 7}};
     for (size_t i = 0; i < sizeof bad_ip / sizeof *bad_ip; i++) {
         uint32_t keep = t->ip[bad_ip[i][0]];
         t->ip[bad_ip[i][0]] = bad_ip[i][1];

@@ -75,8 +75,8 @@ static void check_fields(const lq_qtensor *t)
             for (unsigned i = 0; i < 8; i++) {
                 int u = 2 * (int)L.q - (int)(meta & 1u) -
                         2 * (int)lq_e8_field(p, blk, (unsigned)(r % 16), i);
-                ck_assert_msg((float)u == sigma * 2.0f * y[i], "q%u r%zu j%zu i%u: %d vs %g", L.q, r, j,
-                              i, u, 2.0 * y[i]);
+                ck_assert_msg((float)u == sigma * 2.0f * y[i], "q%u r%zu j%zu i%u: %d vs %g", L.q,
+                              r, j, i, u, 2.0 * y[i]);
             }
         }
 }
@@ -87,8 +87,8 @@ START_TEST(layout_matches_codes)
     static const unsigned Ks[] = {1, 2, 4, 8};
     for (size_t a = 0; a < sizeof qs / sizeof qs[0]; a++)
         for (size_t b = 0; b < sizeof Ks / sizeof Ks[0]; b++) {
-            lq_qtensor *t = make_nq(qs[a], Ks[b], b % 2 ? 16 : 0, (int)(a % 2), 37, 100,
-                                    10 * a + b);
+            lq_qtensor *t =
+                make_nq(qs[a], Ks[b], b % 2 ? 16 : 0, (int)(a % 2), 37, 100, 10 * a + b);
             check_fields(t);
             lq_qtensor_free(t);
         }
@@ -132,7 +132,8 @@ static lq_qtensor *make_edge(unsigned q, size_t rows, size_t cols)
     for (size_t v = 0; v < rows * L.nblk; v++) {
         uint8_t c[8];
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        if (v % 2 == 0) memcpy(c, ce, 8);
+        if (v % 2 == 0)
+            memcpy(c, ce, 8);
         else
             for (int i = 0; i < 8; i++) c[i] = (uint8_t)((rng >> (8 * i)) % q);
         lq_bits_put(codes, v * L.cbits, L.cbits, lq_voronoi_index(q, c));
@@ -195,7 +196,4 @@ static Suite *e8k_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return lq_test_run(e8k_suite());
-}
+int main(void) { return lq_test_run(e8k_suite()); }

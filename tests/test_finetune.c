@@ -169,7 +169,8 @@ END_TEST
 static int is_param_section(const lq_qtensor *t, uint32_t tag)
 {
     switch (t->format) {
-    case LQ_FORMAT_VQ: return t->ip[LQ_VQ_IP_CB] == 8 ? tag == LQ_SEC_SCALES : tag == LQ_SEC_CODEBOOKS;
+    case LQ_FORMAT_VQ:
+        return t->ip[LQ_VQ_IP_CB] == 8 ? tag == LQ_SEC_SCALES : tag == LQ_SEC_CODEBOOKS;
     case LQ_FORMAT_BCQ: return tag == LQ_SEC_ALPHAS || tag == LQ_SEC_OFFSETS;
     case LQ_FORMAT_AQ: return tag == LQ_SEC_CODEBOOKS || tag == LQ_SEC_SCALES;
     default: return tag == LQ_SEC_SCALES;

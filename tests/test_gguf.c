@@ -568,8 +568,7 @@ START_TEST(gguf_exact_out_of_range)
     for (size_t ti = 0; ti < sizeof g_types / sizeof g_types[0]; ti++) {
         lq_method m = int_method(&g_types[ti], 1);
         lq_qtensor *q = (lq_qtensor *)&m; /* must stay untouched */
-        ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &q, NULL),
-                         LQ_ERR_OUT_OF_RANGE);
+        ck_assert_int_eq(lq_quantize(NULL, W, rows, cols, NULL, &m, &q, NULL), LQ_ERR_OUT_OF_RANGE);
         ck_assert_ptr_eq(q, (lq_qtensor *)&m);
     }
     /* an offset beyond 65504 with a scale inside: -zero * scale for q4_1 */

@@ -120,8 +120,8 @@ static void check_products(const lq_golden_case *c, const golden_level *v, const
 /* Everything recorded for level li: quantize at it (2 threads: the result
  * does not depend on the thread count), compare the report, W_hat and the
  * written bytes; then the products on the golden tensor and on the new one. */
-static void check_level(const lq_golden_case *c, const golden_level *v, size_t li,
-                        const float *W, const float *H, const float *X)
+static void check_level(const lq_golden_case *c, const golden_level *v, size_t li, const float *W,
+                        const float *H, const float *X)
 {
     const size_t rows = LQ_GOLDEN_ROWS, cols = LQ_GOLDEN_COLS;
     lq_simd_level l = lq_golden_levels[li];
@@ -133,14 +133,13 @@ static void check_level(const lq_golden_case *c, const golden_level *v, size_t l
     lq_qtensor *t = NULL;
     lq_quant_report rep;
     ck_assert_int_eq(
-        lq_quantize_ex(ctx, W, rows, cols, c->use_hessian ? H : NULL, &m, &t, What, &rep),
-        LQ_OK);
+        lq_quantize_ex(ctx, W, rows, cols, c->use_hessian ? H : NULL, &m, &t, What, &rep), LQ_OK);
     ck_assert_msg(lq_golden_fnv1a(What, rows * cols * sizeof(float)) == v->what_hash,
                   "%s: W_hat of lq_quantize at level %s differs", c->name, lq_simd_name(l));
     ck_assert_msg(rep.damping == v->damping, "%s: damping %.17g, golden %.17g", c->name,
                   rep.damping, v->damping);
-    ck_assert_msg(rep.proxy_loss == v->proxy_loss, "%s: proxy loss %.17g, golden %.17g",
-                  c->name, rep.proxy_loss, v->proxy_loss);
+    ck_assert_msg(rep.proxy_loss == v->proxy_loss, "%s: proxy loss %.17g, golden %.17g", c->name,
+                  rep.proxy_loss, v->proxy_loss);
     ck_assert_uint_eq(rep.dead_columns, v->dead_columns);
     ck_assert_uint_eq(rep.overloads, v->overloads);
 
@@ -158,8 +157,8 @@ static void check_level(const lq_golden_case *c, const golden_level *v, size_t l
     size_t ng, nn;
     unsigned char *gold = slurp(gold_path, &ng), *now = slurp(tmp_path, &nn);
     remove(tmp_path);
-    ck_assert_msg(nn == ng, "%s: %zu bytes written at level %s, golden file has %zu", c->name,
-                  nn, lq_simd_name(l), ng);
+    ck_assert_msg(nn == ng, "%s: %zu bytes written at level %s, golden file has %zu", c->name, nn,
+                  lq_simd_name(l), ng);
     for (size_t i = 0; i < ng; i++)
         ck_assert_msg(now[i] == gold[i], "%s: byte %zu at level %s is 0x%02x, golden 0x%02x",
                       c->name, i, lq_simd_name(l), now[i], gold[i]);
@@ -215,7 +214,4 @@ static Suite *golden_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return lq_test_run(golden_suite());
-}
+int main(void) { return lq_test_run(golden_suite()); }

@@ -25,10 +25,7 @@ static void layer_teardown(void)
     free(g_H);
 }
 
-static void make_layer(void)
-{
-    lq_test_correlated_layer(ROWS, COLS, 512, 1, g_W, g_H);
-}
+static void make_layer(void) { lq_test_correlated_layer(ROWS, COLS, 512, 1, g_W, g_H); }
 
 static void vq_method(lq_method *m, unsigned index_bits, size_t group_rows)
 {
@@ -140,8 +137,8 @@ START_TEST(gptvq_preset_and_default)
     static const struct {
         unsigned d, b;
         size_t rows;
-    } want[] = {{1, 2, 1}, {1, 3, 2}, {1, 4, 4}, {2, 2, 8}, {2, 3, 32}, {2, 4, 128}, {4, 2, 256},
-                {4, 3, 4096}, {4, 4, 65536}};
+    } want[] = {{1, 2, 1},   {1, 3, 2},   {1, 4, 4},    {2, 2, 8},    {2, 3, 32},
+                {2, 4, 128}, {4, 2, 256}, {4, 3, 4096}, {4, 4, 65536}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         ck_assert_int_eq(lq_gptvq_preset(want[i].d, want[i].b, &o), LQ_OK);
         ck_assert_uint_eq(o.dim, want[i].d);
@@ -153,9 +150,9 @@ START_TEST(gptvq_preset_and_default)
         ck_assert_uint_eq(o.svd_rank, 0);
         /* entries cost 0.125 bits per weight when d >= 2 */
         if (want[i].d >= 2)
-            ck_assert_double_eq_tol(
-                (double)((size_t)1 << (want[i].d * want[i].b)) * want[i].d * 8 / (256.0 * o.group_rows),
-                0.125, 1e-12);
+            ck_assert_double_eq_tol((double)((size_t)1 << (want[i].d * want[i].b)) * want[i].d * 8 /
+                                        (256.0 * o.group_rows),
+                                    0.125, 1e-12);
     }
     lq_method m;
     ck_assert_int_eq(lq_method_init(&m, LQ_METHOD_GPTVQ), LQ_OK);
@@ -168,8 +165,8 @@ START_TEST(gptvq_preset_and_default)
     double bpw;
     double lnew = run(NULL, &m, NULL, &bpw);
     double ncb = (double)(ROWS / 8) * (COLS / 256);
-    ck_assert_double_eq_tol(bpw, (ROWS * (COLS / 2) * 4.0 + ncb * (16 * 2 * 8 + 32)) / (ROWS * COLS),
-                            1e-12);
+    ck_assert_double_eq_tol(
+        bpw, (ROWS * (COLS / 2) * 4.0 + ncb * (16 * 2 * 8 + 32)) / (ROWS * COLS), 1e-12);
     m.u.gptvq.group_rows = 16;
     m.u.gptvq.codebook_bits = 0;
     double lold = run(NULL, &m, NULL, NULL);
@@ -318,7 +315,7 @@ START_TEST(vq_format_validate)
     lq_qtensor *t;
     ck_assert_int_eq(lq_quantize(NULL, g_W, 32, COLS, NULL, &m, &t, NULL), LQ_OK);
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
-    static const uint32_t bad[][2] = {{LQ_VQ_IP_D, 3},    {LQ_VQ_IP_D, 0},    {LQ_VQ_IP_BITS, 0},
+    static const uint32_t bad[][2] = {{LQ_VQ_IP_D, 3},     {LQ_VQ_IP_D, 0},    {LQ_VQ_IP_BITS, 0},
                                       {LQ_VQ_IP_BITS, 17}, {LQ_VQ_IP_GC, 0},   {LQ_VQ_IP_GC, 3},
                                       {LQ_VQ_IP_GC, 512},  {LQ_VQ_IP_GR, 0},   {LQ_VQ_IP_GR, 33},
                                       {LQ_VQ_IP_CB, 4},    {LQ_VQ_IP_RANK, 2}, {LQ_VQ_IP_GR, 8},
@@ -464,8 +461,10 @@ static lq_status q_body(lq_ctx *ctx, void *p)
     float Wh[16 * 64];
     lq_quant_report rep;
     lq_status st = lq_quantize_ex(ctx, a->W, a->rows, a->cols, a->H, a->m, &t, Wh, &rep);
-    if (st == LQ_OK) lq_qtensor_free(t);
-    else ck_assert_ptr_null(t);
+    if (st == LQ_OK)
+        lq_qtensor_free(t);
+    else
+        ck_assert_ptr_null(t);
     return st;
 }
 

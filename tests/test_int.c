@@ -303,11 +303,10 @@ START_TEST(validate_rejects_corrupt)
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     uint32_t keep[LQ_INT_NIP];
     memcpy(keep, t->ip, sizeof keep);
-    uint32_t bad[][2] = {{LQ_INT_IP_BITS, 1},        {LQ_INT_IP_BITS, 9},
-                         {LQ_INT_IP_SYMMETRIC, 2},   {LQ_INT_IP_GROUP, 0},
-                         {LQ_INT_IP_GROUP, 41},      {LQ_INT_IP_GROUP, 8},
-                         {LQ_INT_IP_HAS_PERM, 0},    {LQ_INT_IP_SCALE_BYTES, 3},
-                         {LQ_INT_IP_SCALE_BYTES, 4}};
+    uint32_t bad[][2] = {
+        {LQ_INT_IP_BITS, 1},     {LQ_INT_IP_BITS, 9},        {LQ_INT_IP_SYMMETRIC, 2},
+        {LQ_INT_IP_GROUP, 0},    {LQ_INT_IP_GROUP, 41},      {LQ_INT_IP_GROUP, 8},
+        {LQ_INT_IP_HAS_PERM, 0}, {LQ_INT_IP_SCALE_BYTES, 3}, {LQ_INT_IP_SCALE_BYTES, 4}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         t->ip[bad[i][0]] = bad[i][1];
         ck_assert_msg(lq_qtensor_validate(t) == LQ_ERR_CORRUPT, "ip[%u] = %u", bad[i][0],

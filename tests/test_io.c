@@ -110,7 +110,7 @@ START_TEST(half_exhaustive)
     ck_assert_uint_eq(lq_f32_to_f16(nextafterf(65520.0f, 0)), 0x7BFFu);
     ck_assert_uint_eq(lq_f32_to_f16(1e30f), 0x7C00u);
     ck_assert_uint_eq(lq_f32_to_f16(1e-30f), 0);
-    ck_assert_uint_eq(lq_f32_to_bf16(1.0f + 0x1p-8f), 0x3F80u);          /* tie to even */
+    ck_assert_uint_eq(lq_f32_to_bf16(1.0f + 0x1p-8f), 0x3F80u);            /* tie to even */
     ck_assert_uint_eq(lq_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3F81u); /* above tie */
     ck_assert(isnan(lq_bf16_to_f32(lq_f32_to_bf16(NAN))));
 }
@@ -289,8 +289,8 @@ START_TEST(safetensors_strict_header)
         {"{}x", 0, LQ_ERR_CORRUPT},
         {"{\"a\":" T8 ",}", 8, LQ_ERR_CORRUPT},
         {"{\"a\":" T8 " \"b\":" T8 "}", 8, LQ_ERR_CORRUPT},
-        {"{\"a\":" T8 ",\"a\":" T8 "}", 8, LQ_ERR_CORRUPT},           /* duplicate name */
-        {"{\"a\":" T8 ",\"b\":" T8 "}", 8, LQ_ERR_CORRUPT},           /* overlapping */
+        {"{\"a\":" T8 ",\"a\":" T8 "}", 8, LQ_ERR_CORRUPT},               /* duplicate name */
+        {"{\"a\":" T8 ",\"b\":" T8 "}", 8, LQ_ERR_CORRUPT},               /* overlapping */
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, LQ_ERR_CORRUPT}, /* missing key */
         {"{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
          LQ_ERR_CORRUPT},
@@ -306,22 +306,22 @@ START_TEST(safetensors_strict_header)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,],\"data_offsets\":[0,8]}}", 8, LQ_ERR_CORRUPT},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,8]}}", 8,
          LQ_ERR_CORRUPT},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}",
-         8, LQ_ERR_CORRUPT},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}", 8,
+         LQ_ERR_CORRUPT},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,2],\"data_offsets\":[0,8]}}", 8,
          LQ_ERR_UNSUPPORTED},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,9]}}", 8, LQ_ERR_CORRUPT},
         {"{\"a\":{\"dtype\":F32,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, LQ_ERR_CORRUPT},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8, LQ_ERR_CORRUPT},
-        {"{\"a\x01\":" T8 "}", 8, LQ_ERR_CORRUPT},                     /* control char */
-        {"{\"a\\x\":" T8 "}", 8, LQ_ERR_CORRUPT},                      /* bad escape */
-        {"{\"a\\u00\":" T8 "}", 8, LQ_ERR_CORRUPT},                    /* short \u */
-        {"{\"a\\u0000\":" T8 "}", 8, LQ_ERR_CORRUPT},                  /* NUL in name */
-        {"{\"a\\ud800\":" T8 "}", 8, LQ_ERR_CORRUPT},                  /* lone high surrogate */
-        {"{\"a\\udc00\":" T8 "}", 8, LQ_ERR_CORRUPT},                  /* lone low surrogate */
-        {"{\"\xc0\xaf\":" T8 "}", 8, LQ_ERR_CORRUPT},                  /* overlong UTF-8 */
-        {"{\"\xed\xa0\x80\":" T8 "}", 8, LQ_ERR_CORRUPT},              /* UTF-8 surrogate */
-        {"{\"\xe2\x82\":" T8 "}", 8, LQ_ERR_CORRUPT},                  /* truncated UTF-8 */
+        {"{\"a\x01\":" T8 "}", 8, LQ_ERR_CORRUPT},        /* control char */
+        {"{\"a\\x\":" T8 "}", 8, LQ_ERR_CORRUPT},         /* bad escape */
+        {"{\"a\\u00\":" T8 "}", 8, LQ_ERR_CORRUPT},       /* short \u */
+        {"{\"a\\u0000\":" T8 "}", 8, LQ_ERR_CORRUPT},     /* NUL in name */
+        {"{\"a\\ud800\":" T8 "}", 8, LQ_ERR_CORRUPT},     /* lone high surrogate */
+        {"{\"a\\udc00\":" T8 "}", 8, LQ_ERR_CORRUPT},     /* lone low surrogate */
+        {"{\"\xc0\xaf\":" T8 "}", 8, LQ_ERR_CORRUPT},     /* overlong UTF-8 */
+        {"{\"\xed\xa0\x80\":" T8 "}", 8, LQ_ERR_CORRUPT}, /* UTF-8 surrogate */
+        {"{\"\xe2\x82\":" T8 "}", 8, LQ_ERR_CORRUPT},     /* truncated UTF-8 */
         {"{\"a", 0, LQ_ERR_CORRUPT},
         {"{\"__metadata__\":{\"k\":1},\"a\":" T8 "}", 8, LQ_ERR_CORRUPT},
         {"{\"__metadata__\":{},\"__metadata__\":{}}", 0, LQ_ERR_CORRUPT},
@@ -336,8 +336,8 @@ START_TEST(safetensors_strict_header)
     }
     /* read of a non-float dtype: UNSUPPORTED */
     size_t n;
-    uint8_t *b = st_bytes("{\"a\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
-                          &n);
+    uint8_t *b =
+        st_bytes("{\"a\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &n);
     lq_tfile *f;
     ck_assert_int_eq(lq_tfile_open_memory(NULL, b, n, LQ_TFILE_AUTO, &f), LQ_OK);
     float v[2];
@@ -417,11 +417,13 @@ START_TEST(npy_round_trip)
     const struct {
         lq_dtype dt;
         size_t ndim, shape[2];
-    } cases[] = {{LQ_DTYPE_F32, 2, {6, 5}}, {LQ_DTYPE_F16, 2, {5, 6}}, {LQ_DTYPE_F32, 1, {30, 0}},
+    } cases[] = {{LQ_DTYPE_F32, 2, {6, 5}},
+                 {LQ_DTYPE_F16, 2, {5, 6}},
+                 {LQ_DTYPE_F32, 1, {30, 0}},
                  {LQ_DTYPE_F16, 0, {0, 0}}};
     for (size_t c = 0; c < 4; c++) {
-        lq_tensor_desc d = {"ignored", cases[c].dt, cases[c].ndim,
-                            {cases[c].shape[0], cases[c].shape[1]}, v};
+        lq_tensor_desc d = {
+            "ignored", cases[c].dt, cases[c].ndim, {cases[c].shape[0], cases[c].shape[1]}, v};
         ck_assert_int_eq(lq_npy_write(NULL, p, &d), LQ_OK);
         size_t n;
         uint8_t *b = slurp(p, &n);
@@ -443,7 +445,8 @@ START_TEST(npy_round_trip)
         ck_assert_uint_eq(info.numel, numel);
         float got[30];
         ck_assert_int_eq(lq_tfile_read_f32(f, 0, got, numel), LQ_OK);
-        for (size_t k = 0; k < numel; k++) ck_assert_float_eq(got[k], expect_val(cases[c].dt, v[k]));
+        for (size_t k = 0; k < numel; k++)
+            ck_assert_float_eq(got[k], expect_val(cases[c].dt, v[k]));
         lq_tfile_close(f);
     }
     lq_tensor_desc bad = {"x", LQ_DTYPE_BF16, 1, {3}, v};
@@ -459,8 +462,10 @@ static uint8_t *npy_bytes(int major, const char *dict, size_t data_len, size_t *
     memcpy(b, "\x93NUMPY", 6);
     b[6] = (uint8_t)major;
     b[7] = 0;
-    if (major == 1) lq_wr16(b + 8, (uint16_t)h);
-    else lq_wr32(b + 8, (uint32_t)h);
+    if (major == 1)
+        lq_wr16(b + 8, (uint16_t)h);
+    else
+        lq_wr32(b + 8, (uint32_t)h);
     memcpy(b + pre, dict, h);
     return b;
 }
@@ -619,9 +624,19 @@ static void method_for(lq_method_kind k, lq_method *m)
 {
     ck_assert_int_eq(lq_method_init(m, k), LQ_OK);
     switch (k) {
-    case LQ_METHOD_INT: m->u.int_.bits = 3; m->u.int_.group = 32; break;
-    case LQ_METHOD_GPTVQ: m->u.gptvq.group_cols = 64; m->u.gptvq.em_iters = 3; break;
-    case LQ_METHOD_GPTQT: case LQ_METHOD_BCQ: m->u.bcq.group = 64; m->u.bcq.iters = 3; break;
+    case LQ_METHOD_INT:
+        m->u.int_.bits = 3;
+        m->u.int_.group = 32;
+        break;
+    case LQ_METHOD_GPTVQ:
+        m->u.gptvq.group_cols = 64;
+        m->u.gptvq.em_iters = 3;
+        break;
+    case LQ_METHOD_GPTQT:
+    case LQ_METHOD_BCQ:
+        m->u.bcq.group = 64;
+        m->u.bcq.iters = 3;
+        break;
     case LQ_METHOD_AQLM:
         m->u.aqlm.code_bits = 4;
         m->u.aqlm.rounds = 1;
@@ -736,8 +751,7 @@ START_TEST(lqt_round_trip_every_method)
         ck_assert_int_eq(lq_qtensor_load(NULL, q, "tensor", 0, &b), LQ_OK);
         lq_qtensor_free(b);
         ck_assert_int_eq(lq_qtensor_load(NULL, q, "other", 0, &b), LQ_ERR_INVALID_ARG);
-        if (avail > 1)
-            ck_assert_int_eq(lq_qtensor_load(NULL, p, NULL, 0, &b), LQ_ERR_INVALID_ARG);
+        if (avail > 1) ck_assert_int_eq(lq_qtensor_load(NULL, p, NULL, 0, &b), LQ_ERR_INVALID_ARG);
         /* writer argument checks */
         ck_assert_int_eq(lq_lqt_writer_open(NULL, "/nonexistent/dir/x.lqt", &w), LQ_ERR_IO);
         ck_assert_int_eq(lq_lqt_writer_open(NULL, q, &w), LQ_OK);
@@ -812,8 +826,10 @@ static lq_status open_load(const uint8_t *b, size_t n, unsigned lflags, lq_qtens
     for (size_t i = 0; i < lq_lqt_count(f) && st == LQ_OK; i++) {
         lq_qtensor *q = NULL;
         st = lq_lqt_load(NULL, f, i, lflags, &q);
-        if (st == LQ_OK && !*t) *t = q;
-        else lq_qtensor_free(q);
+        if (st == LQ_OK && !*t)
+            *t = q;
+        else
+            lq_qtensor_free(q);
     }
     lq_lqt_close(f);
     return st;
@@ -937,7 +953,8 @@ static void fix_crcs_ex(uint8_t *b, size_t n, int sections)
         for (uint32_t s = 0; fits && sections && s < nsec; s++) {
             const uint8_t *e = b + R + 160 + 32 * s;
             uint64_t off = lq_rd64(e + 8), nb = lq_rd64(e + 16);
-            if (off <= n && nb <= n - off) lq_wr32(b + R + 160 + 32 * s + 24, lq_crc32c(0, b + off, nb));
+            if (off <= n && nb <= n - off)
+                lq_wr32(b + R + 160 + 32 * s + 24, lq_crc32c(0, b + off, nb));
         }
         if (fits) lq_wr32(b + R + h, lq_crc32c(0, b + R, h));
     }
@@ -945,10 +962,7 @@ static void fix_crcs_ex(uint8_t *b, size_t n, int sections)
     lq_wr32(b + 60, lq_crc32c(0, b, 60));
 }
 
-static void fix_crcs(uint8_t *b, size_t n)
-{
-    fix_crcs_ex(b, n, 1);
-}
+static void fix_crcs(uint8_t *b, size_t n) { fix_crcs_ex(b, n, 1); }
 
 START_TEST(lqt_field_corruption)
 {
@@ -964,42 +978,46 @@ START_TEST(lqt_field_corruption)
         lq_status want;
     } cases[] = {
         {8, 4, LQ_LQT_VERSION + 1, LQ_ERR_UNSUPPORTED}, /* newer version */
-        {8, 4, 2, LQ_OK},                           /* a version-1 file is a valid version 2 */
-        {8, 4, 0, LQ_ERR_CORRUPT},                  /* version 0 */
-        {12, 4, 1, LQ_ERR_CORRUPT},                 /* flags */
-        {52, 8, 1, LQ_ERR_CORRUPT},                 /* reserved */
-        {16, 8, 1ull << 62, LQ_ERR_CORRUPT},        /* file size */
-        {24, 8, UINT64_MAX - 8, LQ_ERR_CORRUPT},    /* directory offset */
-        {32, 8, 32, LQ_ERR_CORRUPT},                /* directory size */
-        {40, 4, 0xFFFFFFFFu, LQ_ERR_CORRUPT},       /* tensor count */
-        {44, 4, 48, LQ_ERR_CORRUPT},                /* alignment not a power of two */
-        {44, 4, 8192, LQ_ERR_CORRUPT},              /* alignment too large */
-        {R + 0, 4, 0, LQ_ERR_CORRUPT},              /* record magic */
-        {R + 4, 4, 99, LQ_ERR_CORRUPT},             /* unknown format */
-        {R + 8, 8, 0, LQ_ERR_CORRUPT},              /* rows 0 */
-        {R + 8, 8, (uint64_t)QR + 1, LQ_ERR_CORRUPT}, /* rows disagree with sections */
-        {R + 16, 8, 1ull << 40, LQ_ERR_CORRUPT},    /* cols */
-        {R + 8, 8, UINT64_MAX, LQ_ERR_CORRUPT},     /* rows * cols overflow */
-        {R + 24, 4, 9, LQ_ERR_CORRUPT},             /* too many sections */
-        {R + 24, 4, 0, LQ_ERR_CORRUPT},             /* sections dropped */
-        {R + 28, 4, 5000, LQ_ERR_CORRUPT},          /* name too long */
-        {R + 32, 4, 0xFFFFFFFFu, LQ_ERR_CORRUPT},   /* ip[0] absurd */
-        {R + 96, 4, 0x7FC00000u, LQ_ERR_CORRUPT},   /* fp[0] NaN */
-        {R + 160, 4, 0, LQ_ERR_CORRUPT},            /* section tag 0 */
-        {R + 164, 4, 3, LQ_ERR_CORRUPT},            /* elem size 3 */
-        {R + 168, 8, 8, LQ_ERR_CORRUPT},            /* section offset misaligned / in header */
-        {R + 168, 8, UINT64_MAX - 63, LQ_ERR_CORRUPT}, /* section offset overflow */
-        {R + 176, 8, 1ull << 60, LQ_ERR_CORRUPT},   /* section size */
-        {R + 176, 8, 0, LQ_ERR_CORRUPT},            /* section size 0 */
-        {R + 184, 4, 0, LQ_ERR_CORRUPT},            /* section crc (not repaired below) */
-        {R + 188, 4, 1, LQ_ERR_CORRUPT},            /* section reserved */
+        {8, 4, 2, LQ_OK},                               /* a version-1 file is a valid version 2 */
+        {8, 4, 0, LQ_ERR_CORRUPT},                      /* version 0 */
+        {12, 4, 1, LQ_ERR_CORRUPT},                     /* flags */
+        {52, 8, 1, LQ_ERR_CORRUPT},                     /* reserved */
+        {16, 8, 1ull << 62, LQ_ERR_CORRUPT},            /* file size */
+        {24, 8, UINT64_MAX - 8, LQ_ERR_CORRUPT},        /* directory offset */
+        {32, 8, 32, LQ_ERR_CORRUPT},                    /* directory size */
+        {40, 4, 0xFFFFFFFFu, LQ_ERR_CORRUPT},           /* tensor count */
+        {44, 4, 48, LQ_ERR_CORRUPT},                    /* alignment not a power of two */
+        {44, 4, 8192, LQ_ERR_CORRUPT},                  /* alignment too large */
+        {R + 0, 4, 0, LQ_ERR_CORRUPT},                  /* record magic */
+        {R + 4, 4, 99, LQ_ERR_CORRUPT},                 /* unknown format */
+        {R + 8, 8, 0, LQ_ERR_CORRUPT},                  /* rows 0 */
+        {R + 8, 8, (uint64_t)QR + 1, LQ_ERR_CORRUPT},   /* rows disagree with sections */
+        {R + 16, 8, 1ull << 40, LQ_ERR_CORRUPT},        /* cols */
+        {R + 8, 8, UINT64_MAX, LQ_ERR_CORRUPT},         /* rows * cols overflow */
+        {R + 24, 4, 9, LQ_ERR_CORRUPT},                 /* too many sections */
+        {R + 24, 4, 0, LQ_ERR_CORRUPT},                 /* sections dropped */
+        {R + 28, 4, 5000, LQ_ERR_CORRUPT},              /* name too long */
+        {R + 32, 4, 0xFFFFFFFFu, LQ_ERR_CORRUPT},       /* ip[0] absurd */
+        {R + 96, 4, 0x7FC00000u, LQ_ERR_CORRUPT},       /* fp[0] NaN */
+        {R + 160, 4, 0, LQ_ERR_CORRUPT},                /* section tag 0 */
+        {R + 164, 4, 3, LQ_ERR_CORRUPT},                /* elem size 3 */
+        {R + 168, 8, 8, LQ_ERR_CORRUPT},                /* section offset misaligned / in header */
+        {R + 168, 8, UINT64_MAX - 63, LQ_ERR_CORRUPT},  /* section offset overflow */
+        {R + 176, 8, 1ull << 60, LQ_ERR_CORRUPT},       /* section size */
+        {R + 176, 8, 0, LQ_ERR_CORRUPT},                /* section size 0 */
+        {R + 184, 4, 0, LQ_ERR_CORRUPT},                /* section crc (not repaired below) */
+        {R + 188, 4, 1, LQ_ERR_CORRUPT},                /* section reserved */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(c, b, n);
-        if (cases[i].width == 4) lq_wr32(c + cases[i].off, (uint32_t)cases[i].val);
-        else lq_wr64(c + cases[i].off, cases[i].val);
-        if (cases[i].off != R + 184) fix_crcs(c, n);
-        else lq_wr32(c + R + 184, lq_rd32(b + R + 184) ^ 1u);
+        if (cases[i].width == 4)
+            lq_wr32(c + cases[i].off, (uint32_t)cases[i].val);
+        else
+            lq_wr64(c + cases[i].off, cases[i].val);
+        if (cases[i].off != R + 184)
+            fix_crcs(c, n);
+        else
+            lq_wr32(c + R + 184, lq_rd32(b + R + 184) ^ 1u);
         lq_qtensor *q = NULL;
         lq_status st = open_load(c, n, 0, &q);
         if (st == LQ_OK) lq_qtensor_free(q);
@@ -1040,8 +1058,10 @@ static lq_status sweep_lqt_load(lq_ctx *ctx, void *arg)
     for (unsigned fl = 0; fl <= LQ_LQT_COPY && st == LQ_OK; fl += LQ_LQT_COPY) {
         lq_qtensor *t = NULL;
         st = lq_lqt_load(ctx, f, 0, fl, &t);
-        if (st == LQ_OK) ck_assert_ptr_nonnull(t);
-        else ck_assert_ptr_null(t);
+        if (st == LQ_OK)
+            ck_assert_ptr_nonnull(t);
+        else
+            ck_assert_ptr_null(t);
         lq_qtensor_free(t);
     }
     lq_lqt_close(f);
@@ -1202,77 +1222,76 @@ END_TEST
 /* A version-1 file written by the version-1 writer (before float tensors
  * and metadata existed): two INT tensors "a" and "bb" (4 x 32, 4 bits,
  * group 32), as hex. */
-static const char k_v1_golden[] =
-    "894c51540d0a1a0a0100000000000000"
-    "60040000000000004004000000000000"
-    "20000000000000000200000040000000"
-    "c84bf0950000000000000000a187a56e"
-    "4c515452010000000400000000000000"
-    "20000000000000000300000001000000"
-    "04000000000000002000000000000000"
-    "02000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "01000000010000008001000000000000"
-    "400000000000000090fb3fad00000000"
-    "0200000002000000c001000000000000"
-    "08000000000000001b92996c00000000"
-    "03000000010000000002000000000000"
-    "04000000000000003fd71edd00000000"
-    "6128880be20000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "602cd8935f1bc6824efab5713de8a46f"
-    "1bc6824e09b5713de8a4602bd7935f1a"
-    "d7935e0ac6824df9b5712ce8a46f1bd7"
-    "934e0ac6823df9b5612ce8a45f1bd783"
-    "44302330233023300000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "08070808000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "4c515452010000000400000000000000"
-    "20000000000000000300000002000000"
-    "04000000000000002000000000000000"
-    "02000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "01000000010000008003000000000000"
-    "400000000000000090fb3fad00000000"
-    "0200000002000000c003000000000000"
-    "08000000000000001b92996c00000000"
-    "03000000010000000004000000000000"
-    "04000000000000003fd71edd00000000"
-    "6262770d984e00000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "602cd8935f1bc6824efab5713de8a46f"
-    "1bc6824e09b5713de8a4602bd7935f1a"
-    "d7935e0ac6824df9b5712ce8a46f1bd7"
-    "934e0ac6823df9b5612ce8a45f1bd783"
-    "44302330233023300000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "08070808000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "00000000000000000000000000000000"
-    "4000000000000000c401000000000000"
-    "4002000000000000c401000000000000";
+static const char k_v1_golden[] = "894c51540d0a1a0a0100000000000000"
+                                  "60040000000000004004000000000000"
+                                  "20000000000000000200000040000000"
+                                  "c84bf0950000000000000000a187a56e"
+                                  "4c515452010000000400000000000000"
+                                  "20000000000000000300000001000000"
+                                  "04000000000000002000000000000000"
+                                  "02000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "01000000010000008001000000000000"
+                                  "400000000000000090fb3fad00000000"
+                                  "0200000002000000c001000000000000"
+                                  "08000000000000001b92996c00000000"
+                                  "03000000010000000002000000000000"
+                                  "04000000000000003fd71edd00000000"
+                                  "6128880be20000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "602cd8935f1bc6824efab5713de8a46f"
+                                  "1bc6824e09b5713de8a4602bd7935f1a"
+                                  "d7935e0ac6824df9b5712ce8a46f1bd7"
+                                  "934e0ac6823df9b5612ce8a45f1bd783"
+                                  "44302330233023300000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "08070808000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "4c515452010000000400000000000000"
+                                  "20000000000000000300000002000000"
+                                  "04000000000000002000000000000000"
+                                  "02000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "01000000010000008003000000000000"
+                                  "400000000000000090fb3fad00000000"
+                                  "0200000002000000c003000000000000"
+                                  "08000000000000001b92996c00000000"
+                                  "03000000010000000004000000000000"
+                                  "04000000000000003fd71edd00000000"
+                                  "6262770d984e00000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "602cd8935f1bc6824efab5713de8a46f"
+                                  "1bc6824e09b5713de8a4602bd7935f1a"
+                                  "d7935e0ac6824df9b5712ce8a46f1bd7"
+                                  "934e0ac6823df9b5612ce8a45f1bd783"
+                                  "44302330233023300000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "08070808000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "00000000000000000000000000000000"
+                                  "4000000000000000c401000000000000"
+                                  "4002000000000000c401000000000000";
 
 static uint8_t *v1_golden(size_t *n)
 {
@@ -1288,8 +1307,8 @@ static uint8_t *v1_golden(size_t *n)
 }
 
 /* Values that must survive bit for bit. */
-static const float k_f32a[2 * 3] = {1.5f, -0.0f, 1e-40f /* subnormal */, FLT_MAX, -FLT_MAX,
-                                    FLT_MIN};
+static const float k_f32a[2 * 3] = {1.5f,    -0.0f,    1e-40f /* subnormal */,
+                                    FLT_MAX, -FLT_MAX, FLT_MIN};
 static const float k_f32b[2] = {3.25f, -7.0f};
 
 /* The small version-2 file of the corruption tests: [0] float "f" (2 x 3),
@@ -1431,7 +1450,8 @@ START_TEST(lqt_f32_meta_round_trip)
     ck_assert_int_eq(lq_lqt_writer_add_meta(w, keys[0], vals[0]), LQ_OK);
     if (t) ck_assert_int_eq(lq_lqt_writer_add(w, "w", t), LQ_OK);
     ck_assert_int_eq(lq_lqt_writer_add_f32(w, "bias", 1, 2, k_f32b), LQ_OK); /* 1-D */
-    for (size_t i = 1; i < 5; i++) ck_assert_int_eq(lq_lqt_writer_add_meta(w, keys[i], vals[i]), LQ_OK);
+    for (size_t i = 1; i < 5; i++)
+        ck_assert_int_eq(lq_lqt_writer_add_meta(w, keys[i], vals[i]), LQ_OK);
     ck_assert_int_eq(lq_lqt_writer_add_f32(w, "big", 37, 129, big), LQ_OK);
     ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
     const char *fnames[3] = {"emb", "bias", "big"};
@@ -1444,9 +1464,12 @@ START_TEST(lqt_f32_meta_round_trip)
     memcpy(mis + 1, raw, n);
     for (unsigned mode = 0; mode < 4; mode++) {
         lq_lqt *f = NULL;
-        if (mode < 2) ck_assert_int_eq(lq_lqt_open(NULL, p, mode ? LQ_LQT_MMAP : 0, &f), LQ_OK);
-        else if (mode == 2) ck_assert_int_eq(lq_lqt_open_memory(NULL, raw, n, &f), LQ_OK);
-        else ck_assert_int_eq(lq_lqt_open_memory(NULL, mis + 1, n, &f), LQ_OK); /* misaligned */
+        if (mode < 2)
+            ck_assert_int_eq(lq_lqt_open(NULL, p, mode ? LQ_LQT_MMAP : 0, &f), LQ_OK);
+        else if (mode == 2)
+            ck_assert_int_eq(lq_lqt_open_memory(NULL, raw, n, &f), LQ_OK);
+        else
+            ck_assert_int_eq(lq_lqt_open_memory(NULL, mis + 1, n, &f), LQ_OK); /* misaligned */
         uint32_t ver;
         ck_assert_int_eq(lq_lqt_file_info(f, &ver, NULL, NULL), LQ_OK);
         ck_assert_uint_eq(ver, 2);
@@ -1524,8 +1547,7 @@ START_TEST(lqt_f32_meta_round_trip)
         if (withq && !t) continue;
         ck_assert_int_eq(lq_lqt_writer_open(NULL, p, &w), LQ_OK);
         if (withq) ck_assert_int_eq(lq_lqt_writer_add(w, "w", t), LQ_OK);
-        ck_assert_int_eq(lq_lqt_writer_add_meta(w, "w", "same name as the tensor: allowed"),
-                         LQ_OK);
+        ck_assert_int_eq(lq_lqt_writer_add_meta(w, "w", "same name as the tensor: allowed"), LQ_OK);
         ck_assert_int_eq(lq_lqt_writer_finish(w), LQ_OK);
         lq_lqt *f;
         ck_assert_int_eq(lq_lqt_open(NULL, p, 0, &f), LQ_OK);
@@ -1670,8 +1692,10 @@ START_TEST(lqt_v2_truncated_and_flipped)
         memcpy(c, b, n);
         c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         lq_status st = open_read_all(c, n, ref); /* accepted: same content as ref */
-        if (st == LQ_OK) accepted++;
-        else ck_assert_int_eq(st, LQ_ERR_CORRUPT);
+        if (st == LQ_OK)
+            accepted++;
+        else
+            ck_assert_int_eq(st, LQ_ERR_CORRUPT);
     }
     ck_assert_uint_lt(accepted, n * 8 / 2);
     lq_lqt_close(ref);
@@ -1697,50 +1721,50 @@ START_TEST(lqt_v2_field_corruption)
         uint64_t val;
         lq_status want;
     } cases[] = {
-        {8, 4, 1, LQ_ERR_CORRUPT},                  /* version 1 has no such records */
+        {8, 4, 1, LQ_ERR_CORRUPT}, /* version 1 has no such records */
         {8, 4, 3, LQ_ERR_UNSUPPORTED},
-        {F + 0, 4, 0x5254514Cu, LQ_ERR_CORRUPT},    /* LQTR with the float marker */
-        {F + 0, 4, 0x4D54514Cu, LQ_ERR_CORRUPT},    /* read as metadata */
-        {F + 0, 4, 0x5854514Cu, LQ_ERR_CORRUPT},    /* unknown kind */
-        {F + 4, 4, 1, LQ_ERR_CORRUPT},              /* format */
+        {F + 0, 4, 0x5254514Cu, LQ_ERR_CORRUPT}, /* LQTR with the float marker */
+        {F + 0, 4, 0x4D54514Cu, LQ_ERR_CORRUPT}, /* read as metadata */
+        {F + 0, 4, 0x5854514Cu, LQ_ERR_CORRUPT}, /* unknown kind */
+        {F + 4, 4, 1, LQ_ERR_CORRUPT},           /* format */
         {F + 4, 4, 0, LQ_ERR_CORRUPT},
-        {F + 8, 8, 0, LQ_ERR_CORRUPT},              /* rows 0 */
-        {F + 8, 8, 1, LQ_ERR_CORRUPT},              /* rows disagree with the values */
-        {F + 16, 8, 4, LQ_ERR_CORRUPT},             /* cols disagree */
-        {F + 8, 8, 1ull << 62, LQ_ERR_CORRUPT},     /* rows * cols * 4 overflows */
+        {F + 8, 8, 0, LQ_ERR_CORRUPT},          /* rows 0 */
+        {F + 8, 8, 1, LQ_ERR_CORRUPT},          /* rows disagree with the values */
+        {F + 16, 8, 4, LQ_ERR_CORRUPT},         /* cols disagree */
+        {F + 8, 8, 1ull << 62, LQ_ERR_CORRUPT}, /* rows * cols * 4 overflows */
         {F + 8, 8, (1ull << 62) / 3 + 1, LQ_ERR_CORRUPT},
-        {F + 24, 4, 0, LQ_ERR_CORRUPT},             /* no section */
-        {F + 24, 4, 2, LQ_ERR_CORRUPT},             /* two sections */
-        {F + 32, 4, 1, LQ_ERR_CORRUPT},             /* ip[0] */
-        {F + 92, 4, 7, LQ_ERR_CORRUPT},             /* ip[15] */
-        {F + 96, 4, 0x80000000u, LQ_ERR_CORRUPT},   /* fp[0] = -0.0 */
-        {F + 156, 4, 0x3F800000u, LQ_ERR_CORRUPT},  /* fp[15] = 1 */
-        {F + 160, 4, 1, LQ_ERR_CORRUPT},            /* tag */
-        {F + 164, 4, 2, LQ_ERR_CORRUPT},            /* elem size */
+        {F + 24, 4, 0, LQ_ERR_CORRUPT},            /* no section */
+        {F + 24, 4, 2, LQ_ERR_CORRUPT},            /* two sections */
+        {F + 32, 4, 1, LQ_ERR_CORRUPT},            /* ip[0] */
+        {F + 92, 4, 7, LQ_ERR_CORRUPT},            /* ip[15] */
+        {F + 96, 4, 0x80000000u, LQ_ERR_CORRUPT},  /* fp[0] = -0.0 */
+        {F + 156, 4, 0x3F800000u, LQ_ERR_CORRUPT}, /* fp[15] = 1 */
+        {F + 160, 4, 1, LQ_ERR_CORRUPT},           /* tag */
+        {F + 164, 4, 2, LQ_ERR_CORRUPT},           /* elem size */
         {F + 164, 4, 8, LQ_ERR_CORRUPT},
-        {F + 176, 8, 20, LQ_ERR_CORRUPT},           /* section size */
-        {F + 188, 4, 1, LQ_ERR_CORRUPT},            /* section reserved */
-        {G + 192, 1, 'f', LQ_ERR_CORRUPT},          /* float names collide */
-        {M + 0, 4, 0x4654514Cu, LQ_ERR_CORRUPT},    /* read as a float record */
-        {M + 4, 4, 0, LQ_ERR_CORRUPT},              /* empty key */
-        {M + 4, 4, 257, LQ_ERR_CORRUPT},            /* key too long */
-        {M + 4, 4, 1, LQ_ERR_CORRUPT},              /* lengths disagree with the record */
+        {F + 176, 8, 20, LQ_ERR_CORRUPT},        /* section size */
+        {F + 188, 4, 1, LQ_ERR_CORRUPT},         /* section reserved */
+        {G + 192, 1, 'f', LQ_ERR_CORRUPT},       /* float names collide */
+        {M + 0, 4, 0x4654514Cu, LQ_ERR_CORRUPT}, /* read as a float record */
+        {M + 4, 4, 0, LQ_ERR_CORRUPT},           /* empty key */
+        {M + 4, 4, 257, LQ_ERR_CORRUPT},         /* key too long */
+        {M + 4, 4, 1, LQ_ERR_CORRUPT},           /* lengths disagree with the record */
         {M + 4, 4, 0xFFFFFFFFu, LQ_ERR_CORRUPT},
         {M + 8, 4, 0, LQ_ERR_CORRUPT},
         {M + 8, 4, LQ_LQT_MAX_META_VALUE + 1, LQ_ERR_CORRUPT},
         {M + 8, 4, 0xFFFFFFFCu, LQ_ERR_CORRUPT},
-        {M + 12, 4, 1, LQ_ERR_CORRUPT},             /* reserved */
-        {M + 16, 1, 0, LQ_ERR_CORRUPT},             /* NUL in the key */
-        {M + 19, 1, 0, LQ_ERR_CORRUPT},             /* NUL in the value */
-        {M + 17, 1, '2', LQ_ERR_CORRUPT},           /* duplicate key k2 */
-        {M + 20, 4, 0, LQ_ERR_CORRUPT},             /* record CRC (not repaired) */
-        {dir + 24, 8, 23, LQ_ERR_CORRUPT},          /* metadata record size */
+        {M + 12, 4, 1, LQ_ERR_CORRUPT},    /* reserved */
+        {M + 16, 1, 0, LQ_ERR_CORRUPT},    /* NUL in the key */
+        {M + 19, 1, 0, LQ_ERR_CORRUPT},    /* NUL in the value */
+        {M + 17, 1, '2', LQ_ERR_CORRUPT},  /* duplicate key k2 */
+        {M + 20, 4, 0, LQ_ERR_CORRUPT},    /* record CRC (not repaired) */
+        {dir + 24, 8, 23, LQ_ERR_CORRUPT}, /* metadata record size */
         {dir + 24, 8, 25, LQ_ERR_CORRUPT},
         {dir + 24, 8, 0, LQ_ERR_CORRUPT},
         {dir + 24, 8, 3, LQ_ERR_CORRUPT},
-        {dir + 16, 8, M + 8, LQ_ERR_CORRUPT},       /* misaligned record */
-        {M + 17, 1, '3', LQ_OK},                    /* another key: fine */
-        {G + 192, 1, 'h', LQ_OK},                   /* another name: fine */
+        {dir + 16, 8, M + 8, LQ_ERR_CORRUPT}, /* misaligned record */
+        {M + 17, 1, '3', LQ_OK},              /* another key: fine */
+        {G + 192, 1, 'h', LQ_OK},             /* another name: fine */
     };
     ck_assert_uint_eq(lq_rd32(b + M + 4), 2);
     ck_assert_uint_eq(b[M + 17], '1');
@@ -1748,9 +1772,12 @@ START_TEST(lqt_v2_field_corruption)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(c, b, n);
         uint64_t o = cases[i].off;
-        if (cases[i].width == 1) c[o] = (uint8_t)cases[i].val;
-        else if (cases[i].width == 4) lq_wr32(c + o, (uint32_t)cases[i].val);
-        else lq_wr64(c + o, cases[i].val);
+        if (cases[i].width == 1)
+            c[o] = (uint8_t)cases[i].val;
+        else if (cases[i].width == 4)
+            lq_wr32(c + o, (uint32_t)cases[i].val);
+        else
+            lq_wr64(c + o, cases[i].val);
         if (o != M + 20) fix_crcs(c, n);
         lq_status st = open_read_all(c, n, NULL);
         ck_assert_msg(st == cases[i].want, "case %zu (offset %llu): got %s want %s", i,
@@ -1770,8 +1797,10 @@ START_TEST(lqt_v2_field_corruption)
     for (size_t i = 0; i < sizeof vcases / sizeof vcases[0]; i++) {
         memcpy(c, b, n);
         lq_wr32(c + vcases[i].off, vcases[i].val);
-        if (vcases[i].repair) fix_crcs(c, n);
-        else fix_crcs_ex(c, n, 0);
+        if (vcases[i].repair)
+            fix_crcs(c, n);
+        else
+            fix_crcs_ex(c, n, 0);
         lq_lqt *f;
         ck_assert_int_eq(lq_lqt_open_memory(NULL, c, n, &f), LQ_OK);
         float dst[6] = {9, 9, 9, 9, 9, 9};

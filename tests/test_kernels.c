@@ -78,11 +78,16 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
             unsigned dim, bits;
             size_t gcols, grows;
             unsigned cbits;
-        } v[] = {{2, 4, 64, 0, 0},    {4, 8, 32, 0, 0},    {1, 3, 50, 24, 8},
-                 {2, 5, 100, 8, 0},   {8, 9, 64, 0, 0},
+        } v[] = {{2, 4, 64, 0, 0},
+                 {4, 8, 32, 0, 0},
+                 {1, 3, 50, 24, 8},
+                 {2, 5, 100, 8, 0},
+                 {8, 9, 64, 0, 0},
                  /* GPTVQ's default layout (a codebook per 16 rows x 256 columns),
                   * its 1D form, and K = 64 (gathers on uniform tiles) */
-                 {2, 4, 256, 16, 0},  {1, 3, 256, 16, 0},  {2, 6, 64, 16, 0}};
+                 {2, 4, 256, 16, 0},
+                 {1, 3, 256, 16, 0},
+                 {2, 6, 64, 16, 0}};
         unsigned i = mk->variant % (sizeof v / sizeof v[0]);
         lq_method_init(&m, LQ_METHOD_GPTVQ);
         m.engine.rtn = 1;
@@ -99,9 +104,13 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
     case LQ_FORMAT_AQ: {
         static const struct {
             unsigned M, B, g;
-        } v[] = {{2, 8, 8}, {1, 4, 4}, {3, 6, 2}, {2, 9, 4},
+        } v[] = {{2, 8, 8},
+                 {1, 4, 4},
+                 {3, 6, 2},
+                 {2, 9, 4},
                  /* decode kernels: AQLM 1x16 and 16-column vectors */
-                 {1, 16, 8}, {2, 10, 16}};
+                 {1, 16, 8},
+                 {2, 10, 16}};
         unsigned i = mk->variant % (sizeof v / sizeof v[0]);
         if (cols % v[i].g) return LQ_ERR_UNSUPPORTED; /* the format needs g | cols */
         lq_method_init(&m, LQ_METHOD_AQLM);
@@ -128,24 +137,22 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
         m.u.nestquant.hadamard = v[i].hadamard;
         return lq_quantize(ctx, W, rows, cols, NULL, &m, out, NULL);
     }
-    default:
-        return LQ_ERR_UNSUPPORTED;
+    default: return LQ_ERR_UNSUPPORTED;
     }
 }
 
 static const maker g_makers[] = {
-    {"int4g32", LQ_FORMAT_INT, 0}, {"int2g64", LQ_FORMAT_INT, 1}, {"int3sym", LQ_FORMAT_INT, 2},
-    {"int8row", LQ_FORMAT_INT, 3}, {"int5g48", LQ_FORMAT_INT, 4}, {"int4perm", LQ_FORMAT_INT, 5},
-    {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},
-    {"bcq3g32", LQ_FORMAT_BCQ, 0}, {"bcq2row", LQ_FORMAT_BCQ, 1}, {"bcq4g50", LQ_FORMAT_BCQ, 2},
-    {"bcq1g12", LQ_FORMAT_BCQ, 3},
-    {"vq2x4", LQ_FORMAT_VQ, 0}, {"vq4x8", LQ_FORMAT_VQ, 1}, {"vq1x3rb", LQ_FORMAT_VQ, 2},
-    {"vq2x5rb", LQ_FORMAT_VQ, 3}, {"vq8x9", LQ_FORMAT_VQ, 4}, {"vqgptvq", LQ_FORMAT_VQ, 5},
-    {"vq1d3", LQ_FORMAT_VQ, 6}, {"vq2x6rb16", LQ_FORMAT_VQ, 7},
-    {"aq2x8g8", LQ_FORMAT_AQ, 0}, {"aq1x4g4", LQ_FORMAT_AQ, 1}, {"aq3x6g2", LQ_FORMAT_AQ, 2},
-    {"aq2x9g4", LQ_FORMAT_AQ, 3}, {"aq1x16g8", LQ_FORMAT_AQ, 4}, {"aq2x10g16", LQ_FORMAT_AQ, 5},
-    {"e8q16had", LQ_FORMAT_E8, 0}, {"e8q8g16", LQ_FORMAT_E8, 1}, {"e8q4g40", LQ_FORMAT_E8, 2},
-    {"e8q32k16", LQ_FORMAT_E8, 3}, {"e8q64ref", LQ_FORMAT_E8, 4}, /* q > 60: reference path */
+    {"int4g32", LQ_FORMAT_INT, 0},  {"int2g64", LQ_FORMAT_INT, 1},  {"int3sym", LQ_FORMAT_INT, 2},
+    {"int8row", LQ_FORMAT_INT, 3},  {"int5g48", LQ_FORMAT_INT, 4},  {"int4perm", LQ_FORMAT_INT, 5},
+    {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},  {"bcq3g32", LQ_FORMAT_BCQ, 0},
+    {"bcq2row", LQ_FORMAT_BCQ, 1},  {"bcq4g50", LQ_FORMAT_BCQ, 2},  {"bcq1g12", LQ_FORMAT_BCQ, 3},
+    {"vq2x4", LQ_FORMAT_VQ, 0},     {"vq4x8", LQ_FORMAT_VQ, 1},     {"vq1x3rb", LQ_FORMAT_VQ, 2},
+    {"vq2x5rb", LQ_FORMAT_VQ, 3},   {"vq8x9", LQ_FORMAT_VQ, 4},     {"vqgptvq", LQ_FORMAT_VQ, 5},
+    {"vq1d3", LQ_FORMAT_VQ, 6},     {"vq2x6rb16", LQ_FORMAT_VQ, 7}, {"aq2x8g8", LQ_FORMAT_AQ, 0},
+    {"aq1x4g4", LQ_FORMAT_AQ, 1},   {"aq3x6g2", LQ_FORMAT_AQ, 2},   {"aq2x9g4", LQ_FORMAT_AQ, 3},
+    {"aq1x16g8", LQ_FORMAT_AQ, 4},  {"aq2x10g16", LQ_FORMAT_AQ, 5}, {"e8q16had", LQ_FORMAT_E8, 0},
+    {"e8q8g16", LQ_FORMAT_E8, 1},   {"e8q4g40", LQ_FORMAT_E8, 2},   {"e8q32k16", LQ_FORMAT_E8, 3},
+    {"e8q64ref", LQ_FORMAT_E8, 4}, /* q > 60: reference path */
 };
 #define NMAKERS (sizeof g_makers / sizeof g_makers[0])
 
@@ -330,7 +337,8 @@ START_TEST(products_match_dequant)
                         ck_assert_msg(fabs(Y[i] - R[i]) <= EPS_EXACT * (A[i] + 1e-3) * cols,
                                       "%s %zux%zu b%zu %s t%zu exact: %g vs %g", mk->name, rows,
                                       cols, batch, lq_simd_name(g_levels[li]), th, Y[i], R[i]);
-                    if (li == 0 && th == 1) memcpy(Ye0, Y, batch * rows * sizeof(float));
+                    if (li == 0 && th == 1)
+                        memcpy(Ye0, Y, batch * rows * sizeof(float));
                     else if (g_levels[li] == LQ_SIMD_SCALAR)
                         ck_assert(!memcmp(Y, Ye0, batch * rows * sizeof(float)));
                     if (th == 2) {
@@ -353,21 +361,23 @@ START_TEST(products_match_dequant)
                     for (size_t b = 0; b < batch; b++)
                         for (size_t r = 0; r < rows; r++) {
                             size_t i = b * rows + r;
-                            double bound = (mk->format == LQ_FORMAT_BCQ  ? fast_bound_bcq(&f, X, b, r)
-                                            : mk->format == LQ_FORMAT_AQ ? fast_bound_aq(&f, X, b, r)
-                                                                         : fast_bound(&f, X, b, r)) +
-                                           EPS_EXACT * (A[i] + 1e-3) * cols;
+                            double bound =
+                                (mk->format == LQ_FORMAT_BCQ  ? fast_bound_bcq(&f, X, b, r)
+                                 : mk->format == LQ_FORMAT_AQ ? fast_bound_aq(&f, X, b, r)
+                                                              : fast_bound(&f, X, b, r)) +
+                                EPS_EXACT * (A[i] + 1e-3) * cols;
                             ck_assert_msg(fabs(Y[i] - R[i]) <= bound,
                                           "%s %zux%zu b%zu %s fast: %g vs %g (bound %g)", mk->name,
                                           rows, cols, batch, lq_simd_name(g_levels[li]), Y[i], R[i],
                                           bound);
                         }
                     /* integer paths: every level bit-exact with scalar */
-                    if (li == 0 && th == 1) memcpy(Yf0, Y, batch * rows * sizeof(float));
+                    if (li == 0 && th == 1)
+                        memcpy(Yf0, Y, batch * rows * sizeof(float));
                     else
                         ck_assert_msg(!memcmp(Y, Yf0, batch * rows * sizeof(float)),
-                                      "%s %zux%zu b%zu %s fast differs from scalar", mk->name,
-                                      rows, cols, batch, lq_simd_name(g_levels[li]));
+                                      "%s %zux%zu b%zu %s fast differs from scalar", mk->name, rows,
+                                      cols, batch, lq_simd_name(g_levels[li]));
                     lq_ctx_destroy(ctx);
                 }
             }
@@ -590,8 +600,7 @@ START_TEST(concurrent_first_use)
     lq_ctx_destroy(ctx);
     for (int mode = 0; mode < 2; mode++) {
         ck_assert_int_eq(lq_matmul_ex(NULL, f.t, X, 1, Z, (lq_kernel_mode)mode), LQ_OK);
-        for (size_t i = (size_t)mode; i < 8; i += 2)
-            ck_assert(!memcmp(Z, Y + i * 50, sizeof Z));
+        for (size_t i = (size_t)mode; i < 8; i += 2) ck_assert(!memcmp(Z, Y + i * 50, sizeof Z));
     }
     fixture_free(&f);
 }
@@ -683,7 +692,4 @@ static Suite *kernels_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return lq_test_run(kernels_suite());
-}
+int main(void) { return lq_test_run(kernels_suite()); }

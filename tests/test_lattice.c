@@ -90,9 +90,8 @@ START_TEST(e8_nearest_properties)
     }
     /* idempotent */
     ck_assert_int_eq(lq_e8_nearest(y, n, yy), LQ_OK);
-    ck_assert_int_eq(memcmp(y, yy, 8 * n * sizeof(float)) == 0 ||
-                         lq_test_max_abs_diff(y, yy, 8 * n) == 0.0,
-                     1);
+    ck_assert_int_eq(
+        memcmp(y, yy, 8 * n * sizeof(float)) == 0 || lq_test_max_abs_diff(y, yy, 8 * n) == 0.0, 1);
     /* in place equals out of place */
     memcpy(yy, x, 8 * n * sizeof(float));
     ck_assert_int_eq(lq_e8_nearest(yy, n, yy), LQ_OK);
@@ -244,12 +243,16 @@ static void hard_points(float *x, size_t n, uint64_t seed)
             float v;
             switch (kind) {
             case 0: v = (float)(lq_rng_uniform(&r) * 20.0 - 10.0); break;
-            case 1: v = (float)((int)lq_rng_below(&r, 17) - 8) * 0.5f; break;           /* ties */
-            case 2: v = (float)((int)lq_rng_below(&r, 33) - 16) * 0.25f; break;         /* ties */
-            case 3: v = (float)((lq_rng_uniform(&r) - 0.5) * ldexp(1.0, (int)lq_rng_below(&r, 120))); break;
-            case 4: v = (float)((lq_rng_uniform(&r) - 0.5) * 1e-39); break;             /* denormal */
+            case 1: v = (float)((int)lq_rng_below(&r, 17) - 8) * 0.5f; break;   /* ties */
+            case 2: v = (float)((int)lq_rng_below(&r, 33) - 16) * 0.25f; break; /* ties */
+            case 3:
+                v = (float)((lq_rng_uniform(&r) - 0.5) * ldexp(1.0, (int)lq_rng_below(&r, 120)));
+                break;
+            case 4: v = (float)((lq_rng_uniform(&r) - 0.5) * 1e-39); break; /* denormal */
             case 5: v = lq_rng_below(&r, 2) ? 0.0f : -0.0f; break;
-            case 6: v = (float)((int)lq_rng_below(&r, 5) - 2) + (lq_rng_below(&r, 2) ? 0.25f : -0.25f); break;
+            case 6:
+                v = (float)((int)lq_rng_below(&r, 5) - 2) + (lq_rng_below(&r, 2) ? 0.25f : -0.25f);
+                break;
             default: v = (float)(lq_rng_gaussian(&r) * 3.0); break;
             }
             x[8 * i + k] = v;
@@ -699,7 +702,7 @@ START_TEST(fwht_and_rht)
             ny += (double)y[i] * y[i];
             dyz += (double)y[i] * z[i];
         }
-        ck_assert(fabs(ny - nx) <= 1e-5 * nx); /* orthogonal */
+        ck_assert(fabs(ny - nx) <= 1e-5 * nx);               /* orthogonal */
         ck_assert(fabs(dyz - dxz) <= 1e-5 * (nx + 1.0) * 4); /* dot products kept */
         ck_assert_int_eq(lq_rht_inverse(y, n, 77), LQ_OK);
         for (size_t i = 0; i < n; i++) ck_assert(fabs(y[i] - x[i]) < 1e-5);
@@ -778,8 +781,8 @@ START_TEST(coded_inner_product)
     size_t nov;
     ck_assert_int_eq(lq_nq_act_encode(c1, &ca, X, batch, len, len, 1, 5, codes, bidx, sc, &nov),
                      LQ_OK);
-    ck_assert_int_eq(
-        lq_nq_act_encode(c2, &ca, X, batch, len, len, 1, 5, codes2, bidx2, sc2, NULL), LQ_OK);
+    ck_assert_int_eq(lq_nq_act_encode(c2, &ca, X, batch, len, len, 1, 5, codes2, bidx2, sc2, NULL),
+                     LQ_OK);
     ck_assert_int_eq(memcmp(codes, codes2, batch * n8), 0);
     ck_assert_int_eq(memcmp(bidx, bidx2, batch * nblk), 0);
     ck_assert_int_eq(memcmp(sc, sc2, sizeof sc), 0);
@@ -794,8 +797,7 @@ START_TEST(coded_inner_product)
                              LQ_OK);
             /* decode then dot: exact products and sums in double */
             ck_assert_int_eq(lq_nq_decode(&ca, codes + a * n8, bidx + a * nblk, nblk, ya), LQ_OK);
-            ck_assert_int_eq(lq_nq_decode(&cb, codes2 + b * n8, bidx2 + b * nblk, nblk, yb),
-                             LQ_OK);
+            ck_assert_int_eq(lq_nq_decode(&cb, codes2 + b * n8, bidx2 + b * nblk, nblk, yb), LQ_OK);
             double ref = 0;
             for (size_t i = 0; i < n8; i++) ref += (double)ya[i] * (double)yb[i];
             ref = ref * ((double)sc[a] * (double)sc2[b]);

@@ -20,7 +20,8 @@ typedef struct layer {
 
 static layer make_layer(size_t rows, size_t cols, uint64_t seed)
 {
-    layer L = {rows, cols, malloc(rows * cols * sizeof(float)), malloc(cols * cols * sizeof(float))};
+    layer L = {rows, cols, malloc(rows * cols * sizeof(float)),
+               malloc(cols * cols * sizeof(float))};
     ck_assert(L.W && L.H);
     lq_test_correlated_layer(rows, cols, 4 * cols, seed, L.W, L.H);
     return L;
@@ -41,8 +42,8 @@ static float *identity(size_t n)
 }
 
 /* Reference objective in double: sum_i e_i H e_i^T, e = decode - W. */
-static double ref_objective(const layer *L, const float *H, const lq_aq_params *p,
-                            const float *C, const uint16_t *codes, const float *scales)
+static double ref_objective(const layer *L, const float *H, const lq_aq_params *p, const float *C,
+                            const uint16_t *codes, const float *scales)
 {
     size_t n = L->rows * L->cols;
     float *Wh = malloc(n * sizeof(float));
@@ -103,7 +104,8 @@ START_TEST(beam1_is_greedy_residual)
     float *x = malloc(n * g * sizeof(float)), *C = malloc(M * K * g * sizeof(float));
     uint16_t *c1 = malloc(n * M * sizeof(uint16_t)), *c2 = malloc(n * M * sizeof(uint16_t));
     lq_test_fill_gaussian(x, n * g, 1.0f, 11);
-    for (size_t m = 0; m < M; m++) lq_test_fill_gaussian(C + m * K * g, K * g, 1.0f / (float)(m + 1), 20 + m);
+    for (size_t m = 0; m < M; m++)
+        lq_test_fill_gaussian(C + m * K * g, K * g, 1.0f / (float)(m + 1), 20 + m);
     lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
     double obj;
     ck_assert_int_eq(lq_aq_encode(ctx, x, n, g, NULL, &p, C, NULL, 1, 0, c1, &obj), LQ_OK);
@@ -139,8 +141,8 @@ START_TEST(larger_beam_never_worse)
             for (unsigned beam = 1; beam <= 16; beam *= 2) {
                 memcpy(codes, init, nc * sizeof(uint16_t));
                 double obj;
-                ck_assert_int_eq(lq_aq_encode(ctx, L.W, L.rows, L.cols, useh ? L.H : NULL, &p, C,
-                                              s, beam, warm, codes, &obj),
+                ck_assert_int_eq(lq_aq_encode(ctx, L.W, L.rows, L.cols, useh ? L.H : NULL, &p, C, s,
+                                              beam, warm, codes, &obj),
                                  LQ_OK);
                 ck_assert_msg(obj <= prev, "H %d warm %d beam %u: %g > %g", useh, warm, beam, obj,
                               prev);
@@ -171,10 +173,13 @@ START_TEST(warm_rows_never_worse)
     lq_ctx *ctx = lq_test_ctx(1, LQ_SIMD_AUTO);
     ck_assert_int_eq(lq_aq_init(ctx, L.W, L.rows, L.cols, &p, 5, C, codes, s), LQ_OK);
     double o0, o1;
-    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, f0, &o0), LQ_OK);
-    ck_assert_int_eq(lq_aq_encode(ctx, L.W, L.rows, L.cols, L.H, &p, C, s, 4, 1, codes, &o1), LQ_OK);
+    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, f0, &o0),
+                     LQ_OK);
+    ck_assert_int_eq(lq_aq_encode(ctx, L.W, L.rows, L.cols, L.H, &p, C, s, 4, 1, codes, &o1),
+                     LQ_OK);
     double o2;
-    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, f1, &o2), LQ_OK);
+    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, f1, &o2),
+                     LQ_OK);
     ck_assert(o2 == o1);
     for (size_t i = 0; i < L.rows; i++) ck_assert_double_le(f1[i], f0[i]);
     ck_assert_double_lt(o1, 0.9 * o0); /* the H-aware search does improve k-means codes */
@@ -199,8 +204,10 @@ START_TEST(identity_h_is_mse)
     lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
     ck_assert_int_eq(lq_aq_init(ctx, L.W, L.rows, L.cols, &p, 5, C, codes, s), LQ_OK);
     double oi, on;
-    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, I, &p, C, codes, s, NULL, &oi), LQ_OK);
-    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, NULL, &p, C, codes, s, NULL, &on), LQ_OK);
+    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, I, &p, C, codes, s, NULL, &oi),
+                     LQ_OK);
+    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, NULL, &p, C, codes, s, NULL, &on),
+                     LQ_OK);
     double ref = ref_objective(&L, NULL, &p, C, codes, s);
     ck_assert_double_le(fabs(oi - ref), 1e-6 * ref);
     ck_assert_double_le(fabs(on - ref), 1e-6 * ref);
@@ -278,9 +285,8 @@ START_TEST(codebook_update_is_least_squares)
     for (size_t q = 0; q < npar; q++) Copt[q] = (float)x[q];
     double best = ref_objective(&L, L.H, &p, Copt, codes, s);
     double before = ref_objective(&L, L.H, &p, C, codes, s), after;
-    ck_assert_int_eq(lq_aq_update_codebooks(ctx, L.W, L.rows, L.cols, L.H, &p, codes, s, 40, C,
-                                            &after),
-                     LQ_OK);
+    ck_assert_int_eq(
+        lq_aq_update_codebooks(ctx, L.W, L.rows, L.cols, L.H, &p, codes, s, 40, C, &after), LQ_OK);
     ck_assert_double_le(after, before);
     ck_assert_double_le(after, best * (1.0 + 1e-4));
     lq_ctx_destroy(ctx);
@@ -300,17 +306,21 @@ START_TEST(scale_update_closed_form)
     ck_assert_int_eq(lq_aq_init(ctx, L.W, L.rows, L.cols, &p, 5, C, codes, s), LQ_OK);
     memcpy(s0, s, sizeof s);
     double o0, o1;
-    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &o0), LQ_OK);
-    ck_assert_int_eq(lq_aq_update_scales(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, &o1), LQ_OK);
+    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &o0),
+                     LQ_OK);
+    ck_assert_int_eq(lq_aq_update_scales(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, &o1),
+                     LQ_OK);
     ck_assert_double_le(o1, o0);
     /* each new scale is a stationary point: perturbing it does not help */
     for (size_t i = 0; i < L.rows; i++) {
         float keep = s[i];
         double lo, hi;
         s[i] = keep * 1.01f;
-        ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &hi), LQ_OK);
+        ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &hi),
+                         LQ_OK);
         s[i] = keep * 0.99f;
-        ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &lo), LQ_OK);
+        ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &lo),
+                         LQ_OK);
         s[i] = keep;
         ck_assert_double_ge(hi, o1 * (1 - 1e-9));
         ck_assert_double_ge(lo, o1 * (1 - 1e-9));
@@ -333,10 +343,12 @@ START_TEST(fit_objective_never_increases)
     double hist[6];
     lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
     ck_assert_int_eq(lq_aq_fit(ctx, L.W, L.rows, L.cols, L.H, &p, &o, C, codes, s, hist), LQ_OK);
-    for (int r = 0; r < 5; r++) ck_assert_msg(hist[r + 1] <= hist[r], "round %d: %g > %g", r, hist[r + 1], hist[r]);
+    for (int r = 0; r < 5; r++)
+        ck_assert_msg(hist[r + 1] <= hist[r], "round %d: %g > %g", r, hist[r + 1], hist[r]);
     ck_assert_double_lt(hist[5], 0.8 * hist[0]);
     double obj;
-    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &obj), LQ_OK);
+    ck_assert_int_eq(lq_aq_objective(ctx, L.W, L.rows, L.cols, L.H, &p, C, codes, s, NULL, &obj),
+                     LQ_OK);
     ck_assert(obj == hist[5]);
     /* codes in range for an odd code width */
     lq_aq_params p3 = {3, 3, 4};
@@ -367,7 +379,8 @@ START_TEST(threads_identical)
         C[t] = malloc(ncb * sizeof(float));
         codes[t] = malloc(nc * sizeof(uint16_t));
         lq_ctx *ctx = lq_test_ctx(t + 1, LQ_SIMD_AUTO);
-        ck_assert_int_eq(lq_aq_fit(ctx, L.W, L.rows, L.cols, L.H, &p, &o, C[t], codes[t], s[t], hist[t]), LQ_OK);
+        ck_assert_int_eq(
+            lq_aq_fit(ctx, L.W, L.rows, L.cols, L.H, &p, &o, C[t], codes[t], s[t], hist[t]), LQ_OK);
         lq_ctx_destroy(ctx);
     }
     ck_assert_int_eq(memcmp(C[0], C[1], ncb * sizeof(float)), 0);
@@ -475,33 +488,49 @@ START_TEST(bad_args)
     ck_assert_uint_eq(lq_aq_codebooks_len(&p), 64);
     ck_assert_uint_eq(lq_aq_codes_len(&p, 4, 16), 16);
     ck_assert_uint_eq(lq_aq_codes_len(&p, 4, 12), 0);
-    lq_aq_params bad[] = {{0, 2, 8}, {9, 2, 8}, {2, 0, 8}, {2, 17, 8}, {2, 2, 0}, {2, 2, 65}, {2, 2, 3}};
+    lq_aq_params bad[] = {{0, 2, 8}, {9, 2, 8},  {2, 0, 8}, {2, 17, 8},
+                          {2, 2, 0}, {2, 2, 65}, {2, 2, 3}};
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
-        ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &bad[b], C, s, 2, 0, codes, &o), LQ_ERR_INVALID_ARG);
+        ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &bad[b], C, s, 2, 0, codes, &o),
+                         LQ_ERR_INVALID_ARG);
         ck_assert_int_eq(lq_aq_decode(&bad[b], 4, 16, C, codes, s, W), LQ_ERR_INVALID_ARG);
         ck_assert_int_eq(lq_aq_init(NULL, W, 4, 16, &bad[b], 2, C, codes, s), LQ_ERR_INVALID_ARG);
-        ck_assert_int_eq(lq_aq_objective(NULL, W, 4, 16, H, &bad[b], C, codes, s, NULL, &o), LQ_ERR_INVALID_ARG);
+        ck_assert_int_eq(lq_aq_objective(NULL, W, 4, 16, H, &bad[b], C, codes, s, NULL, &o),
+                         LQ_ERR_INVALID_ARG);
     }
-    ck_assert_int_eq(lq_aq_encode(NULL, NULL, 4, 16, H, &p, C, s, 2, 0, codes, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_encode(NULL, W, 0, 16, H, &p, C, s, 2, 0, codes, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, NULL, s, 2, 0, codes, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 0, 0, codes, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 257, 0, codes, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 2, codes, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, NULL, 4, 16, H, &p, C, s, 2, 0, codes, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, W, 0, 16, H, &p, C, s, 2, 0, codes, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, NULL, s, 2, 0, codes, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 0, 0, codes, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 257, 0, codes, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 2, codes, &o),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 0, NULL, &o), LQ_ERR_INVALID_ARG);
     codes[5] = 4; /* out of range for B = 2 */
-    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 1, codes, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 1, codes, &o),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_aq_decode(&p, 4, 16, C, codes, s, W), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_objective(NULL, W, 4, 16, H, &p, C, codes, s, NULL, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_update_codebooks(NULL, W, 4, 16, H, &p, codes, s, 2, C, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_update_scales(NULL, W, 4, 16, H, &p, C, codes, s, &o), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_objective(NULL, W, 4, 16, H, &p, C, codes, s, NULL, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_update_codebooks(NULL, W, 4, 16, H, &p, codes, s, 2, C, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_update_scales(NULL, W, 4, 16, H, &p, C, codes, s, &o),
+                     LQ_ERR_INVALID_ARG);
     codes[5] = 0;
     /* cold start ignores codes' contents: out-of-range input is fine there */
     codes[5] = 9;
     ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 0, codes, &o), LQ_OK);
-    ck_assert_int_eq(lq_aq_update_scales(NULL, W, 4, 16, H, &p, C, codes, NULL, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_update_codebooks(NULL, W, 4, 16, H, &p, NULL, s, 2, C, &o), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_aq_fit(NULL, W, 4, 16, H, &p, NULL, NULL, codes, s, NULL), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_update_scales(NULL, W, 4, 16, H, &p, C, codes, NULL, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_update_codebooks(NULL, W, 4, 16, H, &p, NULL, s, 2, C, &o),
+                     LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_aq_fit(NULL, W, 4, 16, H, &p, NULL, NULL, codes, s, NULL),
+                     LQ_ERR_INVALID_ARG);
     lq_aq_fit_opts fo = {300, 1, 1, 1, 0};
     ck_assert_int_eq(lq_aq_fit(NULL, W, 4, 16, H, &p, &fo, C, codes, s, NULL), LQ_ERR_INVALID_ARG);
     /* NaN / Inf in each input; outputs untouched */
@@ -511,16 +540,20 @@ START_TEST(bad_args)
     for (int q = 0; q < 4; q++) {
         float old = ins[q][3];
         ins[q][3] = q % 2 ? INFINITY : NAN;
-        ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 0, codes, &o), LQ_ERR_NOT_FINITE);
-        ck_assert_int_eq(lq_aq_objective(NULL, W, 4, 16, H, &p, C, keep, s, NULL, &o), LQ_ERR_NOT_FINITE);
+        ck_assert_int_eq(lq_aq_encode(NULL, W, 4, 16, H, &p, C, s, 2, 0, codes, &o),
+                         LQ_ERR_NOT_FINITE);
+        ck_assert_int_eq(lq_aq_objective(NULL, W, 4, 16, H, &p, C, keep, s, NULL, &o),
+                         LQ_ERR_NOT_FINITE);
         if (q != 2) {
             float C2[64];
             memcpy(C2, C, sizeof C2);
-            ck_assert_int_eq(lq_aq_update_codebooks(NULL, W, 4, 16, H, &p, keep, s, 2, C2, &o), LQ_ERR_NOT_FINITE);
+            ck_assert_int_eq(lq_aq_update_codebooks(NULL, W, 4, 16, H, &p, keep, s, 2, C2, &o),
+                             LQ_ERR_NOT_FINITE);
             ck_assert_int_eq(memcmp(C2, C, sizeof C2), 0);
         }
         if (q < 2) {
-            ck_assert_int_eq(lq_aq_fit(NULL, W, 4, 16, H, &p, NULL, C, codes, s, NULL), LQ_ERR_NOT_FINITE);
+            ck_assert_int_eq(lq_aq_fit(NULL, W, 4, 16, H, &p, NULL, C, codes, s, NULL),
+                             LQ_ERR_NOT_FINITE);
         }
         ins[q][3] = old;
     }
@@ -554,12 +587,23 @@ static lq_status sweep_body(lq_ctx *ctx, void *v)
     memcpy(s, s0, sizeof s);
     lq_status st = LQ_ERR_INVALID_ARG;
     switch (a->which) {
-    case 0: st = lq_aq_encode(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, s, 3, 1, codes, &o); break;
-    case 1: st = lq_aq_encode(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, s, 2, 0, codes, &o); break;
-    case 2: st = lq_aq_update_codebooks(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, codes, s, 3, C, &o); break;
-    case 3: st = lq_aq_update_scales(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, codes, s, &o); break;
+    case 0:
+        st = lq_aq_encode(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, s, 3, 1, codes, &o);
+        break;
+    case 1:
+        st = lq_aq_encode(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, s, 2, 0, codes, &o);
+        break;
+    case 2:
+        st =
+            lq_aq_update_codebooks(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, codes, s, 3, C, &o);
+        break;
+    case 3:
+        st = lq_aq_update_scales(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, codes, s, &o);
+        break;
     case 4: st = lq_aq_init(ctx, a->L.W, a->L.rows, a->L.cols, &a->p, 3, C, codes, s); break;
-    case 5: st = lq_aq_objective(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, codes, s, NULL, &o); break;
+    case 5:
+        st = lq_aq_objective(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, C, codes, s, NULL, &o);
+        break;
     default: {
         lq_aq_fit_opts fo = {2, 1, 3, 2, 0};
         st = lq_aq_fit(ctx, a->L.W, a->L.rows, a->L.cols, H, &a->p, &fo, C, codes, s, NULL);
@@ -579,16 +623,15 @@ START_TEST(alloc_sweeps)
     sweep_arg a = {make_layer(8, 16, 2), {2, 2, 4}, 0, 0};
     for (a.which = 0; a.which <= 6; a.which++)
         for (a.useh = 0; a.useh < 2; a.useh++)
-            for (size_t t = 1; t <= 2; t++) ck_assert_uint_gt(lq_test_alloc_sweep(sweep_body, &a, t), 0);
+            for (size_t t = 1; t <= 2; t++)
+                ck_assert_uint_gt(lq_test_alloc_sweep(sweep_body, &a, t), 0);
     free_layer(&a.L);
 }
 END_TEST
 
-
 /* ---- LQ_METHOD_AQLM and LQ_FORMAT_AQ ---------------------------------------- */
 static lq_qtensor *quant_aqlm(lq_ctx *ctx, const layer *L, unsigned M, unsigned B, unsigned g,
-                              unsigned beam, unsigned rounds, float *W_hat,
-                              lq_quant_report *rep)
+                              unsigned beam, unsigned rounds, float *W_hat, lq_quant_report *rep)
 {
     lq_method m;
     ck_assert_int_eq(lq_method_init(&m, LQ_METHOD_AQLM), LQ_OK);
@@ -694,7 +737,8 @@ START_TEST(format_aq_roundtrip)
         for (size_t b = 0; b < 3; b++)
             for (size_t r = 0; r < L.rows; r++) {
                 double ref = 0;
-                for (size_t k = 0; k < L.cols; k++) ref += (double)Wd[r * L.cols + k] * X[b * L.cols + k];
+                for (size_t k = 0; k < L.cols; k++)
+                    ref += (double)Wd[r * L.cols + k] * X[b * L.cols + k];
                 ck_assert_double_le(fabs(Y[b * L.rows + r] - ref), 1e-4 * (1 + fabs(ref)));
             }
         lq_qtensor_free(t);
@@ -714,14 +758,15 @@ START_TEST(format_aq_corrupt)
     lq_quant_report rep;
     lq_qtensor *t = quant_aqlm(ctx, &L, 2, 3, 4, 2, 1, NULL, &rep);
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
-    uint32_t ipbad[][2] = {{LQ_AQ_IP_M, 0}, {LQ_AQ_IP_M, 9}, {LQ_AQ_IP_M, 3}, {LQ_AQ_IP_B, 0},
-                           {LQ_AQ_IP_B, 17}, {LQ_AQ_IP_B, 4}, {LQ_AQ_IP_B, 9}, {LQ_AQ_IP_G, 0},
-                           {LQ_AQ_IP_G, 3}, {LQ_AQ_IP_G, 65}, {LQ_AQ_IP_CB, 1}, {LQ_AQ_IP_CB, 4},
-                           {7, 1}};
+    uint32_t ipbad[][2] = {
+        {LQ_AQ_IP_M, 0},  {LQ_AQ_IP_M, 9},  {LQ_AQ_IP_M, 3}, {LQ_AQ_IP_B, 0}, {LQ_AQ_IP_B, 17},
+        {LQ_AQ_IP_B, 4},  {LQ_AQ_IP_B, 9},  {LQ_AQ_IP_G, 0}, {LQ_AQ_IP_G, 3}, {LQ_AQ_IP_G, 65},
+        {LQ_AQ_IP_CB, 1}, {LQ_AQ_IP_CB, 4}, {7, 1}};
     for (size_t q = 0; q < sizeof ipbad / sizeof ipbad[0]; q++) {
         uint32_t keep = t->ip[ipbad[q][0]];
         t->ip[ipbad[q][0]] = ipbad[q][1];
-        ck_assert_msg(lq_qtensor_validate(t) == LQ_ERR_CORRUPT, "ip %u = %u", ipbad[q][0], ipbad[q][1]);
+        ck_assert_msg(lq_qtensor_validate(t) == LQ_ERR_CORRUPT, "ip %u = %u", ipbad[q][0],
+                      ipbad[q][1]);
         t->ip[ipbad[q][0]] = keep;
     }
     for (size_t sidx = 0; sidx < t->nsec; sidx++) {
@@ -744,9 +789,8 @@ START_TEST(format_aq_corrupt)
     ck_assert_int_eq(lq_dequantize(ctx, t, Wd), LQ_ERR_CORRUPT);
     for (size_t i = 0; i < 8 * 16; i++) ck_assert(Wd[i] == -7.0f);
     /* and the format's own decoder stays in bounds on the unvalidated codes */
-    ck_assert_int_eq(lq_format_lookup(LQ_FORMAT_AQ)->dequant_rows(t, 0, t->rows, Wd,
-                                                                  LQ_SIMD_SCALAR),
-                     LQ_OK);
+    ck_assert_int_eq(
+        lq_format_lookup(LQ_FORMAT_AQ)->dequant_rows(t, 0, t->rows, Wd, LQ_SIMD_SCALAR), LQ_OK);
     codes[3] = 0;
     uint8_t k0 = cb[1];
     cb[1] = 0x7E; /* fp16 NaN (low byte 0x00 or anything) */
@@ -969,7 +1013,4 @@ static Suite *mcq_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return lq_test_run(mcq_suite());
-}
+int main(void) { return lq_test_run(mcq_suite()); }

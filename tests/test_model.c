@@ -87,7 +87,8 @@ static size_t naive_encode(const vocab *v, const char *text, int *out)
         char cp[8] = {0};
         memcpy(cp, text + i, k);
         int id = vfind(v, cp);
-        if (id >= 0) out[n++] = id;
+        if (id >= 0)
+            out[n++] = id;
         else
             for (size_t j = 0; j < k; j++) out[n++] = (unsigned char)text[i + j] + 3;
         i += k;
@@ -198,18 +199,19 @@ static double reference_nll(const int *tok, size_t n)
                 *wv = wk + L * kvd * d, *wo = wv + L * kvd * d, *rms_ffn = wo + L * d * d,
                 *w1 = rms_ffn + L * d, *w2 = w1 + L * hid * d, *w3 = w2 + L * d * hid,
                 *rms_f = w3 + L * hid * d;
-    double *x = calloc(n * d, sizeof *x), *xb = calloc(d, sizeof *xb), *q = calloc(n * d, sizeof *q),
-           *k = calloc(n * kvd, sizeof *k), *v = calloc(n * kvd, sizeof *v),
-           *att = calloc(n * d, sizeof *att), *h1 = calloc(hid, sizeof *h1),
-           *h3 = calloc(hid, sizeof *h3), *lg = calloc(V, sizeof *lg), *xn = calloc(n * d, sizeof *xn);
+    double *x = calloc(n * d, sizeof *x), *xb = calloc(d, sizeof *xb),
+           *q = calloc(n * d, sizeof *q), *k = calloc(n * kvd, sizeof *k),
+           *v = calloc(n * kvd, sizeof *v), *att = calloc(n * d, sizeof *att),
+           *h1 = calloc(hid, sizeof *h1), *h3 = calloc(hid, sizeof *h3),
+           *lg = calloc(V, sizeof *lg), *xn = calloc(n * d, sizeof *xn);
     for (size_t t = 0; t < n; t++)
         for (size_t i = 0; i < d; i++) x[t * d + i] = emb[(size_t)tok[t] * d + i];
-#define NORM(out, in, w)                                              \
-    do {                                                              \
-        double ss = 0;                                                \
-        for (size_t i = 0; i < d; i++) ss += (in)[i] * (in)[i];       \
-        double r = 1 / sqrt(ss / (double)d + 1e-5);                   \
-        for (size_t i = 0; i < d; i++) (out)[i] = (w)[i] * (in)[i] * r; \
+#define NORM(out, in, w)                                                                           \
+    do {                                                                                           \
+        double ss = 0;                                                                             \
+        for (size_t i = 0; i < d; i++) ss += (in)[i] * (in)[i];                                    \
+        double r = 1 / sqrt(ss / (double)d + 1e-5);                                                \
+        for (size_t i = 0; i < d; i++) (out)[i] = (w)[i] * (in)[i] * r;                            \
     } while (0)
     for (size_t l = 0; l < L; l++) {
         for (size_t t = 0; t < n; t++) {
@@ -245,7 +247,8 @@ static double reference_nll(const int *tok, size_t n)
                 double sc[512], mx = -1e300, sum = 0;
                 for (size_t j = 0; j <= t; j++) {
                     double s = 0;
-                    for (size_t i = 0; i < hs; i++) s += q[t * d + hh * hs + i] * k[j * kvd + g * hs + i];
+                    for (size_t i = 0; i < hs; i++)
+                        s += q[t * d + hh * hs + i] * k[j * kvd + g * hs + i];
                     sc[j] = s / sqrt((double)hs);
                     if (sc[j] > mx) mx = sc[j];
                 }
@@ -326,7 +329,8 @@ START_TEST(forward_matches_independent_reference)
     }
     double ref_ppl = exp(nll / (double)cnt);
     ck_assert_uint_eq(r.tokens, cnt);
-    ck_assert_msg(fabs(r.ppl - ref_ppl) <= 1e-4 * ref_ppl, "ppl %.8f, reference %.8f", r.ppl, ref_ppl);
+    ck_assert_msg(fabs(r.ppl - ref_ppl) <= 1e-4 * ref_ppl, "ppl %.8f, reference %.8f", r.ppl,
+                  ref_ppl);
     /* greedy text from BOS: the model's known continuation */
     lq_llama_state *s;
     ck_assert_int_eq(lq_llama_state_create(m, 1, &s), LQ_OK);
@@ -342,8 +346,9 @@ START_TEST(forward_matches_independent_reference)
         strcat(out, pc);
         tok = b;
     }
-    ck_assert_msg(!strncmp(out, "Once upon a time, there was a little girl named Lily. She loved to "
-                                "play outside and came to play with her friends. One day, she",
+    ck_assert_msg(!strncmp(out,
+                           "Once upon a time, there was a little girl named Lily. She loved to "
+                           "play outside and came to play with her friends. One day, she",
                            124),
                   "greedy text: %s", out);
     lq_llama_state_free(s);
@@ -421,7 +426,8 @@ static void calibrate(size_t threads, int fp_inputs, const lq_chunks *c, hrec *r
     *out = m;
 }
 
-static void hook_add(void *user, size_t layer, lq_lin_group g, const float *X, size_t n, size_t cols)
+static void hook_add(void *user, size_t layer, lq_lin_group g, const float *X, size_t n,
+                     size_t cols)
 {
     (void)layer;
     if (g == LQ_GROUP_ATTN_IN) ck_assert_int_eq(lq_hessian_add(NULL, user, X, n, cols), LQ_OK);
@@ -449,10 +455,11 @@ START_TEST(calibration_uses_quantized_prefix)
     for (size_t i = 0; i < c.n; i++) {
         lq_llama_embed(m, c.tok + c.off[i], c.len[i], X);
         for (size_t l = 0; l < layer; l++)
-            ck_assert_int_eq(lq_llama_block(NULL, m, s, &o, l, X, c.len[i], 0, NULL, NULL, -1), LQ_OK);
-        ck_assert_int_eq(lq_llama_block(NULL, m, s, &o, layer, X, c.len[i], 0, hook_add, h,
-                                        LQ_GROUP_ATTN_IN),
-                         LQ_OK);
+            ck_assert_int_eq(lq_llama_block(NULL, m, s, &o, l, X, c.len[i], 0, NULL, NULL, -1),
+                             LQ_OK);
+        ck_assert_int_eq(
+            lq_llama_block(NULL, m, s, &o, layer, X, c.len[i], 0, hook_add, h, LQ_GROUP_ATTN_IN),
+            LQ_OK);
     }
     float *Href = malloc(d * d * sizeof *Href);
     ck_assert_int_eq(lq_hessian_get(h, Href), LQ_OK);
@@ -463,7 +470,8 @@ START_TEST(calibration_uses_quantized_prefix)
         diff += fabs((double)seq.H[i] - Href[i]);
         norm += fabs((double)Href[i]);
     }
-    ck_assert_msg(diff > 1e-4 * norm, "sequential Hessian equals the float one (%g / %g)", diff, norm);
+    ck_assert_msg(diff > 1e-4 * norm, "sequential Hessian equals the float one (%g / %g)", diff,
+                  norm);
     free(X);
     free(Href);
     lq_hessian_free(h);
@@ -487,7 +495,8 @@ START_TEST(calibration_is_thread_count_independent)
         const lq_linear *a = &m1->lin[i], *b = &m2->lin[i];
         ck_assert_ptr_nonnull(a->q);
         ck_assert_ptr_null(a->w);
-        float *wa = malloc(a->rows * a->cols * sizeof *wa), *wb = malloc(a->rows * a->cols * sizeof *wb);
+        float *wa = malloc(a->rows * a->cols * sizeof *wa),
+              *wb = malloc(a->rows * a->cols * sizeof *wb);
         ck_assert_int_eq(lq_dequantize(NULL, a->q, wa), LQ_OK);
         ck_assert_int_eq(lq_dequantize(NULL, b->q, wb), LQ_OK);
         ck_assert_int_eq(memcmp(wa, wb, a->rows * a->cols * sizeof *wa), 0);
@@ -585,14 +594,14 @@ START_TEST(bad_checkpoints_are_refused)
         int field, value;
         lq_status want;
     } cases[] = {
-        {10, -1, 0, LQ_ERR_CORRUPT},       /* truncated header */
-        {n - 4, -1, 0, LQ_ERR_CORRUPT},    /* one float short */
-        {n, 2, 6, LQ_ERR_CORRUPT},         /* header claims 6 layers */
-        {n, 0, 63, LQ_ERR_CORRUPT},        /* dim not a multiple of heads */
-        {n, 4, 3, LQ_ERR_CORRUPT},         /* 8 heads over 3 kv heads */
-        {n, 1, 0, LQ_ERR_CORRUPT},         /* zero hidden */
-        {n, 5, -512, LQ_ERR_CORRUPT},      /* unshared classifier: file too short */
-        {n, 6, 1 << 30, LQ_ERR_CORRUPT},   /* absurd seq_len */
+        {10, -1, 0, LQ_ERR_CORRUPT},             /* truncated header */
+        {n - 4, -1, 0, LQ_ERR_CORRUPT},          /* one float short */
+        {n, 2, 6, LQ_ERR_CORRUPT},               /* header claims 6 layers */
+        {n, 0, 63, LQ_ERR_CORRUPT},              /* dim not a multiple of heads */
+        {n, 4, 3, LQ_ERR_CORRUPT},               /* 8 heads over 3 kv heads */
+        {n, 1, 0, LQ_ERR_CORRUPT},               /* zero hidden */
+        {n, 5, -512, LQ_ERR_CORRUPT},            /* unshared classifier: file too short */
+        {n, 6, 1 << 30, LQ_ERR_CORRUPT},         /* absurd seq_len */
         {n, 100, 0x7fc00000, LQ_ERR_NOT_FINITE}, /* a NaN weight */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -619,7 +628,8 @@ START_TEST(text_errors)
     lq_tokenizer *t = load_tok();
     lq_chunks c;
     ck_assert_int_eq(lq_chunks_make(t, "", 0, LQ_PROTO_STREAM, 256, 0, &c), LQ_ERR_INVALID_ARG);
-    ck_assert_int_eq(lq_chunks_make(t, "ab\xff", 3, LQ_PROTO_STREAM, 256, 0, &c), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_chunks_make(t, "ab\xff", 3, LQ_PROTO_STREAM, 256, 0, &c),
+                     LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_chunks_make(t, "\n\n", 2, LQ_PROTO_DOCS, 256, 0, &c), LQ_ERR_INVALID_ARG);
     ck_assert_int_eq(lq_chunks_make(t, "x", 1, LQ_PROTO_STREAM, 256, 0, &c), LQ_OK);
     ck_assert_uint_eq(c.n, 1);

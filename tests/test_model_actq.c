@@ -168,7 +168,8 @@ static void attention_case(lq_aq_kind kind, int token_scale, int act_on, int cen
                 double mag = 0;
                 const float *k = K + (j * KV + h / 2) * hd;
                 for (size_t i = 0; i < hd; i++)
-                    mag += fabs((double)q[i] * (k[i] - (center ? aq.kmean[(layer * KV + h / 2) * hd + i] : 0)));
+                    mag += fabs((double)q[i] *
+                                (k[i] - (center ? aq.kmean[(layer * KV + h / 2) * hd + i] : 0)));
                 ck_assert_msg(fabs(dc - dd) <= 1e-6 * mag + 1e-30,
                               "coded %.9g decoded %.9g (|q||k| %.3g)", dc, dd, mag);
                 /* the attention loop's decode-once product is lq_nq_dot's value exactly */

@@ -34,7 +34,8 @@ static lq_method nq_method(unsigned q, unsigned K, size_t group, int had, int rt
 static double frob(const float *a, const float *b, size_t n)
 {
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += ((double)a[i] - (b ? b[i] : 0)) * ((double)a[i] - (b ? b[i] : 0));
+    for (size_t i = 0; i < n; i++)
+        s += ((double)a[i] - (b ? b[i] : 0)) * ((double)a[i] - (b ? b[i] : 0));
     return s;
 }
 
@@ -119,8 +120,8 @@ START_TEST(quantize_properties)
                 ck_assert_int_eq(memcmp(yv, y, sizeof yv), 0);
                 lq_qtensor_free(t);
             }
-            ck_assert_msg(loss[0] < loss[1], "had %d group %zu: gptq %g >= rtn %g", had,
-                          groups[gi], loss[0], loss[1]);
+            ck_assert_msg(loss[0] < loss[1], "had %d group %zu: gptq %g >= rtn %g", had, groups[gi],
+                          loss[0], loss[1]);
         }
     /* H = NULL: round to nearest, proxy = squared Frobenius error */
     lq_method m = nq_method(14, 2, 0, 1, 0);
@@ -214,9 +215,9 @@ START_TEST(bad_options_and_corrupt)
     ck_assert_int_eq(lq_quantize(ctx, W, rows, cols, H, &m, &t, Wh), LQ_OK);
     ck_assert_int_eq(lq_qtensor_validate(t), LQ_OK);
     lq_qtensor saved = *t;
-    uint32_t *ips[] = {&t->ip[LQ_E8_IP_Q],      &t->ip[LQ_E8_IP_K],     &t->ip[LQ_E8_IP_GROUP],
-                       &t->ip[LQ_E8_IP_HADAMARD], &t->ip[LQ_E8_IP_N8],    &t->ip[LQ_E8_IP_CBITS],
-                       &t->ip[LQ_E8_IP_IBITS],  &t->ip[LQ_E8_NIP + 3]};
+    uint32_t *ips[] = {&t->ip[LQ_E8_IP_Q],        &t->ip[LQ_E8_IP_K],   &t->ip[LQ_E8_IP_GROUP],
+                       &t->ip[LQ_E8_IP_HADAMARD], &t->ip[LQ_E8_IP_N8],  &t->ip[LQ_E8_IP_CBITS],
+                       &t->ip[LQ_E8_IP_IBITS],    &t->ip[LQ_E8_NIP + 3]};
     for (size_t i = 0; i < sizeof ips / sizeof *ips; i++) {
         uint32_t v = *ips[i];
         *ips[i] = v + 1;

@@ -115,8 +115,8 @@ END_TEST
  * information), and the products on its codes are finite. */
 START_TEST(t_weights_near_bound)
 {
-    static float W[ROWS * COLS], Ws[ROWS * COLS], H[COLS * COLS], Wh[ROWS * COLS],
-        Whs[ROWS * COLS], x[COLS], y[ROWS];
+    static float W[ROWS * COLS], Ws[ROWS * COLS], H[COLS * COLS], Wh[ROWS * COLS], Whs[ROWS * COLS],
+        x[COLS], y[ROWS];
     lq_test_correlated_layer(ROWS, COLS, 4 * COLS, 13, W, H);
     float amax = 0;
     for (size_t i = 0; i < ROWS * COLS; i++) amax = fmaxf(amax, fabsf(W[i]));
@@ -161,8 +161,8 @@ START_TEST(t_indefinite_hessian_alike)
     for (int c = 0; c < 3; c++) {
         memset(H, 0, sizeof H);
         for (size_t i = 0; i < COLS; i++) H[i * COLS + i] = c == 0 ? -1.0f : 1.0f;
-        if (c == 1) H[1] = H[COLS] = 1e7f;     /* eigenvalue about -1e7 */
-        if (c == 2) memcpy(H, Hc, sizeof H); /* a Gram matrix ... */
+        if (c == 1) H[1] = H[COLS] = 1e7f;                      /* eigenvalue about -1e7 */
+        if (c == 2) memcpy(H, Hc, sizeof H);                    /* a Gram matrix ... */
         if (c == 2) H[2 * COLS + 2] = -H[2 * COLS + 2] * 1e-3f; /* ... one tiny negative diag */
         for (size_t k = 0; k < NKINDS; k++) {
             lq_method m = method_for(kinds[k]);
@@ -214,8 +214,8 @@ START_TEST(t_activation_range)
             for (size_t i = 0; i < 2 * COLS; i++) X[i] *= scale[b];
             for (int mode = 0; mode < 2; mode++) {
                 ck_assert_int_eq(lq_matmul_ex(NULL, t, X, 2, Y, (lq_kernel_mode)mode), LQ_OK);
-                ck_assert_msg(all_finite(Y, 2 * ROWS), "method %d mode %d scale %g",
-                              (int)kinds[k], mode, (double)scale[b]);
+                ck_assert_msg(all_finite(Y, 2 * ROWS), "method %d mode %d scale %g", (int)kinds[k],
+                              mode, (double)scale[b]);
             }
         }
         lq_qtensor_free(t);

@@ -134,8 +134,7 @@ static void digest(lq_ctx *ctx, FILE *out)
     double err = 0;
     st = lq_vq_encode(ctx, pts, NULL, KN, KD, C, 4, codes, &err); /* 2^4 = KK entries */
     h = fnv(fnv(FNV0, codes, sizeof codes), &err, sizeof err);
-    fprintf(out, "vq_encode %d %016llx\n", (int)st,
-            (unsigned long long)h);
+    fprintf(out, "vq_encode %d %016llx\n", (int)st, (unsigned long long)h);
     free(pts);
     free(W);
     free(H);
@@ -248,8 +247,8 @@ START_TEST(plan_honours_cap)
             for (int mode = 0; mode < 2; mode++) {
                 lq_kern_plan p;
                 lq_kern_plan_for(ctx, t, (lq_kernel_mode)mode, &p);
-                ck_assert_msg(p.level == l, "%s mode %d cap %s: plan level %s", kind_names[i],
-                              mode, lq_simd_name(l), lq_simd_name(p.level));
+                ck_assert_msg(p.level == l, "%s mode %d cap %s: plan level %s", kind_names[i], mode,
+                              lq_simd_name(l), lq_simd_name(p.level));
                 ck_assert_msg(within(p.rows_level, l),
                               "%s mode %d cap %s: row kernel from level %s", kind_names[i], mode,
                               lq_simd_name(l), lq_simd_name(p.rows_level));

@@ -117,8 +117,7 @@ START_TEST(kmeans_inertia_monotone)
         ck_assert_int_eq(lq_kmeans(NULL, x, NULL, n, d, k, &o, c, NULL, &in), LQ_OK);
         ck_assert_uint_eq(rec.n, 31); /* 30 iterations + the final assignment */
         for (unsigned t = 1; t < 30; t++)
-            ck_assert_msg(tr[t] <= tr[t - 1], "d=%zu it %u: %.17g > %.17g", d, t, tr[t],
-                          tr[t - 1]);
+            ck_assert_msg(tr[t] <= tr[t - 1], "d=%zu it %u: %.17g > %.17g", d, t, tr[t], tr[t - 1]);
         ck_assert(in <= tr[29]);
         ck_assert(rec.v[30] == in);
         ck_assert(tr[29] < tr[0]);

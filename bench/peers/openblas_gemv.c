@@ -32,11 +32,16 @@ int main(int argc, char **argv)
     size_t rows = 4096, cols = 4096, batch = 1, threads = 1;
     int hot = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--cols") && i + 1 < argc) cols = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--hot")) hot = 1;
+        if (!strcmp(argv[i], "--rows") && i + 1 < argc)
+            rows = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--cols") && i + 1 < argc)
+            cols = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--hot"))
+            hot = 1;
     }
     openblas_set_num_threads((int)threads);
     g_cpu = threads == 1;
@@ -47,7 +52,8 @@ int main(int argc, char **argv)
     float **W = malloc(copies * sizeof *W);
     for (size_t c = 0; c < copies; c++) {
         W[c] = malloc(rows * cols * sizeof(float));
-        for (size_t i = 0; i < rows * cols; i++) W[c][i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+        for (size_t i = 0; i < rows * cols; i++)
+            W[c][i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
     }
     float *X = malloc(batch * cols * sizeof(float)), *Y = malloc(batch * rows * sizeof(float));
     for (size_t i = 0; i < batch * cols; i++) X[i] = (float)(i % 17) * 0.1f;
@@ -67,7 +73,8 @@ int main(int argc, char **argv)
     }
     qsort(t, n, sizeof t[0], cmp);
     double med = t[n / 2];
-    printf("{\"bench\":\"openblas\",\"cpu_time\":%d,\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,\"threads\":%zu,"
+    printf("{\"bench\":\"openblas\",\"cpu_time\":%d,\"rows\":%zu,\"cols\":%zu,\"batch\":%zu,"
+           "\"threads\":%zu,"
            "\"copies\":%zu,\"us\":%.1f,\"us_per_token\":%.2f,\"gbs\":%.2f,\"gflops\":%.2f}\n",
            g_cpu, rows, cols, batch, threads, copies, med * 1e6, med * 1e6 / (double)batch,
            bytes / med / 1e9, 2.0 * (double)rows * (double)cols * (double)batch / med / 1e9);

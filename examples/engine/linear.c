@@ -64,20 +64,21 @@ static void linear_free(linear *l)
     free(l->w);
 }
 
-#define CHECK(x)                                                          \
-    do {                                                                  \
-        lq_status st_ = (x);                                              \
-        if (st_ != LQ_OK) {                                               \
-            fprintf(stderr, "%s: %s\n", #x, lq_status_str(st_));          \
-            return 1;                                                     \
-        }                                                                 \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        lq_status st_ = (x);                                                                       \
+        if (st_ != LQ_OK) {                                                                        \
+            fprintf(stderr, "%s: %s\n", #x, lq_status_str(st_));                                   \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 int main(int argc, char **argv)
 {
     lq_ctx *ctx;
     CHECK(lq_ctx_create(NULL, &ctx));
-    const char *path = argc > 1 ? argv[1] : "linear_example.lqt", *name = argc > 2 ? argv[2] : "layer";
+    const char *path = argc > 1 ? argv[1] : "linear_example.lqt",
+               *name = argc > 2 ? argv[2] : "layer";
     if (argc < 2) { /* make a 4-bit GPTQ layer to load */
         size_t rows = 96, cols = 256;
         float *W = malloc(rows * cols * sizeof *W);
@@ -102,8 +103,10 @@ int main(int argc, char **argv)
     CHECK(linear_apply(ctx, &l, X, batch, Y, LQ_KERNEL_EXACT));
     CHECK(linear_apply(ctx, &l, X, batch, Yf, LQ_KERNEL_FAST));
     /* the products equal the dequantized weights times X */
-    if (l.q) CHECK(lq_dequantize(ctx, l.q, Wd));
-    else memcpy(Wd, l.w, l.rows * l.cols * sizeof *Wd);
+    if (l.q)
+        CHECK(lq_dequantize(ctx, l.q, Wd));
+    else
+        memcpy(Wd, l.w, l.rows * l.cols * sizeof *Wd);
     double err = 0, errf = 0, mag = 0;
     for (size_t t = 0; t < batch; t++)
         for (size_t r = 0; r < l.rows; r++) {

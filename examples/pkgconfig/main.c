@@ -13,7 +13,8 @@ int main(void)
     enum { R = 16, C = 64 };
     static float W[R * C], What[R * C], x[C], y[R];
     unsigned s = 1;
-    for (int i = 0; i < R * C; i++) W[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
+    for (int i = 0; i < R * C; i++)
+        W[i] = (float)((s = s * 1103515245u + 12345u) >> 16) / 65536.0f - 0.5f;
     for (int i = 0; i < C; i++) x[i] = (float)i / C;
 
     lq_ctx *ctx = NULL;
@@ -35,8 +36,8 @@ int main(void)
         for (int c = 0; c < C; c++) ref += (double)What[r * C + c] * x[c];
         if (fabs(ref - y[r]) > maxd) maxd = fabs(ref - y[r]);
     }
-    printf("libquant %s: %d x %d INT4 at %.3f bits/weight, matvec max diff %.2e\n",
-           lq_version(), R, C, bpw, maxd);
+    printf("libquant %s: %d x %d INT4 at %.3f bits/weight, matvec max diff %.2e\n", lq_version(), R,
+           C, bpw, maxd);
     lq_qtensor_free(t);
     lq_ctx_destroy(ctx);
     return maxd < 1e-4 ? 0 : 1;

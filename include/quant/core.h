@@ -30,14 +30,14 @@ extern "C" {
 /* Status codes. Stable values: they may be stored and compared. */
 typedef enum lq_status {
     LQ_OK = 0,
-    LQ_ERR_INVALID_ARG = 1,          /* NULL pointer, zero or inconsistent size, bad option */
-    LQ_ERR_NO_MEMORY = 2,            /* an allocation failed; nothing was changed */
-    LQ_ERR_NOT_FINITE = 3,           /* NaN or Inf in an input */
+    LQ_ERR_INVALID_ARG = 1,           /* NULL pointer, zero or inconsistent size, bad option */
+    LQ_ERR_NO_MEMORY = 2,             /* an allocation failed; nothing was changed */
+    LQ_ERR_NOT_FINITE = 3,            /* NaN or Inf in an input */
     LQ_ERR_NOT_POSITIVE_DEFINITE = 4, /* a Hessian stayed indefinite after damping */
-    LQ_ERR_CORRUPT = 5,              /* packed data or a file failed validation */
-    LQ_ERR_UNSUPPORTED = 6,          /* valid request this build or format cannot serve */
-    LQ_ERR_IO = 7,                   /* a read, write or map of a file failed */
-    LQ_ERR_OUT_OF_RANGE = 8          /* finite input beyond the supported range (below) */
+    LQ_ERR_CORRUPT = 5,               /* packed data or a file failed validation */
+    LQ_ERR_UNSUPPORTED = 6,           /* valid request this build or format cannot serve */
+    LQ_ERR_IO = 7,                    /* a read, write or map of a file failed */
+    LQ_ERR_OUT_OF_RANGE = 8           /* finite input beyond the supported range (below) */
 } lq_status;
 
 /* Supported input range of the quantizers (lq_quantize, lq_gptq_run, the
@@ -70,7 +70,7 @@ typedef enum lq_simd_level {
     LQ_SIMD_AVX2 = 1,
     LQ_SIMD_AVX512 = 2, /* F, BW, VL, DQ, VNNI, VBMI */
     LQ_SIMD_NEON = 3,
-    LQ_SIMD_AUTO = 255  /* no cap (config default) */
+    LQ_SIMD_AUTO = 255 /* no cap (config default) */
 } lq_simd_level;
 
 /* Name of a level ("scalar", "avx2", "avx512", "neon", "auto"). */
@@ -106,10 +106,10 @@ typedef struct lq_ctx_config {
     size_t n_threads;                /* 0: physical cores (hwloc), else exact */
     lq_parallel_for_fn parallel_for; /* non-NULL: use the host's pool instead */
     void *parallel_user;
-    uint64_t seed;                   /* RNG seed for every randomized step */
-    lq_progress_fn progress;         /* optional */
+    uint64_t seed;           /* RNG seed for every randomized step */
+    lq_progress_fn progress; /* optional */
     void *progress_user;
-    lq_simd_level simd_cap;          /* LQ_SIMD_AUTO: no cap */
+    lq_simd_level simd_cap; /* LQ_SIMD_AUTO: no cap */
 } lq_ctx_config;
 
 typedef struct lq_ctx lq_ctx;
@@ -139,15 +139,14 @@ LQ_API lq_simd_level lq_ctx_simd(const lq_ctx *ctx);
 
 /* Machine description, as used by `lq info`. */
 typedef struct lq_machine_info {
-    size_t physical_cores;   /* hwloc, or sysconf fallback */
+    size_t physical_cores; /* hwloc, or sysconf fallback */
     size_t logical_cpus;
     size_t l1d_bytes, l2_bytes, l3_bytes; /* 0 if unknown */
-    int has_sse42, has_avx2, has_fma, has_f16c, has_avx512f, has_avx512bw,
-        has_avx512vl, has_avx512dq, has_avx512vnni, has_avx512vbmi,
-        has_avx512bf16, has_neon, has_dotprod;
-    int os_avx, os_avx512;   /* xgetbv: the OS saves the YMM / ZMM state */
-    int have_hwloc;          /* built with hwloc */
-    int have_sleef;          /* built with SLEEF */
+    int has_sse42, has_avx2, has_fma, has_f16c, has_avx512f, has_avx512bw, has_avx512vl,
+        has_avx512dq, has_avx512vnni, has_avx512vbmi, has_avx512bf16, has_neon, has_dotprod;
+    int os_avx, os_avx512; /* xgetbv: the OS saves the YMM / ZMM state */
+    int have_hwloc;        /* built with hwloc */
+    int have_sleef;        /* built with SLEEF */
     char cpu_name[64];
 } lq_machine_info;
 

@@ -91,8 +91,8 @@ LQ_API lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_
  * rows * cols * 4 bytes overflow), NOT_FINITE (a NaN or infinite value),
  * IO, NO_MEMORY; after INVALID_ARG, NOT_FINITE or NO_MEMORY nothing was
  * written and the writer goes on; IO is sticky as for lq_lqt_writer_add. */
-LQ_API lq_status lq_lqt_writer_add_f32(lq_lqt_writer *w, const char *name, size_t rows,
-                                       size_t cols, const float *data);
+LQ_API lq_status lq_lqt_writer_add_f32(lq_lqt_writer *w, const char *name, size_t rows, size_t cols,
+                                       const float *data);
 
 /* Add metadata key -> value, both NUL-terminated byte strings (UTF-8 by
  * convention, not checked): the key 1..LQ_LQT_MAX_META_KEY bytes and unique
@@ -120,11 +120,12 @@ LQ_API lq_status lq_qtensor_save(lq_ctx *ctx, const lq_qtensor *t, const char *n
 /* ---- .lqt: reading ----------------------------------------------------------- */
 
 /* Open flags. */
-#define LQ_LQT_MMAP 1u        /* lq_lqt_open: map the file (no copy) instead of reading it */
+#define LQ_LQT_MMAP 1u /* lq_lqt_open: map the file (no copy) instead of reading it */
 /* Load flags. */
-#define LQ_LQT_COPY 2u        /* lq_lqt_load: the tensor owns copies of its sections */
-#define LQ_LQT_SKIP_DATA_CRC 4u /* lq_lqt_load: do not checksum the sections (the
-                                   structure and the format are still validated) */
+#define LQ_LQT_COPY 2u /* lq_lqt_load: the tensor owns copies of its sections */
+#define LQ_LQT_SKIP_DATA_CRC                                                                       \
+    4u /* lq_lqt_load: do not checksum the sections (the                                           \
+          structure and the format are still validated) */
 
 typedef struct lq_lqt lq_lqt;
 
@@ -161,7 +162,7 @@ typedef struct lq_lqt_section_info {
     uint32_t elem_size; /* bytes per element: 1, 2, 4 or 8 */
     uint64_t offset;    /* from the start of the file (a multiple of the alignment) */
     uint64_t nbytes;
-    uint32_t crc;       /* CRC-32C of the section's bytes */
+    uint32_t crc; /* CRC-32C of the section's bytes */
 } lq_lqt_section_info;
 
 /* Description of one tensor record (from the record alone; the format's
@@ -169,9 +170,9 @@ typedef struct lq_lqt_section_info {
  * LQ_LQT_FORMAT_F32, its shape, ip and fp zero, and one section (tag 10,
  * "values", elem_size 4, rows * cols * 4 bytes). */
 typedef struct lq_lqt_info {
-    const char *name;   /* NUL-terminated; owned by f, valid until close */
-    uint32_t format;    /* lq_format value as stored (may be unknown to this build),
-                           or LQ_LQT_FORMAT_F32 */
+    const char *name; /* NUL-terminated; owned by f, valid until close */
+    uint32_t format;  /* lq_format value as stored (may be unknown to this build),
+                         or LQ_LQT_FORMAT_F32 */
     size_t rows, cols;
     uint32_t ip[LQ_LQT_NPARAMS];
     float fp[LQ_LQT_NPARAMS];
@@ -256,7 +257,7 @@ typedef enum lq_dtype {
 LQ_API const char *lq_dtype_name(lq_dtype d);
 
 typedef enum lq_tfile_kind {
-    LQ_TFILE_AUTO = 0,        /* detect from the first bytes */
+    LQ_TFILE_AUTO = 0, /* detect from the first bytes */
     LQ_TFILE_SAFETENSORS = 1,
     LQ_TFILE_NPY = 2
 } lq_tfile_kind;
@@ -271,11 +272,11 @@ typedef enum lq_tfile_kind {
 typedef struct lq_tfile lq_tfile;
 
 typedef struct lq_tensor_info {
-    const char *name;   /* NUL-terminated, owned by the file; .npy: "" */
+    const char *name; /* NUL-terminated, owned by the file; .npy: "" */
     lq_dtype dtype;
-    size_t ndim;        /* 0 for a scalar */
+    size_t ndim; /* 0 for a scalar */
     size_t shape[LQ_TFILE_MAX_DIMS];
-    size_t numel;       /* product of shape (1 for a scalar) */
+    size_t numel; /* product of shape (1 for a scalar) */
 } lq_tensor_info;
 
 /* Open a safetensors or .npy file (kind LQ_TFILE_AUTO detects it). The file

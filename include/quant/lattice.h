@@ -90,8 +90,8 @@ LQ_API unsigned lq_voronoi_bits(unsigned q);
  * overload (n bytes, 1 = overloaded; may be NULL), *n_overload (may be NULL).
  * Errors: INVALID_ARG (NULL, q out of range, beta not > 0), NOT_FINITE
  * (nothing written). */
-LQ_API lq_status lq_voronoi_encode(unsigned q, float beta, const float *x, size_t n,
-                                   uint8_t *codes, uint8_t *overload, size_t *n_overload);
+LQ_API lq_status lq_voronoi_encode(unsigned q, float beta, const float *x, size_t n, uint8_t *codes,
+                                   uint8_t *overload, size_t *n_overload);
 
 /* Decode n code vectors (n*8 bytes) to y = beta * decode(c) (n*8 floats).
  * Errors: INVALID_ARG, CORRUPT (a code >= q; nothing written). */
@@ -208,8 +208,8 @@ LQ_API lq_status lq_nq_encode_at(lq_simd_level level, const lq_nq_coder *c, cons
 
 /* Decode: y = betas[beta_idx[v]] * decode(codes[v]) for n vectors.
  * Errors: INVALID_ARG, CORRUPT (code >= q or index >= K; nothing written). */
-LQ_API lq_status lq_nq_decode(const lq_nq_coder *c, const uint8_t *codes,
-                              const uint8_t *beta_idx, size_t n, float *y);
+LQ_API lq_status lq_nq_decode(const lq_nq_coder *c, const uint8_t *codes, const uint8_t *beta_idx,
+                              size_t n, float *y);
 
 /* ---- E8P: a 2-bit E8 shell codebook ---------------------------------------
  * 2^16 points of E8 + 1/4 per 8-vector (16 bits = 2 bits per entry): 256
@@ -280,10 +280,9 @@ LQ_API lq_status lq_rht_rows(lq_ctx *ctx, float *X, size_t count, size_t n, size
  * *n_overload (optional, total fallback count). Deterministic; parallel over
  * the batch through ctx. Errors: INVALID_ARG, NOT_FINITE, NO_MEMORY
  * (outputs untouched on error). */
-LQ_API lq_status lq_nq_act_encode(lq_ctx *ctx, const lq_nq_coder *c, const float *X,
-                                  size_t batch, size_t len, size_t ldx, int rotate,
-                                  uint64_t seed, uint8_t *codes, uint8_t *beta_idx,
-                                  float *scales, size_t *n_overload);
+LQ_API lq_status lq_nq_act_encode(lq_ctx *ctx, const lq_nq_coder *c, const float *X, size_t batch,
+                                  size_t len, size_t ldx, int rotate, uint64_t seed, uint8_t *codes,
+                                  uint8_t *beta_idx, float *scales, size_t *n_overload);
 
 /* Coded inner product of two coded vectors of nblk blocks each (codes
  * nblk*8 bytes, beta indices nblk bytes, scales sa, sb), computed on the

@@ -49,17 +49,17 @@ LQ_API size_t lq_aq_codes_len(const lq_aq_params *p, size_t rows, size_t cols);
  * no allocation. Errors: INVALID_ARG (NULL, bad params, g not dividing cols,
  * a code >= 2^B). */
 LQ_API lq_status lq_aq_decode(const lq_aq_params *p, size_t rows, size_t cols,
-                              const float *codebooks, const uint16_t *codes,
-                              const float *scales, float *W_hat);
+                              const float *codebooks, const uint16_t *codes, const float *scales,
+                              float *W_hat);
 
 /* Objective sum_i (w_i - w_hat_i) H (w_i - w_hat_i)^T in double (H NULL:
  * squared Frobenius error). row_obj (rows doubles, may be NULL) receives the
  * per-row terms; *objective their sum in row order.
  * Errors: INVALID_ARG, NOT_FINITE (W, H, codebooks or scales), NO_MEMORY. */
 LQ_API lq_status lq_aq_objective(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                                 const float *H, const lq_aq_params *p,
-                                 const float *codebooks, const uint16_t *codes,
-                                 const float *scales, double *row_obj, double *objective);
+                                 const float *H, const lq_aq_params *p, const float *codebooks,
+                                 const uint16_t *codes, const float *scales, double *row_obj,
+                                 double *objective);
 
 /* Beam-search encoding (codes given codebooks and scales).
  *
@@ -82,10 +82,9 @@ LQ_API lq_status lq_aq_objective(lq_ctx *ctx, const float *W, size_t rows, size_
  * codes: rows*(cols/g)*M, input when warm, output always. objective (may be
  * NULL): the final objective. Errors: INVALID_ARG (NULL, bad params, beam 0
  * or > 256, warm codes out of range), NOT_FINITE, NO_MEMORY. */
-LQ_API lq_status lq_aq_encode(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                              const float *H, const lq_aq_params *p, const float *codebooks,
-                              const float *scales, unsigned beam, int warm, uint16_t *codes,
-                              double *objective);
+LQ_API lq_status lq_aq_encode(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                              const lq_aq_params *p, const float *codebooks, const float *scales,
+                              unsigned beam, int warm, uint16_t *codes, double *objective);
 
 /* Codebook update given codes and scales: minimises the objective over the
  * codebooks, a linear least-squares problem under H (normal equations
@@ -98,8 +97,8 @@ LQ_API lq_status lq_aq_encode(lq_ctx *ctx, const float *W, size_t rows, size_t c
  * Errors: INVALID_ARG, NOT_FINITE, NO_MEMORY. */
 LQ_API lq_status lq_aq_update_codebooks(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
                                         const float *H, const lq_aq_params *p,
-                                        const uint16_t *codes, const float *scales,
-                                        unsigned iters, float *codebooks, double *objective);
+                                        const uint16_t *codes, const float *scales, unsigned iters,
+                                        float *codebooks, double *objective);
 
 /* Per-row scale update given codes and codebooks: s_i = (w_i H u_i^T) /
  * (u_i H u_i^T) with u_i the unscaled decoded row (closed form); a row whose
@@ -107,9 +106,8 @@ LQ_API lq_status lq_aq_update_codebooks(lq_ctx *ctx, const float *W, size_t rows
  * NULL). objective (may be NULL): objective after the update.
  * Errors: INVALID_ARG, NOT_FINITE, NO_MEMORY. */
 LQ_API lq_status lq_aq_update_scales(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                                     const float *H, const lq_aq_params *p,
-                                     const float *codebooks, const uint16_t *codes,
-                                     float *scales, double *objective);
+                                     const float *H, const lq_aq_params *p, const float *codebooks,
+                                     const uint16_t *codes, float *scales, double *objective);
 
 /* Initialisation by residual k-means: scales s_i = RMS of row i (1 for a
  * zero row; or all 1 when scales is NULL), then for m = 0..M-1 k-means with
@@ -125,11 +123,11 @@ LQ_API lq_status lq_aq_init(lq_ctx *ctx, const float *W, size_t rows, size_t col
 
 /* Options of the full fit (lq_aq_fit). Zeros mean the defaults. */
 typedef struct lq_aq_fit_opts {
-    unsigned beam;          /* beam size (default 8) */
-    unsigned rounds;        /* beam search + codebook update rounds (default 4) */
-    unsigned kmeans_iters;  /* residual k-means iterations (default 20) */
-    unsigned cg_iters;      /* conjugate-gradient iterations per update (default 16) */
-    int fixed_scales;       /* 1: do not update scales (they stay as initialised) */
+    unsigned beam;         /* beam size (default 8) */
+    unsigned rounds;       /* beam search + codebook update rounds (default 4) */
+    unsigned kmeans_iters; /* residual k-means iterations (default 20) */
+    unsigned cg_iters;     /* conjugate-gradient iterations per update (default 16) */
+    int fixed_scales;      /* 1: do not update scales (they stay as initialised) */
 } lq_aq_fit_opts;
 
 /* Full fit: lq_aq_init, then `rounds` times: warm beam search, codebook
@@ -139,9 +137,9 @@ typedef struct lq_aq_fit_opts {
  * after each round; each is also reported through the context's progress
  * callback (stage "aqlm"). scales may be NULL (all 1, never updated).
  * Errors: INVALID_ARG, NOT_FINITE, NO_MEMORY. */
-LQ_API lq_status lq_aq_fit(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                           const float *H, const lq_aq_params *p, const lq_aq_fit_opts *opts,
-                           float *codebooks, uint16_t *codes, float *scales, double *history);
+LQ_API lq_status lq_aq_fit(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                           const lq_aq_params *p, const lq_aq_fit_opts *opts, float *codebooks,
+                           uint16_t *codes, float *scales, double *history);
 
 #ifdef __cplusplus
 }

@@ -36,48 +36,48 @@ typedef enum lq_method_kind {
 
 /* Options shared by every method that runs through the Hessian engine. */
 typedef struct lq_engine_opts {
-    int rtn;              /* 1: round to nearest, no Hessian updates */
-    double percdamp;      /* damping as a fraction of mean diag(H); default 0.01 */
-    int act_order;        /* 1: process columns by descending diag(H) */
-    int static_groups;    /* with act_order: group params from original order */
-    size_t block_size;    /* lazy-update block, default 128 */
+    int rtn;           /* 1: round to nearest, no Hessian updates */
+    double percdamp;   /* damping as a fraction of mean diag(H); default 0.01 */
+    int act_order;     /* 1: process columns by descending diag(H) */
+    int static_groups; /* with act_order: group params from original order */
+    size_t block_size; /* lazy-update block, default 128 */
 } lq_engine_opts;
 
 typedef struct lq_int_opts {
-    unsigned bits;        /* 2..8, default 4 */
-    int symmetric;        /* 1: zero fixed at the grid middle */
-    size_t group;         /* columns per scale; 0 = whole row */
-    int mse_clip;         /* 1: MSE-optimal shrink search of the range */
-    int gguf_exact;       /* 1: every scale is an IEEE half (subnormals allowed)
-                           * and, asymmetric, every zero * scale is one too (the
-                           * scale loses mantissa bits where needed), so that
-                           * with group 32 and 4, 5 or 8 bits the tensor converts
-                           * bit-exactly to GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
-                           * (docs/formats.md section 4). A scale or offset
-                           * above 65504 then gives OUT_OF_RANGE. Default 0. */
+    unsigned bits;  /* 2..8, default 4 */
+    int symmetric;  /* 1: zero fixed at the grid middle */
+    size_t group;   /* columns per scale; 0 = whole row */
+    int mse_clip;   /* 1: MSE-optimal shrink search of the range */
+    int gguf_exact; /* 1: every scale is an IEEE half (subnormals allowed)
+                     * and, asymmetric, every zero * scale is one too (the
+                     * scale loses mantissa bits where needed), so that
+                     * with group 32 and 4, 5 or 8 bits the tensor converts
+                     * bit-exactly to GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
+                     * (docs/formats.md section 4). A scale or offset
+                     * above 65504 then gives OUT_OF_RANGE. Default 0. */
 } lq_int_opts;
 
 typedef struct lq_nestquant_opts {
-    unsigned q;           /* Voronoi code modulus, >= 2 (default 16) */
-    unsigned n_betas;     /* K scales, 1..16 (default 4) */
-    size_t group;         /* columns per normalisation group; 0 = whole row */
-    int hadamard;         /* 1: rotate columns by a randomized Hadamard first */
-    unsigned select;      /* beta selection rule per 8-vector, lq_nq_select in
-                           * quant/lattice.h: 0 FIRST (default, the paper), 1 BEST
-                           * (smallest error of the K codes), 2 EXHAUSTIVE (exact
-                           * nearest codeword). Same format; the encoder differs. */
-    const float *betas;   /* Voronoi codebook: NULL (default): betas fitted per layer on the
-                           * normalised, rotated weights under `select`. Else
-                           * n_betas caller-owned values, strictly increasing, > 0,
-                           * in units of the per-group RMS, used as given (coded
-                           * activation products are exact when they carry 8
-                           * significant bits: lq_nq_round_beta). Read during
-                           * lq_quantize only. */
-    unsigned codebook;    /* lq_nq_codebook: LQ_NQ_CODEBOOK_VORONOI (default; q, K, select,
-                           * betas apply; LQ_FORMAT_E8) or LQ_NQ_CODEBOOK_E8P (2 bits per
-                           * weight plus group scales, q / n_betas / select / betas
-                           * ignored; exact nearest codeword; LQ_FORMAT_E8P). The
-                           * Hadamard rotation, groups and the engine apply to both. */
+    unsigned q;         /* Voronoi code modulus, >= 2 (default 16) */
+    unsigned n_betas;   /* K scales, 1..16 (default 4) */
+    size_t group;       /* columns per normalisation group; 0 = whole row */
+    int hadamard;       /* 1: rotate columns by a randomized Hadamard first */
+    unsigned select;    /* beta selection rule per 8-vector, lq_nq_select in
+                         * quant/lattice.h: 0 FIRST (default, the paper), 1 BEST
+                         * (smallest error of the K codes), 2 EXHAUSTIVE (exact
+                         * nearest codeword). Same format; the encoder differs. */
+    const float *betas; /* Voronoi codebook: NULL (default): betas fitted per layer on the
+                         * normalised, rotated weights under `select`. Else
+                         * n_betas caller-owned values, strictly increasing, > 0,
+                         * in units of the per-group RMS, used as given (coded
+                         * activation products are exact when they carry 8
+                         * significant bits: lq_nq_round_beta). Read during
+                         * lq_quantize only. */
+    unsigned codebook;  /* lq_nq_codebook: LQ_NQ_CODEBOOK_VORONOI (default; q, K, select,
+                         * betas apply; LQ_FORMAT_E8) or LQ_NQ_CODEBOOK_E8P (2 bits per
+                         * weight plus group scales, q / n_betas / select / betas
+                         * ignored; exact nearest codeword; LQ_FORMAT_E8P). The
+                         * Hadamard rotation, groups and the engine apply to both. */
 } lq_nestquant_opts;
 
 /* Codebooks of LQ_METHOD_NESTQUANT. */
@@ -103,20 +103,20 @@ LQ_API lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o);
  * paper's 2-D format, d = 2, 4-bit indices, int8 codebooks per 256 columns x
  * 8 rows, 10 EM iterations, codebook update on: 2.141 bits/weight. */
 typedef struct lq_gptvq_opts {
-    unsigned dim;         /* vector dimension d in {1, 2, 4, 8} (default 2) */
-    unsigned index_bits;  /* bits per index (codebook of 2^index_bits); default 2*dim */
-    size_t group_cols;    /* columns sharing a codebook (default 256) */
-    size_t group_rows;    /* rows sharing a codebook, 0 = all rows (default 8) */
-    unsigned em_iters;    /* EM iterations for codebook init (default 10; the
-                           * reference scripts use 100) */
-    int codebook_update;  /* 1 (default): least-squares update of each codebook after the
-                           * engine, with H and without rtn: a dense solve up to
-                           * 2^index_bits * dim = 512 values per codebook, matrix-free
-                           * conjugate gradients beyond (docs/algorithms.md, GPTVQ) */
+    unsigned dim;           /* vector dimension d in {1, 2, 4, 8} (default 2) */
+    unsigned index_bits;    /* bits per index (codebook of 2^index_bits); default 2*dim */
+    size_t group_cols;      /* columns sharing a codebook (default 256) */
+    size_t group_rows;      /* rows sharing a codebook, 0 = all rows (default 8) */
+    unsigned em_iters;      /* EM iterations for codebook init (default 10; the
+                             * reference scripts use 100) */
+    int codebook_update;    /* 1 (default): least-squares update of each codebook after the
+                             * engine, with H and without rtn: a dense solve up to
+                             * 2^index_bits * dim = 512 values per codebook, matrix-free
+                             * conjugate gradients beyond (docs/algorithms.md, GPTVQ) */
     unsigned codebook_bits; /* 0 = fp16 codebooks (then every |w| must be <= 65504,
                              * the half range, else OUT_OF_RANGE), 8 (default) =
                              * int8 codebooks with an fp32 scale each */
-    size_t svd_rank;      /* 0 = off; else rank of the SVD compression */
+    size_t svd_rank;        /* 0 = off; else rank of the SVD compression */
 } lq_gptvq_opts;
 
 /* GPTVQ's paper configuration for d-dimensional vectors at `bits` index
@@ -134,26 +134,26 @@ typedef struct lq_gptvq_opts {
 LQ_API lq_status lq_gptvq_preset(unsigned dim, unsigned bits, lq_gptvq_opts *o);
 
 typedef struct lq_bcq_opts {
-    unsigned k;           /* binary planes, 1..8 (default 3) */
-    size_t group;         /* columns per alpha set; 0 = whole row (default 128) */
-    int offset;           /* 1: fit an offset per group */
-    unsigned iters;       /* alternating refinement iterations (default 15) */
-    unsigned linear_bits; /* GPTQT only: bits of the linear step, k..8; 0 (default) =
-                             auto: max(6, k + 1) capped at 8 */
+    unsigned k;             /* binary planes, 1..8 (default 3) */
+    size_t group;           /* columns per alpha set; 0 = whole row (default 128) */
+    int offset;             /* 1: fit an offset per group */
+    unsigned iters;         /* alternating refinement iterations (default 15) */
+    unsigned linear_bits;   /* GPTQT only: bits of the linear step, k..8; 0 (default) =
+                               auto: max(6, k + 1) capped at 8 */
     unsigned rescale_steps; /* GPTQT only: candidate scales searched (default 16) */
-    int grid_codes;       /* GPTQT only: 1 = code a weight through its linear grid point
-                             (the paper's two roundings); 0 = nearest binary level
-                             directly (default 0; see docs/algorithms.md) */
+    int grid_codes;         /* GPTQT only: 1 = code a weight through its linear grid point
+                               (the paper's two roundings); 0 = nearest binary level
+                               directly (default 0; see docs/algorithms.md) */
 } lq_bcq_opts;
 
 typedef struct lq_aqlm_opts {
-    unsigned n_codebooks; /* M (default 2) */
-    unsigned code_bits;   /* B, codebooks of 2^B vectors (default 8) */
-    unsigned group;       /* g, vector dimension (default 8) */
-    unsigned beam;        /* beam size (default 8) */
-    unsigned rounds;      /* beam search / codebook update rounds (default 4) */
+    unsigned n_codebooks;  /* M (default 2) */
+    unsigned code_bits;    /* B, codebooks of 2^B vectors (default 8) */
+    unsigned group;        /* g, vector dimension (default 8) */
+    unsigned beam;         /* beam size (default 8) */
+    unsigned rounds;       /* beam search / codebook update rounds (default 4) */
     unsigned kmeans_iters; /* residual k-means init iterations (default 20) */
-    unsigned cg_iters;    /* conjugate-gradient iterations per codebook update (0 = 16) */
+    unsigned cg_iters;     /* conjugate-gradient iterations per codebook update (0 = 16) */
 } lq_aqlm_opts;
 
 typedef struct lq_method {
@@ -163,7 +163,7 @@ typedef struct lq_method {
         lq_int_opts int_;
         lq_nestquant_opts nestquant;
         lq_gptvq_opts gptvq;
-        lq_bcq_opts bcq;       /* LQ_METHOD_BCQ and LQ_METHOD_GPTQT */
+        lq_bcq_opts bcq; /* LQ_METHOD_BCQ and LQ_METHOD_GPTQT */
         lq_aqlm_opts aqlm;
     } u;
 } lq_method;
@@ -194,10 +194,10 @@ LQ_API const char *lq_method_name(lq_method_kind kind);
 
 /* Report of a quantization run (optional output of lq_quantize_ex). */
 typedef struct lq_quant_report {
-    double damping;       /* damping actually added to diag(H) after escalation */
-    double proxy_loss;    /* tr((W - W_hat) H (W - W_hat)^T), or ||W - W_hat||^2 without H */
-    size_t dead_columns;  /* columns with H_jj == 0 */
-    size_t overloads;     /* NestQuant: 8-vectors that overloaded every beta */
+    double damping;      /* damping actually added to diag(H) after escalation */
+    double proxy_loss;   /* tr((W - W_hat) H (W - W_hat)^T), or ||W - W_hat||^2 without H */
+    size_t dead_columns; /* columns with H_jj == 0 */
+    size_t overloads;    /* NestQuant: 8-vectors that overloaded every beta */
 } lq_quant_report;
 
 typedef struct lq_qtensor lq_qtensor;
@@ -213,14 +213,13 @@ typedef struct lq_qtensor lq_qtensor;
  * applies the same schedule and refusal), NO_MEMORY. On any error *out and
  * W_hat are untouched. Multi-threaded through ctx; deterministic for a
  * given seed whatever the thread count. */
-LQ_API lq_status lq_quantize(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                             const float *H, const lq_method *method,
-                             lq_qtensor **out, float *W_hat);
+LQ_API lq_status lq_quantize(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                             const lq_method *method, lq_qtensor **out, float *W_hat);
 
 /* As lq_quantize, also filling *report (may be NULL). */
 LQ_API lq_status lq_quantize_ex(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                                const float *H, const lq_method *method,
-                                lq_qtensor **out, float *W_hat, lq_quant_report *report);
+                                const float *H, const lq_method *method, lq_qtensor **out,
+                                float *W_hat, lq_quant_report *report);
 
 /* Bits per weight with every piece of side information counted (scales,
  * zeros, codebooks, beta indices, alphas). */
@@ -240,8 +239,8 @@ LQ_API lq_status lq_dequantize(lq_ctx *ctx, const lq_qtensor *t, float *W_hat);
 LQ_API lq_status lq_matvec(lq_ctx *ctx, const lq_qtensor *W, const float *x, float *y);
 
 /* Y = X W^T (X: batch x cols, Y: batch x rows), batch >= 1. */
-LQ_API lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X,
-                           size_t batch, float *Y);
+LQ_API lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch,
+                           float *Y);
 
 /* Free a qtensor (NULL is a no-op). */
 LQ_API void lq_qtensor_free(lq_qtensor *t);

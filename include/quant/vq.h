@@ -36,11 +36,11 @@ typedef enum lq_kmeans_init {
 typedef void (*lq_kmeans_iter_fn)(void *user, unsigned restart, unsigned iter, double inertia);
 
 typedef struct lq_kmeans_opts {
-    lq_kmeans_init init;   /* default LQ_KMEANS_PLUSPLUS */
-    unsigned max_iter;     /* Lloyd iterations per restart, >= 1 (default 25) */
-    unsigned restarts;     /* independent runs, the lowest inertia is kept (default 1) */
-    double tol;            /* stop when the inertia decreases by less than tol * inertia
-                              in one iteration (default 1e-6; 0: run max_iter) */
+    lq_kmeans_init init; /* default LQ_KMEANS_PLUSPLUS */
+    unsigned max_iter;   /* Lloyd iterations per restart, >= 1 (default 25) */
+    unsigned restarts;   /* independent runs, the lowest inertia is kept (default 1) */
+    double tol;          /* stop when the inertia decreases by less than tol * inertia
+                            in one iteration (default 1e-6; 0: run max_iter) */
     /* Optional per-point, per-coordinate importance (n x d, >= 0, finite):
      * the distance of point i to c is sum_j cw[i*d+j] (x_ij - c_j)^2 and the
      * centroid update is the per-coordinate weighted mean. This is the
@@ -52,7 +52,7 @@ typedef struct lq_kmeans_opts {
     double *inertia_trace;
     lq_kmeans_iter_fn on_iter; /* optional observer */
     void *on_iter_user;
-    unsigned *iters_run;   /* optional out: iterations of the kept restart */
+    unsigned *iters_run; /* optional out: iterations of the kept restart */
 } lq_kmeans_opts;
 
 /* Fill *opts with the defaults above. NULL is a no-op. */
@@ -81,8 +81,8 @@ LQ_API void lq_kmeans_opts_init(lq_kmeans_opts *opts);
  * options, negative or all-zero weights), NOT_FINITE (NaN/Inf in x, weights,
  * coordinate weights or given centroids), NO_MEMORY (outputs untouched). */
 LQ_API lq_status lq_kmeans(lq_ctx *ctx, const float *x, const float *weights, size_t n, size_t d,
-                           size_t k, const lq_kmeans_opts *opts, float *centroids,
-                           uint32_t *assign, double *inertia);
+                           size_t k, const lq_kmeans_opts *opts, float *centroids, uint32_t *assign,
+                           double *inertia);
 
 /* ---- VQ codes ----------------------------------------------------------- */
 
@@ -93,9 +93,8 @@ LQ_API lq_status lq_kmeans(lq_ctx *ctx, const float *x, const float *weights, si
  * lowest index). err (may be NULL) receives the total (weighted) squared
  * error in double. Multi-threaded; SIMD nearest-codeword search.
  * Errors: INVALID_ARG, NOT_FINITE (x, codebook or weights), NO_MEMORY. */
-LQ_API lq_status lq_vq_encode(lq_ctx *ctx, const float *x, const float *weights, size_t n,
-                              size_t d, const float *codebook, unsigned bits, uint16_t *codes,
-                              double *err);
+LQ_API lq_status lq_vq_encode(lq_ctx *ctx, const float *x, const float *weights, size_t n, size_t d,
+                              const float *codebook, unsigned bits, uint16_t *codes, double *err);
 
 /* Decode: y (n x d) = codebook[codes[i]]. Pure, no allocation.
  * Errors: INVALID_ARG (NULL, d not in {1,2,4,8}, bits not in 1..16),

@@ -43,7 +43,7 @@ static void detect_features(lq_machine_info *m)
     int avx = (c >> 28) & 1;
     if (osxsave) {
         uint64_t xcr0 = xgetbv0();
-        m->os_avx = avx && (xcr0 & 0x6) == 0x6;          /* XMM + YMM */
+        m->os_avx = avx && (xcr0 & 0x6) == 0x6;            /* XMM + YMM */
         m->os_avx512 = m->os_avx && (xcr0 & 0xE0) == 0xE0; /* opmask, ZMM hi */
     }
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
@@ -88,8 +88,8 @@ static int x86_avx2_ok(const lq_machine_info *m)
 
 static int x86_avx512_ok(const lq_machine_info *m)
 {
-    return x86_avx2_ok(m) && m->os_avx512 && m->has_avx512f && m->has_avx512bw &&
-           m->has_avx512vl && m->has_avx512dq && m->has_avx512vnni && m->has_avx512vbmi;
+    return x86_avx2_ok(m) && m->os_avx512 && m->has_avx512f && m->has_avx512bw && m->has_avx512vl &&
+           m->has_avx512dq && m->has_avx512vnni && m->has_avx512vbmi;
 }
 #endif
 
@@ -103,16 +103,20 @@ static void init_level(void)
     detect_features(&m);
     lq_simd_level best = LQ_SIMD_SCALAR;
 #if LQ_ARCH_X86
-    if (x86_avx512_ok(&m)) best = LQ_SIMD_AVX512;
-    else if (x86_avx2_ok(&m)) best = LQ_SIMD_AVX2;
+    if (x86_avx512_ok(&m))
+        best = LQ_SIMD_AVX512;
+    else if (x86_avx2_ok(&m))
+        best = LQ_SIMD_AVX2;
 #elif LQ_ARCH_ARM
     best = LQ_SIMD_NEON;
 #endif
     const char *env = getenv("LQ_SIMD");
     if (env) {
         lq_simd_level want = best;
-        if (!strcmp(env, "scalar")) want = LQ_SIMD_SCALAR;
-        else if (!strcmp(env, "avx2") && best == LQ_SIMD_AVX512) want = LQ_SIMD_AVX2;
+        if (!strcmp(env, "scalar"))
+            want = LQ_SIMD_SCALAR;
+        else if (!strcmp(env, "avx2") && best == LQ_SIMD_AVX512)
+            want = LQ_SIMD_AVX2;
         /* "avx512", "neon" or a level above the machine's: keep best */
         best = want;
     }

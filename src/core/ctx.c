@@ -52,8 +52,10 @@ lq_status lq_ctx_create(const lq_ctx_config *cfg, lq_ctx **out)
 {
     if (!out) return LQ_ERR_INVALID_ARG;
     lq_ctx_config c;
-    if (cfg) c = *cfg;
-    else lq_ctx_config_init(&c);
+    if (cfg)
+        c = *cfg;
+    else
+        lq_ctx_config_init(&c);
     if ((c.allocator.alloc == NULL) != (c.allocator.free == NULL)) return LQ_ERR_INVALID_ARG;
     if (c.simd_cap != LQ_SIMD_AUTO && (unsigned)c.simd_cap > (unsigned)LQ_SIMD_NEON)
         return LQ_ERR_INVALID_ARG;
@@ -115,10 +117,7 @@ size_t lq_ctx_threads(const lq_ctx *ctx)
     return c ? c->n_threads : 1;
 }
 
-size_t lq_ctx_nthreads(lq_ctx *ctx)
-{
-    return lq_ctx_threads(ctx);
-}
+size_t lq_ctx_nthreads(lq_ctx *ctx) { return lq_ctx_threads(ctx); }
 
 lq_allocator lq_ctx_allocator(const lq_ctx *ctx)
 {
@@ -195,7 +194,4 @@ lq_simd_level lq_simd_for(const lq_ctx *ctx)
     return cap < det ? cap : det;
 }
 
-lq_simd_level lq_ctx_simd(const lq_ctx *ctx)
-{
-    return lq_simd_for(ctx);
-}
+lq_simd_level lq_ctx_simd(const lq_ctx *ctx) { return lq_simd_for(ctx); }

@@ -35,7 +35,7 @@ uint16_t lq_f32_to_f16(float f)
         return (uint16_t)(sign | 0x7C00u | (man ? 0x200u | (man >> 13) : 0));
     int e = (int)exp - 127 + 15;
     if (e >= 0x1F) return (uint16_t)(sign | 0x7C00u); /* overflow */
-    if (e <= 0) {                                      /* subnormal or zero */
+    if (e <= 0) {                                     /* subnormal or zero */
         if (e < -10) return sign;
         man |= 0x800000u;
         unsigned shift = (unsigned)(14 - e);
@@ -48,10 +48,7 @@ uint16_t lq_f32_to_f16(float f)
     return (uint16_t)(sign | half);
 }
 
-float lq_bf16_to_f32(uint16_t h)
-{
-    return lq_bits_f32((uint32_t)h << 16);
-}
+float lq_bf16_to_f32(uint16_t h) { return lq_bits_f32((uint32_t)h << 16); }
 
 uint16_t lq_f32_to_bf16(float f)
 {

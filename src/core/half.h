@@ -31,7 +31,7 @@ float lq_f16_to_f32(uint16_t h);
  * smallest subnormal give +-0; a NaN stays a quiet NaN with the top bits of
  * its payload. */
 uint16_t lq_f32_to_f16(float f);
-float lq_bf16_to_f32(uint16_t h);  /* exact */
-uint16_t lq_f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
+float lq_bf16_to_f32(uint16_t h); /* exact */
+uint16_t lq_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
 
 #endif

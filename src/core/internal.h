@@ -78,8 +78,8 @@ typedef struct lq_rng {
 
 void lq_rng_init(lq_rng *r, uint64_t seed, uint64_t stream);
 uint64_t lq_rng_next(lq_rng *r);
-double lq_rng_uniform(lq_rng *r);          /* [0, 1), 53 bits */
-double lq_rng_gaussian(lq_rng *r);         /* N(0, 1) */
+double lq_rng_uniform(lq_rng *r);             /* [0, 1), 53 bits */
+double lq_rng_gaussian(lq_rng *r);            /* N(0, 1) */
 uint64_t lq_rng_below(lq_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 /* n samples of N(0, sigma^2), two Box-Muller pairs per four uniforms
  * (vectorised with SLEEF when built with it; src/core/vmath.c). */

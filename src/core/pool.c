@@ -16,15 +16,15 @@ struct lq_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     pthread_cond_t done;
-    pthread_mutex_t busy;   /* held by the thread running a job */
-    uint64_t generation;    /* bumped per job */
+    pthread_mutex_t busy; /* held by the thread running a job */
+    uint64_t generation;  /* bumped per job */
     bool stop;
     /* current job */
     lq_task_fn fn;
     void *arg;
     size_t n;
     atomic_size_t next;
-    size_t active;          /* workers still inside the job */
+    size_t active; /* workers still inside the job */
 };
 
 /* Set while a thread executes pool tasks: nested parallel calls run inline. */

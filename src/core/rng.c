@@ -12,10 +12,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void lq_rng_init(lq_rng *r, uint64_t seed, uint64_t stream)
 {
@@ -39,10 +36,7 @@ uint64_t lq_rng_next(lq_rng *r)
     return result;
 }
 
-double lq_rng_uniform(lq_rng *r)
-{
-    return (double)(lq_rng_next(r) >> 11) * 0x1.0p-53;
-}
+double lq_rng_uniform(lq_rng *r) { return (double)(lq_rng_next(r) >> 11) * 0x1.0p-53; }
 
 double lq_rng_gaussian(lq_rng *r)
 {

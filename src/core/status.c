@@ -18,10 +18,7 @@ const char *lq_status_str(lq_status s)
     return "unknown status";
 }
 
-const char *lq_version(void)
-{
-    return LQ_VERSION_STRING;
-}
+const char *lq_version(void) { return LQ_VERSION_STRING; }
 
 bool lq_all_finite(const float *x, size_t n)
 {

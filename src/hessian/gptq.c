@@ -175,8 +175,7 @@ static void fill_plain(const void *arg, double *A, double lambda)
     }
 }
 
-lq_status lq_hessian_damping(lq_ctx *ctx, const float *H, size_t n, double percdamp,
-                             double *lambda)
+lq_status lq_hessian_damping(lq_ctx *ctx, const float *H, size_t n, double percdamp, double *lambda)
 {
     double *A = lq_alloc_array(ctx, n * n, sizeof *A);
     if (!A) return LQ_ERR_NO_MEMORY;

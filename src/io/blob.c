@@ -107,10 +107,7 @@ lq_status lq_blob_open(lq_ctx *ctx, const char *path, int map, lq_blob **out)
     return LQ_OK;
 }
 
-void lq_blob_retain(lq_blob *b)
-{
-    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-}
+void lq_blob_retain(lq_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
 
 void lq_blob_release(lq_blob *b)
 {

@@ -4,10 +4,20 @@
 size_t lq_dtype_size(lq_dtype d)
 {
     switch (d) {
-    case LQ_DTYPE_F32: case LQ_DTYPE_I32: case LQ_DTYPE_U32: return 4;
-    case LQ_DTYPE_F16: case LQ_DTYPE_BF16: case LQ_DTYPE_I16: case LQ_DTYPE_U16: return 2;
-    case LQ_DTYPE_F64: case LQ_DTYPE_I64: case LQ_DTYPE_U64: return 8;
-    case LQ_DTYPE_I8: case LQ_DTYPE_U8: case LQ_DTYPE_BOOL: case LQ_DTYPE_F8_E4M3:
+    case LQ_DTYPE_F32:
+    case LQ_DTYPE_I32:
+    case LQ_DTYPE_U32: return 4;
+    case LQ_DTYPE_F16:
+    case LQ_DTYPE_BF16:
+    case LQ_DTYPE_I16:
+    case LQ_DTYPE_U16: return 2;
+    case LQ_DTYPE_F64:
+    case LQ_DTYPE_I64:
+    case LQ_DTYPE_U64: return 8;
+    case LQ_DTYPE_I8:
+    case LQ_DTYPE_U8:
+    case LQ_DTYPE_BOOL:
+    case LQ_DTYPE_F8_E4M3:
     case LQ_DTYPE_F8_E5M2: return 1;
     case LQ_DTYPE_UNKNOWN: break;
     }

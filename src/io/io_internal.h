@@ -25,14 +25,10 @@
 #endif
 
 /* ---- little-endian fields (portable: byte by byte) ------------------------ */
-static inline uint16_t lq_rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
+static inline uint16_t lq_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t lq_rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 static inline uint64_t lq_rd64(const uint8_t *p)
 {
@@ -108,8 +104,6 @@ lq_status lq_lqt_f32_check(const lq_lqt *f, size_t index);
 /* Dtype size in bytes (0 for unknown). */
 size_t lq_dtype_size(lq_dtype d);
 
-
-
 /* ---- tensor files (safetensors, .npy) ------------------------------------------ */
 typedef struct lq_tf_entry {
     const char *name;
@@ -131,8 +125,8 @@ struct lq_tfile {
     lq_blob *blob;
     lq_tfile_kind kind;
     size_t n;
-    lq_tf_entry *e;      /* n entries */
-    char *strings;       /* names */
+    lq_tf_entry *e;       /* n entries */
+    char *strings;        /* names */
     lq_tf_sorted *sorted; /* by name, for lq_tfile_find */
 };
 

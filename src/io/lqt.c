@@ -54,10 +54,7 @@ static bool add64(uint64_t a, uint64_t b, uint64_t *out)
     return true;
 }
 
-static bool valid_elem(uint32_t e)
-{
-    return e == 1 || e == 2 || e == 4 || e == 8;
-}
+static bool valid_elem(uint32_t e) { return e == 1 || e == 2 || e == 4 || e == 8; }
 
 #if LQ_BIG_ENDIAN
 static void swap_elems(uint8_t *p, size_t n, uint32_t elem)
@@ -101,14 +98,14 @@ struct lq_lqt_writer {
     FILE *f;
     char *path, *tmp;
     uint64_t pos;
-    lq_status err;     /* sticky I/O error */
-    size_t n, cap;     /* records written (every kind) */
-    uint64_t *dir;     /* 2 per record: offset, size */
+    lq_status err; /* sticky I/O error */
+    size_t n, cap; /* records written (every kind) */
+    uint64_t *dir; /* 2 per record: offset, size */
     size_t nnames, names_cap;
-    char **names;      /* tensor and float names (one namespace) */
+    char **names; /* tensor and float names (one namespace) */
     size_t nkeys, keys_cap;
-    char **keys;       /* metadata keys */
-    int v2;            /* a float or metadata record was written */
+    char **keys; /* metadata keys */
+    int v2;      /* a float or metadata record was written */
 };
 
 static char *str_dup(const lq_allocator *a, const char *s, size_t extra)
@@ -313,8 +310,8 @@ static lq_status write_tensor_record(lq_lqt_writer *w, const char *name, const r
 
     int io = pad_to(w, R) || put(w, rec, rec_bytes);
     for (size_t i = 0; !io && i < d->nsec; i++)
-        io = pad_to(w, sec_off[i]) || put_section(w, d->sec[i].data, d->sec[i].nbytes,
-                                                  d->sec[i].elem_size);
+        io = pad_to(w, sec_off[i]) ||
+             put_section(w, d->sec[i].data, d->sec[i].nbytes, d->sec[i].elem_size);
     lq_free_with(&w->alloc, rec);
     if (io) {
         lq_free_with(&w->alloc, copy);
@@ -342,8 +339,7 @@ lq_status lq_lqt_writer_add(lq_lqt_writer *w, const char *name, const lq_qtensor
             return LQ_ERR_INVALID_ARG;
     for (size_t i = 0; i < LQ_QT_NPARAMS; i++)
         if (!isfinite(t->fp[i])) return LQ_ERR_INVALID_ARG;
-    rec_desc d = {REC_MAGIC, (uint32_t)t->format, t->rows, t->cols, t->ip, t->fp,
-                  t->nsec, t->sec};
+    rec_desc d = {REC_MAGIC, (uint32_t)t->format, t->rows, t->cols, t->ip, t->fp, t->nsec, t->sec};
     return write_tensor_record(w, name, &d);
 }
 
@@ -412,8 +408,8 @@ lq_status lq_lqt_writer_finish(lq_lqt_writer *w)
     uint8_t hdr[HDR_SIZE];
     uint32_t dcrc = 0;
     uint64_t dir_off = 0;
-    if (st == LQ_OK && (w->n > UINT32_MAX || pad_to(w, (w->pos + WRITE_ALIGN - 1) &
-                                                          ~(uint64_t)(WRITE_ALIGN - 1))))
+    if (st == LQ_OK &&
+        (w->n > UINT32_MAX || pad_to(w, (w->pos + WRITE_ALIGN - 1) & ~(uint64_t)(WRITE_ALIGN - 1))))
         st = LQ_ERR_IO;
     dir_off = w->pos;
     for (size_t i = 0; st == LQ_OK && i < w->n; i++) {
@@ -486,11 +482,11 @@ struct lq_lqt {
     lq_simd_level level; /* of the opening context (its simd_cap holds) */
     lq_blob *blob;
     uint32_t version, alignment;
-    size_t n;          /* tensor and float records, in directory order */
+    size_t n; /* tensor and float records, in directory order */
     lqt_entry *e;
     char *names;
     lqt_sorted *sorted;
-    size_t nmeta;      /* metadata records, in directory order */
+    size_t nmeta; /* metadata records, in directory order */
     lqt_meta *meta;
     char *meta_str;
     lqt_sorted *meta_sorted;
@@ -537,9 +533,8 @@ static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, uint32
         si->crc = lq_rd32(s + 24);
         uint64_t send;
         if (si->tag == 0 || !valid_elem(si->elem_size) || lq_rd32(s + 28) != 0 ||
-            si->nbytes % si->elem_size != 0 || si->offset % f->alignment != 0 ||
-            si->offset < end || !add64(si->offset, si->nbytes, &send) || send > R + size ||
-            si->nbytes > SIZE_MAX)
+            si->nbytes % si->elem_size != 0 || si->offset % f->alignment != 0 || si->offset < end ||
+            !add64(si->offset, si->nbytes, &send) || send > R + size || si->nbytes > SIZE_MAX)
             return LQ_ERR_CORRUPT;
         end = send;
     }
@@ -549,8 +544,8 @@ static lq_status parse_record(const lq_lqt *f, uint64_t R, uint64_t size, uint32
          * (as bit patterns: -0.0 is not zero here). */
         size_t nbytes;
         if (info->format != LQ_LQT_FORMAT_F32 || nsec != 1 || info->sec[0].tag != F32_TAG ||
-            info->sec[0].elem_size != sizeof(float) ||
-            !lq_mul_ok(numel, sizeof(float), &nbytes) || info->sec[0].nbytes != nbytes)
+            info->sec[0].elem_size != sizeof(float) || !lq_mul_ok(numel, sizeof(float), &nbytes) ||
+            info->sec[0].nbytes != nbytes)
             return LQ_ERR_CORRUPT;
         for (size_t i = 0; i < 2 * LQ_QT_NPARAMS; i++)
             if (lq_rd32(p + 32 + 4 * i) != 0) return LQ_ERR_CORRUPT;
@@ -610,8 +605,10 @@ static lq_status find_sorted(const lqt_sorted *s, size_t n, const char *name, si
             *index = s[mid].index;
             return LQ_OK;
         }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return LQ_ERR_INVALID_ARG;
 }
@@ -667,9 +664,8 @@ static lq_status lqt_parse(lq_ctx *ctx, lq_blob *blob, lq_lqt **out)
     uint64_t file_size = lq_rd64(h + 16), dir_off = lq_rd64(h + 24), dir_size = lq_rd64(h + 32);
     uint32_t n = lq_rd32(h + 40);
     if (lq_rd32(h + 12) != 0 || lq_rd64(h + 52) != 0) goto fail; /* flags, reserved */
-    if (file_size != (uint64_t)fsize) goto fail;                   /* truncated or padded */
-    if (f->alignment < MIN_ALIGN || f->alignment > MAX_ALIGN ||
-        (f->alignment & (f->alignment - 1)))
+    if (file_size != (uint64_t)fsize) goto fail;                 /* truncated or padded */
+    if (f->alignment < MIN_ALIGN || f->alignment > MAX_ALIGN || (f->alignment & (f->alignment - 1)))
         goto fail;
     if (dir_size != (uint64_t)n * DIR_ENTRY || dir_off < HDR_SIZE || dir_off > file_size ||
         dir_size != file_size - dir_off)
@@ -686,8 +682,7 @@ static lq_status lqt_parse(lq_ctx *ctx, lq_blob *blob, lq_lqt **out)
     for (size_t i = 0; i < n; i++) {
         uint64_t R = lq_rd64(dir + DIR_ENTRY * i), size = lq_rd64(dir + DIR_ENTRY * i + 8), end;
         st = LQ_ERR_CORRUPT;
-        if (R % f->alignment || R < prev_end || !add64(R, size, &end) || end > dir_off ||
-            size < 4)
+        if (R % f->alignment || R < prev_end || !add64(R, size, &end) || end > dir_off || size < 4)
             goto fail;
         uint32_t magic = lq_rd32(h + R);
         if (magic == META_MAGIC && f->version >= 2) {
@@ -744,8 +739,8 @@ static lq_status lqt_parse(lq_ctx *ctx, lq_blob *blob, lq_lqt **out)
         m++;
     }
     st = LQ_ERR_CORRUPT;
-    if (!sort_unique(f->sorted, f->n)) goto fail;              /* duplicate tensor name */
-    if (!sort_unique(f->meta_sorted, f->nmeta)) goto fail;     /* duplicate metadata key */
+    if (!sort_unique(f->sorted, f->n)) goto fail;          /* duplicate tensor name */
+    if (!sort_unique(f->meta_sorted, f->nmeta)) goto fail; /* duplicate metadata key */
     *out = f;
     return LQ_OK;
 fail:
@@ -776,10 +771,7 @@ void lq_lqt_close(lq_lqt *f)
     if (f) lqt_free(f);
 }
 
-size_t lq_lqt_count(const lq_lqt *f)
-{
-    return f ? f->n : 0;
-}
+size_t lq_lqt_count(const lq_lqt *f) { return f ? f->n : 0; }
 
 lq_status lq_lqt_find(const lq_lqt *f, const char *name, size_t *index)
 {
@@ -812,13 +804,9 @@ lq_status lq_lqt_file_info(const lq_lqt *f, uint32_t *version, uint32_t *alignme
     return LQ_OK;
 }
 
-static void release_blob(void *owner)
-{
-    lq_blob_release(owner);
-}
+static void release_blob(void *owner) { lq_blob_release(owner); }
 
-lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags,
-                      lq_qtensor **out)
+lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags, lq_qtensor **out)
 {
     if (!f || !out || index >= f->n || (flags & ~(LQ_LQT_COPY | LQ_LQT_SKIP_DATA_CRC)) ||
         f->e[index].f32)
@@ -856,8 +844,8 @@ lq_status lq_lqt_load(lq_ctx *ctx, const lq_lqt *f, size_t index, unsigned flags
             swap_elems(d, (size_t)si->nbytes, si->elem_size);
 #endif
         } else {
-            t->sec[i] = (lq_qsection){si->tag, si->elem_size, (size_t)si->nbytes,
-                                      (void *)(uintptr_t)src};
+            t->sec[i] =
+                (lq_qsection){si->tag, si->elem_size, (size_t)si->nbytes, (void *)(uintptr_t)src};
             t->nsec = i + 1;
         }
     }
@@ -904,10 +892,7 @@ lq_status lq_lqt_read_f32(const lq_lqt *f, size_t index, float *dst, size_t n)
     return LQ_OK;
 }
 
-size_t lq_lqt_meta_count(const lq_lqt *f)
-{
-    return f ? f->nmeta : 0;
-}
+size_t lq_lqt_meta_count(const lq_lqt *f) { return f ? f->nmeta : 0; }
 
 lq_status lq_lqt_meta_get(const lq_lqt *f, size_t i, const char **key, const char **value)
 {
@@ -929,15 +914,16 @@ lq_status lq_lqt_meta_find(const lq_lqt *f, const char *key, const char **value)
 lq_status lq_qtensor_load(lq_ctx *ctx, const char *path, const char *name, unsigned flags,
                           lq_qtensor **out)
 {
-    if (!path || !out ||
-        (flags & ~(LQ_LQT_MMAP | LQ_LQT_COPY | LQ_LQT_SKIP_DATA_CRC)))
+    if (!path || !out || (flags & ~(LQ_LQT_MMAP | LQ_LQT_COPY | LQ_LQT_SKIP_DATA_CRC)))
         return LQ_ERR_INVALID_ARG;
     lq_lqt *f;
     lq_status st = lq_lqt_open(ctx, path, flags & LQ_LQT_MMAP, &f);
     if (st != LQ_OK) return st;
     size_t idx = 0;
-    if (name) st = lq_lqt_find(f, name, &idx);
-    else if (f->n != 1) st = LQ_ERR_INVALID_ARG;
+    if (name)
+        st = lq_lqt_find(f, name, &idx);
+    else if (f->n != 1)
+        st = LQ_ERR_INVALID_ARG;
     if (st == LQ_OK) st = lq_lqt_load(ctx, f, idx, flags & ~LQ_LQT_MMAP, out);
     lq_lqt_close(f);
     return st;

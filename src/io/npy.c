@@ -108,9 +108,12 @@ static lq_status parse_dict(pp *j, lq_tf_entry *e, int *fortran)
             descr_st = descr_dtype(val, &e->dtype);
         } else if (!strcmp(key, "fortran_order") && !seen_fortran) {
             seen_fortran = 1;
-            if (pword(j, "True")) *fortran = 1;
-            else if (pword(j, "False")) *fortran = 0;
-            else return LQ_ERR_CORRUPT;
+            if (pword(j, "True"))
+                *fortran = 1;
+            else if (pword(j, "False"))
+                *fortran = 0;
+            else
+                return LQ_ERR_CORRUPT;
         } else if (!strcmp(key, "shape") && !seen_shape) {
             seen_shape = 1;
             if (!pexpect(j, '(')) return LQ_ERR_CORRUPT;
@@ -123,18 +126,24 @@ static lq_status parse_dict(pp *j, lq_tf_entry *e, int *fortran)
                 }
                 size_t d;
                 if (!pdim(j, &d)) return LQ_ERR_CORRUPT;
-                if (e->ndim == LQ_TFILE_MAX_DIMS) st = LQ_ERR_UNSUPPORTED;
-                else e->shape[e->ndim++] = d;
+                if (e->ndim == LQ_TFILE_MAX_DIMS)
+                    st = LQ_ERR_UNSUPPORTED;
+                else
+                    e->shape[e->ndim++] = d;
                 pws(j);
-                if (j->p < j->end && *j->p == ',') j->p++;
-                else if (!(j->p < j->end && *j->p == ')')) return LQ_ERR_CORRUPT;
+                if (j->p < j->end && *j->p == ',')
+                    j->p++;
+                else if (!(j->p < j->end && *j->p == ')'))
+                    return LQ_ERR_CORRUPT;
             }
         } else {
             return LQ_ERR_CORRUPT;
         }
         pws(j);
-        if (j->p < j->end && *j->p == ',') j->p++;
-        else if (!(j->p < j->end && *j->p == '}')) return LQ_ERR_CORRUPT;
+        if (j->p < j->end && *j->p == ',')
+            j->p++;
+        else if (!(j->p < j->end && *j->p == '}'))
+            return LQ_ERR_CORRUPT;
     }
     pws(j);
     if (j->p != j->end) return LQ_ERR_CORRUPT;

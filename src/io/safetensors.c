@@ -61,7 +61,8 @@ static size_t utf8_len(const uint8_t *p, const uint8_t *end)
     size_t n;
     uint8_t lo = 0x80, hi = 0xBF;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         n = 3;
         if (c == 0xE0) lo = 0xA0;
@@ -187,11 +188,12 @@ static lq_dtype dtype_from(const char *s)
     static const struct {
         const char *name;
         lq_dtype d;
-    } map[] = {{"F32", LQ_DTYPE_F32},   {"F16", LQ_DTYPE_F16},         {"BF16", LQ_DTYPE_BF16},
-               {"F64", LQ_DTYPE_F64},   {"I8", LQ_DTYPE_I8},           {"U8", LQ_DTYPE_U8},
-               {"I16", LQ_DTYPE_I16},   {"U16", LQ_DTYPE_U16},         {"I32", LQ_DTYPE_I32},
-               {"U32", LQ_DTYPE_U32},   {"I64", LQ_DTYPE_I64},         {"U64", LQ_DTYPE_U64},
-               {"BOOL", LQ_DTYPE_BOOL}, {"F8_E4M3", LQ_DTYPE_F8_E4M3}, {"F8_E5M2", LQ_DTYPE_F8_E5M2}};
+    } map[] = {
+        {"F32", LQ_DTYPE_F32},   {"F16", LQ_DTYPE_F16},         {"BF16", LQ_DTYPE_BF16},
+        {"F64", LQ_DTYPE_F64},   {"I8", LQ_DTYPE_I8},           {"U8", LQ_DTYPE_U8},
+        {"I16", LQ_DTYPE_I16},   {"U16", LQ_DTYPE_U16},         {"I32", LQ_DTYPE_I32},
+        {"U32", LQ_DTYPE_U32},   {"I64", LQ_DTYPE_I64},         {"U64", LQ_DTYPE_U64},
+        {"BOOL", LQ_DTYPE_BOOL}, {"F8_E4M3", LQ_DTYPE_F8_E4M3}, {"F8_E5M2", LQ_DTYPE_F8_E5M2}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(s, map[i].name)) return map[i].d;
     return LQ_DTYPE_UNKNOWN;
@@ -224,8 +226,7 @@ static lq_status parse_metadata(jp *j, char *scratch)
 }
 
 /* {"dtype": "F32", "shape": [..], "data_offsets": [b, e]} in any order. */
-static lq_status parse_tensor(jp *j, char *scratch, lq_tf_entry *e, uint64_t *begin,
-                              uint64_t *end)
+static lq_status parse_tensor(jp *j, char *scratch, lq_tf_entry *e, uint64_t *begin, uint64_t *end)
 {
     int seen_dtype = 0, seen_shape = 0, seen_off = 0;
     size_t len;
@@ -442,9 +443,12 @@ static int write_values(FILE *fp, const float *x, size_t n, lq_dtype dt)
     while (n) {
         size_t k = n < per ? n : per;
         for (size_t i = 0; i < k; i++) {
-            if (dt == LQ_DTYPE_F32) lq_wr32(buf + 4 * i, lq_f32_bits(x[i]));
-            else if (dt == LQ_DTYPE_F16) lq_wr16(buf + 2 * i, lq_f32_to_f16(x[i]));
-            else lq_wr16(buf + 2 * i, lq_f32_to_bf16(x[i]));
+            if (dt == LQ_DTYPE_F32)
+                lq_wr32(buf + 4 * i, lq_f32_bits(x[i]));
+            else if (dt == LQ_DTYPE_F16)
+                lq_wr16(buf + 2 * i, lq_f32_to_f16(x[i]));
+            else
+                lq_wr16(buf + 2 * i, lq_f32_to_bf16(x[i]));
         }
         if (fwrite(buf, es, k, fp) != k) return -1;
         x += k;
@@ -486,12 +490,12 @@ lq_status lq_safetensors_write(lq_ctx *ctx, const char *path, const lq_tensor_de
         if (i) h[pos++] = ',';
         h[pos++] = '"';
         pos += json_escape(h + pos, t[i].name);
-        pos += (size_t)sprintf(h + pos, "\":{\"dtype\":\"%s\",\"shape\":[",
-                               lq_dtype_name(t[i].dtype));
+        pos +=
+            (size_t)sprintf(h + pos, "\":{\"dtype\":\"%s\",\"shape\":[", lq_dtype_name(t[i].dtype));
         for (size_t k = 0; k < t[i].ndim; k++)
             pos += (size_t)sprintf(h + pos, "%s%zu", k ? "," : "", t[i].shape[k]);
-        pos += (size_t)sprintf(h + pos, "],\"data_offsets\":[%llu,%llu]}",
-                               (unsigned long long)off, (unsigned long long)(off + bytes));
+        pos += (size_t)sprintf(h + pos, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                               (unsigned long long)(off + bytes));
         off += bytes;
     }
     h[pos++] = '}';
@@ -523,8 +527,10 @@ lq_status lq_npy_write(lq_ctx *ctx, const char *path, const lq_tensor_desc *t)
                        t->dtype == LQ_DTYPE_F32 ? "f4" : "f2");
     for (size_t k = 0; k < t->ndim; k++)
         len += snprintf(h + len, sizeof h - (size_t)len, "%zu, ", t->shape[k]);
-    if (t->ndim > 1) len -= 2; /* "(3, 4)" but "(3,)" */
-    else if (t->ndim == 1) len -= 1;
+    if (t->ndim > 1)
+        len -= 2; /* "(3, 4)" but "(3,)" */
+    else if (t->ndim == 1)
+        len -= 1;
     len += snprintf(h + len, sizeof h - (size_t)len, "), }");
     size_t total = 10 + (size_t)len + 1;
     size_t padded = (total + 63) / 64 * 64;

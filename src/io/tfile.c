@@ -32,8 +32,10 @@ static lq_status tfile_parse(lq_ctx *ctx, lq_blob *blob, lq_tfile_kind kind, lq_
     f->blob = blob;
     const uint8_t *d = blob->data;
     if (kind == LQ_TFILE_AUTO) {
-        if (blob->size >= 6 && !memcmp(d, "\x93NUMPY", 6)) kind = LQ_TFILE_NPY;
-        else if (blob->size >= 9 && d[8] == '{') kind = LQ_TFILE_SAFETENSORS;
+        if (blob->size >= 6 && !memcmp(d, "\x93NUMPY", 6))
+            kind = LQ_TFILE_NPY;
+        else if (blob->size >= 9 && d[8] == '{')
+            kind = LQ_TFILE_SAFETENSORS;
         else {
             tfile_free(f);
             return LQ_ERR_CORRUPT;
@@ -88,15 +90,9 @@ void lq_tfile_close(lq_tfile *f)
     if (f) tfile_free(f);
 }
 
-lq_tfile_kind lq_tfile_get_kind(const lq_tfile *f)
-{
-    return f ? f->kind : LQ_TFILE_AUTO;
-}
+lq_tfile_kind lq_tfile_get_kind(const lq_tfile *f) { return f ? f->kind : LQ_TFILE_AUTO; }
 
-size_t lq_tfile_count(const lq_tfile *f)
-{
-    return f ? f->n : 0;
-}
+size_t lq_tfile_count(const lq_tfile *f) { return f ? f->n : 0; }
 
 lq_status lq_tfile_info(const lq_tfile *f, size_t index, lq_tensor_info *info)
 {
@@ -122,8 +118,10 @@ lq_status lq_tfile_find(const lq_tfile *f, const char *name, size_t *index)
             *index = f->sorted[mid].index;
             return LQ_OK;
         }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return LQ_ERR_INVALID_ARG;
 }
@@ -144,7 +142,6 @@ lq_status lq_tfile_read_f32(const lq_tfile *f, size_t index, float *dst, size_t 
     case LQ_DTYPE_BF16:
         for (size_t i = 0; i < n; i++) dst[i] = lq_bf16_to_f32(lq_rd16(p + 2 * i));
         return LQ_OK;
-    default:
-        return LQ_ERR_UNSUPPORTED;
+    default: return LQ_ERR_UNSUPPORTED;
     }
 }

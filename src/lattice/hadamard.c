@@ -20,10 +20,7 @@ void lq_fwht_scalar(float *x, size_t n)
             }
 }
 
-static bool is_pow2(size_t n)
-{
-    return n && !(n & (n - 1));
-}
+static bool is_pow2(size_t n) { return n && !(n & (n - 1)); }
 
 static size_t pow2_floor(size_t n)
 {
@@ -93,15 +90,9 @@ static lq_status rht_one(float *x, size_t n, uint64_t seed, int inverse)
     return LQ_OK;
 }
 
-lq_status lq_rht_forward(float *x, size_t n, uint64_t seed)
-{
-    return rht_one(x, n, seed, 0);
-}
+lq_status lq_rht_forward(float *x, size_t n, uint64_t seed) { return rht_one(x, n, seed, 0); }
 
-lq_status lq_rht_inverse(float *x, size_t n, uint64_t seed)
-{
-    return rht_one(x, n, seed, 1);
-}
+lq_status lq_rht_inverse(float *x, size_t n, uint64_t seed) { return rht_one(x, n, seed, 1); }
 
 typedef struct rht_job {
     const lq_lattice_kernels *k;
@@ -118,7 +109,8 @@ static void rht_task(void *arg, size_t t)
     rht_job *j = arg;
     size_t r0 = t * RHT_GRAIN, r1 = r0 + RHT_GRAIN;
     if (r1 > j->count) r1 = j->count;
-    for (size_t r = r0; r < r1; r++) lq_rht_apply(j->k, j->X + r * j->ld, j->n, j->seed, j->inverse);
+    for (size_t r = r0; r < r1; r++)
+        lq_rht_apply(j->k, j->X + r * j->ld, j->n, j->seed, j->inverse);
 }
 
 lq_status lq_rht_rows(lq_ctx *ctx, float *X, size_t count, size_t n, size_t ld, uint64_t seed,

@@ -21,7 +21,7 @@ typedef struct lq_lattice_kernels {
     lq_simd_level level;
     lq_lat_batch_fn e8;
     lq_lat_batch_fn d8;
-    void (*fwht)(float *x, size_t n); /* n power of two */
+    void (*fwht)(float *x, size_t n);         /* n power of two */
     bool (*finite)(const float *x, size_t n); /* every float finite */
     /* Voronoi glue for m vectors: coords (c = coordinates of t mod q; far[i]
      * = 1 and c zeroed when t is far outside any code, see

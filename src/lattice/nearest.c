@@ -71,18 +71,18 @@ void lq_d8_batch_scalar(const float *x, size_t n, float *y)
 }
 
 static const lq_lattice_kernels g_scalar = {
-    LQ_SIMD_SCALAR,   lq_e8_batch_scalar,       lq_d8_batch_scalar,    lq_fwht_scalar,
-    lq_finite_scalar, lq_voronoi_coords_scalar, lq_voronoi_lift_scalar,
-    lq_nq_gather_scale_scalar, lq_nq_accept_scalar};
+    LQ_SIMD_SCALAR,         lq_e8_batch_scalar,        lq_d8_batch_scalar,
+    lq_fwht_scalar,         lq_finite_scalar,          lq_voronoi_coords_scalar,
+    lq_voronoi_lift_scalar, lq_nq_gather_scale_scalar, lq_nq_accept_scalar};
 #if LQ_ARCH_X86
 static const lq_lattice_kernels g_avx2 = {
-    LQ_SIMD_AVX2,   lq_e8_batch_avx2,       lq_d8_batch_avx2,    lq_fwht_avx2,
-    lq_finite_avx2, lq_voronoi_coords_avx2, lq_voronoi_lift_avx2,
-    lq_nq_gather_scale_avx2, lq_nq_accept_avx2};
+    LQ_SIMD_AVX2,         lq_e8_batch_avx2,        lq_d8_batch_avx2,
+    lq_fwht_avx2,         lq_finite_avx2,          lq_voronoi_coords_avx2,
+    lq_voronoi_lift_avx2, lq_nq_gather_scale_avx2, lq_nq_accept_avx2};
 static const lq_lattice_kernels g_avx512 = {
-    LQ_SIMD_AVX512,   lq_e8_batch_avx512,     lq_d8_batch_avx512,  lq_fwht_avx512,
-    lq_finite_avx512, lq_voronoi_coords_avx2, lq_voronoi_lift_avx2,
-    lq_nq_gather_scale_avx2, lq_nq_accept_avx2};
+    LQ_SIMD_AVX512,       lq_e8_batch_avx512,      lq_d8_batch_avx512,
+    lq_fwht_avx512,       lq_finite_avx512,        lq_voronoi_coords_avx2,
+    lq_voronoi_lift_avx2, lq_nq_gather_scale_avx2, lq_nq_accept_avx2};
 #endif
 
 const lq_lattice_kernels *lq_lattice_kernels_at(lq_simd_level level)

@@ -88,8 +88,8 @@ void lq_nq_accept_scalar(const float *y, float *t, const uint8_t *far, size_t m,
  * -0.0) so that the encoder's reconstruction equals lq_nq_decode bit for
  * bit. yd (optional): decode(codes) for every vector, overloaded or not. */
 static void try_beta(const lq_lattice_kernels *k, unsigned q, float beta, float gamma,
-                     const float *x, const size_t *idx, size_t m, float *t, uint8_t *c,
-                     uint8_t *ok, float *yd)
+                     const float *x, const size_t *idx, size_t m, float *t, uint8_t *c, uint8_t *ok,
+                     float *yd)
 {
     float y[8 * CH];
     uint8_t far[CH];
@@ -177,8 +177,8 @@ static void encode_first(const lq_lattice_kernels *k, const lq_nq_coder *c, cons
  * ties keep the earlier candidate (smaller beta, and the usual code before
  * the searched one). The FIRST choice is always a candidate, so BEST never
  * has a larger error than FIRST, and EXHAUSTIVE never one larger than BEST. */
-static void encode_best(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x,
-                        size_t n, uint8_t *codes, uint8_t *beta_idx, float *y, size_t *nov)
+static void encode_best(const lq_lattice_kernels *k, const lq_nq_coder *c, const float *x, size_t n,
+                        uint8_t *codes, uint8_t *beta_idx, float *y, size_t *nov)
 {
     float t[8 * CH], yd[8 * CH], yb[8 * CH];
     uint8_t cc[8 * CH], ok[CH], anyok[CH];
@@ -243,8 +243,7 @@ static void encode_best(const lq_lattice_kernels *k, const lq_nq_coder *c, const
                 }
             }
             if (y)
-                for (int j = 0; j < 8; j++)
-                    y[8 * v + j] = c->betas[beta_idx[v]] * yb[8 * i + j];
+                for (int j = 0; j < 8; j++) y[8 * v + j] = c->betas[beta_idx[v]] * yb[8 * i + j];
         }
     }
 }
@@ -301,9 +300,6 @@ lq_status lq_nq_decode(const lq_nq_coder *c, const uint8_t *codes, const uint8_t
 #define FIT_GRID 96
 #define CAPX 2
 
-
-
-
 typedef struct fit_job {
     const lq_lattice_kernels *k;
     unsigned q;
@@ -311,9 +307,9 @@ typedef struct fit_job {
     const float *xs; /* m sampled vectors */
     size_t m;
     const float *grid;
-    float *err;      /* G x m: FIRST: INFINITY when overloaded; else the error
-                      * of the decoded (possibly wrapped) codeword */
-    uint8_t *ovf;    /* G x m: 1 = the usual code overloads */
+    float *err;       /* G x m: FIRST: INFINITY when overloaded; else the error
+                       * of the decoded (possibly wrapped) codeword */
+    uint8_t *ovf;     /* G x m: 1 = the usual code overloads */
     const float *cap; /* m, EXHAUSTIVE refinement: error to beat */
     size_t g0;        /* first grid column refined */
 } fit_job;
@@ -398,8 +394,8 @@ static double fit_cost(const float *err, const uint8_t *ovf, const float *fallba
 
 /* Coordinate descent on the total error from sel (each beta moved over +-16
  * grid points between its neighbours, at most 12 sweeps). */
-static void fit_descent(const float *err, const uint8_t *ovf, const float *fb, size_t m,
-                        unsigned G, unsigned K, int sel_best, unsigned *sel)
+static void fit_descent(const float *err, const uint8_t *ovf, const float *fb, size_t m, unsigned G,
+                        unsigned K, int sel_best, unsigned *sel)
 {
     double best = fit_cost(err, ovf, fb, m, sel, K, sel_best);
     for (int sweep = 0; sweep < 12; sweep++) {
@@ -473,8 +469,10 @@ lq_status lq_nq_coder_fit(lq_ctx *ctx, lq_nq_coder *c, const float *x, size_t n)
         st = LQ_ERR_INVALID_ARG;
         goto done;
     }
-    fit_job job = {k, q, mode == LQ_NQ_SELECT_FIRST ? LQ_NQ_SELECT_FIRST : LQ_NQ_SELECT_BEST,
-                   xs, m, grid, err, ovf, NULL, 0};
+    fit_job job = {k,   q,   mode == LQ_NQ_SELECT_FIRST ? LQ_NQ_SELECT_FIRST : LQ_NQ_SELECT_BEST,
+                   xs,  m,   grid,
+                   err, ovf, NULL,
+                   0};
     lq_parallel_for(ctx, G, fit_task, &job);
     /* Init: the k-th beta is the smallest grid point at which a fraction
      * (k+1)/K of the vectors first fits (quantiles of the first feasible
@@ -630,12 +628,12 @@ static bool block_ints(const lq_lattice_kernels *k, const lq_nq_coder *c, const 
     return true;
 }
 
-lq_status lq_nq_dot(const lq_nq_coder *ca, const uint8_t *codes_a, const uint8_t *beta_a,
-                    float sa, const lq_nq_coder *cb, const uint8_t *codes_b,
-                    const uint8_t *beta_b, float sb, size_t nblk, double *out)
+lq_status lq_nq_dot(const lq_nq_coder *ca, const uint8_t *codes_a, const uint8_t *beta_a, float sa,
+                    const lq_nq_coder *cb, const uint8_t *codes_b, const uint8_t *beta_b, float sb,
+                    size_t nblk, double *out)
 {
-    if (lq_nq_coder_check(ca) != LQ_OK || lq_nq_coder_check(cb) != LQ_OK || !out ||
-        !isfinite(sa) || !isfinite(sb))
+    if (lq_nq_coder_check(ca) != LQ_OK || lq_nq_coder_check(cb) != LQ_OK || !out || !isfinite(sa) ||
+        !isfinite(sb))
         return LQ_ERR_INVALID_ARG;
     if (nblk > 0 && (!codes_a || !beta_a || !codes_b || !beta_b)) return LQ_ERR_INVALID_ARG;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_AUTO);
@@ -656,7 +654,8 @@ lq_status lq_nq_dot(const lq_nq_coder *ca, const uint8_t *codes_a, const uint8_t
     double D = 0;
     for (unsigned a = 0; a < ca->n_betas; a++)
         for (unsigned b = 0; b < cb->n_betas; b++)
-            if (acc[a][b]) D += (double)ca->betas[a] * (double)cb->betas[b] * (double)acc[a][b] * 0.25;
+            if (acc[a][b])
+                D += (double)ca->betas[a] * (double)cb->betas[b] * (double)acc[a][b] * 0.25;
     *out = D * ((double)sa * (double)sb);
     return LQ_OK;
 }

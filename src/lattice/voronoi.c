@@ -200,8 +200,7 @@ lq_status lq_voronoi_packed_size(unsigned q, size_t n, size_t *bytes)
     return LQ_OK;
 }
 
-lq_status lq_voronoi_pack(unsigned q, const uint8_t *codes, size_t n, uint8_t *out,
-                          size_t out_size)
+lq_status lq_voronoi_pack(unsigned q, const uint8_t *codes, size_t n, uint8_t *out, size_t out_size)
 {
     size_t need;
     lq_status st = lq_voronoi_packed_size(q, n, &need);
@@ -215,8 +214,7 @@ lq_status lq_voronoi_pack(unsigned q, const uint8_t *codes, size_t n, uint8_t *o
     return LQ_OK;
 }
 
-lq_status lq_voronoi_unpack(unsigned q, const uint8_t *in, size_t in_size, size_t n,
-                            uint8_t *codes)
+lq_status lq_voronoi_unpack(unsigned q, const uint8_t *in, size_t in_size, size_t n, uint8_t *codes)
 {
     size_t need;
     lq_status st = lq_voronoi_packed_size(q, n, &need);
@@ -227,6 +225,7 @@ lq_status lq_voronoi_unpack(unsigned q, const uint8_t *in, size_t in_size, size_
     uint8_t c[8];
     for (size_t i = 0; i < n; i++) /* validate first: codes untouched on error */
         if (!lq_voronoi_from_index(q, lq_bits_get(in, i * b, b), c)) return LQ_ERR_CORRUPT;
-    for (size_t i = 0; i < n; i++) lq_voronoi_from_index(q, lq_bits_get(in, i * b, b), codes + 8 * i);
+    for (size_t i = 0; i < n; i++)
+        lq_voronoi_from_index(q, lq_bits_get(in, i * b, b), codes + 8 * i);
     return LQ_OK;
 }

@@ -22,8 +22,8 @@ typedef struct assign_job {
     const float *x, *Ct, *nrm;
     size_t n, d, k;
     uint32_t *assign;
-    float *dist;     /* may be NULL */
-    float *scratch;  /* k floats per chunk */
+    float *dist;    /* may be NULL */
+    float *scratch; /* k floats per chunk */
 } assign_job;
 
 static void assign_task(void *arg, size_t t)

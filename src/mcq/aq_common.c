@@ -28,8 +28,8 @@ int aq_codes_in_range(const uint16_t *codes, size_t n, size_t K)
 
 size_t lq_aq_codebooks_len(const lq_aq_params *p)
 {
-    if (!p || p->n_codebooks < 1 || p->n_codebooks > 8 || p->code_bits < 1 ||
-        p->code_bits > 16 || p->group < 1 || p->group > 64)
+    if (!p || p->n_codebooks < 1 || p->n_codebooks > 8 || p->code_bits < 1 || p->code_bits > 16 ||
+        p->group < 1 || p->group > 64)
         return 0;
     return (size_t)p->n_codebooks * ((size_t)1 << p->code_bits) * p->group;
 }
@@ -41,8 +41,7 @@ size_t lq_aq_codes_len(const lq_aq_params *p, size_t rows, size_t cols)
 }
 
 void aq_decode_rows(const lq_aq_params *p, size_t cols, const float *C, const uint16_t *codes,
-                    const float *scales, const float *W, int sub, size_t r0, size_t r1,
-                    float *out)
+                    const float *scales, const float *W, int sub, size_t r0, size_t r1, float *out)
 {
     size_t g = p->group, M = p->n_codebooks, K = (size_t)1 << p->code_bits, ng = cols / g;
     for (size_t i = r0; i < r1; i++) {
@@ -126,7 +125,8 @@ lq_status aq_row_objectives(lq_ctx *ctx, const float *W, size_t rows, size_t col
                             const lq_aq_params *p, const float *C, const uint16_t *codes,
                             const float *scales, double *f)
 {
-    obj_job j = {aq_kernels_for(lq_simd_for(ctx)), ctx, W, H, C, scales, codes, p, rows, cols, f, 0};
+    obj_job j = {
+        aq_kernels_for(lq_simd_for(ctx)), ctx, W, H, C, scales, codes, p, rows, cols, f, 0};
     lq_parallel_for(ctx, lq_chunks(rows, AQ_TILE), obj_task, &j);
     return j.failed ? LQ_ERR_NO_MEMORY : LQ_OK;
 }

@@ -121,12 +121,12 @@ typedef struct enc_ws {
     double *f[2];
     uint64_t *hash[2];
     uint32_t *p0[2];
-    float *delta[2];        /* beam x NB*g (general H) or beam x g (e, MSE) */
-    uint16_t *bc[2];        /* beam x NB*M */
+    float *delta[2]; /* beam x NB*g (general H) or beam x g (e, MSE) */
+    uint16_t *bc[2]; /* beam x NB*M */
     cand *cs;
-    float *sc;              /* K */
-    uint32_t *idx;          /* K */
-    double *f0;             /* AQ_TILE */
+    float *sc;     /* K */
+    uint32_t *idx; /* K */
+    double *f0;    /* AQ_TILE */
 } enc_ws;
 
 /* Carve the next 64-byte aligned piece; with base == NULL only the size is
@@ -214,7 +214,8 @@ static void encode_row_h(const enc_job *j, enc_ws *w, size_t i, const float *rho
                         double t = 0.0;
                         for (size_t a = 0; a < g; a++) {
                             float v = 0.0f;
-                            for (size_t b = 0; b < g; b++) v += co[b] * H[(jj * g + b) * cols + jj * g + a];
+                            for (size_t b = 0; b < g; b++)
+                                v += co[b] * H[(jj * g + b) * cols + jj * g + a];
                             hc[a] = v;
                             u[a] = rho[a] - s * v;
                             t += (double)co[a] * (2.0 * rho[a] - (double)s * v);
@@ -257,15 +258,16 @@ static void encode_row_h(const enc_job *j, enc_ws *w, size_t i, const float *rho
         for (size_t h = 0; h < nh; h++) {
             size_t par = w->p0[cur][h];
             if (c0 < cols)
-                memcpy(w->R0n + h * cols + c0, w->R0 + par * cols + c0, (cols - c0) * sizeof(float));
+                memcpy(w->R0n + h * cols + c0, w->R0 + par * cols + c0,
+                       (cols - c0) * sizeof(float));
             uint16_t *fh = w->fulln + h * rowcodes;
             memcpy(fh, w->full + par * rowcodes, rowcodes * sizeof(uint16_t));
             memcpy(fh + jb * M, w->bc[cur] + h * NB * M, nbj * M * sizeof(uint16_t));
             w->p0[cur][h] = (uint32_t)h;
         }
         if (c0 < cols)
-            j->kr->gemm_acc(nh, cols - c0, nbj * g, w->delta[cur], nbg, H + jb * g * cols + c0, cols,
-                            w->R0n + c0, cols);
+            j->kr->gemm_acc(nh, cols - c0, nbj * g, w->delta[cur], nbg, H + jb * g * cols + c0,
+                            cols, w->R0n + c0, cols);
         float *tr = w->R0;
         w->R0 = w->R0n;
         w->R0n = tr;
@@ -395,8 +397,8 @@ static void enc_task(void *arg, size_t t)
             encode_row_mse(j, &w, r0 + q, w.E + q * cols);
     }
     /* exact objective of the result; a warm row never gets worse */
-    if (aq_tile_objective(j->ctx, j->W, cols, j->H, j->p, j->C, j->out, j->scales, r0, r1, w.E,
-                          w.Y, j->f) != LQ_OK) {
+    if (aq_tile_objective(j->ctx, j->W, cols, j->H, j->p, j->C, j->out, j->scales, r0, r1, w.E, w.Y,
+                          j->f) != LQ_OK) {
         j->failed = 1;
         lq_free(j->ctx, mem);
         return;
@@ -465,23 +467,32 @@ lq_status lq_aq_encode(lq_ctx *ctx, const float *W, size_t rows, size_t cols, co
     }
     for (size_t m = 0; m < M; m++)
         for (size_t k = 0; k < K; k++)
-            for (size_t a = 0; a < g; a++)
-                Ct[(m * g + a) * K + k] = codebooks[(m * K + k) * g + a];
+            for (size_t a = 0; a < g; a++) Ct[(m * g + a) * K + k] = codebooks[(m * K + k) * g + a];
     if (H) {
         nrm_job nj = {H, codebooks, cols, g, M, K, ng, nrm};
         lq_parallel_for(ctx, ng, nrm_task, &nj);
     } else {
         for (size_t mk = 0; mk < M * K; mk++) {
             double s = 0.0;
-            for (size_t a = 0; a < g; a++) s += (double)codebooks[mk * g + a] * codebooks[mk * g + a];
+            for (size_t a = 0; a < g; a++)
+                s += (double)codebooks[mk * g + a] * codebooks[mk * g + a];
             nrm[mk] = (float)s;
         }
     }
     size_t NB = AQ_BLOCK_COLS / g;
     if (NB < 1) NB = 1;
     if (NB > ng) NB = ng;
-    enc_job j = {ctx, aq_kernels_for(lq_simd_for(ctx)), W, H, codebooks, Ct, nrm, scales, p,
-                 rows, cols, K, ng, M, g, beam, NB, warm ? codes : NULL, out, f, 0};
+    enc_job j = {ctx,       aq_kernels_for(lq_simd_for(ctx)),
+                 W,         H,
+                 codebooks, Ct,
+                 nrm,       scales,
+                 p,         rows,
+                 cols,      K,
+                 ng,        M,
+                 g,         beam,
+                 NB,        warm ? codes : NULL,
+                 out,       f,
+                 0};
     lq_parallel_for(ctx, lq_chunks(rows, AQ_TILE), enc_task, &j);
     if (j.failed) {
         st = LQ_ERR_NO_MEMORY;

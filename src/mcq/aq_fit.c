@@ -222,8 +222,15 @@ lq_status lq_aq_update_codebooks(lq_ctx *ctx, const float *W, size_t rows, size_
     }
     double *x = vec, *r = vec + npar, *z = vec + 2 * npar, *pv = vec + 3 * npar,
            *Ap = vec + 4 * npar, *f1 = f0 + rows;
-    pass_job j = {ctx, aq_kernels_for(lq_simd_for(ctx)), W, H, codebooks, scales, codes, p,
-                  rows, cols, K, ng, grain, npar, 1, acc, f0, 0};
+    pass_job j = {ctx,       aq_kernels_for(lq_simd_for(ctx)),
+                  W,         H,
+                  codebooks, scales,
+                  codes,     p,
+                  rows,      cols,
+                  K,         ng,
+                  grain,     npar,
+                  1,         acc,
+                  f0,        0};
     st = run_pass(&j, r); /* r = A c - b (the half-gradient) */
     if (st != LQ_OK) goto done;
     double obj0 = aq_sum(f0, rows);
@@ -323,9 +330,9 @@ static void scale_task(void *arg, size_t t)
     lq_free(j->ctx, U);
 }
 
-lq_status lq_aq_update_scales(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                              const float *H, const lq_aq_params *p, const float *codebooks,
-                              const uint16_t *codes, float *scales, double *objective)
+lq_status lq_aq_update_scales(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                              const lq_aq_params *p, const float *codebooks, const uint16_t *codes,
+                              float *scales, double *objective)
 {
     size_t K, ng;
     if (!codes || !codebooks || !scales) return LQ_ERR_INVALID_ARG;
@@ -342,8 +349,8 @@ lq_status lq_aq_update_scales(lq_ctx *ctx, const float *W, size_t rows, size_t c
         goto done;
     }
     double *num = buf, *den = buf + rows, *fo = buf + 2 * rows, *fn = buf + 3 * rows;
-    scale_job j = {ctx, aq_kernels_for(lq_simd_for(ctx)), W, H, codebooks, codes, p, rows, cols,
-                   num, den, 0};
+    scale_job j = {
+        ctx, aq_kernels_for(lq_simd_for(ctx)), W, H, codebooks, codes, p, rows, cols, num, den, 0};
     lq_parallel_for(ctx, lq_chunks(rows, AQ_TILE), scale_task, &j);
     if (j.failed) {
         st = LQ_ERR_NO_MEMORY;
@@ -415,12 +422,14 @@ lq_status lq_aq_init(lq_ctx *ctx, const float *W, size_t rows, size_t cols, cons
         float *Cm = C + m * K * g;
         const float *train = R;
         if (ns < n) {
-            for (size_t i = 0; i < ns; i++) memcpy(xs + i * g, R + (size_t)idx[i] * g, g * sizeof(float));
+            for (size_t i = 0; i < ns; i++)
+                memcpy(xs + i * g, R + (size_t)idx[i] * g, g * sizeof(float));
             train = xs;
         }
         if (ns <= K) {
             /* no more points than entries: each point is an entry (exact) */
-            for (size_t c = 0; c < K; c++) memcpy(Cm + c * g, train + (c % ns) * g, g * sizeof(float));
+            for (size_t c = 0; c < K; c++)
+                memcpy(Cm + c * g, train + (c % ns) * g, g * sizeof(float));
             st = LQ_OK;
         } else {
             lq_kmeans_opts ko;

@@ -15,8 +15,7 @@
 const aq_kernels *aq_kernels_for(lq_simd_level level);
 
 /* Validate p against cols; fills K, ng (groups per row), ncodes. */
-lq_status aq_check_params(const lq_aq_params *p, size_t rows, size_t cols, size_t *K,
-                          size_t *ng);
+lq_status aq_check_params(const lq_aq_params *p, size_t rows, size_t cols, size_t *K, size_t *ng);
 /* True when every code is < K. */
 /* W and H (optional) within the quantizers' range: NOT_FINITE on NaN/Inf,
  * OUT_OF_RANGE beyond LQ_MAX_ABS_WEIGHT / LQ_MAX_ABS_HESSIAN. */
@@ -26,8 +25,7 @@ int aq_codes_in_range(const uint16_t *codes, size_t n, size_t K);
 /* Decode rows [r0, r1) into out (ld = cols) minus W when sub != 0:
  * out = s_i * B_i c - sub * w_i. */
 void aq_decode_rows(const lq_aq_params *p, size_t cols, const float *C, const uint16_t *codes,
-                    const float *scales, const float *W, int sub, size_t r0, size_t r1,
-                    float *out);
+                    const float *scales, const float *W, int sub, size_t r0, size_t r1, float *out);
 
 /* Rows per tile of the H products (one GEMM of AQ_TILE x cols by cols x cols
  * per tile). Every per-row objective is computed on the same tiles, so the
@@ -47,9 +45,9 @@ lq_status aq_tile_objective(lq_ctx *ctx, const float *W, size_t cols, const floa
                             double *f);
 
 /* Per-row objectives for all rows (parallel over tiles). NO_MEMORY only. */
-lq_status aq_row_objectives(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                            const float *H, const lq_aq_params *p, const float *C,
-                            const uint16_t *codes, const float *scales, double *f);
+lq_status aq_row_objectives(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                            const lq_aq_params *p, const float *C, const uint16_t *codes,
+                            const float *scales, double *f);
 
 /* Sum in row order. */
 double aq_sum(const double *f, size_t n);

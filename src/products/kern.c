@@ -16,12 +16,7 @@ extern const lq_kern_format lq_kern_aq;
 extern const lq_kern_format lq_kern_e8;
 /* One row per format that has kernels (declare it above, add a row). */
 static const lq_kern_format *const g_kern[] = {
-    &lq_kern_int,
-    &lq_kern_bcq,
-    &lq_kern_vq,
-    &lq_kern_aq,
-    &lq_kern_e8,
-    NULL,
+    &lq_kern_int, &lq_kern_bcq, &lq_kern_vq, &lq_kern_aq, &lq_kern_e8, NULL,
 };
 
 const lq_kern_format *lq_kern_lookup(lq_format f)
@@ -100,15 +95,14 @@ static lq_kern_rows_fn select_slot(const lq_kern_rows_fn *row, lq_simd_level lev
     case LQ_SIMD_NEON:
         if (row[LQ_SIMD_NEON]) return *slot = LQ_SIMD_NEON, row[LQ_SIMD_NEON];
         break;
-    default:
-        break;
+    default: break;
     }
     *slot = LQ_SIMD_SCALAR;
     return row[LQ_SIMD_SCALAR];
 }
 
-lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
-                               lq_simd_level level, lq_simd_level *slot)
+lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode, lq_simd_level level,
+                               lq_simd_level *slot)
 {
     lq_simd_level s;
     lq_kern_rows_fn fn = select_slot(kf->rows[mode == LQ_KERNEL_FAST ? 1 : 0], level, &s);
@@ -116,8 +110,7 @@ lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
     return fn;
 }
 
-void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode,
-                      lq_kern_plan *plan)
+void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode, lq_kern_plan *plan)
 {
     lq_simd_level level = lq_simd_for(ctx);
     lq_kern_plan p = {lq_kern_lookup(t->format), mode, NULL, level, level};
@@ -149,8 +142,8 @@ static void kern_task(void *arg, size_t i)
     j->fn(j->pack, j->act, j->batch, j->Y, j->rows, r0, r1);
 }
 
-lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
-                         float *Y, lq_kernel_mode mode)
+lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch, float *Y,
+                         lq_kernel_mode mode)
 {
     lq_kern_plan plan;
     lq_kern_plan_for(ctx, t, mode, &plan);
@@ -231,13 +224,12 @@ static lq_status check_args(const lq_qtensor *W, const float *X, size_t batch, f
     if (!W || !X || !Y || batch == 0) return LQ_ERR_INVALID_ARG;
     if (!lq_format_lookup(W->format)) return LQ_ERR_CORRUPT;
     size_t n;
-    if (!lq_mul_ok(batch, W->cols, &n) || !lq_mul_ok(batch, W->rows, &n))
-        return LQ_ERR_INVALID_ARG;
+    if (!lq_mul_ok(batch, W->cols, &n) || !lq_mul_ok(batch, W->rows, &n)) return LQ_ERR_INVALID_ARG;
     return LQ_OK;
 }
 
-lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch,
-                       float *Y, lq_kernel_mode mode)
+lq_status lq_matmul_ex(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t batch, float *Y,
+                       lq_kernel_mode mode)
 {
     if (mode != LQ_KERNEL_EXACT && mode != LQ_KERNEL_FAST) return LQ_ERR_INVALID_ARG;
     lq_status st = check_args(W, X, batch, Y);

@@ -35,8 +35,7 @@ static void aq_build(const lq_lut_pack *p, const float *x, float *T, lq_simd_lev
     lq_lut_dot_fn dot = lq_lut_dot_for(level);
     for (size_t j = 0; j < f->ng; j++)
         for (size_t m = 0; m < f->M; m++)
-            dot(f->cb + m * f->g * stride, stride, f->g, x + j * f->g,
-                T + (j * f->M + m) * stride);
+            dot(f->cb + m * f->g * stride, stride, f->g, x + j * f->g, T + (j * f->M + m) * stride);
 }
 
 static lq_status aq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_lut_pack **out)
@@ -198,8 +197,10 @@ static void aq8_build(const lq_aq_kpack *k, const float *x, uint8_t *out, lq_sim
     lq_lut_dot_fn dot = lq_lut_dot_for(level);
     void (*quant)(const float *, size_t, float, int8_t *) = lq_aq8_quant_scalar;
 #if LQ_ARCH_X86
-    if (level == LQ_SIMD_AVX512) quant = lq_aq8_quant_avx512;
-    else if (level == LQ_SIMD_AVX2) quant = lq_aq8_quant_avx2;
+    if (level == LQ_SIMD_AVX512)
+        quant = lq_aq8_quant_avx512;
+    else if (level == LQ_SIMD_AVX2)
+        quant = lq_aq8_quant_avx2;
 #endif
     int8_t *T8 = (int8_t *)out;
     float *sb = (float *)(void *)(out + p->npos * 256 + 64);
@@ -310,8 +311,10 @@ static void aq_act_build(const void *pack, const float *X, size_t batch, lq_kern
             aq8_build(k, X + b * k->q8->cols, (uint8_t *)act + b * stride, level);
         return;
     }
-    if (k->lut) lq_lut_act_build(k->lut, X, batch, mode, level, act);
-    else memcpy(act, X, batch * k->dec->cols * sizeof(float));
+    if (k->lut)
+        lq_lut_act_build(k->lut, X, batch, mode, level, act);
+    else
+        memcpy(act, X, batch * k->dec->cols * sizeof(float));
 }
 
 /* Decode path: the stored codes, the codebooks as stored and the scales. */

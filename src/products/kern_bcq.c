@@ -148,11 +148,13 @@ static lq_status bcq_prepare(const lq_qtensor *t, const lq_allocator *a, void **
                     uint8_t *fb = f->fcodes + ((tile * k + i) * f->nkb + kb) * 64;
                     fb[16 * l + lane] |= (uint8_t)(m << (4 * (ch & 1)));
                 }
-                mult[s++ * LQ_KERN_TILE + lane] = lq_bcq_side_at(alpha, (r * ngroups + g) * k + i, side);
+                mult[s++ * LQ_KERN_TILE + lane] =
+                    lq_bcq_side_at(alpha, (r * ngroups + g) * k + i, side);
             }
             if (has_off) {
                 pos++; /* code 0 */
-                mult[s++ * LQ_KERN_TILE + lane] = off ? lq_bcq_side_at(off, r * ngroups + g, side) : 0.0f;
+                mult[s++ * LQ_KERN_TILE + lane] =
+                    off ? lq_bcq_side_at(off, r * ngroups + g, side) : 0.0f;
             }
         }
     }
@@ -227,16 +229,17 @@ const lq_kern_format lq_kern_bcq = {
     .max_batch = bcq_max_batch,
     .act_bytes = bcq_act_bytes,
     .act_build = bcq_act_build,
-    .rows = {
+    .rows =
+        {
 #if LQ_ARCH_X86
-        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},
-        {lq_kern_bcq_fast_scalar, lq_kern_bcq_fast_avx2, lq_kern_bcq_fast_avx512, NULL},
+            {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},
+            {lq_kern_bcq_fast_scalar, lq_kern_bcq_fast_avx2, lq_kern_bcq_fast_avx512, NULL},
 #elif LQ_ARCH_ARM
-        {lq_kern_lut_scalar, NULL, NULL, NULL},
-        {lq_kern_bcq_fast_scalar, NULL, NULL, lq_kern_bcq_fast_neon},
+            {lq_kern_lut_scalar, NULL, NULL, NULL},
+            {lq_kern_bcq_fast_scalar, NULL, NULL, lq_kern_bcq_fast_neon},
 #else
-        {lq_kern_lut_scalar, NULL, NULL, NULL},
-        {lq_kern_bcq_fast_scalar, NULL, NULL, NULL},
+            {lq_kern_lut_scalar, NULL, NULL, NULL},
+            {lq_kern_bcq_fast_scalar, NULL, NULL, NULL},
 #endif
-    },
+        },
 };

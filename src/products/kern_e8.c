@@ -183,24 +183,25 @@ const lq_kern_format lq_kern_e8 = {
     .max_batch = e8_max_batch,
     .act_bytes = e8_act_bytes,
     .act_build = e8_act_build,
-    .rows = {
-        /* EXACT scalar on the pack: no allocation after the layout, and
-         * NO_MEMORY leaves Y untouched (the format's reference allocates) */
-        {lq_kern_e8_exact_scalar,
+    .rows =
+        {
+            /* EXACT scalar on the pack: no allocation after the layout, and
+             * NO_MEMORY leaves Y untouched (the format's reference allocates) */
+            {lq_kern_e8_exact_scalar,
 #if LQ_ARCH_X86
-         lq_kern_e8_exact_avx2, lq_kern_e8_exact_avx512, NULL
+             lq_kern_e8_exact_avx2, lq_kern_e8_exact_avx512, NULL
 #else
-         NULL, NULL, NULL
+             NULL, NULL, NULL
 #endif
-        },
-        {lq_kern_e8_fast_scalar,
+            },
+            {lq_kern_e8_fast_scalar,
 #if LQ_ARCH_X86
-         lq_kern_e8_fast_avx2, lq_kern_e8_fast_avx512, NULL
+             lq_kern_e8_fast_avx2, lq_kern_e8_fast_avx512, NULL
 #elif LQ_ARCH_ARM
-         NULL, NULL, lq_kern_e8_fast_neon
+             NULL, NULL, lq_kern_e8_fast_neon
 #else
          NULL, NULL, NULL
 #endif
+            },
         },
-    },
 };

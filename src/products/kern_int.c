@@ -42,8 +42,8 @@ static void int_act_build(const void *pack, const float *X, size_t batch, lq_ker
                 if (mode == LQ_KERNEL_FAST) {
                     int32_t qs;
                     float *d = (float *)(uintptr_t)v.d;
-                    d[k] = lq_kern_q8_block(blk, LQ_KERN_QBLK, (int8_t *)base + k * LQ_KERN_QBLK,
-                                            &qs);
+                    d[k] =
+                        lq_kern_q8_block(blk, LQ_KERN_QBLK, (int8_t *)base + k * LQ_KERN_QBLK, &qs);
                     qsum += d[k] * (float)qs;
                 } else {
                     memcpy((float *)(void *)base + k * LQ_KERN_QBLK, blk, sizeof blk);
@@ -85,8 +85,8 @@ static void put_code(uint8_t *blk, unsigned sbits, unsigned lane, unsigned c, un
 /* The stored INT tensor as seen by the repacker. */
 typedef struct int_src {
     unsigned bits;
-    size_t group;                 /* columns per group (cols if whole row) */
-    const uint32_t *perm;         /* stored column j holds input column perm[j], or NULL */
+    size_t group;         /* columns per group (cols if whole row) */
+    const uint32_t *perm; /* stored column j holds input column perm[j], or NULL */
     unsigned (*code)(const struct int_src *s, size_t r, size_t c);
     void (*param)(const struct int_src *s, size_t r, size_t g, float *scale, float *offset);
     const lq_qtensor *t;
@@ -187,8 +187,8 @@ static void stored_param(const int_src *s, size_t r, size_t g, float *scale, flo
         const uint8_t *p = v->scales + 2 * i;
         sc = lq_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
     }
-    unsigned z = v->zeros ? lq_int_get_bits(v->zeros + r * v->zb, v->zb, g, s->bits)
-                          : 1u << (s->bits - 1);
+    unsigned z =
+        v->zeros ? lq_int_get_bits(v->zeros + r * v->zb, v->zb, g, s->bits) : 1u << (s->bits - 1);
     *scale = sc;
     *offset = -(float)z * sc;
 }
@@ -223,25 +223,26 @@ const lq_kern_format lq_kern_int = {
     .max_batch = int_max_batch,
     .act_bytes = int_act_bytes,
     .act_build = int_act_build,
-    .rows = {
-        /* EXACT: scalar slot NULL = the format's reference matmul_rows */
-        {NULL,
+    .rows =
+        {
+            /* EXACT: scalar slot NULL = the format's reference matmul_rows */
+            {NULL,
 #if LQ_ARCH_X86
-         lq_kern_int_exact_avx2, lq_kern_int_exact_avx512, NULL
+             lq_kern_int_exact_avx2, lq_kern_int_exact_avx512, NULL
 #elif LQ_ARCH_ARM
-         NULL, NULL, lq_kern_int_exact_neon
+             NULL, NULL, lq_kern_int_exact_neon
 #else
-         NULL, NULL, NULL
+             NULL, NULL, NULL
 #endif
-        },
-        {lq_kern_int_fast_scalar,
+            },
+            {lq_kern_int_fast_scalar,
 #if LQ_ARCH_X86
-         lq_kern_int_fast_avx2, lq_kern_int_fast_avx512, NULL
+             lq_kern_int_fast_avx2, lq_kern_int_fast_avx512, NULL
 #elif LQ_ARCH_ARM
-         NULL, NULL, lq_kern_int_fast_neon
+             NULL, NULL, lq_kern_int_fast_neon
 #else
-         NULL, NULL, NULL
+             NULL, NULL, NULL
 #endif
+            },
         },
-    },
 };

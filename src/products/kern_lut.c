@@ -25,8 +25,10 @@ static void *zalloc(const lq_allocator *a, size_t n, size_t elem, int *ok)
         return NULL;
     }
     void *q = lq_alloc_with(a, bytes ? bytes : 1);
-    if (!q) *ok = 0;
-    else memset(q, 0, bytes ? bytes : 1);
+    if (!q)
+        *ok = 0;
+    else
+        memset(q, 0, bytes ? bytes : 1);
     return q;
 }
 
@@ -109,8 +111,7 @@ void lq_lut_act_build(const void *pack, const float *X, size_t batch, lq_kernel_
     const lq_lut_pack *p = pack;
     size_t stride = lq_lut_act_stride(p);
     for (size_t b = 0; b < batch; b++)
-        p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride),
-                 level);
+        p->build(p, X + b * p->cols, (float *)(void *)((unsigned char *)act + b * stride), level);
 }
 
 lq_lut_dot_fn lq_lut_dot_for(lq_simd_level level)

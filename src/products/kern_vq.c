@@ -73,7 +73,8 @@ static lq_status vq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_l
     vq_fmt *f = lq_alloc_with(a, sizeof *f);
     size_t ncbv;
     float *cb = lq_mul_ok(ncb, stride * d, &ncbv) && ncbv < SIZE_MAX / 4
-                    ? lq_alloc_with(a, ncbv * sizeof(float)) : NULL;
+                    ? lq_alloc_with(a, ncbv * sizeof(float))
+                    : NULL;
     if (!f || !cb) {
         lq_free_with(a, f);
         lq_free_with(a, cb);
@@ -98,7 +99,8 @@ static lq_status vq_prepare_lut(const lq_qtensor *t, const lq_allocator *a, lq_l
         p->mult[(r / LQ_KERN_TILE) * LQ_KERN_TILE + r % LQ_KERN_TILE] = 1.0f;
     }
     for (size_t tile = 0; tile < p->ntiles; tile++) {
-        size_t r0 = tile * LQ_KERN_TILE, r1 = r0 + LQ_KERN_TILE < t->rows ? r0 + LQ_KERN_TILE : t->rows;
+        size_t r0 = tile * LQ_KERN_TILE,
+               r1 = r0 + LQ_KERN_TILE < t->rows ? r0 + LQ_KERN_TILE : t->rows;
         p->uniform[tile] = (uint8_t)(r0 / gr == (r1 - 1) / gr);
         /* padding lanes read set 0: valid memory, results discarded */
     }
@@ -233,8 +235,10 @@ static void vq_act_build(const void *pack, const float *X, size_t batch, lq_kern
                          lq_simd_level level, void *act)
 {
     const lq_vq_kpack *k = pack;
-    if (k->lut) lq_lut_act_build(k->lut, X, batch, mode, level, act);
-    else memcpy(act, X, batch * k->dec->cols * sizeof(float));
+    if (k->lut)
+        lq_lut_act_build(k->lut, X, batch, mode, level, act);
+    else
+        memcpy(act, X, batch * k->dec->cols * sizeof(float));
 }
 
 static size_t vq_pack_bytes(const void *pack)

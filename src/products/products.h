@@ -51,13 +51,13 @@ lq_status lq_kern_pack(const lq_qtensor *t, const lq_kern_format *kf, const void
  * LQ_ERR_UNSUPPORTED when the format has no kernel record or declines the
  * tensor (the caller then uses the format's reference). Arguments are
  * validated by the caller. */
-lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch,
-                         float *Y, lq_kernel_mode mode);
+lq_status lq_kern_matmul(lq_ctx *ctx, const lq_qtensor *t, const float *X, size_t batch, float *Y,
+                         lq_kernel_mode mode);
 
 /* The row kernel used for (mode, level) after fallbacks, NULL = reference;
  * *slot (may be NULL) receives the level of the slot it came from. */
-lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode,
-                               lq_simd_level level, lq_simd_level *slot);
+lq_kern_rows_fn lq_kern_select(const lq_kern_format *kf, lq_kernel_mode mode, lq_simd_level level,
+                               lq_simd_level *slot);
 
 /* What a product on a tensor runs, decided once per call from the
  * context's level (lq_simd_for(ctx), which applies its simd_cap). */
@@ -73,8 +73,7 @@ typedef struct lq_kern_plan {
 /* The plan of a product on t in `mode` under ctx: level = lq_simd_for(ctx).
  * lq_kern_matmul follows it (a kernel layout the format declines at
  * prepare time still falls back to the reference, at plan->level). */
-void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode,
-                      lq_kern_plan *plan);
+void lq_kern_plan_for(lq_ctx *ctx, const lq_qtensor *t, lq_kernel_mode mode, lq_kern_plan *plan);
 
 /* ---- shared scalar helpers --------------------------------------------- */
 /* Quantize n <= LQ_KERN_QBLK floats to int8 with one scale: d = max|x|/127,

@@ -93,7 +93,7 @@ static void group_vec(const lq_aq_layout *a, size_t r, size_t j, float *v)
 }
 
 static lq_status aq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
-                                  lq_simd_level level)
+                                 lq_simd_level level)
 {
     lq_aq_layout a;
     if (lq_aq_layout_read(t, &a) != LQ_OK) return LQ_ERR_CORRUPT;
@@ -150,5 +150,5 @@ static lq_status aq_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
     return LQ_OK;
 }
 
-const lq_format_traits lq_format_aq_traits = {LQ_FORMAT_AQ, "aq", aq_validate, aq_bits,
+const lq_format_traits lq_format_aq_traits = {LQ_FORMAT_AQ,    "aq",          aq_validate, aq_bits,
                                               aq_dequant_rows, aq_matmul_rows};

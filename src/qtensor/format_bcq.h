@@ -24,12 +24,12 @@ enum lq_bcq_ip {
 
 typedef struct lq_bcq_layout {
     size_t rows, cols;
-    unsigned k;          /* planes */
-    unsigned side;       /* bytes per side value, 2 or 4 */
-    int has_off;         /* offsets stored */
-    size_t group;        /* columns per group (cols when ip[GROUP] = 0) */
-    size_t ngroups;      /* ceil(cols / group) */
-    size_t bpr;          /* bytes of one row of one plane, ceil(cols / 8) */
+    unsigned k;            /* planes */
+    unsigned side;         /* bytes per side value, 2 or 4 */
+    int has_off;           /* offsets stored */
+    size_t group;          /* columns per group (cols when ip[GROUP] = 0) */
+    size_t ngroups;        /* ceil(cols / group) */
+    size_t bpr;            /* bytes of one row of one plane, ceil(cols / 8) */
     const uint8_t *planes; /* k x rows x bpr bits, plane-major */
     const uint8_t *alpha;  /* rows x ngroups x k side values */
     const uint8_t *off;    /* rows x ngroups side values, or NULL */

@@ -24,7 +24,6 @@
 
 #include "qtensor/format_e8.h"
 
-
 static bool sizes_of(lq_e8_layout *v, size_t *cbytes, size_t *ibytes, size_t *sbytes)
 {
     size_t nvec, cb, ib, nsc;
@@ -42,8 +41,7 @@ static bool sizes_of(lq_e8_layout *v, size_t *cbytes, size_t *ibytes, size_t *sb
 static bool params_ok(const lq_e8_layout *v)
 {
     if (v->q < 2 || v->q > LQ_VORONOI_Q_MAX || v->K < 1 || v->K > LQ_NQ_MAX_BETAS ||
-        v->hadamard > 1 || v->cbits != lq_voronoi_bits(v->q) ||
-        v->ibits != lq_nq_index_bits(v->K))
+        v->hadamard > 1 || v->cbits != lq_voronoi_bits(v->q) || v->ibits != lq_nq_index_bits(v->K))
         return false;
     if (v->cols > SIZE_MAX - 7 || v->n8 != (v->cols + 7) / 8 * 8) return false;
     if (v->group == 0 || v->group % 8 != 0 || v->group > v->n8) return false;
@@ -198,7 +196,7 @@ static bool decode_row(const lq_e8_layout *v, const lq_lattice_kernels *k, size_
 }
 
 static lq_status e8_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
-                               lq_simd_level level)
+                                 lq_simd_level level)
 {
     lq_e8_layout v;
     lq_status st = lq_e8_layout_of(t, &v);
@@ -267,8 +265,8 @@ static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
                 double d = 0;
                 for (int i = 0; i < 8; i++)
                     d += (double)(2.0f * row[8 * j + i]) * (double)xb[8 * j + i];
-                double f = (double)lq_e8_layout_scale(&v, r, 8 * j / v.group) *
-                           (double)v.betas[kk] * 0.5;
+                double f =
+                    (double)lq_e8_layout_scale(&v, r, 8 * j / v.group) * (double)v.betas[kk] * 0.5;
                 acc += f * d;
             }
             Y[b * t->rows + r] = (float)acc;

@@ -15,8 +15,16 @@
 /* Where the parameters sit in the tensor's ip[] (the reader and the writer
  * use these; corruption tests name them too). ip[LQ_E8_NIP..] are zero. */
 enum lq_e8_ip {
-    LQ_E8_IP_Q, LQ_E8_IP_K, LQ_E8_IP_GROUP, LQ_E8_IP_HADAMARD, LQ_E8_IP_N8,
-    LQ_E8_IP_SEED_LO, LQ_E8_IP_SEED_HI, LQ_E8_IP_CBITS, LQ_E8_IP_IBITS, LQ_E8_NIP
+    LQ_E8_IP_Q,
+    LQ_E8_IP_K,
+    LQ_E8_IP_GROUP,
+    LQ_E8_IP_HADAMARD,
+    LQ_E8_IP_N8,
+    LQ_E8_IP_SEED_LO,
+    LQ_E8_IP_SEED_HI,
+    LQ_E8_IP_CBITS,
+    LQ_E8_IP_IBITS,
+    LQ_E8_NIP
 };
 
 typedef struct lq_e8_layout {

@@ -8,8 +8,8 @@
  * Dequantization undoes R and drops the padding; the product rotates x
  * instead (W x = W' (R [x; 0])), so callers pass the original x.
  *
- * Parameters (read and written only through qtensor/format_e8p.h): ip[0] group (columns of W' per scale, multiple of 8), ip[1]
- * hadamard, ip[2] n8, ip[3] seed low 32 bits, ip[4] seed high 32 bits;
+ * Parameters (read and written only through qtensor/format_e8p.h): ip[0] group (columns of W' per
+ * scale, multiple of 8), ip[1] hadamard, ip[2] n8, ip[3] seed low 32 bits, ip[4] seed high 32 bits;
  * every other ip and fp zero. Sections: CODES (uint16 little-endian, one per
  * 8-vector, vector v = r * nblk + j), SCALES (float32, rows x ceil(n8 /
  * group), row-major, finite). Entry (r, 8j + i) of W' = scale[r][8j / group]
@@ -65,8 +65,7 @@ lq_status lq_e8p_layout_of(const lq_qtensor *t, lq_e8p_layout *v)
 }
 
 lq_status lq_e8p_layout_write(lq_ctx *ctx, size_t rows, size_t cols, size_t group,
-                              unsigned hadamard, uint64_t seed, lq_qtensor **out,
-                              lq_e8p_layout *v)
+                              unsigned hadamard, uint64_t seed, lq_qtensor **out, lq_e8p_layout *v)
 {
     if (!out || cols > SIZE_MAX - 7) return LQ_ERR_INVALID_ARG;
     lq_e8p_layout L;

@@ -50,9 +50,11 @@ lq_status lq_int_layout_of(const lq_qtensor *t, lq_int_layout *v)
 static lq_status int_validate(const lq_qtensor *t)
 {
     unsigned bits = t->ip[LQ_INT_IP_BITS];
-    if (bits < 2 || bits > 8 || t->ip[LQ_INT_IP_SYMMETRIC] > 1 || t->ip[LQ_INT_IP_HAS_PERM] > 1) return LQ_ERR_CORRUPT;
+    if (bits < 2 || bits > 8 || t->ip[LQ_INT_IP_SYMMETRIC] > 1 || t->ip[LQ_INT_IP_HAS_PERM] > 1)
+        return LQ_ERR_CORRUPT;
     if (t->ip[LQ_INT_IP_GROUP] == 0 || t->ip[LQ_INT_IP_GROUP] > t->cols) return LQ_ERR_CORRUPT;
-    if (t->ip[LQ_INT_IP_SCALE_BYTES] != 2 && t->ip[LQ_INT_IP_SCALE_BYTES] != 4) return LQ_ERR_CORRUPT;
+    if (t->ip[LQ_INT_IP_SCALE_BYTES] != 2 && t->ip[LQ_INT_IP_SCALE_BYTES] != 4)
+        return LQ_ERR_CORRUPT;
     size_t g = t->ip[LQ_INT_IP_GROUP], ng = (t->cols + g - 1) / g, n;
     size_t want = 2 + (t->ip[LQ_INT_IP_SYMMETRIC] == 0) + (t->ip[LQ_INT_IP_HAS_PERM] == 1);
     if (t->nsec != want) return LQ_ERR_CORRUPT;
@@ -60,13 +62,14 @@ static lq_status int_validate(const lq_qtensor *t)
     const lq_qsection *s = lq_qtensor_section(t, LQ_SEC_SCALES);
     const lq_qsection *z = lq_qtensor_section(t, LQ_SEC_ZEROS);
     const lq_qsection *p = lq_qtensor_section(t, LQ_SEC_PERM);
-    if (!c || !s || (t->ip[LQ_INT_IP_SYMMETRIC] == 0) != (z != NULL) || (t->ip[LQ_INT_IP_HAS_PERM] == 1) != (p != NULL))
+    if (!c || !s || (t->ip[LQ_INT_IP_SYMMETRIC] == 0) != (z != NULL) ||
+        (t->ip[LQ_INT_IP_HAS_PERM] == 1) != (p != NULL))
         return LQ_ERR_CORRUPT;
     if (!lq_mul_ok(t->rows, lq_int_stream_bytes(t->cols, bits), &n) || c->nbytes != n ||
         c->elem_size != 1)
         return LQ_ERR_CORRUPT;
-    if (!lq_mul_ok(t->rows, ng, &n) || !lq_mul_ok(n, t->ip[LQ_INT_IP_SCALE_BYTES], &n) || s->nbytes != n ||
-        s->elem_size != t->ip[LQ_INT_IP_SCALE_BYTES])
+    if (!lq_mul_ok(t->rows, ng, &n) || !lq_mul_ok(n, t->ip[LQ_INT_IP_SCALE_BYTES], &n) ||
+        s->nbytes != n || s->elem_size != t->ip[LQ_INT_IP_SCALE_BYTES])
         return LQ_ERR_CORRUPT;
     if (z && (!lq_mul_ok(t->rows, lq_int_stream_bytes(ng, bits), &n) || z->nbytes != n ||
               z->elem_size != 1))

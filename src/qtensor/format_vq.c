@@ -64,8 +64,8 @@ lq_status lq_vq_layout_read(const lq_qtensor *t, lq_vq_layout *v)
     if (rank) {
         size_t nv, nu;
         if (rank > v->ncb || rank > kd) return LQ_ERR_CORRUPT; /* writers clamp to min */
-        if (!lq_mul_ok(rank, kd, &nv) || !lq_mul_ok(nv, 2, &nv) ||
-            !lq_mul_ok(v->ncb, rank, &nu) || !lq_mul_ok(nu, 2, &nu))
+        if (!lq_mul_ok(rank, kd, &nv) || !lq_mul_ok(nv, 2, &nv) || !lq_mul_ok(v->ncb, rank, &nu) ||
+            !lq_mul_ok(nu, 2, &nu))
             return LQ_ERR_CORRUPT;
         if (!sec_ok(lq_qtensor_section(t, LQ_SEC_CODEBOOKS), nv, 2) ||
             !sec_ok(lq_qtensor_section(t, LQ_SEC_AUX), nu, 2))
@@ -124,7 +124,7 @@ static double vq_bits(const lq_qtensor *t)
 }
 
 static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, float *W,
-                                  lq_simd_level level)
+                                 lq_simd_level level)
 {
     lq_vq_layout v;
     if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
@@ -133,7 +133,8 @@ static lq_status vq_dequant_rows(const lq_qtensor *t, size_t r0, size_t r1, floa
         float *out = W + (r - r0) * t->cols;
         size_t rb = r / v.gr;
         for (size_t vi = 0; vi < v.nvec; vi++) {
-            size_t gi = lq_vq_layout_book(&v, rb, (vi * d) / v.gc), e = lq_vq_layout_code(&v, r, vi);
+            size_t gi = lq_vq_layout_book(&v, rb, (vi * d) / v.gc),
+                   e = lq_vq_layout_code(&v, r, vi);
             for (size_t j = 0; j < d; j++) out[vi * d + j] = lq_vq_layout_value(&v, gi, e * d + j);
         }
     }

@@ -16,16 +16,16 @@
 
 typedef struct lq_vq_layout {
     size_t rows, cols;
-    size_t d;          /* vector dimension: 1, 2, 4 or 8 */
-    unsigned bits;     /* index bits b, 1..16 */
-    size_t K;          /* 2^b entries per codebook */
-    size_t gc, gr;     /* columns and rows per codebook */
-    unsigned cbits;    /* codebook storage: 16 = half, 8 = int8 with a float scale */
-    size_t rank;       /* SVD rank (0: full codebooks, then halves) */
-    size_t ncg, nrb;   /* column groups, row blocks */
-    size_t ncb;        /* codebooks: nrb * ncg, codebook g = rb * ncg + cg */
-    size_t nvec;       /* codes per row: cols / d */
-    size_t row_bytes;  /* bytes of one row's code stream */
+    size_t d;              /* vector dimension: 1, 2, 4 or 8 */
+    unsigned bits;         /* index bits b, 1..16 */
+    size_t K;              /* 2^b entries per codebook */
+    size_t gc, gr;         /* columns and rows per codebook */
+    unsigned cbits;        /* codebook storage: 16 = half, 8 = int8 with a float scale */
+    size_t rank;           /* SVD rank (0: full codebooks, then halves) */
+    size_t ncg, nrb;       /* column groups, row blocks */
+    size_t ncb;            /* codebooks: nrb * ncg, codebook g = rb * ncg + cg */
+    size_t nvec;           /* codes per row: cols / d */
+    size_t row_bytes;      /* bytes of one row's code stream */
     const uint8_t *codes;  /* rows * row_bytes */
     const uint8_t *cb;     /* half or int8 codebooks; Vt (halves) with SVD */
     const uint8_t *scales; /* ncb floats (int8 codebooks), else NULL */

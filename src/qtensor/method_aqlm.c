@@ -27,8 +27,7 @@
 #include "qtensor/qtensor_internal.h"
 
 lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
-                           const lq_method *m, lq_qtensor **out, float *W_hat,
-                           lq_quant_report *rep)
+                           const lq_method *m, lq_qtensor **out, float *W_hat, lq_quant_report *rep)
 {
     const lq_aqlm_opts *o = &m->u.aqlm;
     lq_aq_params p = {o->n_codebooks, o->code_bits, o->group};
@@ -44,7 +43,8 @@ lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols
     double lambda = 0.0;
     float *Hd = NULL;
     if (H && !m->engine.rtn) {
-        if (!(m->engine.percdamp >= 0.0) || !isfinite(m->engine.percdamp)) return LQ_ERR_INVALID_ARG;
+        if (!(m->engine.percdamp >= 0.0) || !isfinite(m->engine.percdamp))
+            return LQ_ERR_INVALID_ARG;
         st = lq_hessian_damping(ctx, H, cols, m->engine.percdamp, &lambda);
         if (st != LQ_OK) return st;
         Hd = lq_alloc_array(ctx, cols * cols, sizeof *Hd);

@@ -41,16 +41,16 @@ typedef struct gvq {
     size_t rows, cols, d, k, kpad, gc, gr, ncg, nrb, ncb, nvec; /* nvec = cols / d */
     unsigned bits, cb_bits, em_iters;
     uint64_t seed;
-    float *cb;        /* ncb x k x d, the codebooks as stored (rounded) */
-    float *cscale;    /* ncb int8 scales */
-    uint16_t *codes;  /* rows x nvec */
+    float *cb;       /* ncb x k x d, the codebooks as stored (rounded) */
+    float *cscale;   /* ncb int8 scales */
+    uint16_t *codes; /* rows x nvec */
     /* fit scratch: one slot per row block */
     size_t ws_bytes, slot_pts;
     unsigned char *kmws;
     float *pts, *cwt, *cent;
     /* quantize scratch */
-    float *tct;       /* nrb x d x kpad transformed, transposed codebooks */
-    float *y;         /* rows x d */
+    float *tct; /* nrb x d x kpad transformed, transposed codebooks */
+    float *y;   /* rows x d */
     uint32_t *idx;
     float *dist;
     /* per-step job parameters */
@@ -146,18 +146,15 @@ static void fit_one(gvq *g, size_t rb, size_t slot)
     lq_kmeans_ws ws;
     lq_kmeans_ws_init(&ws, g->kmws + slot * g->ws_bytes, n, d, ke, 1);
     /* direct kernels only (coordinate weights): cannot fail */
-    (void)lq_kmeans_core(g->ctx, g->level, pts, NULL, n, d, ke, &o, g->seed,
-                         (uint64_t)gi * 4 + 1, 0, &ws, cent, NULL, NULL);
+    (void)lq_kmeans_core(g->ctx, g->level, pts, NULL, n, d, ke, &o, g->seed, (uint64_t)gi * 4 + 1,
+                         0, &ws, cent, NULL, NULL);
     for (size_t e = ke; e < g->k; e++) memcpy(cent + e * d, cent, d * sizeof(float));
     sort_entries(cent, g->k, d);
     round_codebook(g, gi, cent);
     memcpy(g->cb + gi * g->k * d, cent, g->k * d * sizeof(float));
 }
 
-static void fit_task(void *arg, size_t rb)
-{
-    fit_one(arg, rb, rb);
-}
+static void fit_task(void *arg, size_t rb) { fit_one(arg, rb, rb); }
 
 static lq_status gvq_fit(void *self, const float *W, size_t ldw, size_t rows, size_t col0,
                          size_t ncols, const float *hinv_diag)
@@ -301,8 +298,8 @@ static void gvq_dequant(const gvq *g, float *W_hat)
         size_t rb = r / g->gr;
         for (size_t v = 0; v < g->nvec; v++) {
             size_t gi = rb * g->ncg + (v * d) / g->gc;
-            memcpy(W_hat + r * g->cols + v * d,
-                   g->cb + (gi * k + g->codes[r * g->nvec + v]) * d, d * sizeof(float));
+            memcpy(W_hat + r * g->cols + v * d, g->cb + (gi * k + g->codes[r * g->nvec + v]) * d,
+                   d * sizeof(float));
         }
     }
 }
@@ -312,12 +309,12 @@ static void gvq_dequant(const gvq *g, float *W_hat)
 typedef struct upd {
     gvq *g;
     const float *H;
-    const float *G;   /* rows x cols: (W - W^) H */
-    float *Wh;        /* rows x cols current W^ */
-    float *dW;        /* rows x gc: change of W^ on the group's columns */
-    double *A;        /* nrb x (kd)^2 */
-    double *b;        /* nrb x kd */
-    float *cnew;      /* nrb x kd */
+    const float *G; /* rows x cols: (W - W^) H */
+    float *Wh;      /* rows x cols current W^ */
+    float *dW;      /* rows x gc: change of W^ on the group's columns */
+    double *A;      /* nrb x (kd)^2 */
+    double *b;      /* nrb x kd */
+    float *cnew;    /* nrb x kd */
     size_t cg, c0, nc;
     double ridge;
 } upd;
@@ -444,10 +441,10 @@ static void upd_apply_task(void *arg, size_t rb)
  * dense (k d)^2. Block-Jacobi preconditioner: per entry, the d x d sum of the
  * diagonal blocks of H_SS over the vectors coded with it (Cholesky, ridge). */
 typedef struct cgws {
-    float *D, *Y;   /* nr x nc each */
-    double *v;      /* 5 kd: x, r, z, p, Ap */
-    double *P;      /* k x d x d preconditioner factors */
-    uint8_t *used;  /* k */
+    float *D, *Y;  /* nr x nc each */
+    double *v;     /* 5 kd: x, r, z, p, Ap */
+    double *P;     /* k x d x d preconditioner factors */
+    uint8_t *used; /* k */
 } cgws;
 
 /* Y = D H_SS row by row, each element summed in column order (the same
@@ -687,8 +684,8 @@ static lq_status gvq_update(lq_ctx *ctx, gvq *g, const float *W, const float *H,
     for (size_t j = 0; j < cols; j++) tr += H[j * cols + j];
     u.ridge = 1e-6 * (tr / (double)cols) + 1e-30;
     for (size_t i = 0; i < n; i++) R[i] = W[i] - Wh[i];
-    st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, rows, cols, cols, 1.0f, R, cols, H, cols, 0.0f,
-                  G, cols);
+    st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, rows, cols, cols, 1.0f, R, cols, H, cols, 0.0f, G,
+                  cols);
     if (st != LQ_OK) goto out;
     u.G = G;
     for (size_t cg = 0; cg < g->ncg; cg++) {
@@ -803,8 +800,8 @@ nomem:
     return LQ_ERR_NO_MEMORY;
 }
 
-lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                            const float *H, const lq_method *m, lq_qtensor **out, float *W_hat,
+lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                            const lq_method *m, lq_qtensor **out, float *W_hat,
                             lq_quant_report *rep)
 {
     const lq_gptvq_opts *o = &m->u.gptvq;
@@ -820,8 +817,7 @@ lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t col
     /* fp16 codebooks (and SVD factors) hold values of the weights' magnitude:
      * refuse what a half cannot represent instead of storing a clamped,
      * wrong codebook */
-    if ((o->codebook_bits != 8 || o->svd_rank) &&
-        lq_check_range(W, rows * cols, 65504.0f) != LQ_OK)
+    if ((o->codebook_bits != 8 || o->svd_rank) && lq_check_range(W, rows * cols, 65504.0f) != LQ_OK)
         return LQ_ERR_OUT_OF_RANGE;
     gvq g;
     lq_status st = gvq_init(ctx, &g, rows, cols, o);
@@ -869,8 +865,13 @@ lq_status lq_gptvq_preset(unsigned dim, unsigned bits, lq_gptvq_opts *o)
     if (!o || (dim != 1 && dim != 2 && dim != 4) || bits < 2 || bits > 4 || dim * bits > 16)
         return LQ_ERR_INVALID_ARG;
     size_t rows = ((size_t)1 << (dim * bits)) * dim / 4;
-    *o = (lq_gptvq_opts){.dim = dim, .index_bits = dim * bits, .group_cols = 256,
-                         .group_rows = rows ? rows : 1, .em_iters = 10, .codebook_update = 1,
-                         .codebook_bits = 8, .svd_rank = 0};
+    *o = (lq_gptvq_opts){.dim = dim,
+                         .index_bits = dim * bits,
+                         .group_cols = 256,
+                         .group_rows = rows ? rows : 1,
+                         .em_iters = 10,
+                         .codebook_update = 1,
+                         .codebook_bits = 8,
+                         .svd_rank = 0};
     return LQ_OK;
 }

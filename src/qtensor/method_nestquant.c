@@ -15,9 +15,9 @@
  * Codebook E8P (o->codebook): the same padding, rotation and engine; each
  * (row, group) scale is RMS * alpha with alpha fitted per layer on the
  * sample (golden section), the step codes every row's 8 columns with the
- * exact nearest E8P codeword, packed as LQ_FORMAT_E8P. W_hat is the dequantized stored tensor (rotation
- * undone, padding dropped), and the report's proxy loss is computed against
- * the caller's W and H in the original basis.
+ * exact nearest E8P codeword, packed as LQ_FORMAT_E8P. W_hat is the dequantized stored tensor
+ * (rotation undone, padding dropped), and the report's proxy loss is computed against the caller's
+ * W and H in the original basis.
  */
 #include <math.h>
 #include <string.h>
@@ -44,7 +44,7 @@ typedef struct nq_cq {
     float *xb, *yb; /* rows x 8 */
     uint8_t *cb, *bb;
     size_t overloads;
-    int e8p;          /* codebook E8P: codes in ecodes, scales = RMS * alpha */
+    int e8p; /* codebook E8P: codes in ecodes, scales = RMS * alpha */
     float alpha;
     uint16_t *ecodes; /* rows x nblk */
 } nq_cq;
@@ -239,8 +239,8 @@ static lq_status pack_e8p(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard
 static lq_status pack_e8(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard, uint64_t seed,
                          lq_qtensor **out)
 {
-    lq_e8_params prm = {s->coder.q, s->coder.n_betas, s->group, (unsigned)hadamard, seed,
-                        s->coder.betas};
+    lq_e8_params prm = {s->coder.q, s->coder.n_betas, s->group, (unsigned)hadamard,
+                        seed,       s->coder.betas};
     lq_e8_layout L;
     lq_qtensor *t;
     lq_status st = lq_e8_layout_write(ctx, s->rows, cols, &prm, &t, &L);
@@ -249,7 +249,8 @@ static lq_status pack_e8(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard,
     size_t nvec = L.rows * L.nblk;
     for (size_t v = 0; v < nvec; v++) {
         size_t r = v / L.nblk, j = v % L.nblk;
-        lq_bits_put(codes, v * L.cbits, L.cbits, lq_voronoi_index(L.q, s->codes + r * s->n8 + 8 * j));
+        lq_bits_put(codes, v * L.cbits, L.cbits,
+                    lq_voronoi_index(L.q, s->codes + r * s->n8 + 8 * j));
         if (bid) lq_bits_put(bid, v * L.ibits, L.ibits, s->bidx[v]);
     }
     memcpy((float *)(uintptr_t)L.scales, s->scales, L.rows * L.ngroups * sizeof(float));
@@ -258,8 +259,8 @@ static lq_status pack_e8(lq_ctx *ctx, const nq_cq *s, size_t cols, int hadamard,
 }
 
 lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                                const float *H, const lq_method *m, lq_qtensor **out,
-                                float *W_hat, lq_quant_report *rep)
+                                const float *H, const lq_method *m, lq_qtensor **out, float *W_hat,
+                                lq_quant_report *rep)
 {
     const lq_nestquant_opts *o = &m->u.nestquant;
     if (o->q < 2 || o->q > LQ_VORONOI_Q_MAX || o->n_betas < 1 || o->n_betas > LQ_NQ_MAX_BETAS ||
@@ -386,7 +387,7 @@ lq_status lq_nestquant_preset(unsigned bits, lq_nestquant_opts *o)
     unsigned q = 2;
     /* smallest q with log2(q) + log2(K)/8 >= bits */
     while (q < LQ_VORONOI_Q_MAX && log2((double)q) + 0.25 < (double)bits - 1e-12) q++;
-    *o = (lq_nestquant_opts){.q = q, .n_betas = K, .group = 0, .hadamard = 1, .select = 0,
-                             .betas = NULL};
+    *o = (lq_nestquant_opts){
+        .q = q, .n_betas = K, .group = 0, .hadamard = 1, .select = 0, .betas = NULL};
     return LQ_OK;
 }

@@ -8,8 +8,8 @@
 
 static void int_defaults(lq_method *m)
 {
-    m->u.int_ = (lq_int_opts){.bits = 4, .symmetric = 0, .group = 128, .mse_clip = 0,
-                              .gguf_exact = 0};
+    m->u.int_ =
+        (lq_int_opts){.bits = 4, .symmetric = 0, .group = 128, .mse_clip = 0, .gguf_exact = 0};
 }
 
 static void nestquant_defaults(lq_method *m)
@@ -26,14 +26,19 @@ static void gptvq_defaults(lq_method *m)
 
 static void bcq_defaults(lq_method *m)
 {
-    m->u.bcq = (lq_bcq_opts){.k = 3, .group = 128, .offset = 1, .iters = 15, .linear_bits = 0,
-                             .rescale_steps = 16, .grid_codes = 0};
+    m->u.bcq = (lq_bcq_opts){.k = 3,
+                             .group = 128,
+                             .offset = 1,
+                             .iters = 15,
+                             .linear_bits = 0,
+                             .rescale_steps = 16,
+                             .grid_codes = 0};
 }
 
 static void aqlm_defaults(lq_method *m)
 {
-    m->u.aqlm = (lq_aqlm_opts){.n_codebooks = 2, .code_bits = 8, .group = 8, .beam = 8,
-                               .rounds = 4, .kmeans_iters = 20};
+    m->u.aqlm = (lq_aqlm_opts){
+        .n_codebooks = 2, .code_bits = 8, .group = 8, .beam = 8, .rounds = 4, .kmeans_iters = 20};
 }
 
 static const lq_method_row g_methods[] = {
@@ -74,17 +79,14 @@ lq_status lq_method_init(lq_method *m, lq_method_kind kind)
     return LQ_OK;
 }
 
-size_t lq_method_count(void)
-{
-    return NMETHODS;
-}
+size_t lq_method_count(void) { return NMETHODS; }
 
 lq_status lq_method_get_info(size_t i, lq_method_info *info)
 {
     if (!info || i >= NMETHODS) return LQ_ERR_INVALID_ARG;
     const lq_method_row *r = &g_methods[i];
-    *info = (lq_method_info){.kind = r->kind, .name = r->name, .format = r->format,
-                             .summary = r->summary};
+    *info = (lq_method_info){
+        .kind = r->kind, .name = r->name, .format = r->format, .summary = r->summary};
     return LQ_OK;
 }
 

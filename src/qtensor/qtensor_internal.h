@@ -25,16 +25,16 @@ enum {
     LQ_SEC_SCALES = 2,
     LQ_SEC_ZEROS = 3,
     LQ_SEC_CODEBOOKS = 4,
-    LQ_SEC_BETAS = 5,     /* E8: beta index per 8-vector */
-    LQ_SEC_ALPHAS = 6,    /* BCQ */
-    LQ_SEC_OFFSETS = 7,   /* BCQ */
-    LQ_SEC_AUX = 8,       /* format-specific extra table (beta values, perm...) */
-    LQ_SEC_PERM = 9       /* column permutation (act-order without static groups) */
+    LQ_SEC_BETAS = 5,   /* E8: beta index per 8-vector */
+    LQ_SEC_ALPHAS = 6,  /* BCQ */
+    LQ_SEC_OFFSETS = 7, /* BCQ */
+    LQ_SEC_AUX = 8,     /* format-specific extra table (beta values, perm...) */
+    LQ_SEC_PERM = 9     /* column permutation (act-order without static groups) */
 };
 
 typedef struct lq_qsection {
     uint32_t tag;
-    uint32_t elem_size;   /* bytes per element (1, 2, 4): for endianness */
+    uint32_t elem_size; /* bytes per element (1, 2, 4): for endianness */
     size_t nbytes;
     void *data;
 } lq_qsection;
@@ -49,18 +49,18 @@ struct lq_qt_memo {
 };
 
 struct lq_qtensor {
-    lq_allocator alloc;   /* frees the sections (copied: may outlive ctx) */
+    lq_allocator alloc; /* frees the sections (copied: may outlive ctx) */
     lq_format format;
     size_t rows, cols;
     uint32_t ip[LQ_QT_NPARAMS]; /* integer parameters; meaning per format */
     float fp[LQ_QT_NPARAMS];    /* float parameters; meaning per format */
     size_t nsec;
     lq_qsection sec[LQ_QT_MAX_SECTIONS];
-    int borrowed;         /* sections point into a mapping owned elsewhere */
-    void *owner;          /* mapping owner released with the tensor (io) */
+    int borrowed; /* sections point into a mapping owned elsewhere */
+    void *owner;  /* mapping owner released with the tensor (io) */
     void (*owner_release)(void *owner);
-    lq_qt_memo *kpack;    /* kernel layout (src/products/kern.c), built on first product,
-                           * installed with a compare-and-swap */
+    lq_qt_memo *kpack; /* kernel layout (src/products/kern.c), built on first product,
+                        * installed with a compare-and-swap */
 };
 
 /* Format traits: one row per format. */
@@ -70,7 +70,7 @@ typedef struct lq_format_traits {
     /* Check params and section sizes against rows/cols: LQ_ERR_CORRUPT on
      * any inconsistency. Never trusts the data (called on file input). */
     lq_status (*validate)(const lq_qtensor *t);
-    double (*bits)(const lq_qtensor *t);   /* total bits incl. side info */
+    double (*bits)(const lq_qtensor *t); /* total bits incl. side info */
     /* Dequantize rows [r0, r1) into W (ld = cols). `level` bounds the SIMD
      * level of any helper used (lq_simd_for(ctx) of the caller: the
      * context's cap holds on every path); the result does not depend on it. */
@@ -78,8 +78,8 @@ typedef struct lq_format_traits {
                               lq_simd_level level);
     /* Y[b, r] for r in [r0, r1): reference product on the codes (level as
      * for dequant_rows). */
-    lq_status (*matmul_rows)(const lq_qtensor *t, const float *X, size_t batch,
-                             float *Y, size_t r0, size_t r1, lq_simd_level level);
+    lq_status (*matmul_rows)(const lq_qtensor *t, const float *X, size_t batch, float *Y, size_t r0,
+                             size_t r1, lq_simd_level level);
 } lq_format_traits;
 
 /* Traits of a format, or NULL if unknown. */
@@ -102,9 +102,9 @@ typedef lq_status (*lq_quantize_fn)(lq_ctx *ctx, const float *W, size_t rows, si
                                     float *W_hat, lq_quant_report *rep);
 typedef struct lq_method_row {
     lq_method_kind kind;
-    const char *name;    /* as the CLI and the Python package spell it */
-    lq_format format;    /* the format its default configuration emits */
-    const char *summary; /* one line for help texts */
+    const char *name;               /* as the CLI and the Python package spell it */
+    lq_format format;               /* the format its default configuration emits */
+    const char *summary;            /* one line for help texts */
     void (*defaults)(lq_method *m); /* the method's fields of m->u (m zeroed, engine set) */
     lq_quantize_fn quantize;
 } lq_method_row;
@@ -112,23 +112,21 @@ typedef struct lq_method_row {
 const lq_method_row *lq_method_row_of(lq_method_kind kind);
 
 /* Method drivers (one per method, in src/qtensor/method_*.c). */
-lq_status lq_quantize_int(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                          const float *H, const lq_method *m, lq_qtensor **out,
-                          float *W_hat, lq_quant_report *rep);
-lq_status lq_quantize_bcq(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                          const float *H, const lq_method *m, lq_qtensor **out,
-                          float *W_hat, lq_quant_report *rep);
-lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                            const float *H, const lq_method *m, lq_qtensor **out,
-                            float *W_hat, lq_quant_report *rep);
-lq_status lq_quantize_gptqt(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                            const float *H, const lq_method *m, lq_qtensor **out,
-                            float *W_hat, lq_quant_report *rep);
+lq_status lq_quantize_int(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                          const lq_method *m, lq_qtensor **out, float *W_hat, lq_quant_report *rep);
+lq_status lq_quantize_bcq(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                          const lq_method *m, lq_qtensor **out, float *W_hat, lq_quant_report *rep);
+lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                            const lq_method *m, lq_qtensor **out, float *W_hat,
+                            lq_quant_report *rep);
+lq_status lq_quantize_gptqt(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                            const lq_method *m, lq_qtensor **out, float *W_hat,
+                            lq_quant_report *rep);
 lq_status lq_quantize_nestquant(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                                const float *H, const lq_method *m, lq_qtensor **out,
-                                float *W_hat, lq_quant_report *rep);
-lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                           const float *H, const lq_method *m, lq_qtensor **out,
-                           float *W_hat, lq_quant_report *rep);
+                                const float *H, const lq_method *m, lq_qtensor **out, float *W_hat,
+                                lq_quant_report *rep);
+lq_status lq_quantize_aqlm(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                           const lq_method *m, lq_qtensor **out, float *W_hat,
+                           lq_quant_report *rep);
 
 #endif

@@ -6,8 +6,8 @@
 
 /* 4 rows x 16 columns of C in registers; every element accumulates its
  * products in order p = 0..k-1 (one accumulator), as the scalar twin. */
-static void gemm_acc_avx2(size_t m, size_t n, size_t k, const float *A, size_t lda,
-                          const float *B, size_t ldb, float *C, size_t ldc)
+static void gemm_acc_avx2(size_t m, size_t n, size_t k, const float *A, size_t lda, const float *B,
+                          size_t ldb, float *C, size_t ldc)
 {
     size_t j = 0;
     for (; j + 16 <= n; j += 16) {
@@ -62,7 +62,8 @@ static void gemm_acc_avx2(size_t m, size_t n, size_t k, const float *A, size_t l
         for (size_t i = 0; i < m; i++) {
             __m256 c0 = _mm256_loadu_ps(C + i * ldc + j);
             for (size_t p = 0; p < k; p++)
-                c0 = _mm256_fmadd_ps(_mm256_set1_ps(A[i * lda + p]), _mm256_loadu_ps(B + p * ldb + j), c0);
+                c0 = _mm256_fmadd_ps(_mm256_set1_ps(A[i * lda + p]),
+                                     _mm256_loadu_ps(B + p * ldb + j), c0);
             _mm256_storeu_ps(C + i * ldc + j, c0);
         }
     for (; j < n; j++)
@@ -97,7 +98,8 @@ static size_t below_avx2(const float *sc, size_t K, float lim, uint32_t *idx)
     size_t n = 0, k = 0;
     __m256 vl = _mm256_set1_ps(lim);
     for (; k + 8 <= K; k += 8) {
-        unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(sc + k), vl, _CMP_LT_OQ));
+        unsigned mask =
+            (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(sc + k), vl, _CMP_LT_OQ));
         while (mask) {
             idx[n++] = (uint32_t)(k + (size_t)__builtin_ctz(mask));
             mask &= mask - 1;

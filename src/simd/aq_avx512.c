@@ -62,7 +62,8 @@ static void gemm_acc_avx512(size_t m, size_t n, size_t k, const float *A, size_t
         for (size_t i = 0; i < m; i++) {
             __m512 c0 = _mm512_loadu_ps(C + i * ldc + j);
             for (size_t p = 0; p < k; p++)
-                c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[i * lda + p]), _mm512_loadu_ps(B + p * ldb + j), c0);
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[i * lda + p]),
+                                     _mm512_loadu_ps(B + p * ldb + j), c0);
             _mm512_storeu_ps(C + i * ldc + j, c0);
         }
     for (; j < n; j++)
@@ -74,7 +75,7 @@ static void gemm_acc_avx512(size_t m, size_t n, size_t k, const float *A, size_t
 }
 
 static void scores_avx512(const float *Ct, size_t K, size_t g, const float *u, const float *nrm,
-                        float s, float *out)
+                          float s, float *out)
 {
     size_t k = 0;
     __m512 vs = _mm512_set1_ps(s), two = _mm512_set1_ps(2.0f);

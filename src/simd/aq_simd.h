@@ -23,8 +23,8 @@
 typedef struct aq_kernels {
     void (*gemm_acc)(size_t m, size_t n, size_t k, const float *A, size_t lda, const float *B,
                      size_t ldb, float *C, size_t ldc);
-    void (*scores)(const float *Ct, size_t K, size_t g, const float *u, const float *nrm,
-                   float s, float *out);
+    void (*scores)(const float *Ct, size_t K, size_t g, const float *u, const float *nrm, float s,
+                   float *out);
     size_t (*below)(const float *sc, size_t K, float lim, uint32_t *idx);
 } aq_kernels;
 

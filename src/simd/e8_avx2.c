@@ -77,18 +77,18 @@ static inline void e8_soa(const __m256 x[8], __m256 y[8])
     const __m256 half = _mm256_set1_ps(0.5f);
     __m256 y1[8], xs[8];
     __m256 d0 = d8_soa(x, y);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) xs[k] = _mm256_sub_ps(x[k], half);
     __m256 d1 = d8_soa(xs, y1);
     __m256 m = _mm256_cmp_ps(d1, d0, _CMP_LT_OQ);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) y[k] = _mm256_blendv_ps(y[k], _mm256_add_ps(y1[k], half), m);
 }
 
 static inline __attribute__((always_inline)) void block8(const float *x, float *y, int e8)
 {
     __m256 r[8], o[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(x + 8 * i);
     transpose(r);
     if (e8)
@@ -96,7 +96,7 @@ static inline __attribute__((always_inline)) void block8(const float *x, float *
     else
         (void)d8_soa(r, o);
     transpose(o);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) _mm256_storeu_ps(y + 8 * i, o[i]);
 }
 
@@ -113,15 +113,9 @@ static inline __attribute__((always_inline)) void run(const float *x, size_t n, 
     }
 }
 
-void lq_e8_batch_avx2(const float *x, size_t n, float *y)
-{
-    run(x, n, y, 1);
-}
+void lq_e8_batch_avx2(const float *x, size_t n, float *y) { run(x, n, y, 1); }
 
-void lq_d8_batch_avx2(const float *x, size_t n, float *y)
-{
-    run(x, n, y, 0);
-}
+void lq_d8_batch_avx2(const float *x, size_t n, float *y) { run(x, n, y, 0); }
 
 bool lq_finite_avx2(const float *x, size_t n)
 {
@@ -129,7 +123,8 @@ bool lq_finite_avx2(const float *x, size_t n)
     __m256i bad = _mm256_setzero_si256();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i)), em);
+        __m256i v =
+            _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i)), em);
         bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(v, em));
     }
     int ok = _mm256_testz_si256(bad, bad);
@@ -206,7 +201,7 @@ void lq_voronoi_coords_avx2(unsigned q, const float *t, size_t m, uint8_t *c, ui
         S = _mm256_add_epi32(S, _mm256_permutevar8x32_epi32(S, sh2));
         S = _mm256_add_epi32(S, _mm256_permutevar8x32_epi32(S, sh4));
         __m256i cc = _mm256_blend_epi32(S, _mm256_srai_epi32(S, 1), 0x01); /* c0 = S_0 / 2 */
-        cc = _mm256_blend_epi32(cc, u, 0x80);                               /* c7 = u7 */
+        cc = _mm256_blend_epi32(cc, u, 0x80);                              /* c7 = u7 */
         /* mod q by multiply-high, as lq_voronoi_coords */
         __m256i n = _mm256_add_epi32(cc, off);
         __m256i pe = _mm256_srli_epi64(_mm256_mul_epu32(n, M), 32);

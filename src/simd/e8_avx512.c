@@ -18,8 +18,8 @@
 static inline void transpose(__m512 r[8])
 {
     const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
-    const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30,
-                                         31);
+    const __m512i hi =
+        _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
     __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
     __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
     __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
@@ -73,8 +73,8 @@ static inline __m512 d8_soa(const __m512 x[8], __m512 f[8])
     __m512 r = _mm512_sub_ps(s, _mm512_add_ps(h, h));
     __mmask16 odd = _mm512_cmp_ps_mask(r, zero, _CMP_NEQ_UQ);
     /* copysign(1, e): (e & sign) | 1.0 in one ternary-logic op */
-    __m512 step = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
-        _mm512_castps_si512(eb), sgn, _mm512_castps_si512(one), 0xEA));
+    __m512 step = _mm512_castsi512_ps(
+        _mm512_ternarylogic_epi32(_mm512_castps_si512(eb), sgn, _mm512_castps_si512(one), 0xEA));
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         __mmask16 m = _mm512_mask_cmpeq_epi32_mask(odd, idx, _mm512_set1_epi32(k));
@@ -88,18 +88,18 @@ static inline void e8_soa(const __m512 x[8], __m512 y[8])
     const __m512 half = _mm512_set1_ps(0.5f);
     __m512 y1[8], xs[8];
     __m512 d0 = d8_soa(x, y);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) xs[k] = _mm512_sub_ps(x[k], half);
     __m512 d1 = d8_soa(xs, y1);
     __mmask16 m = _mm512_cmp_ps_mask(d1, d0, _CMP_LT_OQ);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) y[k] = _mm512_mask_add_ps(y[k], m, y1[k], half);
 }
 
 static inline __attribute__((always_inline)) void block16(const float *x, float *y, int e8)
 {
     __m512 r[8], o[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_ps(x + 16 * i);
     transpose(r);
     if (e8)
@@ -107,7 +107,7 @@ static inline __attribute__((always_inline)) void block16(const float *x, float 
     else
         (void)d8_soa(r, o);
     transpose(o);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) _mm512_storeu_ps(y + 16 * i, o[i]);
 }
 
@@ -124,15 +124,9 @@ static inline __attribute__((always_inline)) void run(const float *x, size_t n, 
     }
 }
 
-void lq_e8_batch_avx512(const float *x, size_t n, float *y)
-{
-    run(x, n, y, 1);
-}
+void lq_e8_batch_avx512(const float *x, size_t n, float *y) { run(x, n, y, 1); }
 
-void lq_d8_batch_avx512(const float *x, size_t n, float *y)
-{
-    run(x, n, y, 0);
-}
+void lq_d8_batch_avx512(const float *x, size_t n, float *y) { run(x, n, y, 0); }
 
 bool lq_finite_avx512(const float *x, size_t n)
 {

@@ -17,17 +17,14 @@
 #include "core/internal.h"
 #include "quant/kernels.h"
 
-#define LQ_KERN_TILE 16  /* rows per tile: one AVX-512 register of row lanes */
-#define LQ_KERN_QBLK 32  /* activations per int8 block */
+#define LQ_KERN_TILE 16 /* rows per tile: one AVX-512 register of row lanes */
+#define LQ_KERN_QBLK 32 /* activations per int8 block */
 #define LQ_KERN_NLEVELS 4
 
 typedef void (*lq_kern_rows_fn)(const void *pack, const void *act, size_t batch, float *Y,
                                 size_t ldy, size_t r0, size_t r1);
 
 /* Round up to a multiple of m. */
-static inline size_t lq_kern_roundup(size_t n, size_t m)
-{
-    return (n + m - 1) / m * m;
-}
+static inline size_t lq_kern_roundup(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 #endif

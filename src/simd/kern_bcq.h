@@ -24,9 +24,9 @@ typedef struct lq_bcq_fmt {
     size_t group, ngroups, nchunks; /* chunks of 4 columns over all groups */
     int has_off;
     unsigned k;
-    size_t nkb;          /* blocks of 8 chunks over all groups */
-    uint32_t *kb0;       /* ngroups + 1: first block of each group */
-    uint8_t *fcodes;     /* ntiles * k * nkb * 64 (tile, group, plane, block) */
+    size_t nkb;      /* blocks of 8 chunks over all groups */
+    uint32_t *kb0;   /* ngroups + 1: first block of each group */
+    uint8_t *fcodes; /* ntiles * k * nkb * 64 (tile, group, plane, block) */
 } lq_bcq_fmt;
 
 /* FAST activation data per vector: float d[ngroups], float xg[ngroups],
@@ -36,13 +36,13 @@ static inline size_t lq_bcq_fast_stride(const lq_bcq_fmt *f)
     return 2 * lq_kern_roundup(f->ngroups * sizeof(float), 64) + f->nkb * 128;
 }
 
-void lq_kern_bcq_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1);
-void lq_kern_bcq_fast_avx2(const void *pack, const void *act, size_t batch, float *Y,
-                           size_t ldy, size_t r0, size_t r1);
-void lq_kern_bcq_fast_neon(const void *pack, const void *act, size_t batch, float *Y,
-                           size_t ldy, size_t r0, size_t r1);
-void lq_kern_bcq_fast_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1);
+void lq_kern_bcq_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1);
+void lq_kern_bcq_fast_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                           size_t r0, size_t r1);
+void lq_kern_bcq_fast_neon(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                           size_t r0, size_t r1);
+void lq_kern_bcq_fast_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1);
 
 #endif

@@ -8,9 +8,9 @@
 
 #define NB_MAX 4
 
-static inline __attribute__((always_inline)) void
-fast_tile(const lq_lut_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-          size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void fast_tile(const lq_lut_pack *p, const void *act,
+                                                            size_t b0, size_t nb, size_t tile,
+                                                            float *Y, size_t ldy, size_t nrows)
 {
     const lq_bcq_fmt *f = p->fmt;
     size_t stride = lq_bcq_fast_stride(f), og = lq_kern_roundup(f->ngroups * sizeof(float), 64);
@@ -32,25 +32,33 @@ fast_tile(const lq_lut_pack *p, const void *act, size_t b0, size_t nb, size_t ti
                 for (size_t i = 0; i < nb; i++) a16[i] = _mm256_setzero_si256();
                 for (size_t kb = kb0; kb < kb1; kb++) {
                     for (int h = 0; h < 2; h++) {
-                        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(fc + kb * 64 + 32 * h));
+                        __m256i v = _mm256_loadu_si256(
+                            (const __m256i *)(const void *)(fc + kb * 64 + 32 * h));
                         __m256i lo = _mm256_and_si256(v, m4);
                         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                         for (size_t i = 0; i < nb; i++) {
-                            const int8_t *tab = (const int8_t *)(base[i] + 2 * og) + kb * 128 + 32 * h;
+                            const int8_t *tab =
+                                (const int8_t *)(base[i] + 2 * og) + kb * 128 + 32 * h;
                             __m256i s = _mm256_add_epi8(
-                                _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)tab), lo),
-                                _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(tab + 64)), hi));
+                                _mm256_shuffle_epi8(
+                                    _mm256_loadu_si256((const __m256i *)(const void *)tab), lo),
+                                _mm256_shuffle_epi8(
+                                    _mm256_loadu_si256((const __m256i *)(const void *)(tab + 64)),
+                                    hi));
                             /* s: 16 rows of lane 2h, 16 rows of lane 2h+1 */
-                            __m256i w = _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(s)),
-                                                         _mm256_cvtepi8_epi16(_mm256_extracti128_si256(s, 1)));
+                            __m256i w = _mm256_add_epi16(
+                                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(s)),
+                                _mm256_cvtepi8_epi16(_mm256_extracti128_si256(s, 1)));
                             a16[i] = _mm256_add_epi16(a16[i], w);
                         }
                     }
                 }
                 for (size_t i = 0; i < nb; i++) {
                     /* a16 holds 16 int16 = rows 0..15 */
-                    a32[i][0] = _mm256_add_epi32(a32[i][0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a16[i])));
-                    a32[i][1] = _mm256_add_epi32(a32[i][1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a16[i], 1)));
+                    a32[i][0] = _mm256_add_epi32(
+                        a32[i][0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a16[i])));
+                    a32[i][1] = _mm256_add_epi32(
+                        a32[i][1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a16[i], 1)));
                 }
             }
             for (int h = 0; h < 2; h++) {
@@ -80,8 +88,8 @@ fast_tile(const lq_lut_pack *p, const void *act, size_t b0, size_t nb, size_t ti
     }
 }
 
-void lq_kern_bcq_fast_avx2(const void *pack, const void *act, size_t batch, float *Y,
-                           size_t ldy, size_t r0, size_t r1)
+void lq_kern_bcq_fast_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                           size_t r0, size_t r1)
 {
     const lq_lut_pack *p = pack;
     for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++)

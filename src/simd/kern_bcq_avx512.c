@@ -8,9 +8,9 @@
 
 #define NB_MAX 4
 
-static inline __attribute__((always_inline)) void
-fast_tile(const lq_lut_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-          size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void fast_tile(const lq_lut_pack *p, const void *act,
+                                                            size_t b0, size_t nb, size_t tile,
+                                                            float *Y, size_t ldy, size_t nrows)
 {
     const lq_bcq_fmt *f = p->fmt;
     size_t stride = lq_bcq_fast_stride(f), og = lq_kern_roundup(f->ngroups * sizeof(float), 64);
@@ -74,8 +74,8 @@ fast_tile(const lq_lut_pack *p, const void *act, size_t b0, size_t nb, size_t ti
                               y[i]);
 }
 
-void lq_kern_bcq_fast_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1)
+void lq_kern_bcq_fast_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1)
 {
     const lq_lut_pack *p = pack;
     for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++)

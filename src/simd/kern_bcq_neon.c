@@ -65,7 +65,8 @@ void lq_kern_bcq_fast_neon(const void *pack, const void *act, size_t batch, floa
             }
             float tmp[16];
             for (int q = 0; q < 4; q++) vst1q_f32(tmp + 4 * q, y[q]);
-            memcpy(Y + b * ldy + tile * LQ_KERN_TILE, tmp, (nrows < 16 ? nrows : 16) * sizeof(float));
+            memcpy(Y + b * ldy + tile * LQ_KERN_TILE, tmp,
+                   (nrows < 16 ? nrows : 16) * sizeof(float));
         }
     }
 }

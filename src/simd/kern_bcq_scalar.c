@@ -1,8 +1,8 @@
 /* BCQ FAST path, portable reference (kern_bcq.h). */
 #include "simd/kern_bcq.h"
 
-void lq_kern_bcq_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1)
+void lq_kern_bcq_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1)
 {
     const lq_lut_pack *p = pack;
     const lq_bcq_fmt *f = p->fmt;

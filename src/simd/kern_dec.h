@@ -43,14 +43,14 @@
 
 typedef struct lq_vqd_pack {
     size_t rows, cols, ntiles;
-    size_t nvec;    /* positions per row (cols / d) */
-    size_t d;       /* 1, 2, 4 or 8 */
-    size_t K;       /* entries per codebook; codes < K */
-    size_t stride;  /* floats per codebook coordinate: max(K, 16) */
-    size_t ncg;     /* column groups */
-    size_t ncb;     /* codebooks */
-    size_t gcv;     /* positions per column group */
-    unsigned cw;    /* code width in the pack: 4, 8 or 16 */
+    size_t nvec;   /* positions per row (cols / d) */
+    size_t d;      /* 1, 2, 4 or 8 */
+    size_t K;      /* entries per codebook; codes < K */
+    size_t stride; /* floats per codebook coordinate: max(K, 16) */
+    size_t ncg;    /* column groups */
+    size_t ncb;    /* codebooks */
+    size_t gcv;    /* positions per column group */
+    unsigned cw;   /* code width in the pack: 4, 8 or 16 */
     size_t tile_code_bytes;
     uint8_t *codes;    /* ntiles * tile_code_bytes */
     uint32_t *lane_cb; /* ntiles * 16: first codebook of each row's row block (0 for padding) */
@@ -65,7 +65,8 @@ static inline unsigned lq_vqd_code(const lq_vqd_pack *p, size_t tile, unsigned l
     switch (p->cw) {
     case 4: return (tc[(pos >> 1) * 16 + lane] >> (4 * (pos & 1))) & 15u;
     case 8: return tc[pos * 16 + lane];
-    default: return (unsigned)tc[pos * 32 + 2 * lane] | ((unsigned)tc[pos * 32 + 2 * lane + 1] << 8);
+    default:
+        return (unsigned)tc[pos * 32 + 2 * lane] | ((unsigned)tc[pos * 32 + 2 * lane + 1] << 8);
     }
 }
 
@@ -79,16 +80,16 @@ void lq_kern_vqd_avx512(const void *pack, const void *act, size_t batch, float *
 
 typedef struct lq_aqd_pack {
     size_t rows, cols;
-    size_t M;        /* codebooks, 1..8 */
-    size_t K;        /* entries per codebook; codes are masked to K - 1 */
-    size_t g;        /* vector dimension, a multiple of 8 */
-    size_t ng;       /* groups per row: cols / g */
-    unsigned codeb;  /* bytes per stored code: 1 or 2 */
-    unsigned half;   /* 1: codebook values are IEEE halves, 0: floats */
-    const uint8_t *codes;  /* rows * ng * M codes (the tensor's section) */
-    const void *cb;        /* M * K * g values (the tensor's section) */
-    float *cbf;            /* the same values as floats (owned), or NULL: read cb */
-    float *scales;         /* rows (aligned copy, owned by the pack) */
+    size_t M;             /* codebooks, 1..8 */
+    size_t K;             /* entries per codebook; codes are masked to K - 1 */
+    size_t g;             /* vector dimension, a multiple of 8 */
+    size_t ng;            /* groups per row: cols / g */
+    unsigned codeb;       /* bytes per stored code: 1 or 2 */
+    unsigned half;        /* 1: codebook values are IEEE halves, 0: floats */
+    const uint8_t *codes; /* rows * ng * M codes (the tensor's section) */
+    const void *cb;       /* M * K * g values (the tensor's section) */
+    float *cbf;           /* the same values as floats (owned), or NULL: read cb */
+    float *scales;        /* rows (aligned copy, owned by the pack) */
 } lq_aqd_pack;
 
 void lq_kern_aqd_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
@@ -135,12 +136,12 @@ void lq_aq8_quant_avx512(const float *y, size_t n, float inv, int8_t *o);
 
 /* Rows [r0, r1) (r0 a multiple of 16); act = batch vectors of
  * lq_aq8_act_stride bytes. */
-void lq_kern_aq8_scalar(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
-                        size_t ldy, size_t r0, size_t r1);
-void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
-                      size_t ldy, size_t r0, size_t r1);
-void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
-                        size_t ldy, size_t r0, size_t r1);
+void lq_kern_aq8_scalar(const lq_aq8_pack *p, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
+void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1);
+void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
 
 /* What the VQ and AQ records cache: the decode layout or the table layout
  * (exactly one is non-NULL), chosen at prepare time (src/products/). */
@@ -177,24 +178,24 @@ void lq_kern_aqf_avx512(const void *pack, const void *act, size_t batch, float *
                         size_t r0, size_t r1);
 
 #if LQ_ARCH_X86
-#define LQ_AQ_ROWS                                                                            \
-    {                                                                                         \
-        {lq_kern_aq_scalar, lq_kern_aq_avx2, lq_kern_aq_avx512, NULL},                        \
-        {lq_kern_aqf_scalar, lq_kern_aqf_avx2, lq_kern_aqf_avx512, NULL},                     \
+#define LQ_AQ_ROWS                                                                                 \
+    {                                                                                              \
+        {lq_kern_aq_scalar, lq_kern_aq_avx2, lq_kern_aq_avx512, NULL},                             \
+            {lq_kern_aqf_scalar, lq_kern_aqf_avx2, lq_kern_aqf_avx512, NULL},                      \
     }
-#define LQ_DEC_ROWS(F)                                                                        \
-    {                                                                                         \
-        {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},               \
-        {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},               \
+#define LQ_DEC_ROWS(F)                                                                             \
+    {                                                                                              \
+        {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},                    \
+            {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},                \
     }
 #else
-#define LQ_AQ_ROWS                                                                            \
-    {                                                                                         \
-        {lq_kern_aq_scalar, NULL, NULL, NULL}, {lq_kern_aqf_scalar, NULL, NULL, NULL},        \
+#define LQ_AQ_ROWS                                                                                 \
+    {                                                                                              \
+        {lq_kern_aq_scalar, NULL, NULL, NULL}, {lq_kern_aqf_scalar, NULL, NULL, NULL},             \
     }
-#define LQ_DEC_ROWS(F)                                                                        \
-    {                                                                                         \
-        {lq_kern_##F##_scalar, NULL, NULL, NULL}, {lq_kern_##F##_scalar, NULL, NULL, NULL},   \
+#define LQ_DEC_ROWS(F)                                                                             \
+    {                                                                                              \
+        {lq_kern_##F##_scalar, NULL, NULL, NULL}, {lq_kern_##F##_scalar, NULL, NULL, NULL},        \
     }
 #endif
 

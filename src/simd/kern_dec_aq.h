@@ -7,18 +7,15 @@
  * public header: no include guard on purpose. */
 #define AQ_AHEAD 16
 #define AQ_BUF_COLS 16384 /* a decoded row on the stack (64 KiB) */
-static inline __attribute__((always_inline)) size_t aq_code(const lq_aqd_pack *p,
-                                                            const uint8_t *c, size_t i,
-                                                            unsigned codeb)
+static inline __attribute__((always_inline)) size_t aq_code(const lq_aqd_pack *p, const uint8_t *c,
+                                                            size_t i, unsigned codeb)
 {
     size_t v = codeb == 1 ? c[i] : (size_t)c[2 * i] | ((size_t)c[2 * i + 1] << 8);
     return v & (p->K - 1);
 }
 
-static inline __attribute__((always_inline)) __m256 aq_chunk(const lq_aqd_pack *p,
-                                                             const uint8_t *rc, size_t u,
-                                                             size_t cpg, size_t M,
-                                                             unsigned codeb)
+static inline __attribute__((always_inline)) __m256
+aq_chunk(const lq_aqd_pack *p, const uint8_t *rc, size_t u, size_t cpg, size_t M, unsigned codeb)
 {
     size_t j = u / cpg, o = (u % cpg) * 8;
     __m256 w = _mm256_setzero_ps();
@@ -33,9 +30,9 @@ static inline __attribute__((always_inline)) __m256 aq_chunk(const lq_aqd_pack *
     return w;
 }
 
-static inline __attribute__((always_inline)) void
-aq_row(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, size_t r,
-       size_t cpg, size_t M, unsigned codeb)
+static inline __attribute__((always_inline)) void aq_row(const lq_aqd_pack *p, const float *X,
+                                                         size_t nb, float *Y, size_t ldy, size_t r,
+                                                         size_t cpg, size_t M, unsigned codeb)
 {
     size_t nchunk = p->cols / 8;
     const uint8_t *rc = p->codes + r * p->ng * M * codeb;
@@ -47,8 +44,9 @@ aq_row(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, si
              * AQ_AHEAD ahead (the codes are known) */
             size_t ju = (u + AQ_AHEAD) / cpg, ou = ((u + AQ_AHEAD) % cpg) * 8;
             for (size_t m = 0; m < M; m++)
-                _mm_prefetch((const char *)p->cb + ((m * p->K + aq_code(p, rc, ju * M + m, codeb)) *
-                                                        p->g + ou) * (p->half ? 2 : 4),
+                _mm_prefetch((const char *)p->cb +
+                                 ((m * p->K + aq_code(p, rc, ju * M + m, codeb)) * p->g + ou) *
+                                     (p->half ? 2 : 4),
                              _MM_HINT_T0);
         }
         __m256 w = aq_chunk(p, rc, u, cpg, M, codeb);
@@ -58,8 +56,8 @@ aq_row(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, si
     }
     for (size_t b = 0; b < nb; b++) {
         float z[8];
-        _mm256_storeu_ps(z, _mm256_add_ps(_mm256_add_ps(P[b][0], P[b][1]),
-                                          _mm256_add_ps(P[b][2], P[b][3])));
+        _mm256_storeu_ps(
+            z, _mm256_add_ps(_mm256_add_ps(P[b][0], P[b][1]), _mm256_add_ps(P[b][2], P[b][3])));
         float y = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
         Y[b * ldy + r] = p->scales[r] * y;
     }
@@ -69,8 +67,8 @@ aq_row(const lq_aqd_pack *p, const float *X, size_t nb, float *Y, size_t ldy, si
  * every vector of the batch reads it (the same operations per vector as
  * aq_row). */
 static inline __attribute__((always_inline)) void
-aq_row_buffered(const lq_aqd_pack *p, const float *X, size_t batch, float *Y, size_t ldy,
-                size_t r, size_t cpg, size_t M, unsigned codeb, float *buf)
+aq_row_buffered(const lq_aqd_pack *p, const float *X, size_t batch, float *Y, size_t ldy, size_t r,
+                size_t cpg, size_t M, unsigned codeb, float *buf)
 {
     size_t nchunk = p->cols / 8;
     const uint8_t *rc = p->codes + r * p->ng * M * codeb;
@@ -78,8 +76,9 @@ aq_row_buffered(const lq_aqd_pack *p, const float *X, size_t batch, float *Y, si
         if (!p->cbf && u + AQ_AHEAD < nchunk) {
             size_t ju = (u + AQ_AHEAD) / cpg, ou = ((u + AQ_AHEAD) % cpg) * 8;
             for (size_t m = 0; m < M; m++)
-                _mm_prefetch((const char *)p->cb + ((m * p->K + aq_code(p, rc, ju * M + m, codeb)) *
-                                                        p->g + ou) * (p->half ? 2 : 4),
+                _mm_prefetch((const char *)p->cb +
+                                 ((m * p->K + aq_code(p, rc, ju * M + m, codeb)) * p->g + ou) *
+                                     (p->half ? 2 : 4),
                              _MM_HINT_T0);
         }
         _mm256_storeu_ps(buf + 8 * u, aq_chunk(p, rc, u, cpg, M, codeb));
@@ -97,7 +96,8 @@ aq_row_buffered(const lq_aqd_pack *p, const float *X, size_t batch, float *Y, si
         for (size_t i = 0; i < nb; i++) {
             const __m256 *P = i ? P1 : P0;
             float z[8];
-            _mm256_storeu_ps(z, _mm256_add_ps(_mm256_add_ps(P[0], P[1]), _mm256_add_ps(P[2], P[3])));
+            _mm256_storeu_ps(z,
+                             _mm256_add_ps(_mm256_add_ps(P[0], P[1]), _mm256_add_ps(P[2], P[3])));
             float y = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
             Y[(b0 + i) * ldy + r] = p->scales[r] * y;
         }
@@ -106,17 +106,20 @@ aq_row_buffered(const lq_aqd_pack *p, const float *X, size_t batch, float *Y, si
 
 /* Constants for the common shapes: 8-column groups, M = 1 (16-bit codes)
  * or 2 (8-bit codes). */
-static inline __attribute__((always_inline)) void
-aq_rows_shape(const lq_aqd_pack *p, const float *x, size_t nb, float *y, size_t ldy, size_t r,
-              size_t cpg)
+static inline __attribute__((always_inline)) void aq_rows_shape(const lq_aqd_pack *p,
+                                                                const float *x, size_t nb, float *y,
+                                                                size_t ldy, size_t r, size_t cpg)
 {
-    if (cpg == 1 && p->M == 1 && p->codeb == 2) aq_row(p, x, nb, y, ldy, r, 1, 1, 2);
-    else if (cpg == 1 && p->M == 2 && p->codeb == 1) aq_row(p, x, nb, y, ldy, r, 1, 2, 1);
-    else aq_row(p, x, nb, y, ldy, r, cpg, p->M, p->codeb);
+    if (cpg == 1 && p->M == 1 && p->codeb == 2)
+        aq_row(p, x, nb, y, ldy, r, 1, 1, 2);
+    else if (cpg == 1 && p->M == 2 && p->codeb == 1)
+        aq_row(p, x, nb, y, ldy, r, 1, 2, 1);
+    else
+        aq_row(p, x, nb, y, ldy, r, cpg, p->M, p->codeb);
 }
 
-void AQ_FN(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
-           size_t r0, size_t r1)
+void AQ_FN(const void *pack, const void *act, size_t batch, float *Y, size_t ldy, size_t r0,
+           size_t r1)
 {
     const lq_aqd_pack *p = pack;
     const float *X = act;
@@ -128,7 +131,8 @@ void AQ_FN(const void *pack, const void *act, size_t batch, float *Y, size_t ldy
                 aq_row_buffered(p, X, batch, Y, ldy, r, 1, 1, 2, buf);
             else if (cpg == 1 && p->M == 2 && p->codeb == 1)
                 aq_row_buffered(p, X, batch, Y, ldy, r, 1, 2, 1, buf);
-            else aq_row_buffered(p, X, batch, Y, ldy, r, cpg, p->M, p->codeb, buf);
+            else
+                aq_row_buffered(p, X, batch, Y, ldy, r, cpg, p->M, p->codeb, buf);
         }
         return;
     }
@@ -137,8 +141,11 @@ void AQ_FN(const void *pack, const void *act, size_t batch, float *Y, size_t ldy
             size_t nb = batch - b0 >= AQ_NB ? AQ_NB : batch - b0;
             const float *x = X + b0 * p->cols;
             float *y = Y + b0 * ldy;
-            if (nb == AQ_NB) aq_rows_shape(p, x, AQ_NB, y, ldy, r, cpg);
-            else if (nb == 1) aq_rows_shape(p, x, 1, y, ldy, r, cpg);
-            else aq_rows_shape(p, x, nb, y, ldy, r, cpg);
+            if (nb == AQ_NB)
+                aq_rows_shape(p, x, AQ_NB, y, ldy, r, cpg);
+            else if (nb == 1)
+                aq_rows_shape(p, x, 1, y, ldy, r, cpg);
+            else
+                aq_rows_shape(p, x, nb, y, ldy, r, cpg);
         }
 }

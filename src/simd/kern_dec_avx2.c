@@ -11,9 +11,8 @@
 
 #define NB2 2
 
-static inline __attribute__((always_inline)) __m256i vq_codes8(const lq_vqd_pack *p,
-                                                                const uint8_t *tc, size_t pos,
-                                                                size_t h)
+static inline __attribute__((always_inline)) __m256i
+vq_codes8(const lq_vqd_pack *p, const uint8_t *tc, size_t pos, size_t h)
 {
     switch (p->cw) {
     case 4: {
@@ -31,9 +30,10 @@ static inline __attribute__((always_inline)) __m256i vq_codes8(const lq_vqd_pack
     }
 }
 
-static inline __attribute__((always_inline)) void
-vq_half(const lq_vqd_pack *p, const float *X, size_t nb, size_t tile, size_t h, int mode,
-        float *Y, size_t ldy, size_t nrows, size_t d)
+static inline __attribute__((always_inline)) void vq_half(const lq_vqd_pack *p, const float *X,
+                                                          size_t nb, size_t tile, size_t h,
+                                                          int mode, float *Y, size_t ldy,
+                                                          size_t nrows, size_t d)
 {
     const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
     __m256 s[NB2][4];
@@ -102,16 +102,19 @@ void lq_kern_vqd_avx2(const void *pack, const void *act, size_t batch, float *Y,
                 size_t nb = batch - b0 < NB2 ? batch - b0 : NB2;
                 const float *x = X + b0 * p->cols;
                 float *y = Y + b0 * ldy;
-#define VQ_MODES(NB, D)                                                                       \
-    if (mode == 0) vq_half(p, x, NB, tile, h, 0, y, ldy, nrows, D);                           \
-    else if (mode == 1) vq_half(p, x, NB, tile, h, 1, y, ldy, nrows, D);                      \
-    else vq_half(p, x, NB, tile, h, 2, y, ldy, nrows, D);
-#define VQ_DIMS(NB)                                                                           \
-    switch (p->d) {                                                                           \
-    case 1: VQ_MODES(NB, 1) break;                                                            \
-    case 2: VQ_MODES(NB, 2) break;                                                            \
-    case 4: VQ_MODES(NB, 4) break;                                                            \
-    default: VQ_MODES(NB, 8) break;                                                           \
+#define VQ_MODES(NB, D)                                                                            \
+    if (mode == 0)                                                                                 \
+        vq_half(p, x, NB, tile, h, 0, y, ldy, nrows, D);                                           \
+    else if (mode == 1)                                                                            \
+        vq_half(p, x, NB, tile, h, 1, y, ldy, nrows, D);                                           \
+    else                                                                                           \
+        vq_half(p, x, NB, tile, h, 2, y, ldy, nrows, D);
+#define VQ_DIMS(NB)                                                                                \
+    switch (p->d) {                                                                                \
+    case 1: VQ_MODES(NB, 1) break;                                                                 \
+    case 2: VQ_MODES(NB, 2) break;                                                                 \
+    case 4: VQ_MODES(NB, 4) break;                                                                 \
+    default: VQ_MODES(NB, 8) break;                                                                \
     }
                 if (nb == 1) {
                     VQ_DIMS(1)
@@ -132,23 +135,27 @@ void lq_kern_vq_avx2(const void *pack, const void *act, size_t batch, float *Y, 
                      size_t r0, size_t r1)
 {
     const lq_vq_kpack *k = pack;
-    if (k->dec) lq_kern_vqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
-    else lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
+    if (k->dec)
+        lq_kern_vqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
 }
 
 void lq_kern_aq_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                      size_t r0, size_t r1)
 {
     const lq_aq_kpack *k = pack;
-    if (k->dec) lq_kern_aqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
-    else lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
+    if (k->dec)
+        lq_kern_aqd_avx2(k->dec, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_lut_avx2(k->lut, act, batch, Y, ldy, r0, r1);
 }
 
 /* ---- AQ FAST: int8 tables; 8 rows per register, 32-bit gathers of the
  * table bytes (the 64 bytes of padding after the tables keep them in
  * bounds), integer sums per block as the scalar reference. */
-void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
-                      size_t ldy, size_t r0, size_t r1)
+void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1)
 {
     size_t stride = lq_aq8_act_stride(p);
     for (size_t r8 = r0; r8 < r1; r8 += 8) {
@@ -157,15 +164,17 @@ void lq_kern_aq8_avx2(const lq_aq8_pack *p, const void *act, size_t batch, float
         for (size_t b = 0; b < batch; b++) {
             const int8_t *T = (const int8_t *)act + b * stride;
             const float *sb = (const float *)(const void *)((const uint8_t *)act + b * stride +
-                                                             p->npos * 256 + 64);
+                                                            p->npos * 256 + 64);
             __m256 f = _mm256_setzero_ps();
             for (size_t k = 0; k < p->nblk; k++) {
-                size_t q0 = k * LQ_AQ8_BLK, q1 = q0 + LQ_AQ8_BLK < p->npos ? q0 + LQ_AQ8_BLK : p->npos;
+                size_t q0 = k * LQ_AQ8_BLK,
+                       q1 = q0 + LQ_AQ8_BLK < p->npos ? q0 + LQ_AQ8_BLK : p->npos;
                 __m256i acc = _mm256_setzero_si256();
                 for (size_t q = q0; q < q1; q++) {
                     __m256i idx = _mm256_cvtepu8_epi32(
                         _mm_loadl_epi64((const __m128i *)(const void *)(tc + q * LQ_AQ8_TILE)));
-                    __m256i v = _mm256_i32gather_epi32((const int *)(const void *)(T + q * 256), idx, 1);
+                    __m256i v =
+                        _mm256_i32gather_epi32((const int *)(const void *)(T + q * 256), idx, 1);
                     acc = _mm256_add_epi32(acc, _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24));
                 }
                 f = _mm256_add_ps(f, _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(sb[k])));
@@ -181,8 +190,10 @@ void lq_kern_aqf_avx2(const void *pack, const void *act, size_t batch, float *Y,
                       size_t r0, size_t r1)
 {
     const lq_aq_kpack *k = pack;
-    if (k->q8) lq_kern_aq8_avx2(k->q8, act, batch, Y, ldy, r0, r1);
-    else lq_kern_aq_avx2(pack, act, batch, Y, ldy, r0, r1);
+    if (k->q8)
+        lq_kern_aq8_avx2(k->q8, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_aq_avx2(pack, act, batch, Y, ldy, r0, r1);
 }
 
 void lq_aq8_quant_avx2(const float *y, size_t n, float inv, int8_t *o)

@@ -22,18 +22,21 @@
 #define MAX_BATCH 64
 
 static inline __attribute__((always_inline)) __m512i vq_codes(const lq_vqd_pack *p,
-                                                               const uint8_t *tc, size_t pos)
+                                                              const uint8_t *tc, size_t pos)
 {
     switch (p->cw) {
     case 4: {
-        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tc + (pos >> 1) * 16)));
+        __m512i v = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(tc + (pos >> 1) * 16)));
         if (pos & 1) v = _mm512_srli_epi32(v, 4);
         return _mm512_and_si512(v, _mm512_set1_epi32(15));
     }
     case 8:
-        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tc + pos * 16)));
+        return _mm512_cvtepu8_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(tc + pos * 16)));
     default:
-        return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(tc + pos * 32)));
+        return _mm512_cvtepu16_epi32(
+            _mm256_loadu_si256((const __m256i *)(const void *)(tc + pos * 32)));
     }
 }
 
@@ -44,8 +47,8 @@ typedef struct vq_look {
     __m512i base[8];
 } vq_look;
 
-static inline __attribute__((always_inline)) void
-vq_look_init(const lq_vqd_pack *p, size_t tile, size_t cg, int mode, vq_look *L)
+static inline __attribute__((always_inline)) void vq_look_init(const lq_vqd_pack *p, size_t tile,
+                                                               size_t cg, int mode, vq_look *L)
 {
     size_t d = p->d;
     L->mode = mode;
@@ -56,9 +59,9 @@ vq_look_init(const lq_vqd_pack *p, size_t tile, size_t cg, int mode, vq_look *L)
             if (mode == 1) L->hi[i] = _mm512_loadu_ps(c + i * p->stride + 16);
         }
     } else {
-        __m512i g = _mm512_add_epi32(
-            _mm512_loadu_si512((const void *)(p->lane_cb + tile * LQ_KERN_TILE)),
-            _mm512_set1_epi32((int)cg));
+        __m512i g =
+            _mm512_add_epi32(_mm512_loadu_si512((const void *)(p->lane_cb + tile * LQ_KERN_TILE)),
+                             _mm512_set1_epi32((int)cg));
         g = _mm512_mullo_epi32(g, _mm512_set1_epi32((int)(d * p->stride)));
         for (size_t i = 0; i < d; i++)
             L->base[i] = _mm512_add_epi32(g, _mm512_set1_epi32((int)(i * p->stride)));
@@ -66,33 +69,32 @@ vq_look_init(const lq_vqd_pack *p, size_t tile, size_t cg, int mode, vq_look *L)
 }
 
 static inline __attribute__((always_inline)) __m512 vq_lookup(const lq_vqd_pack *p,
-                                                              const vq_look *L, size_t i,
-                                                              __m512i c)
+                                                              const vq_look *L, size_t i, __m512i c)
 {
     if (L->mode == 0) return _mm512_permutexvar_ps(c, L->lo[i]);
     if (L->mode == 1) return _mm512_permutex2var_ps(L->lo[i], c, L->hi[i]);
     return _mm512_i32gather_ps(_mm512_add_epi32(L->base[i], c), p->cb, 4);
 }
 
-static inline __attribute__((always_inline)) void
-vq_step(__m512 *s, const __m512 *w, size_t d, const float *x)
+static inline __attribute__((always_inline)) void vq_step(__m512 *s, const __m512 *w, size_t d,
+                                                          const float *x)
 {
     __m512 v = _mm512_mul_ps(w[0], _mm512_set1_ps(x[0]));
     for (size_t i = 1; i < d; i++) v = _mm512_add_ps(v, _mm512_mul_ps(w[i], _mm512_set1_ps(x[i])));
     *s = _mm512_add_ps(*s, v);
 }
 
-static inline __attribute__((always_inline)) void
-vq_store(__m512 *s, float *y, size_t nrows)
+static inline __attribute__((always_inline)) void vq_store(__m512 *s, float *y, size_t nrows)
 {
     __m512 t = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
     _mm512_mask_storeu_ps(y, (__mmask16)((1u << nrows) - 1), t);
 }
 
 /* Batches up to NB_DIRECT: decode a position, use it at once. */
-static inline __attribute__((always_inline)) void
-vq_direct(const lq_vqd_pack *p, const float *X, size_t nb, size_t tile, int mode, float *Y,
-          size_t ldy, size_t nrows, size_t d)
+static inline __attribute__((always_inline)) void vq_direct(const lq_vqd_pack *p, const float *X,
+                                                            size_t nb, size_t tile, int mode,
+                                                            float *Y, size_t ldy, size_t nrows,
+                                                            size_t d)
 {
     const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
     __m512 s[NB_DIRECT][4];
@@ -125,7 +127,8 @@ vq_direct(const lq_vqd_pack *p, const float *X, size_t nb, size_t tile, int mode
                 __m512i c = vq_codes(p, tc, j);
                 __m512 w[8];
                 for (size_t i = 0; i < d; i++) w[i] = _mm512_permutexvar_ps(c, L.lo[i]);
-                for (size_t b = 0; b < nb; b++) vq_step(&s[b][j & 3], w, d, X + b * p->cols + j * d);
+                for (size_t b = 0; b < nb; b++)
+                    vq_step(&s[b][j & 3], w, d, X + b * p->cols + j * d);
             }
         }
         for (; j < j1; j++) {
@@ -161,7 +164,8 @@ static void vq_buffered(const lq_vqd_pack *p, const float *X, size_t batch, size
             for (size_t b = 0; b < batch; b++) {
                 __m512 s[4] = {acc[b][0], acc[b][1], acc[b][2], acc[b][3]};
                 const float *x = X + b * p->cols;
-                for (size_t j = jb; j < je; j++) vq_step(&s[j & 3], buf + (j - jb) * d, d, x + j * d);
+                for (size_t j = jb; j < je; j++)
+                    vq_step(&s[j & 3], buf + (j - jb) * d, d, x + j * d);
                 acc[b][0] = s[0];
                 acc[b][1] = s[1];
                 acc[b][2] = s[2];
@@ -188,16 +192,19 @@ void lq_kern_vqd_avx512(const void *pack, const void *act, size_t batch, float *
             }
             continue;
         }
-#define VQ_MODES(NB, D)                                                                       \
-    if (mode == 0) vq_direct(p, X, NB, tile, 0, Y, ldy, nrows, D);                            \
-    else if (mode == 1) vq_direct(p, X, NB, tile, 1, Y, ldy, nrows, D);                       \
-    else vq_direct(p, X, NB, tile, 2, Y, ldy, nrows, D);
-#define VQ_DIMS(NB)                                                                           \
-    switch (p->d) {                                                                           \
-    case 1: VQ_MODES(NB, 1) break;                                                            \
-    case 2: VQ_MODES(NB, 2) break;                                                            \
-    case 4: VQ_MODES(NB, 4) break;                                                            \
-    default: VQ_MODES(NB, 8) break;                                                           \
+#define VQ_MODES(NB, D)                                                                            \
+    if (mode == 0)                                                                                 \
+        vq_direct(p, X, NB, tile, 0, Y, ldy, nrows, D);                                            \
+    else if (mode == 1)                                                                            \
+        vq_direct(p, X, NB, tile, 1, Y, ldy, nrows, D);                                            \
+    else                                                                                           \
+        vq_direct(p, X, NB, tile, 2, Y, ldy, nrows, D);
+#define VQ_DIMS(NB)                                                                                \
+    switch (p->d) {                                                                                \
+    case 1: VQ_MODES(NB, 1) break;                                                                 \
+    case 2: VQ_MODES(NB, 2) break;                                                                 \
+    case 4: VQ_MODES(NB, 4) break;                                                                 \
+    default: VQ_MODES(NB, 8) break;                                                                \
     }
         if (batch == 1) {
             VQ_DIMS(1)
@@ -217,16 +224,20 @@ void lq_kern_vq_avx512(const void *pack, const void *act, size_t batch, float *Y
                        size_t r0, size_t r1)
 {
     const lq_vq_kpack *k = pack;
-    if (k->dec) lq_kern_vqd_avx512(k->dec, act, batch, Y, ldy, r0, r1);
-    else lq_kern_lut_avx512(k->lut, act, batch, Y, ldy, r0, r1);
+    if (k->dec)
+        lq_kern_vqd_avx512(k->dec, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_lut_avx512(k->lut, act, batch, Y, ldy, r0, r1);
 }
 
 void lq_kern_aq_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                        size_t r0, size_t r1)
 {
     const lq_aq_kpack *k = pack;
-    if (k->dec) lq_kern_aqd_avx512(k->dec, act, batch, Y, ldy, r0, r1);
-    else lq_kern_lut_avx512(k->lut, act, batch, Y, ldy, r0, r1);
+    if (k->dec)
+        lq_kern_aqd_avx512(k->dec, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_lut_avx512(k->lut, act, batch, Y, ldy, r0, r1);
 }
 
 /* ---- AQ FAST: int8 tables, 64 rows in the byte lanes -------------------- */
@@ -237,14 +248,15 @@ void lq_kern_aq_avx512(const void *pack, const void *act, size_t batch, float *Y
  * 4096 columns, are read from L2 once per 256 rows instead of per 64). */
 #define AQ8_NT 4
 
-static inline __attribute__((always_inline)) void
-aq8_tiles(const lq_aq8_pack *p, const void *act, size_t stride, size_t batch, float *Y,
-          size_t ldy, size_t r0, size_t r1, size_t tile0, size_t nt)
+static inline __attribute__((always_inline)) void aq8_tiles(const lq_aq8_pack *p, const void *act,
+                                                            size_t stride, size_t batch, float *Y,
+                                                            size_t ldy, size_t r0, size_t r1,
+                                                            size_t tile0, size_t nt)
 {
     for (size_t b = 0; b < batch; b++) {
         const int8_t *T = (const int8_t *)act + b * stride;
-        const float *sb = (const float *)(const void *)((const uint8_t *)act + b * stride +
-                                                         p->npos * 256 + 64);
+        const float *sb =
+            (const float *)(const void *)((const uint8_t *)act + b * stride + p->npos * 256 + 64);
         __m512 f[AQ8_NT][4];
         for (size_t t = 0; t < nt; t++)
             for (size_t i = 0; i < 4; i++) f[t][i] = _mm512_setzero_ps();
@@ -264,9 +276,10 @@ aq8_tiles(const lq_aq8_pack *p, const void *act, size_t stride, size_t batch, fl
                     __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1);
                     __m512i up = _mm512_permutex2var_epi8(t2, idx, t3);
                     __m512i v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, up);
-                    alo[t] = _mm512_add_epi16(alo[t], _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v)));
-                    ahi[t] = _mm512_add_epi16(ahi[t],
-                                              _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1)));
+                    alo[t] =
+                        _mm512_add_epi16(alo[t], _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v)));
+                    ahi[t] = _mm512_add_epi16(
+                        ahi[t], _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1)));
                 }
             }
             __m512 s = _mm512_set1_ps(sb[k]);
@@ -292,8 +305,8 @@ aq8_tiles(const lq_aq8_pack *p, const void *act, size_t stride, size_t batch, fl
     }
 }
 
-void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
-                        size_t ldy, size_t r0, size_t r1)
+void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1)
 {
     size_t stride = lq_aq8_act_stride(p);
     size_t t0 = r0 / LQ_AQ8_TILE, t1 = (r1 + LQ_AQ8_TILE - 1) / LQ_AQ8_TILE;
@@ -312,8 +325,10 @@ void lq_kern_aqf_avx512(const void *pack, const void *act, size_t batch, float *
                         size_t r0, size_t r1)
 {
     const lq_aq_kpack *k = pack;
-    if (k->q8) lq_kern_aq8_avx512(k->q8, act, batch, Y, ldy, r0, r1);
-    else lq_kern_aq_avx512(pack, act, batch, Y, ldy, r0, r1);
+    if (k->q8)
+        lq_kern_aq8_avx512(k->q8, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_aq_avx512(pack, act, batch, Y, ldy, r0, r1);
 }
 
 void lq_aq8_quant_avx512(const float *y, size_t n, float inv, int8_t *o)

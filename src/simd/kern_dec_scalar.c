@@ -89,20 +89,24 @@ void lq_kern_vq_scalar(const void *pack, const void *act, size_t batch, float *Y
                        size_t r0, size_t r1)
 {
     const lq_vq_kpack *k = pack;
-    if (k->dec) lq_kern_vqd_scalar(k->dec, act, batch, Y, ldy, r0, r1);
-    else lq_kern_lut_scalar(k->lut, act, batch, Y, ldy, r0, r1);
+    if (k->dec)
+        lq_kern_vqd_scalar(k->dec, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_lut_scalar(k->lut, act, batch, Y, ldy, r0, r1);
 }
 
 void lq_kern_aq_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                        size_t r0, size_t r1)
 {
     const lq_aq_kpack *k = pack;
-    if (k->dec) lq_kern_aqd_scalar(k->dec, act, batch, Y, ldy, r0, r1);
-    else lq_kern_lut_scalar(k->lut, act, batch, Y, ldy, r0, r1);
+    if (k->dec)
+        lq_kern_aqd_scalar(k->dec, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_lut_scalar(k->lut, act, batch, Y, ldy, r0, r1);
 }
 
-void lq_kern_aq8_scalar(const lq_aq8_pack *p, const void *act, size_t batch, float *Y,
-                        size_t ldy, size_t r0, size_t r1)
+void lq_kern_aq8_scalar(const lq_aq8_pack *p, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1)
 {
     size_t stride = lq_aq8_act_stride(p);
     for (size_t r = r0; r < r1; r++) {
@@ -111,10 +115,11 @@ void lq_kern_aq8_scalar(const lq_aq8_pack *p, const void *act, size_t batch, flo
         for (size_t b = 0; b < batch; b++) {
             const int8_t *T = (const int8_t *)act + b * stride;
             const float *sb = (const float *)(const void *)((const uint8_t *)act + b * stride +
-                                                             p->npos * 256 + 64);
+                                                            p->npos * 256 + 64);
             float f = 0.0f;
             for (size_t k = 0; k < p->nblk; k++) {
-                size_t q0 = k * LQ_AQ8_BLK, q1 = q0 + LQ_AQ8_BLK < p->npos ? q0 + LQ_AQ8_BLK : p->npos;
+                size_t q0 = k * LQ_AQ8_BLK,
+                       q1 = q0 + LQ_AQ8_BLK < p->npos ? q0 + LQ_AQ8_BLK : p->npos;
                 int32_t isum = 0;
                 for (size_t q = q0; q < q1; q++) isum += T[q * 256 + tc[q * LQ_AQ8_TILE]];
                 float prod = (float)isum * sb[k];
@@ -129,8 +134,10 @@ void lq_kern_aqf_scalar(const void *pack, const void *act, size_t batch, float *
                         size_t r0, size_t r1)
 {
     const lq_aq_kpack *k = pack;
-    if (k->q8) lq_kern_aq8_scalar(k->q8, act, batch, Y, ldy, r0, r1);
-    else lq_kern_aq_scalar(pack, act, batch, Y, ldy, r0, r1);
+    if (k->q8)
+        lq_kern_aq8_scalar(k->q8, act, batch, Y, ldy, r0, r1);
+    else
+        lq_kern_aq_scalar(pack, act, batch, Y, ldy, r0, r1);
 }
 
 void lq_aq8_quant_scalar(const float *y, size_t n, float inv, int8_t *o)

@@ -43,18 +43,15 @@
 typedef struct lq_e8_pack {
     size_t rows, cols, n8, nvec, ngroups, group, ntiles;
     unsigned q, hadamard;
-    unsigned hi;         /* 1: the 16-byte hi plane is present (q > 8) */
-    size_t block;        /* bytes per (tile, vector) block */
+    unsigned hi;  /* 1: the 16-byte hi plane is present (q > 8) */
+    size_t block; /* bytes per (tile, vector) block */
     uint64_t seed;
-    float hb[16];        /* beta / 2 (16 entries, unused ones 0) */
-    uint8_t *blocks;     /* ntiles * nvec * block */
-    float *scale;        /* ntiles * ngroups * 16 */
+    float hb[16];    /* beta / 2 (16 entries, unused ones 0) */
+    uint8_t *blocks; /* ntiles * nvec * block */
+    float *scale;    /* ntiles * ngroups * 16 */
 } lq_e8_pack;
 
-static inline size_t lq_e8_block_bytes(unsigned hi)
-{
-    return 64 + (hi ? 16 : 0) + 8;
-}
+static inline size_t lq_e8_block_bytes(unsigned hi) { return 64 + (hi ? 16 : 0) + 8; }
 
 /* Bytes of the layout the kernels read (blocks and scales). */
 static inline size_t lq_e8_pack_bytes(const lq_e8_pack *p)
@@ -69,8 +66,7 @@ static inline unsigned lq_e8_meta(const uint8_t *meta, unsigned r)
 }
 
 /* f_k of lane r of a block. */
-static inline unsigned lq_e8_field(const lq_e8_pack *p, const uint8_t *blk, unsigned r,
-                                   unsigned k)
+static inline unsigned lq_e8_field(const lq_e8_pack *p, const uint8_t *blk, unsigned r, unsigned k)
 {
     unsigned f = (blk[4 * r + k % 4] >> (4 * (k / 4))) & 15u;
     if (p->hi) f |= ((blk[64 + r] >> k) & 1u) << 4;
@@ -115,19 +111,19 @@ static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
     return v;
 }
 
-void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                            size_t ldy, size_t r0, size_t r1);
-void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1);
-void lq_kern_e8_fast_avx2(const void *pack, const void *act, size_t batch, float *Y,
-                          size_t ldy, size_t r0, size_t r1);
-void lq_kern_e8_exact_avx2(const void *pack, const void *act, size_t batch, float *Y,
-                           size_t ldy, size_t r0, size_t r1);
-void lq_kern_e8_fast_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                            size_t ldy, size_t r0, size_t r1);
-void lq_kern_e8_exact_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1);
-void lq_kern_e8_fast_neon(const void *pack, const void *act, size_t batch, float *Y,
-                          size_t ldy, size_t r0, size_t r1);
+void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                            size_t r0, size_t r1);
+void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1);
+void lq_kern_e8_fast_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                          size_t r0, size_t r1);
+void lq_kern_e8_exact_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                           size_t r0, size_t r1);
+void lq_kern_e8_fast_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                            size_t r0, size_t r1);
+void lq_kern_e8_exact_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1);
+void lq_kern_e8_fast_neon(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                          size_t r0, size_t r1);
 
 #endif

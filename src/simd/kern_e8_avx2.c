@@ -24,8 +24,8 @@ static inline __attribute__((always_inline)) half_regs load_half(const lq_e8_pac
     b.fa = _mm256_and_si256(L, m4);
     b.fb = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
     if (p->hi) {
-        const __m256i rep = _mm256_set_epi8(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4,
-                                            3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        const __m256i rep = _mm256_set_epi8(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3,
+                                            3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
         __m256i hv = _mm256_broadcastsi128_si256(
             _mm_loadl_epi64((const __m128i *)(const void *)(blk + 64 + 8 * h)));
         /* dword d of 128-bit lane l <- byte 4l + d (row 8h + 4l + d) */
@@ -37,16 +37,17 @@ static inline __attribute__((always_inline)) half_regs load_half(const lq_e8_pac
         b.fa = _mm256_add_epi8(b.fa, _mm256_and_si256(ta, s16));
         b.fb = _mm256_add_epi8(b.fb, _mm256_and_si256(tb, s16));
     }
-    __m256i mv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + p->block - 8)));
+    __m256i mv =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + p->block - 8)));
     b.meta = _mm256_and_si256(_mm256_srli_epi32(mv, 4 * h), _mm256_set1_epi32(15));
     const __m256i one = _mm256_set1_epi32(1);
     b.s = _mm256_cmpeq_epi32(_mm256_and_si256(b.meta, one), one);
     return b;
 }
 
-static inline __attribute__((always_inline)) void
-fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-          size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void fast_tile(const lq_e8_pack *p, const void *act,
+                                                            size_t b0, size_t nb, size_t tile,
+                                                            float *Y, size_t ldy, size_t nrows)
 {
     lq_e8_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
@@ -71,13 +72,13 @@ fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t til
                     int32_t x0, x1;
                     memcpy(&x0, a[i].q + 8 * j, 4);
                     memcpy(&x1, a[i].q + 8 * j + 4, 4);
-                    __m256i pr = _mm256_add_epi16(
-                        _mm256_maddubs_epi16(bk.fa, _mm256_set1_epi32(x0)),
-                        _mm256_maddubs_epi16(bk.fb, _mm256_set1_epi32(x1)));
+                    __m256i pr =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(bk.fa, _mm256_set1_epi32(x0)),
+                                         _mm256_maddubs_epi16(bk.fb, _mm256_set1_epi32(x1)));
                     __m256i fd = _mm256_madd_epi16(pr, ones);
-                    __m256i A = _mm256_sub_epi32(
-                        _mm256_set1_epi32(a[i].a2q[j]),
-                        _mm256_and_si256(bk.s, _mm256_set1_epi32(a[i].sq[j])));
+                    __m256i A =
+                        _mm256_sub_epi32(_mm256_set1_epi32(a[i].a2q[j]),
+                                         _mm256_and_si256(bk.s, _mm256_set1_epi32(a[i].sq[j])));
                     __m256i s = _mm256_sub_epi32(A, _mm256_add_epi32(fd, fd));
                     __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a[i].d[j]));
                     acc[i][h] = _mm256_add_ps(acc[i][h], _mm256_mul_ps(v, beta));
@@ -99,9 +100,9 @@ fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t til
     }
 }
 
-static inline __attribute__((always_inline)) void
-exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-           size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void exact_tile(const lq_e8_pack *p, const void *act,
+                                                             size_t b0, size_t nb, size_t tile,
+                                                             float *Y, size_t ldy, size_t nrows)
 {
     lq_e8_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_EXACT, b0 + i);
@@ -159,22 +160,22 @@ exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t ti
     }
 }
 
-#define ROWS_FN(name, KERN)                                                                   \
-    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,          \
-              size_t r0, size_t r1)                                                           \
-    {                                                                                         \
-        const lq_e8_pack *p = pack;                                                           \
-        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++)                \
-            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                   \
-                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                        \
-                size_t nr = r1 - tile * LQ_KERN_TILE;                                         \
-                switch (nb) {                                                                 \
-                case 1: KERN(p, act, b0, 1, tile, Y, ldy, nr); break;                         \
-                case 2: KERN(p, act, b0, 2, tile, Y, ldy, nr); break;                         \
-                case 3: KERN(p, act, b0, 3, tile, Y, ldy, nr); break;                         \
-                default: KERN(p, act, b0, 4, tile, Y, ldy, nr); break;                        \
-                }                                                                             \
-            }                                                                                 \
+#define ROWS_FN(name, KERN)                                                                        \
+    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy, size_t r0,    \
+              size_t r1)                                                                           \
+    {                                                                                              \
+        const lq_e8_pack *p = pack;                                                                \
+        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++)                    \
+            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                        \
+                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                             \
+                size_t nr = r1 - tile * LQ_KERN_TILE;                                              \
+                switch (nb) {                                                                      \
+                case 1: KERN(p, act, b0, 1, tile, Y, ldy, nr); break;                              \
+                case 2: KERN(p, act, b0, 2, tile, Y, ldy, nr); break;                              \
+                case 3: KERN(p, act, b0, 3, tile, Y, ldy, nr); break;                              \
+                default: KERN(p, act, b0, 4, tile, Y, ldy, nr); break;                             \
+                }                                                                                  \
+            }                                                                                      \
     }
 
 ROWS_FN(lq_kern_e8_fast_avx2, fast_tile)

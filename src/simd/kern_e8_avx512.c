@@ -11,9 +11,9 @@
 #define NB_MAX 4
 
 typedef struct blk_regs {
-    __m512i fa, fb;   /* bytes f_0..f_3 and f_4..f_7 of each row lane */
-    __m512i meta;     /* s | beta << 1 per lane */
-    __mmask16 s;      /* coset bit */
+    __m512i fa, fb; /* bytes f_0..f_3 and f_4..f_7 of each row lane */
+    __m512i meta;   /* s | beta << 1 per lane */
+    __mmask16 s;    /* coset bit */
 } blk_regs;
 
 static inline __attribute__((always_inline)) blk_regs load_block(const lq_e8_pack *p,
@@ -26,11 +26,12 @@ static inline __attribute__((always_inline)) blk_regs load_block(const lq_e8_pac
     b.fb = _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
     if (p->hi) {
         /* every byte of dword r = hi byte r; byte k tests bit k (fa) or k+4 (fb) */
-        const __m512i rep = _mm512_set_epi8(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12,
-                                            11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8,
-                                            7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4,
-                                            3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-        __m512i h = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + 64)));
+        const __m512i rep =
+            _mm512_set_epi8(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12, 11, 11,
+                            11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8, 7, 7, 7, 7, 6, 6, 6, 6,
+                            5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        __m512i h =
+            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + 64)));
         __m512i bb = _mm512_shuffle_epi8(h, rep);
         __mmask64 ka = _mm512_test_epi8_mask(bb, _mm512_set1_epi32(0x08040201));
         __mmask64 kb = _mm512_test_epi8_mask(bb, _mm512_set1_epi32((int)0x80402010u));
@@ -47,9 +48,9 @@ static inline __attribute__((always_inline)) blk_regs load_block(const lq_e8_pac
     return b;
 }
 
-static inline __attribute__((always_inline)) void
-fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-          size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void fast_tile(const lq_e8_pack *p, const void *act,
+                                                            size_t b0, size_t nb, size_t tile,
+                                                            float *Y, size_t ldy, size_t nrows)
 {
     lq_e8_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
@@ -71,7 +72,8 @@ fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t til
                 int32_t x0, x1;
                 memcpy(&x0, a[i].q + 8 * j, 4);
                 memcpy(&x1, a[i].q + 8 * j + 4, 4);
-                __m512i fd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bk.fa, _mm512_set1_epi32(x0));
+                __m512i fd =
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), bk.fa, _mm512_set1_epi32(x0));
                 fd = _mm512_dpbusd_epi32(fd, bk.fb, _mm512_set1_epi32(x1));
                 __m512i A = _mm512_set1_epi32(a[i].a2q[j]);
                 A = _mm512_mask_sub_epi32(A, bk.s, A, _mm512_set1_epi32(a[i].sq[j]));
@@ -89,9 +91,9 @@ fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t til
                               y[i]);
 }
 
-static inline __attribute__((always_inline)) void
-exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-           size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void exact_tile(const lq_e8_pack *p, const void *act,
+                                                             size_t b0, size_t nb, size_t tile,
+                                                             float *Y, size_t ldy, size_t nrows)
 {
     lq_e8_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_EXACT, b0 + i);
@@ -142,22 +144,22 @@ exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t ti
                               y[i]);
 }
 
-#define ROWS_FN(name, KERN)                                                                   \
-    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,          \
-              size_t r0, size_t r1)                                                           \
-    {                                                                                         \
-        const lq_e8_pack *p = pack;                                                           \
-        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++)                \
-            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                   \
-                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                        \
-                size_t nr = r1 - tile * LQ_KERN_TILE;                                         \
-                switch (nb) {                                                                 \
-                case 1: KERN(p, act, b0, 1, tile, Y, ldy, nr); break;                         \
-                case 2: KERN(p, act, b0, 2, tile, Y, ldy, nr); break;                         \
-                case 3: KERN(p, act, b0, 3, tile, Y, ldy, nr); break;                         \
-                default: KERN(p, act, b0, 4, tile, Y, ldy, nr); break;                        \
-                }                                                                             \
-            }                                                                                 \
+#define ROWS_FN(name, KERN)                                                                        \
+    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy, size_t r0,    \
+              size_t r1)                                                                           \
+    {                                                                                              \
+        const lq_e8_pack *p = pack;                                                                \
+        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++)                    \
+            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                        \
+                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                             \
+                size_t nr = r1 - tile * LQ_KERN_TILE;                                              \
+                switch (nb) {                                                                      \
+                case 1: KERN(p, act, b0, 1, tile, Y, ldy, nr); break;                              \
+                case 2: KERN(p, act, b0, 2, tile, Y, ldy, nr); break;                              \
+                case 3: KERN(p, act, b0, 3, tile, Y, ldy, nr); break;                              \
+                default: KERN(p, act, b0, 4, tile, Y, ldy, nr); break;                             \
+                }                                                                                  \
+            }                                                                                      \
     }
 
 ROWS_FN(lq_kern_e8_fast_avx512, fast_tile)

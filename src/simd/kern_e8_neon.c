@@ -73,7 +73,8 @@ void lq_kern_e8_fast_neon(const void *pack, const void *act, size_t batch, float
                             sm[l] = (mt[4 * q + l] & 1u) ? 0xffffffffu : 0u;
                             hb[l] = p->hb[mt[4 * q + l] >> 1];
                         }
-                        int32x4_t s = vsubq_s32(A, vandq_s32(SQ, vreinterpretq_s32_u32(vld1q_u32(sm))));
+                        int32x4_t s =
+                            vsubq_s32(A, vandq_s32(SQ, vreinterpretq_s32_u32(vld1q_u32(sm))));
                         s = vsubq_s32(s, vaddq_s32(fd, fd));
                         float32x4_t v = vmulq_f32(vcvtq_f32_s32(s), d);
                         acc[q] = vaddq_f32(acc[q], vmulq_f32(v, vld1q_f32(hb)));
@@ -84,7 +85,8 @@ void lq_kern_e8_fast_neon(const void *pack, const void *act, size_t batch, float
             }
             float tmp[16];
             for (int q = 0; q < 4; q++) vst1q_f32(tmp + 4 * q, y[q]);
-            memcpy(Y + b * ldy + tile * LQ_KERN_TILE, tmp, (nrows < 16 ? nrows : 16) * sizeof(float));
+            memcpy(Y + b * ldy + tile * LQ_KERN_TILE, tmp,
+                   (nrows < 16 ? nrows : 16) * sizeof(float));
         }
     }
 }

@@ -1,8 +1,8 @@
 /* E8 row kernels, portable reference of the packed layout (kern_e8.h). */
 #include "simd/kern_e8.h"
 
-void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                            size_t ldy, size_t r0, size_t r1)
+void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                            size_t r0, size_t r1)
 {
     const lq_e8_pack *p = pack;
     for (size_t r = r0; r < r1; r++) {
@@ -39,8 +39,8 @@ void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, flo
 /* EXACT path on the pack (float activations), portable: per vector the dot
  * product of the 8 coordinates u_i = 2q - s - 2 f_i in order, then
  * a = a + hb * dot. */
-void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1)
+void lq_kern_e8_exact_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1)
 {
     const lq_e8_pack *p = pack;
     for (size_t r = r0; r < r1; r++) {

@@ -37,17 +37,17 @@
 
 typedef struct lq_int_pack {
     size_t rows, cols;
-    unsigned bits;       /* 2..8 as stored in the tensor */
-    unsigned sbits;      /* width in the pack: 2, 3, 4 or 8 */
+    unsigned bits;  /* 2..8 as stored in the tensor */
+    unsigned sbits; /* width in the pack: 2, 3, 4 or 8 */
     size_t ngroups;
-    size_t nblk;         /* blocks of 32 over all groups */
-    size_t kcols;        /* nblk * 32: padded columns */
+    size_t nblk;  /* blocks of 32 over all groups */
+    size_t kcols; /* nblk * 32: padded columns */
     size_t ntiles;
-    size_t blk_bytes;    /* 16 * 32 * sbits / 8 */
-    uint32_t *gblk;      /* ngroups + 1: first block of each group */
-    uint32_t *col_src;   /* kcols: source column of each padded column, or UINT32_MAX */
-    uint8_t *codes;      /* ntiles * nblk * blk_bytes */
-    float *sm;           /* ntiles * ngroups * 32: s[16] then m[16] */
+    size_t blk_bytes;  /* 16 * 32 * sbits / 8 */
+    uint32_t *gblk;    /* ngroups + 1: first block of each group */
+    uint32_t *col_src; /* kcols: source column of each padded column, or UINT32_MAX */
+    uint8_t *codes;    /* ntiles * nblk * blk_bytes */
+    float *sm;         /* ntiles * ngroups * 32: s[16] then m[16] */
 } lq_int_pack;
 
 /* Activation data: for each of `batch` vectors, in this order:
@@ -106,19 +106,19 @@ static inline unsigned lq_int_code(const uint8_t *blk, unsigned sbits, unsigned 
 }
 
 /* Row kernels (kern_int_<isa>.c). */
-void lq_kern_int_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1);
-void lq_kern_int_fast_avx2(const void *pack, const void *act, size_t batch, float *Y,
-                           size_t ldy, size_t r0, size_t r1);
-void lq_kern_int_exact_avx2(const void *pack, const void *act, size_t batch, float *Y,
-                            size_t ldy, size_t r0, size_t r1);
-void lq_kern_int_fast_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1);
-void lq_kern_int_exact_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                              size_t ldy, size_t r0, size_t r1);
-void lq_kern_int_fast_neon(const void *pack, const void *act, size_t batch, float *Y,
-                           size_t ldy, size_t r0, size_t r1);
-void lq_kern_int_exact_neon(const void *pack, const void *act, size_t batch, float *Y,
-                            size_t ldy, size_t r0, size_t r1);
+void lq_kern_int_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1);
+void lq_kern_int_fast_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                           size_t r0, size_t r1);
+void lq_kern_int_exact_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                            size_t r0, size_t r1);
+void lq_kern_int_fast_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1);
+void lq_kern_int_exact_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                              size_t r0, size_t r1);
+void lq_kern_int_fast_neon(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                           size_t r0, size_t r1);
+void lq_kern_int_exact_neon(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                            size_t r0, size_t r1);
 
 #endif

@@ -25,14 +25,15 @@ static inline __attribute__((always_inline)) __m256i bits_to_fours(uint32_t m)
 
 /* Decode one block: u[2s + h] = sub-unit s, rows 8h..8h+7. */
 static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, unsigned sbits,
-                                                              __m256i u[16])
+                                                             __m256i u[16])
 {
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     switch (sbits) {
     case 4:
         for (int i = 0; i < 4; i++)
             for (int h = 0; h < 2; h++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * i + 32 * h));
+                __m256i v =
+                    _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * i + 32 * h));
                 u[2 * (2 * i) + h] = _mm256_and_si256(v, m4);
                 u[2 * (2 * i + 1) + h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             }
@@ -41,7 +42,8 @@ static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, 
     case 3:
         for (int i = 0; i < 2; i++)
             for (int h = 0; h < 2; h++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * i + 32 * h));
+                __m256i v =
+                    _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * i + 32 * h));
                 u[2 * (4 * i) + h] = _mm256_and_si256(v, m2);
                 u[2 * (4 * i + 1) + h] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m2);
                 u[2 * (4 * i + 2) + h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m2);
@@ -58,13 +60,14 @@ static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, 
     default:
         for (int s = 0; s < 8; s++)
             for (int h = 0; h < 2; h++)
-                u[2 * s + h] = _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * s + 32 * h));
+                u[2 * s + h] =
+                    _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * s + 32 * h));
         break;
     }
 }
 
 static inline __attribute__((always_inline)) void store_lanes(float *dst, __m256 lo, __m256 hi,
-                                                               size_t n)
+                                                              size_t n)
 {
     if (n >= 16) {
         _mm256_storeu_ps(dst, lo);
@@ -80,7 +83,7 @@ static inline __attribute__((always_inline)) void store_lanes(float *dst, __m256
 /* Exact int32 dot products of a decoded block with 32 int8 activations,
  * per row lane: out[h] for rows 8h..8h+7. */
 static inline __attribute__((always_inline)) void blk_dot(const __m256i u[16], const int8_t *xq,
-                                                           unsigned sbits, __m256i out[2])
+                                                          unsigned sbits, __m256i out[2])
 {
     const __m256i ones = _mm256_set1_epi16(1);
     if (sbits <= 4) {
@@ -105,17 +108,20 @@ static inline __attribute__((always_inline)) void blk_dot(const __m256i u[16], c
                 __m256i c = u[2 * s + h];
                 __m256i cl = _mm256_and_si256(c, m7);
                 __m256i ch = _mm256_and_si256(_mm256_srli_epi16(c, 7), one8);
-                lo[h] = _mm256_add_epi32(lo[h], _mm256_madd_epi16(_mm256_maddubs_epi16(cl, xb), ones));
-                hi[h] = _mm256_add_epi32(hi[h], _mm256_madd_epi16(_mm256_maddubs_epi16(ch, xb), ones));
+                lo[h] =
+                    _mm256_add_epi32(lo[h], _mm256_madd_epi16(_mm256_maddubs_epi16(cl, xb), ones));
+                hi[h] =
+                    _mm256_add_epi32(hi[h], _mm256_madd_epi16(_mm256_maddubs_epi16(ch, xb), ones));
             }
         }
         for (int h = 0; h < 2; h++) out[h] = _mm256_add_epi32(lo[h], _mm256_slli_epi32(hi[h], 7));
     }
 }
 
-static inline __attribute__((always_inline)) void
-fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned sbits,
-          size_t tile, float *Y, size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void fast_tile(const lq_int_pack *p, const void *act,
+                                                            size_t b0, size_t nb, unsigned sbits,
+                                                            size_t tile, float *Y, size_t ldy,
+                                                            size_t nrows)
 {
     lq_int_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_int_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
@@ -142,18 +148,19 @@ fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned 
             __m256 s = _mm256_loadu_ps(sm + g * 32 + 8 * h);
             __m256 m = _mm256_loadu_ps(sm + g * 32 + 16 + 8 * h);
             for (size_t i = 0; i < nb; i++)
-                y[i][h] = _mm256_add_ps(y[i][h],
-                                        _mm256_add_ps(_mm256_mul_ps(s, ga[i][h]),
-                                                      _mm256_mul_ps(m, _mm256_set1_ps(a[i].xs[g]))));
+                y[i][h] = _mm256_add_ps(
+                    y[i][h], _mm256_add_ps(_mm256_mul_ps(s, ga[i][h]),
+                                           _mm256_mul_ps(m, _mm256_set1_ps(a[i].xs[g]))));
         }
     }
     for (size_t i = 0; i < nb; i++)
         store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i][0], y[i][1], nrows);
 }
 
-static inline __attribute__((always_inline)) void
-exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned sbits,
-           size_t tile, float *Y, size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void exact_tile(const lq_int_pack *p, const void *act,
+                                                             size_t b0, size_t nb, unsigned sbits,
+                                                             size_t tile, float *Y, size_t ldy,
+                                                             size_t nrows)
 {
     lq_int_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_int_act_get(p, act, LQ_KERNEL_EXACT, b0 + i);
@@ -183,40 +190,40 @@ exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned
             __m256 s = _mm256_loadu_ps(sm + g * 32 + 8 * h);
             __m256 m = _mm256_loadu_ps(sm + g * 32 + 16 + 8 * h);
             for (size_t i = 0; i < nb; i++)
-                y[i][h] = _mm256_add_ps(y[i][h],
-                                        _mm256_add_ps(_mm256_mul_ps(s, ga[i][h]),
-                                                      _mm256_mul_ps(m, _mm256_set1_ps(a[i].xs[g]))));
+                y[i][h] = _mm256_add_ps(
+                    y[i][h], _mm256_add_ps(_mm256_mul_ps(s, ga[i][h]),
+                                           _mm256_mul_ps(m, _mm256_set1_ps(a[i].xs[g]))));
         }
     }
     for (size_t i = 0; i < nb; i++)
         store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i][0], y[i][1], nrows);
 }
 
-#define DISPATCH(KERN, sb)                                                                    \
-    switch (nb) {                                                                             \
-    case 1: KERN(p, act, b0, 1, sb, tile, Y, ldy, nrows); break;                              \
-    case 2: KERN(p, act, b0, 2, sb, tile, Y, ldy, nrows); break;                              \
-    case 3: KERN(p, act, b0, 3, sb, tile, Y, ldy, nrows); break;                              \
-    default: KERN(p, act, b0, 4, sb, tile, Y, ldy, nrows); break;                             \
+#define DISPATCH(KERN, sb)                                                                         \
+    switch (nb) {                                                                                  \
+    case 1: KERN(p, act, b0, 1, sb, tile, Y, ldy, nrows); break;                                   \
+    case 2: KERN(p, act, b0, 2, sb, tile, Y, ldy, nrows); break;                                   \
+    case 3: KERN(p, act, b0, 3, sb, tile, Y, ldy, nrows); break;                                   \
+    default: KERN(p, act, b0, 4, sb, tile, Y, ldy, nrows); break;                                  \
     }
 
-#define ROWS_FN(name, KERN)                                                                   \
-    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,          \
-              size_t r0, size_t r1)                                                           \
-    {                                                                                         \
-        const lq_int_pack *p = pack;                                                          \
-        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {             \
-            size_t nrows = r1 - tile * LQ_KERN_TILE;                                          \
-            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                   \
-                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                        \
-                switch (p->sbits) {                                                           \
-                case 2: DISPATCH(KERN, 2) break;                                              \
-                case 3: DISPATCH(KERN, 3) break;                                              \
-                case 4: DISPATCH(KERN, 4) break;                                              \
-                default: DISPATCH(KERN, 8) break;                                             \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
+#define ROWS_FN(name, KERN)                                                                        \
+    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy, size_t r0,    \
+              size_t r1)                                                                           \
+    {                                                                                              \
+        const lq_int_pack *p = pack;                                                               \
+        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {                  \
+            size_t nrows = r1 - tile * LQ_KERN_TILE;                                               \
+            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                        \
+                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                             \
+                switch (p->sbits) {                                                                \
+                case 2: DISPATCH(KERN, 2) break;                                                   \
+                case 3: DISPATCH(KERN, 3) break;                                                   \
+                case 4: DISPATCH(KERN, 4) break;                                                   \
+                default: DISPATCH(KERN, 8) break;                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 ROWS_FN(lq_kern_int_fast_avx2, fast_tile)

@@ -11,7 +11,7 @@
 
 /* Decode one block of a tile into 8 sub-unit vectors (byte 4r+k = code). */
 static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, unsigned sbits,
-                                                              __m512i u[8])
+                                                             __m512i u[8])
 {
     const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
     switch (sbits) {
@@ -48,13 +48,16 @@ static inline __attribute__((always_inline)) void decode_blk(const uint8_t *cp, 
 
 static inline __attribute__((always_inline)) void store_lanes(float *dst, __m512 v, size_t n)
 {
-    if (n >= 16) _mm512_storeu_ps(dst, v);
-    else _mm512_mask_storeu_ps(dst, (__mmask16)((1u << n) - 1), v);
+    if (n >= 16)
+        _mm512_storeu_ps(dst, v);
+    else
+        _mm512_mask_storeu_ps(dst, (__mmask16)((1u << n) - 1), v);
 }
 
-static inline __attribute__((always_inline)) void
-fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned sbits,
-          size_t tile, float *Y, size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void fast_tile(const lq_int_pack *p, const void *act,
+                                                            size_t b0, size_t nb, unsigned sbits,
+                                                            size_t tile, float *Y, size_t ldy,
+                                                            size_t nrows)
 {
     lq_int_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_int_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
@@ -89,8 +92,8 @@ fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned 
                         hi = _mm512_dpbusd_epi32(hi, vh[q], _mm512_set1_epi32(x1));
                     }
                     __m512i isum = _mm512_add_epi32(lo, _mm512_srai_epi32(hi, 4));
-                    ga[i] = _mm512_add_ps(ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]),
-                                                               _mm512_cvtepi32_ps(isum)));
+                    ga[i] = _mm512_add_ps(
+                        ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]), _mm512_cvtepi32_ps(isum)));
                 }
                 continue;
             }
@@ -111,8 +114,8 @@ fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned 
                     acc[s % nacc] = _mm512_dpbusd_epi32(acc[s % nacc], u[s], _mm512_set1_epi32(x4));
                 }
                 for (int j = 1; j < nacc; j++) acc[0] = _mm512_add_epi32(acc[0], acc[j]);
-                ga[i] = _mm512_add_ps(ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]),
-                                                           _mm512_cvtepi32_ps(acc[0])));
+                ga[i] = _mm512_add_ps(
+                    ga[i], _mm512_mul_ps(_mm512_set1_ps(a[i].d[k]), _mm512_cvtepi32_ps(acc[0])));
             }
         }
         __m512 s = _mm512_loadu_ps(sm + g * 32), m = _mm512_loadu_ps(sm + g * 32 + 16);
@@ -120,12 +123,14 @@ fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned 
             y[i] = _mm512_add_ps(y[i], _mm512_add_ps(_mm512_mul_ps(s, ga[i]),
                                                      _mm512_mul_ps(m, _mm512_set1_ps(a[i].xs[g]))));
     }
-    for (size_t i = 0; i < nb; i++) store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i], nrows);
+    for (size_t i = 0; i < nb; i++)
+        store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i], nrows);
 }
 
-static inline __attribute__((always_inline)) void
-exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned sbits,
-           size_t tile, float *Y, size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void exact_tile(const lq_int_pack *p, const void *act,
+                                                             size_t b0, size_t nb, unsigned sbits,
+                                                             size_t tile, float *Y, size_t ldy,
+                                                             size_t nrows)
 {
     lq_int_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_int_act_get(p, act, LQ_KERNEL_EXACT, b0 + i);
@@ -137,8 +142,7 @@ exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned
     for (size_t g = 0; g < p->ngroups; g++) {
         /* 4 partial sums (one per column of a sub-unit) hide the FMA latency */
         __m512 ga[NB_MAX], gb[NB_MAX], gc[NB_MAX], gd[NB_MAX];
-        for (size_t i = 0; i < nb; i++)
-            ga[i] = gb[i] = gc[i] = gd[i] = _mm512_setzero_ps();
+        for (size_t i = 0; i < nb; i++) ga[i] = gb[i] = gc[i] = gd[i] = _mm512_setzero_ps();
         for (size_t k = p->gblk[g]; k < p->gblk[g + 1]; k++) {
             __m512i u[8];
             decode_blk(cp, sbits, u);
@@ -165,35 +169,36 @@ exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t nb, unsigned
             y[i] = _mm512_add_ps(y[i], _mm512_add_ps(_mm512_mul_ps(s, ga[i]),
                                                      _mm512_mul_ps(m, _mm512_set1_ps(a[i].xs[g]))));
     }
-    for (size_t i = 0; i < nb; i++) store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i], nrows);
+    for (size_t i = 0; i < nb; i++)
+        store_lanes(Y + (b0 + i) * ldy + tile * LQ_KERN_TILE, y[i], nrows);
 }
 
 /* Instantiate the tile kernels with constant widths and batch counts. */
-#define DISPATCH(KERN, sb)                                                                    \
-    switch (nb) {                                                                             \
-    case 1: KERN(p, act, b0, 1, sb, tile, Y, ldy, nrows); break;                              \
-    case 2: KERN(p, act, b0, 2, sb, tile, Y, ldy, nrows); break;                              \
-    case 3: KERN(p, act, b0, 3, sb, tile, Y, ldy, nrows); break;                              \
-    default: KERN(p, act, b0, 4, sb, tile, Y, ldy, nrows); break;                             \
+#define DISPATCH(KERN, sb)                                                                         \
+    switch (nb) {                                                                                  \
+    case 1: KERN(p, act, b0, 1, sb, tile, Y, ldy, nrows); break;                                   \
+    case 2: KERN(p, act, b0, 2, sb, tile, Y, ldy, nrows); break;                                   \
+    case 3: KERN(p, act, b0, 3, sb, tile, Y, ldy, nrows); break;                                   \
+    default: KERN(p, act, b0, 4, sb, tile, Y, ldy, nrows); break;                                  \
     }
 
-#define ROWS_FN(name, KERN)                                                                   \
-    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,          \
-              size_t r0, size_t r1)                                                           \
-    {                                                                                         \
-        const lq_int_pack *p = pack;                                                          \
-        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {             \
-            size_t nrows = r1 - tile * LQ_KERN_TILE;                                          \
-            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                   \
-                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                        \
-                switch (p->sbits) {                                                           \
-                case 2: DISPATCH(KERN, 2) break;                                              \
-                case 3: DISPATCH(KERN, 3) break;                                              \
-                case 4: DISPATCH(KERN, 4) break;                                              \
-                default: DISPATCH(KERN, 8) break;                                             \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
+#define ROWS_FN(name, KERN)                                                                        \
+    void name(const void *pack, const void *act, size_t batch, float *Y, size_t ldy, size_t r0,    \
+              size_t r1)                                                                           \
+    {                                                                                              \
+        const lq_int_pack *p = pack;                                                               \
+        for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {                  \
+            size_t nrows = r1 - tile * LQ_KERN_TILE;                                               \
+            for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {                                        \
+                size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;                             \
+                switch (p->sbits) {                                                                \
+                case 2: DISPATCH(KERN, 2) break;                                                   \
+                case 3: DISPATCH(KERN, 3) break;                                                   \
+                case 4: DISPATCH(KERN, 4) break;                                                   \
+                default: DISPATCH(KERN, 8) break;                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 ROWS_FN(lq_kern_int_fast_avx512, fast_tile)

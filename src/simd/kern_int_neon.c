@@ -37,17 +37,15 @@ static inline void decode_sub(const uint8_t *cp, unsigned sbits, int s, uint8x16
                 memcpy(&mk, cp + 128 + 8 * s + 2 * j, 2);
                 static const uint8_t bitv[16] = {1, 2, 4, 8, 16, 32, 64, 128,
                                                  1, 2, 4, 8, 16, 32, 64, 128};
-                uint8x16_t mb = vcombine_u8(vdup_n_u8((uint8_t)(mk & 0xff)),
-                                            vdup_n_u8((uint8_t)(mk >> 8)));
+                uint8x16_t mb =
+                    vcombine_u8(vdup_n_u8((uint8_t)(mk & 0xff)), vdup_n_u8((uint8_t)(mk >> 8)));
                 uint8x16_t set = vtstq_u8(mb, vld1q_u8(bitv));
                 v = vorrq_u8(v, vandq_u8(set, vdupq_n_u8(4)));
             }
             u[j] = v;
             break;
         }
-        default:
-            u[j] = vld1q_u8(cp + 64 * s + 16 * j);
-            break;
+        default: u[j] = vld1q_u8(cp + 64 * s + 16 * j); break;
         }
     }
 }
@@ -84,7 +82,8 @@ static void fast_tile(const lq_int_pack *p, const void *act, size_t b0, size_t n
                 uint8x16_t u[4];
                 decode_sub(cp, p->sbits, s, u);
                 for (size_t i = 0; i < nb; i++) {
-                    int16x4_t x4 = vget_low_s16(vmovl_s8(vld1_s8(a[i].q + k * LQ_KERN_QBLK + 4 * s)));
+                    int16x4_t x4 =
+                        vget_low_s16(vmovl_s8(vld1_s8(a[i].q + k * LQ_KERN_QBLK + 4 * s)));
                     int16x8_t x8 = vcombine_s16(x4, x4);
                     for (int j = 0; j < 4; j++) acc[i][j] = dot4(acc[i][j], u[j], x8);
                 }
@@ -138,8 +137,8 @@ static void exact_tile(const lq_int_pack *p, const void *act, size_t b0, size_t 
                         w32 = vshrq_n_u32(w32, 8);
                         float32x4_t w = vcvtq_f32_u32(c);
                         for (size_t i = 0; i < nb; i++)
-                            ga[i][j] = vfmaq_n_f32(ga[i][j], w,
-                                                   a[i].x[k * LQ_KERN_QBLK + 4 * s + kk]);
+                            ga[i][j] =
+                                vfmaq_n_f32(ga[i][j], w, a[i].x[k * LQ_KERN_QBLK + 4 * s + kk]);
                     }
                 }
             }

@@ -2,8 +2,8 @@
  * exact integer block sums) that every SIMD level reproduces bit for bit. */
 #include "simd/kern_int.h"
 
-void lq_kern_int_fast_scalar(const void *pack, const void *act, size_t batch, float *Y,
-                             size_t ldy, size_t r0, size_t r1)
+void lq_kern_int_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                             size_t r0, size_t r1)
 {
     const lq_int_pack *p = pack;
     for (size_t r = r0; r < r1; r++) {

@@ -38,22 +38,22 @@ typedef void (*lq_lut_build_fn)(const lq_lut_pack *p, const float *x, float *tab
 
 struct lq_lut_pack {
     size_t rows, cols, ntiles;
-    size_t npos;        /* positions per row */
-    unsigned K;         /* table entries; codes < K */
-    unsigned cw;        /* code width in the pack: 4, 8 or 16 */
+    size_t npos; /* positions per row */
+    unsigned K;  /* table entries; codes < K */
+    unsigned cw; /* code width in the pack: 4, 8 or 16 */
     size_t nseg;
-    uint32_t *seg;      /* nseg + 1: first position of each segment */
-    uint32_t *tabofs;   /* npos: offset (floats) of a position's table in a set */
-    size_t tabset;      /* floats per table set (tables padded to >= 16 entries) */
+    uint32_t *seg;    /* nseg + 1: first position of each segment */
+    uint32_t *tabofs; /* npos: offset (floats) of a position's table in a set */
+    size_t tabset;    /* floats per table set (tables padded to >= 16 entries) */
     size_t nsets;
     uint32_t *lane_set; /* ntiles * 16: table set of each row (0 for padding) */
     uint8_t *uniform;   /* ntiles: 1 if the tile's rows share one set */
     uint8_t *codes;     /* ntiles * tile_code_bytes */
     size_t tile_code_bytes;
-    float *mult;        /* ntiles * nseg * 16 */
+    float *mult; /* ntiles * nseg * 16 */
     lq_lut_build_fn build;
-    void *fmt;          /* format data for build (codebooks...) */
-    size_t fmt_bytes;   /* bytes of fmt the row kernels read (0: none) */
+    void *fmt;        /* format data for build (codebooks...) */
+    size_t fmt_bytes; /* bytes of fmt the row kernels read (0: none) */
     void (*fmt_free)(const lq_allocator *a, void *fmt);
 };
 
@@ -64,7 +64,8 @@ static inline unsigned lq_lut_code(const lq_lut_pack *p, size_t tile, unsigned l
     switch (p->cw) {
     case 4: return (tc[(pos >> 1) * 16 + lane] >> (4 * (pos & 1))) & 15u;
     case 8: return tc[pos * 16 + lane];
-    default: return (unsigned)tc[pos * 32 + 2 * lane] | ((unsigned)tc[pos * 32 + 2 * lane + 1] << 8);
+    default:
+        return (unsigned)tc[pos * 32 + 2 * lane] | ((unsigned)tc[pos * 32 + 2 * lane + 1] << 8);
     }
 }
 
@@ -99,15 +100,15 @@ void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *
 
 /* Row kernels of a table format, same for EXACT and FAST (float tables). */
 #if LQ_ARCH_X86
-#define LQ_LUT_ROWS                                                                           \
-    {                                                                                         \
-        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},                     \
-        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},                     \
+#define LQ_LUT_ROWS                                                                                \
+    {                                                                                              \
+        {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},                          \
+            {lq_kern_lut_scalar, lq_kern_lut_avx2, lq_kern_lut_avx512, NULL},                      \
     }
 #else
-#define LQ_LUT_ROWS                                                                           \
-    {                                                                                         \
-        {lq_kern_lut_scalar, NULL, NULL, NULL}, {lq_kern_lut_scalar, NULL, NULL, NULL},       \
+#define LQ_LUT_ROWS                                                                                \
+    {                                                                                              \
+        {lq_kern_lut_scalar, NULL, NULL, NULL}, {lq_kern_lut_scalar, NULL, NULL, NULL},            \
     }
 #endif
 

@@ -9,9 +9,8 @@
 
 #define NB_MAX 4
 
-static inline __attribute__((always_inline)) void load_codes(const lq_lut_pack *p,
-                                                              const uint8_t *tc, size_t pos,
-                                                              __m256i c[2])
+static inline __attribute__((always_inline)) void
+load_codes(const lq_lut_pack *p, const uint8_t *tc, size_t pos, __m256i c[2])
 {
     switch (p->cw) {
     case 4: {
@@ -40,7 +39,7 @@ static inline __attribute__((always_inline)) void load_codes(const lq_lut_pack *
 /* One lookup for 8 lanes. mode 1: K <= 8 permute; 2: K == 16 permutes;
  * 0: gather with per-lane base. */
 static inline __attribute__((always_inline)) __m256 look(int mode, const float *T, __m256i c,
-                                                          __m256i base)
+                                                         __m256i base)
 {
     if (mode == 1) return _mm256_permutevar8x32_ps(_mm256_loadu_ps(T), c);
     if (mode == 2) {
@@ -51,16 +50,18 @@ static inline __attribute__((always_inline)) __m256 look(int mode, const float *
     return _mm256_i32gather_ps(T, _mm256_add_epi32(base, c), 4);
 }
 
-static inline __attribute__((always_inline)) void
-lut_tile(const lq_lut_pack *p, const float *act, size_t stride, size_t b0, size_t nb, int mode,
-         size_t tile, float *Y, size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void lut_tile(const lq_lut_pack *p, const float *act,
+                                                           size_t stride, size_t b0, size_t nb,
+                                                           int mode, size_t tile, float *Y,
+                                                           size_t ldy, size_t nrows)
 {
     const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
     const float *mult = p->mult + tile * p->nseg * LQ_KERN_TILE;
     __m256i base[2];
     for (int h = 0; h < 2; h++)
         base[h] = _mm256_mullo_epi32(
-            _mm256_loadu_si256((const __m256i *)(const void *)(p->lane_set + tile * LQ_KERN_TILE + 8 * h)),
+            _mm256_loadu_si256(
+                (const __m256i *)(const void *)(p->lane_set + tile * LQ_KERN_TILE + 8 * h)),
             _mm256_set1_epi32((int)p->tabset));
     size_t set0 = (size_t)p->lane_set[tile * LQ_KERN_TILE] * p->tabset;
     __m256 y[NB_MAX][2];
@@ -83,7 +84,8 @@ lut_tile(const lq_lut_pack *p, const float *act, size_t stride, size_t b0, size_
         for (int h = 0; h < 2; h++) {
             __m256 m = _mm256_loadu_ps(mult + s * LQ_KERN_TILE + 8 * h);
             for (size_t i = 0; i < nb; i++)
-                y[i][h] = _mm256_add_ps(y[i][h], _mm256_mul_ps(m, _mm256_add_ps(a[i][0][h], a[i][1][h])));
+                y[i][h] =
+                    _mm256_add_ps(y[i][h], _mm256_mul_ps(m, _mm256_add_ps(a[i][0][h], a[i][1][h])));
         }
     }
     size_t n = nrows < 16 ? nrows : 16;
@@ -106,10 +108,13 @@ void lq_kern_lut_avx2(const void *pack, const void *act, size_t batch, float *Y,
         size_t nrows = r1 - tile * LQ_KERN_TILE;
         for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {
             size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;
-#define LUT_CASE(NB)                                                                          \
-    if (mode == 1) lut_tile(p, A, stride, b0, NB, 1, tile, Y, ldy, nrows);                    \
-    else if (mode == 2) lut_tile(p, A, stride, b0, NB, 2, tile, Y, ldy, nrows);               \
-    else lut_tile(p, A, stride, b0, NB, 0, tile, Y, ldy, nrows);
+#define LUT_CASE(NB)                                                                               \
+    if (mode == 1)                                                                                 \
+        lut_tile(p, A, stride, b0, NB, 1, tile, Y, ldy, nrows);                                    \
+    else if (mode == 2)                                                                            \
+        lut_tile(p, A, stride, b0, NB, 2, tile, Y, ldy, nrows);                                    \
+    else                                                                                           \
+        lut_tile(p, A, stride, b0, NB, 0, tile, Y, ldy, nrows);
             switch (nb) {
             case 1: LUT_CASE(1) break;
             case 2: LUT_CASE(2) break;
@@ -126,8 +131,8 @@ void lq_lut_dot_avx2(const float *cbT, size_t K, size_t d, const float *x, float
     for (size_t e = 0; e < K; e += 8) {
         __m256 acc = _mm256_setzero_ps();
         for (size_t i = 0; i < d; i++)
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(cbT + i * K + e),
-                                                   _mm256_set1_ps(x[i])));
+            acc = _mm256_add_ps(
+                acc, _mm256_mul_ps(_mm256_loadu_ps(cbT + i * K + e), _mm256_set1_ps(x[i])));
         _mm256_storeu_ps(t + e, acc);
     }
 }

@@ -9,30 +9,34 @@
 #define NB_MAX 4
 
 static inline __attribute__((always_inline)) __m512i load_codes(const lq_lut_pack *p,
-                                                                 const uint8_t *tc, size_t pos)
+                                                                const uint8_t *tc, size_t pos)
 {
     switch (p->cw) {
     case 4: {
-        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tc + (pos >> 1) * 16)));
+        __m512i v = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(tc + (pos >> 1) * 16)));
         if (pos & 1) v = _mm512_srli_epi32(v, 4);
         return _mm512_and_si512(v, _mm512_set1_epi32(15));
     }
     case 8:
-        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(tc + pos * 16)));
+        return _mm512_cvtepu8_epi32(
+            _mm_loadu_si128((const __m128i *)(const void *)(tc + pos * 16)));
     default:
-        return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(tc + pos * 32)));
+        return _mm512_cvtepu16_epi32(
+            _mm256_loadu_si256((const __m256i *)(const void *)(tc + pos * 32)));
     }
 }
 
-static inline __attribute__((always_inline)) void
-lut_tile(const lq_lut_pack *p, const float *act, size_t stride, size_t b0, size_t nb, int perm,
-         size_t tile, float *Y, size_t ldy, size_t nrows)
+static inline __attribute__((always_inline)) void lut_tile(const lq_lut_pack *p, const float *act,
+                                                           size_t stride, size_t b0, size_t nb,
+                                                           int perm, size_t tile, float *Y,
+                                                           size_t ldy, size_t nrows)
 {
     const uint8_t *tc = p->codes + tile * p->tile_code_bytes;
     const float *mult = p->mult + tile * p->nseg * LQ_KERN_TILE;
-    __m512i base = _mm512_mullo_epi32(
-        _mm512_loadu_si512((const void *)(p->lane_set + tile * LQ_KERN_TILE)),
-        _mm512_set1_epi32((int)p->tabset));
+    __m512i base =
+        _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(p->lane_set + tile * LQ_KERN_TILE)),
+                           _mm512_set1_epi32((int)p->tabset));
     size_t set0 = (size_t)p->lane_set[tile * LQ_KERN_TILE] * p->tabset;
     __m512 y[NB_MAX];
     for (size_t i = 0; i < nb; i++) y[i] = _mm512_setzero_ps();
@@ -127,9 +131,9 @@ static void lut_blocked(const lq_lut_pack *p, const float *A, size_t stride, siz
             __m512 m = _mm512_loadu_ps(p->mult + t * p->nseg * LQ_KERN_TILE);
             size_t n = r1 - t * LQ_KERN_TILE < 16 ? r1 - t * LQ_KERN_TILE : 16;
             for (size_t i = 0; i < nb; i++) {
-                __m512 y = _mm512_add_ps(_mm512_setzero_ps(),
-                                         _mm512_mul_ps(m, _mm512_add_ps(acc[t - t0][i][0],
-                                                                        acc[t - t0][i][1])));
+                __m512 y = _mm512_add_ps(
+                    _mm512_setzero_ps(),
+                    _mm512_mul_ps(m, _mm512_add_ps(acc[t - t0][i][0], acc[t - t0][i][1])));
                 _mm512_mask_storeu_ps(Y + (b0 + i) * ldy + t * LQ_KERN_TILE,
                                       (__mmask16)((1u << n) - 1), y);
             }
@@ -153,9 +157,11 @@ void lq_kern_lut_avx512(const void *pack, const void *act, size_t batch, float *
         size_t nrows = r1 - tile * LQ_KERN_TILE;
         for (size_t b0 = 0; b0 < batch; b0 += NB_MAX) {
             size_t nb = batch - b0 < NB_MAX ? batch - b0 : NB_MAX;
-#define LUT_CASE(NB)                                                                          \
-    if (perm) lut_tile(p, A, stride, b0, NB, 1, tile, Y, ldy, nrows);                         \
-    else lut_tile(p, A, stride, b0, NB, 0, tile, Y, ldy, nrows);
+#define LUT_CASE(NB)                                                                               \
+    if (perm)                                                                                      \
+        lut_tile(p, A, stride, b0, NB, 1, tile, Y, ldy, nrows);                                    \
+    else                                                                                           \
+        lut_tile(p, A, stride, b0, NB, 0, tile, Y, ldy, nrows);
             switch (nb) {
             case 1: LUT_CASE(1) break;
             case 2: LUT_CASE(2) break;
@@ -172,8 +178,8 @@ void lq_lut_dot_avx512(const float *cbT, size_t K, size_t d, const float *x, flo
     for (size_t e = 0; e < K; e += 16) {
         __m512 acc = _mm512_setzero_ps();
         for (size_t i = 0; i < d; i++)
-            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(cbT + i * K + e),
-                                                   _mm512_set1_ps(x[i])));
+            acc = _mm512_add_ps(
+                acc, _mm512_mul_ps(_mm512_loadu_ps(cbT + i * K + e), _mm512_set1_ps(x[i])));
         _mm512_storeu_ps(t + e, acc);
     }
 }

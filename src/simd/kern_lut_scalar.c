@@ -19,8 +19,10 @@ void lq_kern_lut_scalar(const void *pack, const void *act, size_t batch, float *
                 float a0 = 0.0f, a1 = 0.0f;
                 for (size_t q = p->seg[s]; q < p->seg[s + 1]; q++) {
                     float v = T[p->tabofs[q] + lq_lut_code(p, tile, lane, q)];
-                    if ((q - p->seg[s]) & 1) a1 = a1 + v;
-                    else a0 = a0 + v;
+                    if ((q - p->seg[s]) & 1)
+                        a1 = a1 + v;
+                    else
+                        a0 = a0 + v;
                 }
                 y = y + mult[s * LQ_KERN_TILE + lane] * (a0 + a1);
             }

@@ -46,8 +46,8 @@ AI void block(const float *x, const float *w, const int W, const int P, const in
             for (int p = 0; p < P; p++) {
                 __m256 t = _mm256_sub_ps(c, _mm256_set1_ps(x[p * D + j]));
                 if (W)
-                    acc[p] = _mm256_fmadd_ps(_mm256_mul_ps(t, _mm256_set1_ps(w[p * D + j])), t,
-                                             acc[p]);
+                    acc[p] =
+                        _mm256_fmadd_ps(_mm256_mul_ps(t, _mm256_set1_ps(w[p * D + j])), t, acc[p]);
                 else
                     acc[p] = _mm256_fmadd_ps(t, t, acc[p]);
             }
@@ -56,8 +56,8 @@ AI void block(const float *x, const float *w, const int W, const int P, const in
         for (int p = 0; p < P; p++) {
             __m256 lt = _mm256_and_ps(_mm256_cmp_ps(acc[p], best[p], _CMP_LT_OQ), valid);
             best[p] = _mm256_blendv_ps(best[p], acc[p], lt);
-            bidx[p] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bidx[p]),
-                                                           _mm256_castsi256_ps(cur), lt));
+            bidx[p] = _mm256_castps_si256(
+                _mm256_blendv_ps(_mm256_castsi256_ps(bidx[p]), _mm256_castsi256_ps(cur), lt));
         }
         cur = _mm256_add_epi32(cur, step);
     }

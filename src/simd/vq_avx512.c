@@ -44,8 +44,8 @@ AI void block(const float *x, const float *w, const int W, const int P, const in
             for (int p = 0; p < P; p++) {
                 __m512 t = _mm512_sub_ps(c, _mm512_set1_ps(x[p * D + j]));
                 if (W)
-                    acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(t, _mm512_set1_ps(w[p * D + j])), t,
-                                             acc[p]);
+                    acc[p] =
+                        _mm512_fmadd_ps(_mm512_mul_ps(t, _mm512_set1_ps(w[p * D + j])), t, acc[p]);
                 else
                     acc[p] = _mm512_fmadd_ps(t, t, acc[p]);
             }

@@ -40,10 +40,7 @@ static int km_use_gemm(size_t d, size_t k, const float *cw)
 
 /* ---- workspace ------------------------------------------------------------ */
 
-static size_t al64(size_t b)
-{
-    return (b + 63) / 64 * 64;
-}
+static size_t al64(size_t b) { return (b + 63) / 64 * 64; }
 
 /* Sizes of every array (0-sized when not needed); false on overflow. */
 typedef struct km_sizes {
@@ -60,22 +57,22 @@ static int km_sizes_of(size_t n, size_t d, size_t k, unsigned restarts, km_sizes
         return 0;
     size_t kd, n4, n8, part, gb;
     if (!lq_mul_ok(k, d, &kd) || !lq_mul_ok(kd, 4, &kd) || !lq_mul_ok(n, 4, &n4) ||
-        !lq_mul_ok(n, 8, &n8) || !lq_mul_ok(nchunks, stride, &part) ||
-        !lq_mul_ok(part, 8, &part) || !lq_mul_ok(d, kpad, &t) || !lq_mul_ok(t, 4, &t))
+        !lq_mul_ok(n, 8, &n8) || !lq_mul_ok(nchunks, stride, &part) || !lq_mul_ok(part, 8, &part) ||
+        !lq_mul_ok(d, kpad, &t) || !lq_mul_ok(t, 4, &t))
         return 0;
-    s->b[0] = n4;                       /* cur_assign */
-    s->b[1] = n4;                       /* dist */
-    s->b[2] = restarts > 1 ? n4 : 0;    /* best_assign */
-    s->b[3] = kd;                       /* cent */
-    s->b[4] = kd;                       /* best_cent */
-    s->b[5] = t;                        /* ct */
-    s->b[6] = part;                     /* part */
+    s->b[0] = n4;                                                    /* cur_assign */
+    s->b[1] = n4;                                                    /* dist */
+    s->b[2] = restarts > 1 ? n4 : 0;                                 /* best_assign */
+    s->b[3] = kd;                                                    /* cent */
+    s->b[4] = kd;                                                    /* best_cent */
+    s->b[5] = t;                                                     /* ct */
+    s->b[6] = part;                                                  /* part */
     s->b[7] = (stride > KM_MAX_CHUNKS ? stride : KM_MAX_CHUNKS) * 8; /* sums */
-    s->b[8] = n / 8 + 1;                /* taken */
-    s->b[9] = n8;                       /* pp */
+    s->b[8] = n / 8 + 1;                                             /* taken */
+    s->b[9] = n8;                                                    /* pp */
     if (km_use_gemm(d, k, NULL)) {
         if (!lq_mul_ok(KM_GEMM_ROWS, k, &gb) || !lq_mul_ok(gb, 4, &gb)) return 0;
-        s->b[10] = gb;                  /* GEMM distance block */
+        s->b[10] = gb;                     /* GEMM distance block */
         s->b[11] = (k + KM_GEMM_ROWS) * 4; /* centroid and point norms */
     }
     return 1;
@@ -114,8 +111,7 @@ static km_gemm_ws km_gemm_of(const lq_kmeans_ws *ws)
     return g;
 }
 
-void lq_kmeans_ws_init(lq_kmeans_ws *ws, void *mem, size_t n, size_t d, size_t k,
-                       unsigned restarts)
+void lq_kmeans_ws_init(lq_kmeans_ws *ws, void *mem, size_t n, size_t d, size_t k, unsigned restarts)
 {
     km_sizes s;
     km_sizes_of(n, d, k, restarts, &s);
@@ -153,7 +149,7 @@ typedef struct km_job {
     int accumulate; /* accumulate centroid sums */
     uint32_t *assign;
     float *dist;
-    double *part;   /* chunk t: part + t*stride; last entry = chunk inertia */
+    double *part; /* chunk t: part + t*stride; last entry = chunk inertia */
 } km_job;
 
 static void km_task(void *arg, size_t t)
@@ -246,11 +242,11 @@ static lq_status km_assign_gemm(lq_ctx *ctx, const float *x, size_t n, size_t d,
             for (size_t q = 0; q < d; q++) s += x[(i0 + r) * d + q] * x[(i0 + r) * d + q];
             g.xnorm[r] = s;
         }
-        lq_status st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_TRANS, rows, k, d, -2.0f, x + i0 * d, d,
-                                cent, d, 0.0f, g.dots, k);
+        lq_status st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_TRANS, rows, k, d, -2.0f, x + i0 * d, d, cent,
+                                d, 0.0f, g.dots, k);
         if (st != LQ_OK) return st;
-        km_gemm_job job = {g.dots, g.cnorm, g.xnorm, x, cent, rows, k, d, i0, ws->cur_assign,
-                           ws->dist};
+        km_gemm_job job = {g.dots, g.cnorm, g.xnorm,        x,       cent, rows, k,
+                           d,      i0,      ws->cur_assign, ws->dist};
         lq_parallel_for(ctx, lq_chunks(rows, KM_GEMM_SUB), km_gemm_argmin_task, &job);
     }
     return LQ_OK;
@@ -269,8 +265,22 @@ static lq_status km_pass(lq_ctx *ctx, lq_vq_nearest_fn fn, const float *x, const
     } else {
         lq_vq_transpose(ws->cent, k, d, ws->ct, ws->kpad);
     }
-    km_job j = {x, w, cw, ws->n, d, k, ws->kpad, ws->chunk, k * (2 * d + 1) + 1, ws->ct, fn,
-                !gemm, accumulate, ws->cur_assign, ws->dist, ws->part};
+    km_job j = {x,
+                w,
+                cw,
+                ws->n,
+                d,
+                k,
+                ws->kpad,
+                ws->chunk,
+                k * (2 * d + 1) + 1,
+                ws->ct,
+                fn,
+                !gemm,
+                accumulate,
+                ws->cur_assign,
+                ws->dist,
+                ws->part};
     lq_parallel_for(ctx, ws->nchunks, km_task, &j);
     double tot = 0;
     for (size_t t = 0; t < ws->nchunks; t++) tot += ws->part[t * j.stride + j.stride - 1];
@@ -386,8 +396,7 @@ static void km_pp_task(void *arg, size_t t)
     double s = 0;
     for (size_t i = i0; i < i1; i++) {
         double wi = j->w ? (double)j->w[i] : 1.0;
-        double v = wi * km_point_cost(j->x + i * j->d, j->cw ? j->cw + i * j->d : NULL, j->c,
-                                      j->d);
+        double v = wi * km_point_cost(j->x + i * j->d, j->cw ? j->cw + i * j->d : NULL, j->c, j->d);
         if (j->first || v < j->pp[i]) j->pp[i] = v;
         s += j->pp[i];
     }
@@ -537,9 +546,8 @@ lq_status lq_kmeans_core(lq_ctx *ctx, lq_simd_level level, const float *x, const
     return LQ_OK;
 }
 
-lq_status lq_kmeans(lq_ctx *ctx, const float *x, const float *weights, size_t n, size_t d,
-                    size_t k, const lq_kmeans_opts *opts, float *centroids, uint32_t *assign,
-                    double *inertia)
+lq_status lq_kmeans(lq_ctx *ctx, const float *x, const float *weights, size_t n, size_t d, size_t k,
+                    const lq_kmeans_opts *opts, float *centroids, uint32_t *assign, double *inertia)
 {
     lq_kmeans_opts o;
     if (opts)
@@ -591,13 +599,12 @@ lq_status lq_kmeans(lq_ctx *ctx, const float *x, const float *weights, size_t n,
     }
     if (o.init == LQ_KMEANS_GIVEN) memcpy(cent_out, centroids, kd * sizeof(float));
     double in = 0;
-    lq_status st = lq_kmeans_core(c, lq_simd_for(c), x, weights, n, d, k, &o, lq_ctx_seed(c), 0,
-                                  1, &ws, cent_out, NULL, &in);
+    lq_status st = lq_kmeans_core(c, lq_simd_for(c), x, weights, n, d, k, &o, lq_ctx_seed(c), 0, 1,
+                                  &ws, cent_out, NULL, &in);
     if (st == LQ_OK) {
         memcpy(centroids, cent_out, kd * sizeof(float));
         if (assign)
-            memcpy(assign, o.restarts > 1 ? ws.best_assign : ws.cur_assign,
-                   n * sizeof(uint32_t));
+            memcpy(assign, o.restarts > 1 ? ws.best_assign : ws.cur_assign, n * sizeof(uint32_t));
         if (inertia) *inertia = in;
     }
     lq_free(c, tmp_cent);

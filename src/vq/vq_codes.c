@@ -9,10 +9,7 @@
 #define ENC_CHUNK 4096 /* points per task: fixed, so sums do not depend on threads */
 #define ENC_SUB 256    /* points per kernel call (stack buffers) */
 
-static int vq_dim_ok(size_t d)
-{
-    return d == 1 || d == 2 || d == 4 || d == 8;
-}
+static int vq_dim_ok(size_t d) { return d == 1 || d == 2 || d == 4 || d == 8; }
 
 typedef struct enc_job {
     const float *x, *w, *ct;
@@ -109,8 +106,8 @@ lq_status lq_codebook_int8(const float *c, size_t n, int8_t *q, float *scale)
     return LQ_OK;
 }
 
-lq_status lq_codebooks_svd(lq_ctx *ctx, float *codebooks, size_t m, size_t k, size_t d,
-                           size_t rank, float *U, float *Vt)
+lq_status lq_codebooks_svd(lq_ctx *ctx, float *codebooks, size_t m, size_t k, size_t d, size_t rank,
+                           float *U, float *Vt)
 {
     size_t nc, tot;
     if (!codebooks || m == 0 || k == 0 || d == 0 || rank == 0) return LQ_ERR_INVALID_ARG;

@@ -13,10 +13,7 @@
  * transposed (structure-of-arrays) layout the kernels read. */
 #define LQ_VQ_KPAD 16
 
-static inline size_t lq_vq_kpad(size_t k)
-{
-    return (k + LQ_VQ_KPAD - 1) / LQ_VQ_KPAD * LQ_VQ_KPAD;
-}
+static inline size_t lq_vq_kpad(size_t k) { return (k + LQ_VQ_KPAD - 1) / LQ_VQ_KPAD * LQ_VQ_KPAD; }
 
 /* Nearest centroid of each of n points.
  *   x    n x d points (row stride d); w n x d per-coordinate weights or NULL.
@@ -79,7 +76,6 @@ lq_status lq_kmeans_core(lq_ctx *ctx, lq_simd_level level, const float *x, const
                          uint64_t stream0, int report, lq_kmeans_ws *ws, float *centroids,
                          uint32_t *assign, double *inertia);
 
-
 /* ---- LQ_FORMAT_VQ layout (shared by format_vq.c and method_gptvq.c) ------
  * ip[0] d (1, 2, 4, 8)          ip[1] index bits b (1..16)
  * ip[2] group_cols (multiple of d, <= cols)    ip[3] group_rows (<= rows)
@@ -95,10 +91,7 @@ lq_status lq_kmeans_core(lq_ctx *ctx, lq_simd_level level, const float *x, const
  * summed in float in order i = 0..r-1. */
 enum { LQ_VQ_IP_D = 0, LQ_VQ_IP_BITS, LQ_VQ_IP_GC, LQ_VQ_IP_GR, LQ_VQ_IP_CB, LQ_VQ_IP_RANK };
 
-static inline size_t lq_vq_row_bytes(size_t nvec, unsigned bits)
-{
-    return (nvec * bits + 7) / 8;
-}
+static inline size_t lq_vq_row_bytes(size_t nvec, unsigned bits) { return (nvec * bits + 7) / 8; }
 
 static inline unsigned lq_vq_get_code(const uint8_t *row, size_t v, unsigned bits)
 {

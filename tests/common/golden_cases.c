@@ -28,15 +28,9 @@ static const lq_golden_case g_cases[] = {
     {"aqlm_huge_fp32cb", LQ_METHOD_AQLM, 2, 0, 1e7f, 603},
 };
 
-size_t lq_golden_count(void)
-{
-    return sizeof g_cases / sizeof g_cases[0];
-}
+size_t lq_golden_count(void) { return sizeof g_cases / sizeof g_cases[0]; }
 
-const lq_golden_case *lq_golden_get(size_t i)
-{
-    return i < lq_golden_count() ? &g_cases[i] : NULL;
-}
+const lq_golden_case *lq_golden_get(size_t i) { return i < lq_golden_count() ? &g_cases[i] : NULL; }
 
 lq_status lq_golden_method(const lq_golden_case *c, lq_method *m)
 {
@@ -133,10 +127,7 @@ static uint64_t sm64(uint64_t *s)
 }
 
 /* Uniform in [0, 1) with 53 bits. */
-static double unif(uint64_t *s)
-{
-    return (double)(sm64(s) >> 11) * 0x1.0p-53;
-}
+static double unif(uint64_t *s) { return (double)(sm64(s) >> 11) * 0x1.0p-53; }
 
 /* Roughly Gaussian (Irwin-Hall of 4, unit variance). */
 static double normalish(uint64_t *s)

@@ -35,12 +35,12 @@
 #define LQ_GOLDEN_MAGIC "LQGOLD1"
 
 typedef struct lq_golden_case {
-    const char *name;    /* file stem */
+    const char *name; /* file stem */
     lq_method_kind kind;
-    int variant;         /* 0: the method's defaults; else a non-default configuration */
-    int use_hessian;     /* 0: H = NULL */
-    float wscale;        /* weight scale (1: trained-weight magnitudes) */
-    uint64_t seed;       /* layer and activations */
+    int variant;     /* 0: the method's defaults; else a non-default configuration */
+    int use_hessian; /* 0: H = NULL */
+    float wscale;    /* weight scale (1: trained-weight magnitudes) */
+    uint64_t seed;   /* layer and activations */
 } lq_golden_case;
 
 extern const lq_simd_level lq_golden_levels[LQ_GOLDEN_NLEVELS];

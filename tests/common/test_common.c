@@ -97,10 +97,7 @@ static uint64_t sm(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static double unif(uint64_t *s)
-{
-    return (double)(sm(s) >> 11) * 0x1.0p-53;
-}
+static double unif(uint64_t *s) { return (double)(sm(s) >> 11) * 0x1.0p-53; }
 
 static double gauss(uint64_t *s)
 {
@@ -133,8 +130,8 @@ void lq_test_fill_student(float *x, size_t n, unsigned nu, float scale, uint64_t
     }
 }
 
-void lq_test_correlated_layer(size_t rows, size_t cols, size_t nsamples, uint64_t seed,
-                              float *W, float *H)
+void lq_test_correlated_layer(size_t rows, size_t cols, size_t nsamples, uint64_t seed, float *W,
+                              float *H)
 {
     uint64_t s = seed;
     /* Student-t with 4 degrees of freedom: heavy tails like LLM weights. */

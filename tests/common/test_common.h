@@ -12,8 +12,9 @@
  * Every ck_assert_* macro funnels into ck_assert_msg. */
 #undef ck_assert_msg
 #define ck_assert_msg(expr, ...)                                                                   \
-    ((expr) ? (void)0                                                                              \
-            : _ck_assert_failed(__FILE__, __LINE__, "Assertion '" #expr "' failed", ##__VA_ARGS__))
+    ((expr)                                                                                        \
+         ? (void)0                                                                                 \
+         : _ck_assert_failed(__FILE__, __LINE__, "Assertion '" #expr "' failed", ##__VA_ARGS__))
 #include <stdint.h>
 
 #include "quant.h"
@@ -26,11 +27,11 @@
  * all it allocated, and that the final run returned LQ_OK. `body` gets a
  * context whose allocator is the failing one. */
 typedef struct lq_test_alloc {
-    size_t fail_at;     /* 0: never fail */
-    size_t count;       /* allocations attempted */
-    size_t live;        /* allocations not yet freed */
-    size_t failed;      /* 1 once the failing allocation happened */
-    int sticky;         /* 1: every allocation from fail_at on fails */
+    size_t fail_at; /* 0: never fail */
+    size_t count;   /* allocations attempted */
+    size_t live;    /* allocations not yet freed */
+    size_t failed;  /* 1 once the failing allocation happened */
+    int sticky;     /* 1: every allocation from fail_at on fails */
 } lq_test_alloc;
 
 void lq_test_alloc_config(lq_test_alloc *ta, lq_ctx_config *cfg);
@@ -51,8 +52,8 @@ void lq_test_fill_gaussian(float *x, size_t n, float sigma, uint64_t seed);
 void lq_test_fill_student(float *x, size_t n, unsigned nu, float scale, uint64_t seed);
 /* Correlated layer: W rows x cols heavy-tailed (Student-t like), X = Z A with
  * a random mixing A (cols x cols), N samples; H = 2/N X^T X (cols x cols). */
-void lq_test_correlated_layer(size_t rows, size_t cols, size_t nsamples, uint64_t seed,
-                              float *W, float *H);
+void lq_test_correlated_layer(size_t rows, size_t cols, size_t nsamples, uint64_t seed, float *W,
+                              float *H);
 
 double lq_test_max_abs_diff(const float *a, const float *b, size_t n);
 double lq_test_rel_err(const float *a, const float *ref, size_t n);

@@ -34,15 +34,9 @@ int lq_actq_nq_preset(unsigned bits, unsigned *q, unsigned *k)
     return 0;
 }
 
-static int bits_ok(unsigned b)
-{
-    return b == 16 || (b >= 2 && b <= 8);
-}
+static int bits_ok(unsigned b) { return b == 16 || (b >= 2 && b <= 8); }
 
-int lq_actq_act_on(const lq_actq *aq)
-{
-    return aq && aq->set.act_bits < 16;
-}
+int lq_actq_act_on(const lq_actq *aq) { return aq && aq->set.act_bits < 16; }
 
 int lq_actq_kv_on(const lq_actq *aq)
 {
@@ -147,7 +141,8 @@ int lq_actq_init(lq_actq *aq, const lq_llama_config *c, const lq_actq_settings *
         for (int site = 0; site < LQ_AQ_SITES; site++) {
             unsigned b = site_bits(s, site), q, k;
             if (b >= 16) b = s->act_bits < 16 ? s->act_bits : 4; /* unused slot */
-            if (lq_actq_nq_preset(b, &q, &k) || lq_nq_coder_init(&cod[l * LQ_AQ_SITES + (size_t)site], q, k)) {
+            if (lq_actq_nq_preset(b, &q, &k) ||
+                lq_nq_coder_init(&cod[l * LQ_AQ_SITES + (size_t)site], q, k)) {
                 free(cod);
                 snprintf(why, cap, "bad NestQuant preset");
                 return -1;
@@ -187,8 +182,8 @@ void lq_actq_collect(lq_actq *aq, size_t layer, int site, const float *x, size_t
     free(b);
 }
 
-static lq_status run_chunks(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o,
-                            lq_llama_state *s, const lq_chunks *c)
+static lq_status run_chunks(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o, lq_llama_state *s,
+                            const lq_chunks *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         size_t len = c->len[i] < m->cfg.seq_len ? c->len[i] : m->cfg.seq_len;
@@ -206,8 +201,8 @@ lq_status lq_actq_calibrate(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o
               smooth = aq->set.key_smooth && lq_actq_kv_on(aq),
               center = aq->set.key_center && lq_actq_kv_on(aq);
     if (!nq && !smooth && !center) return LQ_OK;
-    size_t slots = aq->cfg.n_layers * LQ_AQ_SITES,
-           kvd = aq->cfg.n_kv_heads * aq->cfg.head_dim, nk = aq->cfg.n_layers * kvd;
+    size_t slots = aq->cfg.n_layers * LQ_AQ_SITES, kvd = aq->cfg.n_kv_heads * aq->cfg.head_dim,
+           nk = aq->cfg.n_layers * kvd;
     lq_llama_state *s = NULL;
     lq_status st = LQ_ERR_NO_MEMORY;
     if ((st = lq_llama_state_create(m, m->cfg.seq_len, &s)) != LQ_OK) goto out;
@@ -268,7 +263,8 @@ lq_status lq_actq_calibrate(lq_ctx *ctx, const lq_llama *m, const lq_run_opts *o
         }
         for (size_t i = 0; i < nk; i++) {
             double g = (double)(aq->cfg.n_heads / aq->cfg.n_kv_heads); /* queries per key */
-            double r = aq->qss[i] > 0 && aq->kss[i] > 0 ? sqrt(sqrt(g * aq->kss[i] / aq->qss[i])) : 1.0;
+            double r =
+                aq->qss[i] > 0 && aq->kss[i] > 0 ? sqrt(sqrt(g * aq->kss[i] / aq->qss[i])) : 1.0;
             ks[i] = (float)(r < 1e-3 ? 1e-3 : r > 1e3 ? 1e3 : r);
         }
         aq->ksmooth = ks;
@@ -367,8 +363,7 @@ lq_status lq_actq_input(lq_ctx *ctx, lq_actq *aq, size_t layer, lq_lin_group g, 
     float *Y = aq->buf; /* n rows of stride n8 */
     if (aq->set.kind == LQ_AQ_INT) {
         for (size_t t = 0; t < n; t++) memcpy(Y + t * n8, X + t * cols, cols * sizeof *Y);
-        if (aq->set.rotate &&
-            (st = lq_rht_rows(ctx, Y, n, cols, n8, aq->set.seed, 0)) != LQ_OK)
+        if (aq->set.rotate && (st = lq_rht_rows(ctx, Y, n, cols, n8, aq->set.seed, 0)) != LQ_OK)
             return st;
         for (size_t t = 0; t < n; t++)
             lq_actq_int_row(Y + t * n8, cols, aq->set.group, aq->set.act_bits, NULL, NULL);
@@ -445,8 +440,10 @@ void lq_actq_cli_init(lq_actq_cli *a)
 static int pick2(const char *v, const char *opt, const char *a, const char *b, int *out)
 {
     if (!v) return 0;
-    if (!strcmp(v, a)) *out = 0;
-    else if (!strcmp(v, b)) *out = 1;
+    if (!strcmp(v, a))
+        *out = 0;
+    else if (!strcmp(v, b))
+        *out = 1;
     else {
         fprintf(stderr, "error: --%s is %s or %s, not '" LQ_CLIP_FMT "'\n", opt, a, b, LQ_CLIP(v));
         return -1;
@@ -474,8 +471,9 @@ int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq
     t.kv_bits = (unsigned)a->kv_bits;
     t.key_bits = a->key_bits ? (unsigned)a->key_bits : t.kv_bits;
     if ((t.key_bits < 16) != (t.kv_bits < 16)) {
-        fprintf(stderr, "error: --key-bits %u with --kv-bits %u: keys and values are both "
-                        "quantized (2..8) or both float (16)\n",
+        fprintf(stderr,
+                "error: --key-bits %u with --kv-bits %u: keys and values are both "
+                "quantized (2..8) or both float (16)\n",
                 t.key_bits, t.kv_bits);
         return -1;
     }
@@ -510,8 +508,10 @@ int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq
         for (const char *p = a->sites; *p; p++) items += *p == ',';
         for (unsigned g = 0; g < LQ_GROUP_COUNT; g++) known += (m >> g) & 1u;
         if (!m || known != items) {
-            fprintf(stderr, "error: --act-sites is a comma list of attn_in, attn_out, ffn_in, "
-                            "ffn_mid (each once), not '" LQ_CLIP_FMT "'\n", LQ_CLIP(a->sites));
+            fprintf(stderr,
+                    "error: --act-sites is a comma list of attn_in, attn_out, ffn_in, "
+                    "ffn_mid (each once), not '" LQ_CLIP_FMT "'\n",
+                    LQ_CLIP(a->sites));
             return -1;
         }
         t.sites = m;
@@ -526,8 +526,9 @@ int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq
         return -1;
     }
     if (a->calib && t.kind != LQ_AQ_NESTQUANT && !a->smooth && !a->center) {
-        fprintf(stderr, "error: --act-calib fits NestQuant betas (or, with --kv-smooth or "
-                        "--kv-center, key statistics): with --act-quant int it needs one of those\n");
+        fprintf(stderr,
+                "error: --act-calib fits NestQuant betas (or, with --kv-smooth or "
+                "--kv-center, key statistics): with --act-quant int it needs one of those\n");
         return -1;
     }
     if (a->smooth && (!a->calib || t.kv_bits >= 16)) {

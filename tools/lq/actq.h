@@ -16,9 +16,9 @@
  * query is encoded too (same rotation of the head dimension) and each score
  * is the exact product of the two codes (lq_nq_dot's value: the attention
  * loop decodes each code once and sums in double, bit for bit the same, as
- * lq_nq_dot re-deriving the integers for every pair is ~8x slower). Otherwise keys are decoded and dotted with the float query. Values
- * are decoded and summed with the softmax weights in the rotated basis, then
- * rotated back once per head.
+ * lq_nq_dot re-deriving the integers for every pair is ~8x slower). Otherwise keys are decoded and
+ * dotted with the float query. Values are decoded and summed with the softmax weights in the
+ * rotated basis, then rotated back once per head.
  *
  * Bits per element count the codes at their packed size (ceil(8 log2 q) bits
  * plus the beta index per 8-vector, b bits per INT entry) plus the fp16
@@ -40,20 +40,20 @@ typedef enum lq_aq_kind { LQ_AQ_NESTQUANT = 0, LQ_AQ_INT = 1 } lq_aq_kind;
 enum { LQ_AQ_QUERY = LQ_GROUP_COUNT, LQ_AQ_KEY, LQ_AQ_VALUE, LQ_AQ_SITES };
 
 typedef struct lq_actq_settings {
-    unsigned act_bits;   /* 2..8, or 16: activations stay float */
-    unsigned kv_bits;    /* 2..8, or 16: float KV cache */
-    unsigned key_bits;   /* keys only (default: kv_bits) */
+    unsigned act_bits; /* 2..8, or 16: activations stay float */
+    unsigned kv_bits;  /* 2..8, or 16: float KV cache */
+    unsigned key_bits; /* keys only (default: kv_bits) */
     lq_aq_kind kind;
-    size_t group;        /* INT: entries per scale (1..4096) */
-    int rotate;          /* randomized Hadamard before quantizing */
-    int kv_token_scale;  /* 1: one scale per token over all KV heads; 0: per head */
-    int query_coded;     /* NestQuant: code the query, scores by lq_nq_dot */
-    unsigned select;     /* lq_nq_select for the NestQuant encoder */
-    int key_smooth;      /* per-channel key/query balancing fitted by lq_actq_calibrate */
-    int key_center;      /* subtract the calibration mean of the keys (softmax-invariant) */
-    int paper_betas;     /* NestQuant at 4 bits: the reference code's fixed beta sets */
-    unsigned sites;      /* bit g set: the inputs of layer group g are quantized (default all) */
-    uint64_t seed;       /* rotation seed */
+    size_t group;       /* INT: entries per scale (1..4096) */
+    int rotate;         /* randomized Hadamard before quantizing */
+    int kv_token_scale; /* 1: one scale per token over all KV heads; 0: per head */
+    int query_coded;    /* NestQuant: code the query, scores by lq_nq_dot */
+    unsigned select;    /* lq_nq_select for the NestQuant encoder */
+    int key_smooth;     /* per-channel key/query balancing fitted by lq_actq_calibrate */
+    int key_center;     /* subtract the calibration mean of the keys (softmax-invariant) */
+    int paper_betas;    /* NestQuant at 4 bits: the reference code's fixed beta sets */
+    unsigned sites;     /* bit g set: the inputs of layer group g are quantized (default all) */
+    uint64_t seed;      /* rotation seed */
 } lq_actq_settings;
 
 typedef struct lq_actq {
@@ -124,8 +124,8 @@ lq_status lq_actq_input(lq_ctx *ctx, lq_actq *aq, size_t layer, lq_lin_group g, 
 /* While collecting: record the normalised 8-vectors of `rows` vectors x
  * (stride ld, length len, zero-padded to a multiple of 8, rotated first when
  * rotate is set) as the coder of (layer, site) sees them. */
-void lq_actq_collect(lq_actq *aq, size_t layer, int site, const float *x, size_t rows,
-                     size_t len, size_t ld, int rotate);
+void lq_actq_collect(lq_actq *aq, size_t layer, int site, const float *x, size_t rows, size_t len,
+                     size_t ld, int rotate);
 
 /* Shared with kvcache.c: the fp16-representable scale stored for s (0 for a
  * non-positive or non-finite s, 65504 above the fp16 range), and the INT
@@ -172,8 +172,8 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
  * coded = 1 bit for bit); coded = 0: decoded floats (the fp16 scales
  * applied first) dotted in double. Valid after lq_kvc_attend has filled
  * positions <= j. */
-lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const float *qrow, size_t h,
-                       size_t j, int coded, double *out);
+lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const float *qrow,
+                       size_t h, size_t j, int coded, double *out);
 
 /* The decoded value of cached position j, KV head g (head_dim floats, in
  * the model's basis). */
@@ -188,30 +188,30 @@ typedef struct lq_actq_cli {
 } lq_actq_cli;
 
 void lq_actq_cli_init(lq_actq_cli *a);
-#define LQ_ACTQ_OPTS(a)                                                                          \
-    {"act-bits", LQ_OPT_SIZE, "activation bits at every linear input: 2..8, 16 = off (default)", \
-     &(a)->act_bits},                                                                            \
-        {"kv-bits", LQ_OPT_SIZE, "KV-cache bits: 2..8, 16 = off (default)", &(a)->kv_bits},     \
-        {"key-bits", LQ_OPT_SIZE, "keys only (default: --kv-bits)", &(a)->key_bits},            \
-        {"act-quant", LQ_OPT_STR, "nestquant (default) or int (per-group absmax)", &(a)->quant}, \
-        {"act-group", LQ_OPT_SIZE, "int: entries per scale (default 32)", &(a)->group},         \
-        {"act-rotate", LQ_OPT_STR, "yes (default) or no: Hadamard rotation", &(a)->rotate},     \
-        {"kv-scale", LQ_OPT_STR, "head (default) or token: one KV scale per head or token",     \
-         &(a)->kv_scale},                                                                        \
+#define LQ_ACTQ_OPTS(a)                                                                            \
+    {"act-bits", LQ_OPT_SIZE, "activation bits at every linear input: 2..8, 16 = off (default)",   \
+     &(a)->act_bits},                                                                              \
+        {"kv-bits", LQ_OPT_SIZE, "KV-cache bits: 2..8, 16 = off (default)", &(a)->kv_bits},        \
+        {"key-bits", LQ_OPT_SIZE, "keys only (default: --kv-bits)", &(a)->key_bits},               \
+        {"act-quant", LQ_OPT_STR, "nestquant (default) or int (per-group absmax)", &(a)->quant},   \
+        {"act-group", LQ_OPT_SIZE, "int: entries per scale (default 32)", &(a)->group},            \
+        {"act-rotate", LQ_OPT_STR, "yes (default) or no: Hadamard rotation", &(a)->rotate},        \
+        {"kv-scale", LQ_OPT_STR, "head (default) or token: one KV scale per head or token",        \
+         &(a)->kv_scale},                                                                          \
         {"kv-query", LQ_OPT_STR, "coded (default: scores by lq_nq_dot) or float", &(a)->kv_query}, \
-        {"act-select", LQ_OPT_STR, "best (default) or first: NestQuant beta rule", &(a)->select}, \
-        {"act-calib", LQ_OPT_STR, "text to fit the NestQuant betas per layer and site on",      \
-         &(a)->calib},                                                                           \
-        {"kv-smooth", LQ_OPT_FLAG, "balance key/query channels (fitted on --act-calib)",         \
-         &(a)->smooth},                                                                          \
-        {"act-sites", LQ_OPT_STR, "comma list of attn_in,attn_out,ffn_in,ffn_mid (default all)", \
-         &(a)->sites},                                                                           \
-        {"act-betas", LQ_OPT_STR, "default or paper (the reference's fixed sets, 4 bits)",      \
-         &(a)->betas},                                                                           \
-        {"kv-center", LQ_OPT_FLAG, "subtract the keys'/values' mean (fitted on --act-calib)",           \
-         &(a)->center},                                                                          \
-    {                                                                                            \
-        "act-calib-chunks", LQ_OPT_SIZE, "chunks of --act-calib (default 8)", &(a)->calib_chunks \
+        {"act-select", LQ_OPT_STR, "best (default) or first: NestQuant beta rule", &(a)->select},  \
+        {"act-calib", LQ_OPT_STR, "text to fit the NestQuant betas per layer and site on",         \
+         &(a)->calib},                                                                             \
+        {"kv-smooth", LQ_OPT_FLAG, "balance key/query channels (fitted on --act-calib)",           \
+         &(a)->smooth},                                                                            \
+        {"act-sites", LQ_OPT_STR, "comma list of attn_in,attn_out,ffn_in,ffn_mid (default all)",   \
+         &(a)->sites},                                                                             \
+        {"act-betas", LQ_OPT_STR, "default or paper (the reference's fixed sets, 4 bits)",         \
+         &(a)->betas},                                                                             \
+        {"kv-center", LQ_OPT_FLAG, "subtract the keys'/values' mean (fitted on --act-calib)",      \
+         &(a)->center},                                                                            \
+    {                                                                                              \
+        "act-calib-chunks", LQ_OPT_SIZE, "chunks of --act-calib (default 8)", &(a)->calib_chunks   \
     }
 
 /* Validate the options into settings for model configuration c; prints a

@@ -166,7 +166,8 @@ static int bench_mse(size_t ntrain, size_t ntest, unsigned beam, unsigned rounds
     const lq_aq_params p = {2, 8, 8};
     float *xtr = malloc(ntrain * 8 * sizeof(float)), *xte = malloc(ntest * 8 * sizeof(float));
     float *y = malloc(ntest * 8 * sizeof(float)), *C = malloc(2 * 256 * 8 * sizeof(float));
-    uint16_t *ctr = malloc(ntrain * 2 * sizeof(uint16_t)), *cte = malloc(ntest * 2 * sizeof(uint16_t));
+    uint16_t *ctr = malloc(ntrain * 2 * sizeof(uint16_t)),
+             *cte = malloc(ntest * 2 * sizeof(uint16_t));
     double *t = malloc(2 * reps * sizeof *t), *tc = t + reps;
     lq_ctx *c1 = make_ctx(1), *c2 = make_ctx(2);
     int rc = 1;
@@ -216,7 +217,8 @@ static int bench_mse(size_t ntrain, size_t ntest, unsigned beam, unsigned rounds
                 for (size_t i = 0; i < reps; i++) {
                     t0 = lq_cli_now();
                     double c0 = lq_cli_cpu_now();
-                    st = lq_aq_encode(ctx, xte, ntest, 8, NULL, &p, C, NULL, beams[bi], 0, cte, NULL);
+                    st = lq_aq_encode(ctx, xte, ntest, 8, NULL, &p, C, NULL, beams[bi], 0, cte,
+                                      NULL);
                     tc[i] = lq_cli_cpu_now() - c0;
                     t[i] = lq_cli_now() - t0;
                     if (st != LQ_OK) {
@@ -274,8 +276,8 @@ int lq_bench_aqlm(int argc, char **argv)
         {"mreps", LQ_OPT_SIZE, "mse: encode repetitions, median (default 5)", &mreps},
         {"export", LQ_OPT_STR, "mse: directory for the data (FAISS peer input)", &exp},
     };
-    int pr = lq_cli_parse(argc, argv, "lq bench aqlm [options]", opts,
-                          sizeof opts / sizeof opts[0], NULL, 0, NULL);
+    int pr = lq_cli_parse(argc, argv, "lq bench aqlm [options]", opts, sizeof opts / sizeof opts[0],
+                          NULL, 0, NULL);
     if (pr <= 0) return pr == 0 ? 0 : 2;
     if (rows == 0 || cols == 0 || cols % 8 || beam == 0 || beam > 256 || reps == 0 ||
         ntrain < 256 || ntest == 0 || mreps == 0 || rounds > 100) {

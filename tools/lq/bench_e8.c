@@ -68,14 +68,8 @@ static double time_kernel(const lq_lattice_kernels *k, int e8, int api, const fl
 
 /* Lloyd-Max MSE for N(0,1) with 2^bits levels (Lloyd's iteration on the
  * exact density; converged to ~1e-7). */
-static double phi(double x)
-{
-    return exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
-}
-static double Phi(double x)
-{
-    return 0.5 * erfc(-x / sqrt(2.0));
-}
+static double phi(double x) { return exp(-0.5 * x * x) / sqrt(2.0 * M_PI); }
+static double Phi(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
 static double lloyd_max(int bits)
 {
     int L = 1 << bits;
@@ -216,8 +210,8 @@ int lq_bench_e8(int argc, char **argv)
     /* 3: rate-distortion */
     static const struct {
         unsigned q, K;
-    } cfgs[] = {{3, 8}, {4, 1}, {4, 4}, {6, 8}, {8, 1}, {7, 4}, {12, 8}, {16, 1},
-                {14, 4}, {16, 4}, {24, 8}, {32, 1}, {28, 4}};
+    } cfgs[] = {{3, 8},  {4, 1},  {4, 4},  {6, 8},  {8, 1},  {7, 4}, {12, 8},
+                {16, 1}, {14, 4}, {16, 4}, {24, 8}, {32, 1}, {28, 4}};
     const size_t ncfg = sizeof cfgs / sizeof cfgs[0];
     double lm[6];
     for (int b = 1; b <= 5; b++) lm[b] = lloyd_max(b);
@@ -258,12 +252,13 @@ int lq_bench_e8(int argc, char **argv)
         snprintf(name, sizeof name, "voronoi q%u K%u", cfgs[i].q, cfgs[i].K);
         printf("%-14s %6.3f %6.3f %10.5g %10.5g %10.5g %6zu %10.5g %10.5g %10.5g %7.3f\n", name, R,
                Rs, m3[0], m3[1], m3[2], ovl, im[rb], lm[rb], pow(2.0, -2.0 * R), m3[2] / lm[rb]);
-        jl += (size_t)snprintf(json_rd + jl, sizeof json_rd - jl,
-                               "%s{\"code\":\"voronoi\",\"q\":%u,\"K\":%u,\"R\":%.4f,\"stored\":%.4f,"
-                               "\"mse_first\":%.6g,\"mse_best\":%.6g,\"mse_exhaustive\":%.6g,"
-                               "\"int_mse\":%.6g,\"lloyd_max\":%.6g,\"shannon\":%.6g}",
-                               i ? "," : "", cfgs[i].q, cfgs[i].K, R, Rs, m3[0], m3[1], m3[2],
-                               im[rb], lm[rb], pow(2.0, -2.0 * R));
+        jl +=
+            (size_t)snprintf(json_rd + jl, sizeof json_rd - jl,
+                             "%s{\"code\":\"voronoi\",\"q\":%u,\"K\":%u,\"R\":%.4f,\"stored\":%.4f,"
+                             "\"mse_first\":%.6g,\"mse_best\":%.6g,\"mse_exhaustive\":%.6g,"
+                             "\"int_mse\":%.6g,\"lloyd_max\":%.6g,\"shannon\":%.6g}",
+                             i ? "," : "", cfgs[i].q, cfgs[i].K, R, Rs, m3[0], m3[1], m3[2], im[rb],
+                             lm[rb], pow(2.0, -2.0 * R));
     }
     /* E8P and its residual stacks: one global scale per stage (fitted on a
      * subsample by golden-section search, two rounds), greedy stages */
@@ -271,8 +266,8 @@ int lq_bench_e8(int argc, char **argv)
         const char *name;
         unsigned nst, npat[2];
         double R;
-    } e8s[] = {{"e8p", 1, {256, 0}, 2.0}, {"e8p+e8p1", 2, {256, 1}, 3.0},
-               {"e8p+e8p", 2, {256, 256}, 4.0}};
+    } e8s[] = {
+        {"e8p", 1, {256, 0}, 2.0}, {"e8p+e8p1", 2, {256, 1}, 3.0}, {"e8p+e8p", 2, {256, 256}, 4.0}};
     for (size_t i = 0; i < sizeof e8s / sizeof e8s[0]; i++) {
         double sc[2] = {0.96, e8s[i].npat[1] == 1 ? 0.5 : 0.27};
         size_t nfit = rdn < 4096 ? rdn : 4096;
@@ -317,7 +312,8 @@ int lq_bench_e8(int argc, char **argv)
         float *W = malloc(rows * cols * sizeof *W), *H = malloc(cols * cols * sizeof *H);
         if (!W || !H || lq_cli_bench_layer(ctx, rows, cols, ns, W, H) != LQ_OK)
             return lq_cli_fail("layer", LQ_ERR_NO_MEMORY);
-        printf("\nlayer %zu x %zu, %zu samples, %zu threads\n", rows, cols, ns, lq_ctx_threads(ctx));
+        printf("\nlayer %zu x %zu, %zu samples, %zu threads\n", rows, cols, ns,
+               lq_ctx_threads(ctx));
         printf("%-28s %8s %14s %14s %9s %8s\n", "method", "bpw", "proxy (gptq)", "proxy (rtn)",
                "seconds", "ovl");
         struct {
@@ -385,8 +381,8 @@ int lq_bench_e8(int argc, char **argv)
            "\"avx512\":%.4g},\"d8_pts_per_s\":{\"scalar\":%.4g,\"avx2\":%.4g,\"avx512\":%.4g},"
            "\"nq_encode_vec_per_s\":{\"scalar\":%.4g,\"avx2\":%.4g,\"avx512\":%.4g},"
            "\"rd\":[%s],\"layer\":[%s]}\n",
-           npts, reps, e8k[0], e8k[1], e8k[2], e8w[0], e8w[1], e8w[2], e8a[0], e8a[1], e8a[2], d8k[0], d8k[1], d8k[2],
-           nqe[0], nqe[1], nqe[2], json_rd, json_l);
+           npts, reps, e8k[0], e8k[1], e8k[2], e8w[0], e8w[1], e8w[2], e8a[0], e8a[1], e8a[2],
+           d8k[0], d8k[1], d8k[2], nqe[0], nqe[1], nqe[2], json_rd, json_l);
     lq_ctx_destroy(ctx1);
     free(x);
     free(y);

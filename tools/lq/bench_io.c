@@ -18,10 +18,7 @@ typedef struct crc_arg {
     uint32_t sink;
 } crc_arg;
 
-static double med_of(double *t, size_t n)
-{
-    return lq_cli_median(t, n);
-}
+static double med_of(double *t, size_t n) { return lq_cli_median(t, n); }
 
 static double time_crc(crc_arg *a, size_t reps)
 {
@@ -159,11 +156,12 @@ int lq_bench_io(int argc, char **argv)
         if (have_hw)
             printf("  %-28s %8.2f GB/s   %.1fx the table\n", "SSE4.2 crc32", (double)n / 1e9 / t_hw,
                    t_tab / t_hw);
-        printf("\n.lqt with one INT4 g128 tensor %zu x %zu: %.1f MiB, warm page cache\n", rows, cols,
-               (double)fsize / 1048576.0);
+        printf("\n.lqt with one INT4 g128 tensor %zu x %zu: %.1f MiB, warm page cache\n", rows,
+               cols, (double)fsize / 1048576.0);
         printf("  %-28s %9s %10s %12s\n", "operation", "ms", "GB/s", "vs fread");
         printf("  %-28s %9.2f %10.2f %12s\n", "save", t_save * 1e3, gb / t_save, "-");
-        printf("  %-28s %9.2f %10.2f %11.2fx\n", "fread (baseline)", t_read * 1e3, gb / t_read, 1.0);
+        printf("  %-28s %9.2f %10.2f %11.2fx\n", "fread (baseline)", t_read * 1e3, gb / t_read,
+               1.0);
         for (size_t c = 0; c < nc; c++)
             printf("  %-28s %9.2f %10.2f %11.2fx\n", cases[c].name, cases[c].t * 1e3,
                    gb / cases[c].t, cases[c].t / t_read);

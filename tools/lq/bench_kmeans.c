@@ -61,8 +61,10 @@ int lq_bench_kmeans(int argc, char **argv)
                           sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (pr <= 0) return pr == 0 ? 0 : 2;
     lq_kmeans_init mode = LQ_KMEANS_GIVEN;
-    if (!strcmp(init, "random")) mode = LQ_KMEANS_RANDOM;
-    else if (!strcmp(init, "plusplus")) mode = LQ_KMEANS_PLUSPLUS;
+    if (!strcmp(init, "random"))
+        mode = LQ_KMEANS_RANDOM;
+    else if (!strcmp(init, "plusplus"))
+        mode = LQ_KMEANS_PLUSPLUS;
     else if (strcmp(init, "given")) {
         fprintf(stderr, "error: --init given|random|plusplus\n");
         return 2;
@@ -128,8 +130,8 @@ int lq_bench_kmeans(int argc, char **argv)
            "\"simd\":\"%s\",\"init\":\"%s\",\"path\":\"%s\",\"seconds_median\":%.6f,"
            "\"cpu_seconds_median\":%.6f,\"reps\":%zu,"
            "\"inertia_last_iter\":%.12g,\"inertia_final\":%.12g}\n",
-           n, d, k, iters, nt, simd, init, gemm ? "gemm" : "direct", med, cmed, reps, trace[iters - 1],
-           inertia);
+           n, d, k, iters, nt, simd, init, gemm ? "gemm" : "direct", med, cmed, reps,
+           trace[iters - 1], inertia);
     rc = 0;
 fail:
     if (st != LQ_OK) lq_cli_fail("kmeans", st);
@@ -163,8 +165,8 @@ typedef struct gv_row {
     double bpw, loss, sec;
 } gv_row;
 
-static lq_status time_method(lq_ctx *ctx, const float *W, size_t rows, size_t cols,
-                             const float *H, const lq_method *m, size_t reps, gv_row *row)
+static lq_status time_method(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *H,
+                             const lq_method *m, size_t reps, gv_row *row)
 {
     double *t = malloc(reps * sizeof *t);
     if (!t) return LQ_ERR_NO_MEMORY;

@@ -30,10 +30,7 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double now(void)
-{
-    return g_cpu_time ? cpu_now() : lq_cli_now();
-}
+static double now(void) { return g_cpu_time ? cpu_now() : lq_cli_now(); }
 
 /* ---- streaming read bandwidth --------------------------------------------- */
 typedef struct stream_job {
@@ -97,8 +94,8 @@ int lq_bench_stream(int argc, char **argv)
         {"cpu-time", LQ_OPT_FLAG, "time with process CPU time (1 thread, shared machine)",
          &g_cpu_time},
     };
-    int r = lq_cli_parse(argc, argv, "lq bench stream [--threads T] [--mib M]", opts, 4, NULL, 0,
-                         NULL);
+    int r =
+        lq_cli_parse(argc, argv, "lq bench stream [--threads T] [--mib M]", opts, 4, NULL, 0, NULL);
     if (r <= 0) return r < 0 ? 2 : 0;
     if (mib == 0 || reps == 0) return lq_cli_fail("options", LQ_ERR_INVALID_ARG);
     lq_ctx *ctx;
@@ -127,8 +124,10 @@ static void fill_gauss(float *x, size_t n, uint64_t seed)
 static const struct {
     const char *format;
     lq_method_kind method;
-} g_format_methods[] = {{"int", LQ_METHOD_INT}, {"e8", LQ_METHOD_NESTQUANT},
-                        {"vq", LQ_METHOD_GPTVQ}, {"bcq", LQ_METHOD_BCQ},
+} g_format_methods[] = {{"int", LQ_METHOD_INT},
+                        {"e8", LQ_METHOD_NESTQUANT},
+                        {"vq", LQ_METHOD_GPTVQ},
+                        {"bcq", LQ_METHOD_BCQ},
                         {"aq", LQ_METHOD_AQLM}};
 
 static int method_of_format(const char *s, lq_method_kind *k)
@@ -162,7 +161,8 @@ static lq_status stack_aq_rows(lq_ctx *ctx, const lq_qtensor *t, size_t rows, lq
             st = LQ_ERR_NO_MEMORY;
             break;
         }
-        if (!per_row) memcpy(d, s->data, n);
+        if (!per_row)
+            memcpy(d, s->data, n);
         else
             for (size_t r = 0; r < rows; r++)
                 memcpy(d + r * rb, (const uint8_t *)s->data + (r % t->rows) * rb, rb);
@@ -183,8 +183,8 @@ static lq_status stack_aq_rows(lq_ctx *ctx, const lq_qtensor *t, size_t rows, lq
  * calibrated run, and the kernels' speed does not depend on them. With
  * fit > 0 (AQLM only: its fit is slow on benchmark shapes) the method
  * quantizes the first `fit` rows and the other rows repeat their codes. */
-static lq_status make_tensor(lq_ctx *ctx, const lq_method *m, size_t rows, size_t cols,
-                             size_t fit, lq_qtensor **out)
+static lq_status make_tensor(lq_ctx *ctx, const lq_method *m, size_t rows, size_t cols, size_t fit,
+                             lq_qtensor **out)
 {
     size_t n;
     if (fit >= rows) fit = 0;
@@ -450,7 +450,8 @@ int lq_bench_matvec(int argc, char **argv)
     /* the fp32 baseline: the faster of the two fp32 paths of this run */
     double base = 0;
     for (size_t i = 0; i < nres; i++)
-        if (!strncmp(res[i].name, "f32", 3) && (base == 0 || res[i].wall < base)) base = res[i].wall;
+        if (!strncmp(res[i].name, "f32", 3) && (base == 0 || res[i].wall < base))
+            base = res[i].wall;
 
     double flops = 2.0 * (double)rows * (double)cols * (double)batch;
     printf("matvec %s (method %s) %zux%zu batch %zu  threads %zu  dispatch %s  quantized in %.1f s",

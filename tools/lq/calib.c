@@ -74,7 +74,8 @@ static lq_status run_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, co
         float *x = X + c->off[i] * d;
         float *buf = stop_after >= 0 ? scratch : x;
         if (stop_after >= 0) memcpy(buf, x, c->len[i] * d * sizeof *buf);
-        lq_status st = lq_llama_block(ctx, m, s, o, layer, buf, c->len[i], 0, hook, user, stop_after);
+        lq_status st =
+            lq_llama_block(ctx, m, s, o, layer, buf, c->len[i], 0, hook, user, stop_after);
         if (st != LQ_OK) return st;
     }
     return LQ_OK;
@@ -342,7 +343,8 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
         if (calib) {
             if ((st = run_block(ctx, m, s, &oq, l, X, calib, scratch, NULL, NULL, -1)) != LQ_OK)
                 goto out;
-            if (Xf && (st = run_block(ctx, m, s, &of, l, Xf, calib, scratch, NULL, NULL, -1)) != LQ_OK)
+            if (Xf &&
+                (st = run_block(ctx, m, s, &of, l, Xf, calib, scratch, NULL, NULL, -1)) != LQ_OK)
                 goto out;
         }
     }

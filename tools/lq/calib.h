@@ -37,10 +37,10 @@ typedef struct lq_calib_opts {
      * the parameters of the step with the lowest loss are kept. 0: off. */
     unsigned finetune_steps;
     double finetune_lr;
-    lq_calib_block *blocks;  /* optional output, n_layers entries */
-    int fp_inputs;           /* Hessians from the float model's activations */
-    const char *exclude;     /* comma-separated substrings of layer names left in float */
-    int progress;            /* 1: progress on stderr */
+    lq_calib_block *blocks; /* optional output, n_layers entries */
+    int fp_inputs;          /* Hessians from the float model's activations */
+    const char *exclude;    /* comma-separated substrings of layer names left in float */
+    int progress;           /* 1: progress on stderr */
     /* optional: sees every Hessian before it is used */
     void (*on_hessian)(void *user, size_t layer, lq_lin_group g, const float *H, size_t cols);
     void *user;

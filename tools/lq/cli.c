@@ -79,8 +79,10 @@ int lq_cli_parse(int argc, char **argv, const char *usage, const lq_opt *opts, s
         }
         const char *val = NULL;
         if (o->kind != LQ_OPT_FLAG) {
-            if (eq) val = eq + 1;
-            else if (i + 1 < argc) val = argv[++i];
+            if (eq)
+                val = eq + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
             else {
                 fprintf(stderr, "error: option '--%s' needs a value\n", o->name);
                 return -1;
@@ -138,8 +140,7 @@ void lq_cli_student_t(lq_rng *r, float *x, size_t n, double scale)
     }
 }
 
-lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t nsamples,
-                                    float *H)
+lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t nsamples, float *H)
 {
     float *A = malloc(cols * cols * sizeof *A), *Z = malloc(nsamples * cols * sizeof *Z);
     float *X = malloc(nsamples * cols * sizeof *X);
@@ -151,8 +152,8 @@ lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t 
         for (size_t n = 0; n < nsamples; n++)
             for (size_t i = 0; i < cols; i++)
                 Z[n * cols + i] = (float)(lq_rng_gaussian(r) * (1.0 + 3.0 * (i % 7 == 0)));
-        st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, nsamples, cols, cols, 1.0f, Z, cols, A,
-                      cols, 0.0f, X, cols);
+        st = lq_sgemm(ctx, LQ_NO_TRANS, LQ_NO_TRANS, nsamples, cols, cols, 1.0f, Z, cols, A, cols,
+                      0.0f, X, cols);
         if (st == LQ_OK)
             st = lq_ssyrk_tn(ctx, cols, nsamples, 2.0f / (float)nsamples, X, cols, 0.0f, H, cols);
     }
@@ -202,9 +203,12 @@ void lq_cli_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
     }
     fputc('"', f);
 }

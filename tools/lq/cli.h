@@ -22,10 +22,10 @@ typedef struct lq_cli_command {
  * unknown options come for free. */
 typedef enum { LQ_OPT_FLAG, LQ_OPT_STR, LQ_OPT_SIZE, LQ_OPT_DOUBLE } lq_opt_kind;
 typedef struct lq_opt {
-    const char *name;   /* without "--" */
+    const char *name; /* without "--" */
     lq_opt_kind kind;
     const char *help;
-    void *dst;          /* int*, const char**, size_t*, double* */
+    void *dst; /* int*, const char**, size_t*, double* */
 } lq_opt;
 
 /* Parse argv[1..] against opts; positional arguments are collected into
@@ -70,8 +70,7 @@ double lq_cli_cpu_now(void);
  * N = nsamples. Errors: NO_MEMORY and lq_sgemm's. */
 typedef struct lq_rng lq_rng;
 void lq_cli_student_t(lq_rng *r, float *x, size_t n, double scale);
-lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t nsamples,
-                                    float *H);
+lq_status lq_cli_correlated_hessian(lq_ctx *ctx, lq_rng *r, size_t cols, size_t nsamples, float *H);
 /* The correlated layer of bench gptq/bcq/e8: one stream (seed 7) draws W
  * (Student-t, scale 0.02) and then H. */
 lq_status lq_cli_bench_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t nsamples, float *W,

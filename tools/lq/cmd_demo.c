@@ -75,8 +75,8 @@ static void setup_bcq(lq_method *m, unsigned bits)
 
 static void setup_aqlm(lq_method *m, unsigned bits)
 {
-    m->u.aqlm.group = 8;       /* codes: M * B / g bits per weight; the codebooks add */
-    m->u.aqlm.code_bits = 8;   /* about M / 2 more on this small layer */
+    m->u.aqlm.group = 8;     /* codes: M * B / g bits per weight; the codebooks add */
+    m->u.aqlm.code_bits = 8; /* about M / 2 more on this small layer */
     m->u.aqlm.n_codebooks = bits;
     m->u.aqlm.beam = 4;
     m->u.aqlm.rounds = 2;
@@ -142,7 +142,8 @@ static lq_status make_layer(lq_ctx *ctx, size_t rows, size_t cols, size_t n, uin
     lq_rng_init(&r, seed, 1);
     for (size_t c = 0; c < cols; c++) {
         double gain = exp(0.3 * lq_rng_gaussian(&r));
-        for (size_t i = 0; i < rows; i++) L->W[i * cols + c] = (float)(0.02 * student_t4(&r) * gain);
+        for (size_t i = 0; i < rows; i++)
+            L->W[i * cols + c] = (float)(0.02 * student_t4(&r) * gain);
     }
     lq_rng_init(&r, seed, 2);
     double inv = 1.0 / sqrt((double)cols);
@@ -271,11 +272,13 @@ int lq_demo_synthetic(int argc, char **argv)
         {"threads", LQ_OPT_SIZE, "threads (0: all physical cores)", &threads},
         {"methods", LQ_OPT_STR, "comma list of rows to run (default: all)", &methods},
         {"json", LQ_OPT_FLAG, "also print one JSON line", &json},
-        {"save", LQ_OPT_STR, "write the layer to PREFIX.{safetensors,hessian.safetensors,"
-                             "calib.npy} and exit", &save},
+        {"save", LQ_OPT_STR,
+         "write the layer to PREFIX.{safetensors,hessian.safetensors,"
+         "calib.npy} and exit",
+         &save},
     };
-    int r = lq_cli_parse(argc, argv, "lq demo --synthetic [options]", opts, sizeof opts / sizeof opts[0],
-                         NULL, 0, NULL);
+    int r = lq_cli_parse(argc, argv, "lq demo --synthetic [options]", opts,
+                         sizeof opts / sizeof opts[0], NULL, 0, NULL);
     if (r <= 0) return r < 0 ? 2 : 0;
     if (rows == 0 || cols == 0 || n == 0 || rows > 65536 || cols > 65536 || n > (1u << 24)) {
         fprintf(stderr, "error: sizes must be in 1..65536 (samples 1..2^24)\n");

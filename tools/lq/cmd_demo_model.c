@@ -31,7 +31,6 @@
 #include "eval.h"
 #include "methodopt.h"
 
-
 #ifndef LQ_SOURCE_DIR
 #define LQ_SOURCE_DIR "."
 #endif
@@ -40,7 +39,7 @@
 typedef struct demo_cfg {
     const char *method; /* lq_cli_method_kind name */
     const char *label;
-    unsigned bits;      /* nominal */
+    unsigned bits; /* nominal */
     void (*setup)(lq_method *m, unsigned bits, int narrow);
 } demo_cfg;
 
@@ -94,16 +93,26 @@ static void s_aq(lq_method *m, unsigned b, int narrow)
 }
 
 static const demo_cfg g_cfgs[] = {
-    {"int", "int-rtn", 2, s_int_rtn},        {"int", "int-rtn", 3, s_int_rtn},
-    {"int", "int-rtn", 4, s_int_rtn},        {"int", "int-gptq", 2, s_int},
-    {"int", "int-gptq", 3, s_int},           {"int", "int-gptq", 4, s_int},
-    {"nestquant", "nestquant", 2, s_nq},     {"nestquant", "nestquant", 3, s_nq},
-    {"nestquant", "nestquant", 4, s_nq},     {"gptvq", "gptvq 2d", 2, s_vq},
-    {"gptvq", "gptvq 2d", 3, s_vq},          {"gptvq", "gptvq 2d", 4, s_vq},
-    {"gptqt", "gptqt", 2, s_bcq},            {"gptqt", "gptqt", 3, s_bcq},
-    {"gptqt", "gptqt", 4, s_bcq},            {"bcq", "bcq", 2, s_bcq},
-    {"bcq", "bcq", 3, s_bcq},                {"bcq", "bcq", 4, s_bcq},
-    {"aqlm", "aqlm", 2, s_aq},               {"aqlm", "aqlm", 3, s_aq},
+    {"int", "int-rtn", 2, s_int_rtn},
+    {"int", "int-rtn", 3, s_int_rtn},
+    {"int", "int-rtn", 4, s_int_rtn},
+    {"int", "int-gptq", 2, s_int},
+    {"int", "int-gptq", 3, s_int},
+    {"int", "int-gptq", 4, s_int},
+    {"nestquant", "nestquant", 2, s_nq},
+    {"nestquant", "nestquant", 3, s_nq},
+    {"nestquant", "nestquant", 4, s_nq},
+    {"gptvq", "gptvq 2d", 2, s_vq},
+    {"gptvq", "gptvq 2d", 3, s_vq},
+    {"gptvq", "gptvq 2d", 4, s_vq},
+    {"gptqt", "gptqt", 2, s_bcq},
+    {"gptqt", "gptqt", 3, s_bcq},
+    {"gptqt", "gptqt", 4, s_bcq},
+    {"bcq", "bcq", 2, s_bcq},
+    {"bcq", "bcq", 3, s_bcq},
+    {"bcq", "bcq", 4, s_bcq},
+    {"aqlm", "aqlm", 2, s_aq},
+    {"aqlm", "aqlm", 3, s_aq},
     {"aqlm", "aqlm", 4, s_aq},
 };
 #define NCFG (sizeof g_cfgs / sizeof g_cfgs[0])
@@ -199,8 +208,8 @@ int lq_cmd_demo(int argc, char **argv)
     }
     printf("%-14s %4s %7s %9s %8s %9s %6s %9s %8s %9s\n", "method", "bits", "bits/w", "ppl",
            "ppl/fp32", "KL", "top-1", "quant s", "tok/s", "tok/cpu-s");
-    printf("%-14s %4s %7.3f %9.4f %8.4f %9s %6s %9s %8.0f %9.0f\n", "fp32", "-", 32.0, base.ppl, 1.0,
-           "-", "-", "-", base.seconds > 0 ? (double)base.tokens / base.seconds : 0,
+    printf("%-14s %4s %7.3f %9.4f %8.4f %9s %6s %9s %8.0f %9.0f\n", "fp32", "-", 32.0, base.ppl,
+           1.0, "-", "-", "-", base.seconds > 0 ? (double)base.tokens / base.seconds : 0,
            base.cpu_seconds > 0 ? (double)base.tokens / base.cpu_seconds : 0);
     if (json)
         printf("{\"method\":\"fp32\",\"bits_per_weight\":32,\"ppl\":%.6f,\"tokens\":%zu}\n",
@@ -255,8 +264,8 @@ int lq_cmd_demo(int argc, char **argv)
                    "\"ppl\":%.6f,\"ppl_ratio\":%.6f,\"kl\":%.6f,\"top1\":%.6f,"
                    "\"quantize_seconds\":%.3f,\"tokens_per_second\":%.1f,"
                    "\"tokens_per_cpu_second\":%.1f}\n",
-                   c->method, c->label, c->bits, bpw, er.ppl, er.ppl / base.ppl, er.kl, er.top1,
-                   qs, tps, tpc);
+                   c->method, c->label, c->bits, bpw, er.ppl, er.ppl / base.ppl, er.kl, er.top1, qs,
+                   tps, tpc);
         fflush(stdout);
         lq_llama_free(m);
     }
@@ -265,8 +274,7 @@ int lq_cmd_demo(int argc, char **argv)
            "each starting with BOS; KL(fp32 || quantized) per token.\ntok/s: scored tokens per "
            "second of the forward passes (batches of %zu tokens through lq_matmul), wall and CPU "
            "time. %.1f s in all.\n",
-           fp->cfg.seq_len,
-           fp->cfg.seq_len, lq_cli_now() - t00);
+           fp->cfg.seq_len, fp->cfg.seq_len, lq_cli_now() - t00);
     rc = failures ? 1 : 0;
 out:
     lq_chunks_free(&ev);

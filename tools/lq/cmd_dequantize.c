@@ -24,8 +24,10 @@ static int write_config(const char *out, const char *cj)
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s", out);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -35,16 +37,17 @@ static int write_config(const char *out, const char *cj)
     }
 #define N(k) (lq_json_get(root, k) ? lq_json_get(root, k)->num : 0)
     const lq_json *tie = lq_json_get(root, "tied_embeddings");
-    fprintf(f,
-            "{\n \"architectures\": [\"LlamaForCausalLM\"],\n \"model_type\": \"llama\",\n"
-            " \"hidden_size\": %.0f,\n \"intermediate_size\": %.0f,\n \"num_hidden_layers\": %.0f,\n"
-            " \"num_attention_heads\": %.0f,\n \"num_key_value_heads\": %.0f,\n \"head_dim\": %.0f,\n"
-            " \"vocab_size\": %.0f,\n \"max_position_embeddings\": %.0f,\n \"rms_norm_eps\": %.9g,\n"
-            " \"rope_theta\": %.9g,\n \"hidden_act\": \"silu\",\n \"tie_word_embeddings\": %s,\n"
-            " \"bos_token_id\": 1,\n \"eos_token_id\": 2\n}\n",
-            N("dim"), N("hidden_dim"), N("n_layers"), N("n_heads"), N("n_kv_heads"), N("head_dim"),
-            N("vocab_size"), N("seq_len"), N("norm_eps"), N("rope_theta"),
-            tie && tie->type == LQ_JSON_BOOL && tie->num ? "true" : "false");
+    fprintf(
+        f,
+        "{\n \"architectures\": [\"LlamaForCausalLM\"],\n \"model_type\": \"llama\",\n"
+        " \"hidden_size\": %.0f,\n \"intermediate_size\": %.0f,\n \"num_hidden_layers\": %.0f,\n"
+        " \"num_attention_heads\": %.0f,\n \"num_key_value_heads\": %.0f,\n \"head_dim\": %.0f,\n"
+        " \"vocab_size\": %.0f,\n \"max_position_embeddings\": %.0f,\n \"rms_norm_eps\": %.9g,\n"
+        " \"rope_theta\": %.9g,\n \"hidden_act\": \"silu\",\n \"tie_word_embeddings\": %s,\n"
+        " \"bos_token_id\": 1,\n \"eos_token_id\": 2\n}\n",
+        N("dim"), N("hidden_dim"), N("n_layers"), N("n_heads"), N("n_kv_heads"), N("head_dim"),
+        N("vocab_size"), N("seq_len"), N("norm_eps"), N("rope_theta"),
+        tie && tie->type == LQ_JSON_BOOL && tie->num ? "true" : "false");
 #undef N
     lq_json_free(root);
     if (fclose(f)) {

@@ -49,8 +49,10 @@ int lq_cmd_eval(int argc, char **argv)
         return 2;
     }
     lq_protocol p;
-    if (!strcmp(proto, "stream")) p = LQ_PROTO_STREAM;
-    else if (!strcmp(proto, "docs")) p = LQ_PROTO_DOCS;
+    if (!strcmp(proto, "stream"))
+        p = LQ_PROTO_STREAM;
+    else if (!strcmp(proto, "docs"))
+        p = LQ_PROTO_DOCS;
     else {
         fprintf(stderr, "error: --protocol is stream or docs\n");
         return 2;
@@ -108,20 +110,23 @@ int lq_cmd_eval(int argc, char **argv)
                "\"act_bits_per_entry\":%.4f,\"kv_bits_per_entry\":%.4f,\"act_overload\":%zu,",
                aqk, aq_on ? aq.set.act_bits : 16, aq_on ? aq.set.kv_bits : 16,
                aq_on ? aq.set.key_bits : 16, abits, kvbits, aq.n_overload);
-        printf("\"seconds\":%.4f,\"cpu_seconds\":%.4f,\"tokens_per_second\":%.1f,\"mode\":\"%s\"}\n",
-               res.seconds, res.cpu_seconds, tps, fast ? "fast" : "exact");
+        printf(
+            "\"seconds\":%.4f,\"cpu_seconds\":%.4f,\"tokens_per_second\":%.1f,\"mode\":\"%s\"}\n",
+            res.seconds, res.cpu_seconds, tps, fast ? "fast" : "exact");
     } else {
         printf("model:       %s (%s), %zu of %zu linear layers quantized, %.3f bits/weight\n",
                pos[0], m->source, nq, m->cfg.n_layers * LQ_LIN_COUNT, bpw);
         printf("text:        %s, %s protocol, %zu chunks, %zu tokens scored\n", text, proto,
                res.chunks, res.tokens);
         printf("perplexity:  %.4f (mean NLL %.5f nats)\n", res.ppl, res.nll);
-        if (ref) printf("vs ref:      KL %.6f nats/token, top-1 agreement %.4f\n", res.kl, res.top1);
+        if (ref)
+            printf("vs ref:      KL %.6f nats/token, top-1 agreement %.4f\n", res.kl, res.top1);
         if (aq_on)
-            printf("act/KV:      %s, activations %u bits (%.3f stored bits/entry), KV %u bits "
-                   "(keys %u; %.3f stored bits/entry), %zu of %zu activation 8-vectors overloaded\n",
-                   aqk, aq.set.act_bits, abits, aq.set.kv_bits, aq.set.key_bits, kvbits,
-                   aq.n_overload, aq.n_vectors);
+            printf(
+                "act/KV:      %s, activations %u bits (%.3f stored bits/entry), KV %u bits "
+                "(keys %u; %.3f stored bits/entry), %zu of %zu activation 8-vectors overloaded\n",
+                aqk, aq.set.act_bits, abits, aq.set.kv_bits, aq.set.key_bits, kvbits, aq.n_overload,
+                aq.n_vectors);
         printf("speed:       %.0f tokens/s (%.2f s wall, %.2f s CPU, %s products)\n", tps,
                res.seconds, res.cpu_seconds, fast ? "FAST" : "EXACT");
     }

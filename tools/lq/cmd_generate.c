@@ -144,7 +144,8 @@ int lq_cmd_generate(int argc, char **argv)
     }
     double t2 = lq_cli_now();
     putchar('\n');
-    fprintf(stderr, "prompt %zu tokens in %.3f s (%.0f tokens/s); %zu tokens generated, %.0f tokens/s\n",
+    fprintf(stderr,
+            "prompt %zu tokens in %.3f s (%.0f tokens/s); %zu tokens generated, %.0f tokens/s\n",
             nids, t1 - t0, (double)nids / (t1 - t0 > 0 ? t1 - t0 : 1e-9), made,
             made > 1 ? (double)(made - 1) / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0);
     rc = 0;

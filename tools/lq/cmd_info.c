@@ -5,9 +5,12 @@
 
 static void kib(char *buf, size_t n, size_t bytes)
 {
-    if (!bytes) snprintf(buf, n, "unknown");
-    else if (bytes >= (1u << 20)) snprintf(buf, n, "%zu MiB", bytes >> 20);
-    else snprintf(buf, n, "%zu KiB", bytes >> 10);
+    if (!bytes)
+        snprintf(buf, n, "unknown");
+    else if (bytes >= (1u << 20))
+        snprintf(buf, n, "%zu MiB", bytes >> 20);
+    else
+        snprintf(buf, n, "%zu KiB", bytes >> 10);
 }
 
 int lq_cmd_info(int argc, char **argv)
@@ -24,12 +27,18 @@ int lq_cmd_info(int argc, char **argv)
     struct {
         const char *name;
         int on;
-    } feats[] = {{"sse4.2", m.has_sse42},         {"avx2", m.has_avx2},
-                 {"fma", m.has_fma},              {"f16c", m.has_f16c},
-                 {"avx512f", m.has_avx512f},      {"avx512bw", m.has_avx512bw},
-                 {"avx512vl", m.has_avx512vl},    {"avx512dq", m.has_avx512dq},
-                 {"avx512vnni", m.has_avx512vnni}, {"avx512vbmi", m.has_avx512vbmi},
-                 {"avx512bf16", m.has_avx512bf16}, {"neon", m.has_neon},
+    } feats[] = {{"sse4.2", m.has_sse42},
+                 {"avx2", m.has_avx2},
+                 {"fma", m.has_fma},
+                 {"f16c", m.has_f16c},
+                 {"avx512f", m.has_avx512f},
+                 {"avx512bw", m.has_avx512bw},
+                 {"avx512vl", m.has_avx512vl},
+                 {"avx512dq", m.has_avx512dq},
+                 {"avx512vnni", m.has_avx512vnni},
+                 {"avx512vbmi", m.has_avx512vbmi},
+                 {"avx512bf16", m.has_avx512bf16},
+                 {"neon", m.has_neon},
                  {"dotprod", m.has_dotprod}};
     size_t nf = sizeof feats / sizeof feats[0];
     if (json) {
@@ -57,7 +66,8 @@ int lq_cmd_info(int argc, char **argv)
     printf("features:  ");
     for (size_t i = 0; i < nf; i++)
         if (feats[i].on) printf(" %s", feats[i].name);
-    printf("\nos state:   avx %s, avx512 %s\n", m.os_avx ? "yes" : "no", m.os_avx512 ? "yes" : "no");
+    printf("\nos state:   avx %s, avx512 %s\n", m.os_avx ? "yes" : "no",
+           m.os_avx512 ? "yes" : "no");
     printf("dispatch:   %s (LQ_SIMD=scalar|avx2|avx512|neon lowers it)\n", lq_simd_name(lvl));
     printf("threads:    %zu (default context)\n", threads);
     printf("topology:   %zu physical cores, %zu logical CPUs (%s)\n", m.physical_cores,

@@ -31,9 +31,12 @@ static void json_str(const char *s)
 {
     putchar('"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
     }
     putchar('"');
 }
@@ -43,21 +46,22 @@ static void text_str_n(const char *s, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < max && p[i]; i++) {
-        if (p[i] < 0x20 || p[i] == 0x7F) printf("\\x%02x", p[i]);
-        else putchar(p[i]);
+        if (p[i] < 0x20 || p[i] == 0x7F)
+            printf("\\x%02x", p[i]);
+        else
+            putchar(p[i]);
     }
 }
 
-static void text_str(const char *s)
-{
-    text_str_n(s, SIZE_MAX);
-}
+static void text_str(const char *s) { text_str_n(s, SIZE_MAX); }
 
 static void print_meta(const lq_lqt *f, int json)
 {
     size_t m = lq_lqt_meta_count(f);
-    if (json) printf(",\"metadata\":{");
-    else printf("metadata:   %zu\n", m);
+    if (json)
+        printf(",\"metadata\":{");
+    else
+        printf("metadata:   %zu\n", m);
     for (size_t i = 0; i < m; i++) {
         const char *k, *v;
         lq_lqt_meta_get(f, i, &k, &v);
@@ -161,9 +165,8 @@ int lq_cmd_inspect(int argc, char **argv)
                 printf("%s{\"tag\":\"%s\",\"tag_id\":%u,\"elem_size\":%u,\"offset\":%llu,"
                        "\"bytes\":%llu,\"crc32c\":\"%08x\"}",
                        s ? "," : "", f32 ? "values" : tag_name(in.sec[s].tag), in.sec[s].tag,
-                       in.sec[s].elem_size,
-                       (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
-                       in.sec[s].crc);
+                       in.sec[s].elem_size, (unsigned long long)in.sec[s].offset,
+                       (unsigned long long)in.sec[s].nbytes, in.sec[s].crc);
             printf("]");
             if (has_e8)
                 printf(",\"e8\":{\"q\":%u,\"betas\":%u,\"group\":%zu,\"hadamard\":%u,"
@@ -171,8 +174,10 @@ int lq_cmd_inspect(int argc, char **argv)
                        e8.q, e8.K, e8.group, e8.hadamard, e8.n8, (unsigned long long)e8.seed,
                        e8.cbits, e8.ibits);
             printf(",\"valid\":%s", vs == LQ_OK ? "true" : "false");
-            if (vs == LQ_OK) printf(",\"bits_per_weight\":%.6f}", bpw);
-            else printf(",\"error\":\"%s\"}", lq_status_str(vs));
+            if (vs == LQ_OK)
+                printf(",\"bits_per_weight\":%.6f}", bpw);
+            else
+                printf(",\"error\":\"%s\"}", lq_status_str(vs));
         } else {
             printf("\n[%zu] ", i);
             text_str(in.name);
@@ -197,12 +202,16 @@ int lq_cmd_inspect(int argc, char **argv)
                        f32 ? "values" : tag_name(in.sec[s].tag), in.sec[s].elem_size,
                        (unsigned long long)in.sec[s].offset, (unsigned long long)in.sec[s].nbytes,
                        in.sec[s].crc);
-            if (vs == LQ_OK) printf("    bits/w:   %.4f\n    valid:    yes\n", bpw);
-            else printf("    valid:    NO (%s)\n", lq_status_str(vs));
+            if (vs == LQ_OK)
+                printf("    bits/w:   %.4f\n    valid:    yes\n", bpw);
+            else
+                printf("    valid:    NO (%s)\n", lq_status_str(vs));
         }
     }
-    if (json) printf("],\"valid\":%s}\n", bad ? "false" : "true");
-    else printf("\n%s: %s\n", pos[0], bad ? "INVALID" : "valid");
+    if (json)
+        printf("],\"valid\":%s}\n", bad ? "false" : "true");
+    else
+        printf("\n%s: %s\n", pos[0], bad ? "INVALID" : "valid");
     lq_lqt_close(f);
     return bad ? 1 : 0;
 }

@@ -17,9 +17,9 @@
 
 typedef struct progress {
     int tty, quiet;
-    double t0;           /* start of the whole run */
-    double done_weight;  /* work finished before the current tensor */
-    double cur_weight;   /* work of the current tensor */
+    double t0;          /* start of the whole run */
+    double done_weight; /* work finished before the current tensor */
+    double cur_weight;  /* work of the current tensor */
     double total_weight;
     size_t index, count;
     const char *name;
@@ -39,8 +39,8 @@ static void draw(progress *p, double frac_tensor)
     int fill = (int)(f * 30);
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = 0;
-    fprintf(stderr, "\r[%s] %3d%%  %zu/%zu %-24.24s  ETA %4.0fs ", bar, (int)(f * 100), p->index + 1,
-            p->count, p->name, eta);
+    fprintf(stderr, "\r[%s] %3d%%  %zu/%zu %-24.24s  ETA %4.0fs ", bar, (int)(f * 100),
+            p->index + 1, p->count, p->name, eta);
     fflush(stderr);
 }
 
@@ -66,7 +66,7 @@ typedef struct hsource {
     lq_tfile *hfile; /* --hessian */
     float *calib;    /* --calib: N x ccols */
     size_t calib_n, calib_cols;
-    float *H;        /* H from calib (calib_cols^2), built once */
+    float *H; /* H from calib (calib_cols^2), built once */
 } hsource;
 
 /* H for a weight `name` with `cols` columns into *H (malloc'ed, caller frees)
@@ -87,8 +87,8 @@ static int get_hessian(lq_ctx *ctx, hsource *hs, const char *name, size_t cols, 
         lq_tensor_info in;
         lq_tfile_info(hs->hfile, idx, &in);
         if (in.ndim != 2 || in.shape[0] != cols || in.shape[1] != cols) {
-            fprintf(stderr, "error: Hessian for '" LQ_CLIP_FMT "' must be %zu x %zu\n", LQ_CLIP(name),
-                    cols, cols);
+            fprintf(stderr, "error: Hessian for '" LQ_CLIP_FMT "' must be %zu x %zu\n",
+                    LQ_CLIP(name), cols, cols);
             return 1;
         }
         float *h = malloc(in.numel * sizeof *h);
@@ -104,7 +104,8 @@ static int get_hessian(lq_ctx *ctx, hsource *hs, const char *name, size_t cols, 
     if (hs->calib) {
         if (hs->calib_cols != cols) {
             fprintf(stderr,
-                    "note: '" LQ_CLIP_FMT "' has %zu columns, the calibration data %zu: no Hessian\n",
+                    "note: '" LQ_CLIP_FMT
+                    "' has %zu columns, the calibration data %zu: no Hessian\n",
                     LQ_CLIP(name), cols, hs->calib_cols);
             return 0;
         }
@@ -160,12 +161,12 @@ static int readable_2d(const lq_tensor_info *in)
            (in->dtype == LQ_DTYPE_F32 || in->dtype == LQ_DTYPE_F16 || in->dtype == LQ_DTYPE_BF16);
 }
 
-#define USAGE_HEAD \
-    "lq quantize --method M [options] IN.{safetensors,npy} OUT.lqt\n" \
-    "  Quantizes every 2-D F32/F16/BF16 tensor of IN (or --tensor NAME) into OUT.lqt.\n" \
-    "  Methods: %s (defaults: lq_method_init).\n" \
-    "  Options apply to the methods that have them:\n" \
-    "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n" \
+#define USAGE_HEAD                                                                                 \
+    "lq quantize --method M [options] IN.{safetensors,npy} OUT.lqt\n"                              \
+    "  Quantizes every 2-D F32/F16/BF16 tensor of IN (or --tensor NAME) into OUT.lqt.\n"           \
+    "  Methods: %s (defaults: lq_method_init).\n"                                                  \
+    "  Options apply to the methods that have them:\n"                                             \
+    "    engine (int, nestquant, gptvq, gptqt, bcq): --rtn --percdamp --act-order\n"               \
     "      --static-groups --block-size\n"
 static const char *g_usage_tail =
     "  Hessian: --hessian H.safetensors (a cols x cols tensor named like each weight,\n"
@@ -265,8 +266,7 @@ int lq_cmd_quantize(int argc, char **argv)
     lq_method m;
     lq_method_kind kind;
     if (lq_cli_method_kind(method, &kind)) {
-        fprintf(stderr,
-                "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(method),
+        fprintf(stderr, "error: unknown method '" LQ_CLIP_FMT "' (%s)\n", LQ_CLIP(method),
                 lq_cli_method_list());
         return 2;
     }
@@ -344,8 +344,9 @@ int lq_cmd_quantize(int argc, char **argv)
     st = lq_lqt_writer_open(ctx, lq_mpi_out_path(mj, pos[1]), &w);
     if (st != LQ_OK) {
         if (st == LQ_ERR_IO)
-            fprintf(stderr, "error: %s: cannot write there (only a new or regular file is "
-                            "replaced; symlinks, FIFOs, devices and directories are refused)\n",
+            fprintf(stderr,
+                    "error: %s: cannot write there (only a new or regular file is "
+                    "replaced; symlinks, FIFOs, devices and directories are refused)\n",
                     pos[1]);
         else
             fprintf(stderr, "error: %s: %s\n", pos[1], lq_status_str(st));
@@ -361,8 +362,8 @@ int lq_cmd_quantize(int argc, char **argv)
     for (size_t i = 0; i < nsel; i++) {
         lq_tensor_info ti;
         lq_tfile_info(in, sel[i], &ti);
-        const char *name = lq_tfile_get_kind(in) == LQ_TFILE_NPY ? (tensor ? tensor : "weight")
-                                                                 : ti.name;
+        const char *name =
+            lq_tfile_get_kind(in) == LQ_TFILE_NPY ? (tensor ? tensor : "weight") : ti.name;
         size_t rows = ti.shape[0], cols = ti.shape[1];
         pr.index = i;
         pr.name = name;
@@ -371,8 +372,7 @@ int lq_cmd_quantize(int argc, char **argv)
         if (!lq_mpi_mine(mj, i)) continue; /* another rank's */
         if (!quiet && !pr.tty)
             fprintf(stderr, "quantize: [%zu/%zu] " LQ_CLIP_FMT " (%zu x %zu) ...\n", i + 1, nsel,
-                    LQ_CLIP(name), rows,
-                    cols);
+                    LQ_CLIP(name), rows, cols);
         draw(&pr, 0);
         float *W = malloc(ti.numel * sizeof *W), *What = malloc(ti.numel * sizeof *What), *H;
         if (!W || !What) {
@@ -405,8 +405,7 @@ int lq_cmd_quantize(int argc, char **argv)
                         method, LQ_CLIP(name), rows, cols, lq_status_str(st));
             else
                 fprintf(stderr, "error: method '%s' failed on '" LQ_CLIP_FMT "': %s\n", method,
-                        LQ_CLIP(name),
-                        lq_status_str(st));
+                        LQ_CLIP(name), lq_status_str(st));
             free(W);
             free(What);
             free(H);
@@ -480,14 +479,15 @@ int lq_cmd_quantize(int argc, char **argv)
             printf(",\"rows\":%zu,\"cols\":%zu,\"bits_per_weight\":%.6f,\"rel_error\":%.6g,"
                    "\"proxy_loss\":",
                    rr->rows, rr->cols, rr->bpw, rr->rel_err);
-            if (rr->has_h) printf("%.6g", rr->proxy);
-            else printf("null");
+            if (rr->has_h)
+                printf("%.6g", rr->proxy);
+            else
+                printf("null");
             printf(",\"seconds\":%.4f", rr->seconds);
             if (mj) printf(",\"rank\":%d", rr->rank);
             putchar('}');
         }
-        printf("],\"bits_per_weight\":%.6f,\"seconds\":%.4f}\n", wsum > 0 ? bsum / wsum : 0,
-               total);
+        printf("],\"bits_per_weight\":%.6f,\"seconds\":%.4f}\n", wsum > 0 ? bsum / wsum : 0, total);
     } else {
         printf("%-32s %13s %8s %10s %12s %8s\n", "tensor", "shape", "bits/w", "rel.err",
                "proxy loss", "seconds");
@@ -495,10 +495,12 @@ int lq_cmd_quantize(int argc, char **argv)
             const result *rr = &res[i];
             char shape[32], proxy[24];
             snprintf(shape, sizeof shape, "%zux%zu", rr->rows, rr->cols);
-            if (rr->has_h) snprintf(proxy, sizeof proxy, "%.4g", rr->proxy);
-            else snprintf(proxy, sizeof proxy, "-");
-            printf("%-32.32s %13s %8.3f %10.4g %12s %8.2f\n", rr->name, shape, rr->bpw,
-                   rr->rel_err, proxy, rr->seconds);
+            if (rr->has_h)
+                snprintf(proxy, sizeof proxy, "%.4g", rr->proxy);
+            else
+                snprintf(proxy, sizeof proxy, "-");
+            printf("%-32.32s %13s %8.3f %10.4g %12s %8.2f\n", rr->name, shape, rr->bpw, rr->rel_err,
+                   proxy, rr->seconds);
         }
         printf("%zu tensor(s), %.3f bits per weight, %.2f s -> %s\n", nsel,
                wsum > 0 ? bsum / wsum : 0, total, pos[1]);

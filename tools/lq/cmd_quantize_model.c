@@ -148,8 +148,10 @@ int lq_quantize_model(const lq_model_quant_args *a)
                    "\"rel_error\":%.6g,\"proxy_loss\":",
                    lay[i].rows, lay[i].cols, lay[i].quantized ? "true" : "false", lay[i].bpw,
                    lay[i].rel_err);
-            if (isfinite(lay[i].proxy)) printf("%.6g", lay[i].proxy);
-            else printf("null");
+            if (isfinite(lay[i].proxy))
+                printf("%.6g", lay[i].proxy);
+            else
+                printf("null");
             printf(",\"seconds\":%.4f}", lay[i].seconds);
         }
         printf("]");
@@ -172,8 +174,10 @@ int lq_quantize_model(const lq_model_quant_args *a)
         for (size_t i = 0; i < nl; i++) {
             char shape[32], proxy[24];
             snprintf(shape, sizeof shape, "%zux%zu", lay[i].rows, lay[i].cols);
-            if (isfinite(lay[i].proxy)) snprintf(proxy, sizeof proxy, "%.4g", lay[i].proxy);
-            else snprintf(proxy, sizeof proxy, "-");
+            if (isfinite(lay[i].proxy))
+                snprintf(proxy, sizeof proxy, "%.4g", lay[i].proxy);
+            else
+                snprintf(proxy, sizeof proxy, "-");
             printf("%-40.40s %11s %8.3f %10.4g %12s %8.2f\n", lay[i].name, shape, lay[i].bpw,
                    lay[i].rel_err, proxy, lay[i].seconds);
         }

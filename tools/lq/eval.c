@@ -48,7 +48,8 @@ static int push_chunk(lq_chunks *c, size_t *cap, size_t *tcap, const int *ids, s
 
 static int starts_doc(const char *p, size_t n)
 {
-    return (n >= 16 && !memcmp(p, "Once upon a time", 16)) || (n >= 10 && !memcmp(p, "Once there", 10));
+    return (n >= 16 && !memcmp(p, "Once upon a time", 16)) ||
+           (n >= 10 && !memcmp(p, "Once there", 10));
 }
 
 lq_status lq_chunks_make(const lq_tokenizer *t, const char *text, size_t n, lq_protocol p,

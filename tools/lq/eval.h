@@ -21,7 +21,7 @@
 typedef enum { LQ_PROTO_STREAM = 0, LQ_PROTO_DOCS = 1 } lq_protocol;
 
 typedef struct lq_chunks {
-    int *tok;      /* all tokens, chunk after chunk */
+    int *tok; /* all tokens, chunk after chunk */
     size_t *off, *len;
     size_t n;
 } lq_chunks;
@@ -34,9 +34,9 @@ lq_status lq_chunks_make(const lq_tokenizer *t, const char *text, size_t n, lq_p
 void lq_chunks_free(lq_chunks *c);
 
 typedef struct lq_eval_result {
-    size_t chunks, tokens;   /* tokens scored (every position after the first) */
-    double nll, ppl;         /* mean negative log-likelihood (nats), exp(nll) */
-    double kl, top1;         /* with a reference: mean KL(ref || model), argmax agreement */
+    size_t chunks, tokens;       /* tokens scored (every position after the first) */
+    double nll, ppl;             /* mean negative log-likelihood (nats), exp(nll) */
+    double kl, top1;             /* with a reference: mean KL(ref || model), argmax agreement */
     double seconds, cpu_seconds; /* forward passes of the model (not the reference) */
 } lq_eval_result;
 

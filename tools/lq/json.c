@@ -12,8 +12,7 @@ typedef struct parser {
 
 static void ws(parser *p)
 {
-    while (p->s < p->e && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r'))
-        p->s++;
+    while (p->s < p->e && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r')) p->s++;
 }
 
 static int hex4(const char *s, unsigned *v)
@@ -110,10 +109,12 @@ static int parse_num(parser *p, double *v)
     const char *s = p->s;
     if (s < p->e && *s == '-') s++;
     if (s >= p->e) return -1;
-    if (*s == '0') s++;
+    if (*s == '0')
+        s++;
     else if (*s >= '1' && *s <= '9')
         while (s < p->e && *s >= '0' && *s <= '9') s++;
-    else return -1;
+    else
+        return -1;
     if (s < p->e && *s == '.') {
         s++;
         if (s >= p->e || *s < '0' || *s > '9') return -1;

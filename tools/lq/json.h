@@ -6,7 +6,14 @@
 
 #include <stddef.h>
 
-typedef enum { LQ_JSON_NULL, LQ_JSON_BOOL, LQ_JSON_NUM, LQ_JSON_STR, LQ_JSON_ARR, LQ_JSON_OBJ } lq_json_type;
+typedef enum {
+    LQ_JSON_NULL,
+    LQ_JSON_BOOL,
+    LQ_JSON_NUM,
+    LQ_JSON_STR,
+    LQ_JSON_ARR,
+    LQ_JSON_OBJ
+} lq_json_type;
 
 typedef struct lq_json {
     lq_json_type type;

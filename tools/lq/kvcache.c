@@ -10,7 +10,6 @@
 #include "actq.h"
 #include "core/half.h"
 
-
 float lq_actq_half_scale(float s)
 {
     if (!(s > 0.0f) || !isfinite(s)) return 0.0f;
@@ -52,10 +51,7 @@ struct lq_kvc {
     kv_side *k, *v;                     /* per layer */
 };
 
-const lq_actq *lq_kvc_owner(const lq_kvc *k)
-{
-    return k ? k->owner : NULL;
-}
+const lq_actq *lq_kvc_owner(const lq_kvc *k) { return k ? k->owner : NULL; }
 
 void lq_kvc_free(lq_kvc *k)
 {
@@ -101,7 +97,8 @@ lq_status lq_kvc_create(const lq_actq *aq, lq_kvc **out)
     k->hd8 = (k->hd + 7) / 8 * 8;
     k->kvd = k->KV * k->hd;
     int nq = aq->set.kind == LQ_AQ_NESTQUANT;
-    k->nsc = nq ? (aq->set.kv_token_scale ? 1 : k->KV) : (k->kvd + aq->set.group - 1) / aq->set.group;
+    k->nsc =
+        nq ? (aq->set.kv_token_scale ? 1 : k->KV) : (k->kvd + aq->set.group - 1) / aq->set.group;
     k->k = calloc(k->L, sizeof *k->k);
     k->v = calloc(k->L, sizeof *k->v);
     if (!k->k || !k->v) {
@@ -118,8 +115,8 @@ lq_status lq_kvc_create(const lq_actq *aq, lq_kvc **out)
 }
 
 /* Encode n rows of X (n x kvd) at positions pos0.. into side s. */
-static lq_status encode_side(lq_ctx *ctx, const lq_kvc *k, lq_actq *aq, size_t layer,
-                             int site, const float *X, size_t n, size_t pos0, kv_side *s)
+static lq_status encode_side(lq_ctx *ctx, const lq_kvc *k, lq_actq *aq, size_t layer, int site,
+                             const float *X, size_t n, size_t pos0, kv_side *s)
 {
     const size_t KV = k->KV, hd = k->hd, hd8 = k->hd8, kvd = k->kvd;
     unsigned bits = site == LQ_AQ_KEY ? k->set.key_bits : k->set.kv_bits;
@@ -134,7 +131,8 @@ static lq_status encode_side(lq_ctx *ctx, const lq_kvc *k, lq_actq *aq, size_t l
         }
         for (size_t t = 0; t < n; t++)
             lq_actq_int_row(b + t * kvd, kvd, k->set.group, bits,
-                            (int8_t *)(s->codes + (pos0 + t) * kvd), s->scales + (pos0 + t) * k->nsc);
+                            (int8_t *)(s->codes + (pos0 + t) * kvd),
+                            s->scales + (pos0 + t) * k->nsc);
         free(b);
         return LQ_OK;
     }
@@ -154,11 +152,12 @@ static lq_status encode_side(lq_ctx *ctx, const lq_kvc *k, lq_actq *aq, size_t l
         if ((st = lq_rht_rows(ctx, rot, n * KV, hd, hd, k->set.seed, 0)) != LQ_OK) goto out;
         src = rot;
     }
-    if (k->set.kv_token_scale) lq_actq_collect(aq, layer, site, src, n, kvd, kvd, 0);
-    else lq_actq_collect(aq, layer, site, src, n * KV, hd, hd, k->set.rotate);
+    if (k->set.kv_token_scale)
+        lq_actq_collect(aq, layer, site, src, n, kvd, kvd, 0);
+    else
+        lq_actq_collect(aq, layer, site, src, n * KV, hd, hd, k->set.rotate);
     st = lq_nq_act_encode(ctx, c, src, rows, len, len, rot_in_encoder, k->set.seed,
-                          s->codes + pos0 * KV * hd8, s->bidx + pos0 * KV * hd8 / 8,
-                          sc, NULL);
+                          s->codes + pos0 * KV * hd8, s->bidx + pos0 * KV * hd8 / 8, sc, NULL);
     if (st == LQ_OK)
         for (size_t r = 0; r < rows; r++)
             s->scales[pos0 * k->nsc + r] = lq_f32_to_f16(lq_actq_half_scale(sc[r]));
@@ -199,10 +198,7 @@ static lq_status decode_side(const lq_kvc *k, const lq_actq *aq, size_t layer, i
 }
 
 /* rotation length of a head in the cache's basis */
-static size_t rot_len(const lq_kvc *k)
-{
-    return k->set.kind == LQ_AQ_INT ? k->hd : k->hd8;
-}
+static size_t rot_len(const lq_kvc *k) { return k->set.kind == LQ_AQ_INT ? k->hd : k->hd8; }
 
 static int query_coded(const lq_kvc *k, const lq_actq *aq)
 {
@@ -271,8 +267,7 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
         pos0 + n > k->T)
         return LQ_ERR_INVALID_ARG;
     const lq_llama_config *c = &aq->cfg;
-    const size_t H = c->n_heads, KV = k->KV, hd = k->hd, hd8 = k->hd8, P = pos0 + n,
-                 kvd = k->kvd;
+    const size_t H = c->n_heads, KV = k->KV, hd = k->hd, hd8 = k->hd8, P = pos0 + n, kvd = k->kvd;
     lq_status st;
     float *Ks = NULL, *Qs = NULL, *Kc = NULL;
     if (aq->collecting && aq->ksum && aq->vsum && aq->kcount) { /* key and value means */
@@ -319,7 +314,8 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
             for (size_t i = 0; i < kvd; i++) Ks[t * kvd + i] = K[t * kvd + i] / sm[i];
             for (size_t h = 0; h < H; h++)
                 for (size_t i = 0; i < hd; i++)
-                    Qs[(t * H + h) * hd + i] = Q[(t * H + h) * hd + i] * sm[(h / (H / KV)) * hd + i];
+                    Qs[(t * H + h) * hd + i] =
+                        Q[(t * H + h) * hd + i] * sm[(h / (H / KV)) * hd + i];
         }
         K = Ks;
         Q = Qs;
@@ -335,7 +331,8 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
     const lq_nq_coder *cq = lq_actq_coder(aq, layer, LQ_AQ_QUERY),
                       *ck = lq_actq_coder(aq, layer, LQ_AQ_KEY);
     const kv_side *ks = &k->k[layer];
-    float *Kd = malloc(P * KV * hd8 * sizeof *Kd), *Qd = coded ? malloc(n * H * hd8 * sizeof *Qd) : NULL;
+    float *Kd = malloc(P * KV * hd8 * sizeof *Kd),
+          *Qd = coded ? malloc(n * H * hd8 * sizeof *Qd) : NULL;
     float *Vd = malloc(P * KV * hd8 * sizeof *Vd), *sc = malloc(P * sizeof *sc);
     float *acc = malloc(n * H * hd8 * sizeof *acc);
     qbuf qb = {0};
@@ -358,8 +355,8 @@ lq_status lq_kvc_attend(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const
             for (size_t j = 0; j <= p; j++) {
                 float dot;
                 if (coded) {
-                    dot = (float)exact_dot(Qd + r * hd8, Kd + (j * KV + g) * hd8, hd8,
-                                           qb.scales[r], key_scale(k, ks, j, g));
+                    dot = (float)exact_dot(Qd + r * hd8, Kd + (j * KV + g) * hd8, hd8, qb.scales[r],
+                                           key_scale(k, ks, j, g));
                 } else {
                     const float *q = qb.Qr + r * hd8, *kk = Kd + (j * KV + g) * hd8;
                     dot = 0;
@@ -403,8 +400,8 @@ out:
     return st;
 }
 
-lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const float *qrow, size_t h,
-                       size_t j, int coded, double *out)
+lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const float *qrow,
+                       size_t h, size_t j, int coded, double *out)
 {
     if (!k || !aq || k->owner != aq || !qrow || !out || layer >= k->L || j >= k->T ||
         h >= aq->cfg.n_heads)
@@ -429,9 +426,11 @@ lq_status lq_kvc_score(lq_ctx *ctx, lq_kvc *k, lq_actq *aq, size_t layer, const 
         st = qd ? LQ_OK : LQ_ERR_NO_MEMORY;
         if (st == LQ_OK) st = lq_nq_decode(ck, ks->codes, ks->bidx, (j + 1) * KV * hd8 / 8, Kd);
         if (st == LQ_OK)
-            st = lq_nq_decode(lq_actq_coder(aq, layer, LQ_AQ_QUERY), qb.codes, qb.bidx, hd8 / 8, qd);
+            st =
+                lq_nq_decode(lq_actq_coder(aq, layer, LQ_AQ_QUERY), qb.codes, qb.bidx, hd8 / 8, qd);
         if (st == LQ_OK)
-            *out = exact_dot(qd, Kd + (j * KV + g) * hd8, hd8, qb.scales[0], key_scale(k, ks, j, g));
+            *out =
+                exact_dot(qd, Kd + (j * KV + g) * hd8, hd8, qb.scales[0], key_scale(k, ks, j, g));
         free(qd);
         goto out;
     }

@@ -14,8 +14,9 @@ static const struct {
     lq_method_kind kind;
     const char *options;
 } g_method_opts[] = {
-    {LQ_METHOD_INT, "--bits --group --symmetric --mse-clip --gguf-compatible TYPE\n"
-                    "      (TYPE q4_0|q4_1|q5_0|q5_1|q8_0: the grid `lq export --gguf` writes exactly)"},
+    {LQ_METHOD_INT,
+     "--bits --group --symmetric --mse-clip --gguf-compatible TYPE\n"
+     "      (TYPE q4_0|q4_1|q5_0|q5_1|q8_0: the grid `lq export --gguf` writes exactly)"},
     {LQ_METHOD_NESTQUANT, "--q --betas --group --no-hadamard --select first|best|exhaustive\n"
                           "      --codebook voronoi|e8p (e8p: 2 bits/weight, --q --betas --select "
                           "ignored)"},
@@ -30,10 +31,7 @@ static const struct {
 
 #define UNSET LQ_CLI_UNSET
 
-static unsigned u(size_t v)
-{
-    return v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
-}
+static unsigned u(size_t v) { return v > UINT32_MAX ? UINT32_MAX : (unsigned)v; }
 
 /* --gguf-compatible TYPE: the INT grid of a GGUF legacy type (docs/formats.md
  * section 4): group 32, the type's bits, symmetric for the _0 types, and
@@ -49,20 +47,24 @@ static int apply_gguf(const lq_cli_qopts *o, lq_method *m)
     size_t i = 0;
     while (i < sizeof types / sizeof types[0] && strcmp(types[i].name, t)) i++;
     if (i == sizeof types / sizeof types[0]) {
-        fprintf(stderr, "error: --gguf-compatible takes q4_0, q4_1, q5_0, q5_1 or q8_0, not '" LQ_CLIP_FMT "'\n",
+        fprintf(stderr,
+                "error: --gguf-compatible takes q4_0, q4_1, q5_0, q5_1 or q8_0, not '" LQ_CLIP_FMT
+                "'\n",
                 LQ_CLIP(t));
         return -1;
     }
     if (m->kind != LQ_METHOD_INT) {
-        fprintf(stderr, "error: --gguf-compatible is an option of --method int (GGUF's Q types "
-                        "are integer grids); %s tensors have no GGUF type\n",
+        fprintf(stderr,
+                "error: --gguf-compatible is an option of --method int (GGUF's Q types "
+                "are integer grids); %s tensors have no GGUF type\n",
                 lq_cli_method_name(m->kind));
         return -1;
     }
     if ((o->bits != UNSET && o->bits != types[i].bits) || (o->group != UNSET && o->group != 32) ||
         (o->symmetric && !types[i].symmetric)) {
-        fprintf(stderr, "error: --gguf-compatible %s means --bits %u --group 32%s; drop the "
-                        "contradicting --bits/--group/--symmetric\n",
+        fprintf(stderr,
+                "error: --gguf-compatible %s means --bits %u --group 32%s; drop the "
+                "contradicting --bits/--group/--symmetric\n",
                 t, types[i].bits, types[i].symmetric ? " --symmetric" : " (asymmetric)");
         return -1;
     }
@@ -81,9 +83,9 @@ static int apply_gguf(const lq_cli_qopts *o, lq_method *m)
 /* Map the options onto lq_method fields (documented in `lq quantize --help`). */
 int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
 {
-#define SET(field, v) \
+#define SET(field, v)                                                                              \
     if ((v) != UNSET) field = (v)
-#define SETU(field, v) \
+#define SETU(field, v)                                                                             \
     if ((v) != UNSET) field = u(v)
     if (o->rtn) m->engine.rtn = 1;
     if (o->act_order) m->engine.act_order = 1;
@@ -108,15 +110,18 @@ int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
             for (int i = 0; i < 3; i++)
                 if (!strcmp(o->select_name, names[i])) sel = i;
             if (sel < 0) {
-                fprintf(stderr, "error: unknown --select '" LQ_CLIP_FMT "' (first, best, exhaustive)\n",
+                fprintf(stderr,
+                        "error: unknown --select '" LQ_CLIP_FMT "' (first, best, exhaustive)\n",
                         LQ_CLIP(o->select_name));
                 return -1;
             }
             m->u.nestquant.select = (unsigned)sel;
         }
         if (o->codebook_name) {
-            if (!strcmp(o->codebook_name, "voronoi")) m->u.nestquant.codebook = LQ_NQ_CODEBOOK_VORONOI;
-            else if (!strcmp(o->codebook_name, "e8p")) m->u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P;
+            if (!strcmp(o->codebook_name, "voronoi"))
+                m->u.nestquant.codebook = LQ_NQ_CODEBOOK_VORONOI;
+            else if (!strcmp(o->codebook_name, "e8p"))
+                m->u.nestquant.codebook = LQ_NQ_CODEBOOK_E8P;
             else {
                 fprintf(stderr, "error: unknown --codebook '" LQ_CLIP_FMT "' (voronoi, e8p)\n",
                         LQ_CLIP(o->codebook_name));
@@ -158,7 +163,6 @@ int lq_cli_qopts_apply(const lq_cli_qopts *o, lq_method *m)
     return o->gguf_compatible ? apply_gguf(o, m) : 0;
 }
 
-
 const char *lq_cli_method_list(void)
 {
     static char buf[256];
@@ -196,11 +200,12 @@ const char *lq_cli_method_name(lq_method_kind kind)
 void lq_cli_qopts_init(lq_cli_qopts *o)
 {
     {
-        size_t *sz[] = {&o->bits, &o->group, &o->q, &o->betas, &o->dim, &o->index_bits,
-                        &o->group_cols, &o->group_rows, &o->em_iters, &o->codebook_bits,
-                        &o->svd_rank, &o->k, &o->iters, &o->linear_bits, &o->rescale_steps,
-                        &o->codebooks, &o->code_bits, &o->vec, &o->beam, &o->rounds,
-                        &o->kmeans_iters, &o->block_size};
+        size_t *sz[] = {
+            &o->bits,         &o->group,      &o->q,          &o->betas,       &o->dim,
+            &o->index_bits,   &o->group_cols, &o->group_rows, &o->em_iters,    &o->codebook_bits,
+            &o->svd_rank,     &o->k,          &o->iters,      &o->linear_bits, &o->rescale_steps,
+            &o->codebooks,    &o->code_bits,  &o->vec,        &o->beam,        &o->rounds,
+            &o->kmeans_iters, &o->block_size};
         for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) *sz[i] = UNSET;
         o->percdamp = NAN;
         o->rtn = o->act_order = o->static_groups = o->symmetric = o->mse_clip = 0;
@@ -236,8 +241,7 @@ size_t lq_cli_qopts_table(lq_cli_qopts *o, lq_opt *tab)
         {"em-iters", LQ_OPT_SIZE, "gptvq: EM iterations", &o->em_iters},
         {"codebook-bits", LQ_OPT_SIZE, "gptvq: 0 fp16, 8 int8", &o->codebook_bits},
         {"svd-rank", LQ_OPT_SIZE, "gptvq: SVD codebook rank", &o->svd_rank},
-        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: no codebook update",
-         &o->no_codebook_update},
+        {"no-codebook-update", LQ_OPT_FLAG, "gptvq: no codebook update", &o->no_codebook_update},
         {"k", LQ_OPT_SIZE, "gptqt/bcq: binary planes", &o->k},
         {"iters", LQ_OPT_SIZE, "gptqt/bcq: refinement iterations", &o->iters},
         {"linear-bits", LQ_OPT_SIZE, "gptqt: bits of the linear step", &o->linear_bits},

@@ -9,13 +9,13 @@
 
 /* Method options as given on the command line (UNSET / NAN: keep default). */
 typedef struct lq_cli_qopts {
-    size_t bits, group, q, betas, dim, index_bits, group_cols, group_rows, em_iters,
-        codebook_bits, svd_rank, k, iters, linear_bits, rescale_steps, codebooks, code_bits,
-        vec, beam, rounds, kmeans_iters, block_size;
+    size_t bits, group, q, betas, dim, index_bits, group_cols, group_rows, em_iters, codebook_bits,
+        svd_rank, k, iters, linear_bits, rescale_steps, codebooks, code_bits, vec, beam, rounds,
+        kmeans_iters, block_size;
     double percdamp;
     int rtn, act_order, static_groups, symmetric, mse_clip, no_hadamard, no_codebook_update,
         no_offset, grid_codes;
-    const char *gguf_compatible; /* int: q4_0, q4_1, q5_0, q5_1 or q8_0 (NULL: unset) */
+    const char *gguf_compatible;             /* int: q4_0, q4_1, q5_0, q5_1 or q8_0 (NULL: unset) */
     const char *select_name, *codebook_name; /* nestquant --select / --codebook (NULL: default) */
 } lq_cli_qopts;
 

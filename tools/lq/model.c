@@ -45,10 +45,7 @@ lq_lin_group lq_lin_group_of(lq_lin k)
     }
 }
 
-const char *lq_lin_short(lq_lin k)
-{
-    return (unsigned)k < LQ_LIN_COUNT ? g_short[k] : "?";
-}
+const char *lq_lin_short(lq_lin k) { return (unsigned)k < LQ_LIN_COUNT ? g_short[k] : "?"; }
 
 void lq_lin_name(char *buf, size_t cap, size_t layer, lq_lin k)
 {
@@ -138,9 +135,8 @@ lq_status lq_llama_alloc(const lq_llama_config *c, int float_linears, lq_llama *
     }
     size_t q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
     for (size_t l = 0; l < L; l++) {
-        const size_t shape[LQ_LIN_COUNT][2] = {{q, d},         {kv, d},        {kv, d},
-                                               {d, q},         {c->hidden, d}, {c->hidden, d},
-                                               {d, c->hidden}};
+        const size_t shape[LQ_LIN_COUNT][2] = {
+            {q, d}, {kv, d}, {kv, d}, {d, q}, {c->hidden, d}, {c->hidden, d}, {d, c->hidden}};
         for (int k = 0; k < LQ_LIN_COUNT; k++) {
             lq_linear *li = lq_llama_lin(m, l, (lq_lin)k);
             li->rows = shape[k][0];
@@ -216,8 +212,8 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     }
     for (int i = 0; i < 7; i++)
         if ((i != 5 && h[i] <= 0) || h[5] == 0 || h[5] == INT32_MIN) {
-            lq_model_err("error: %s: not a llama2.c checkpoint (header field %d is %d)\n", path,
-                    i, (int)h[i]);
+            lq_model_err("error: %s: not a llama2.c checkpoint (header field %d is %d)\n", path, i,
+                         (int)h[i]);
             goto fail;
         }
     lq_llama_config c = {0};
@@ -234,7 +230,7 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     c.rope_theta = 10000.0f;
     if (c.dim % c.n_heads) {
         lq_model_err("error: %s: dim %zu is not a multiple of n_heads %zu\n", path, c.dim,
-                c.n_heads);
+                     c.n_heads);
         goto fail;
     }
     if (lq_llama_config_check(&c, why, sizeof why)) {
@@ -243,8 +239,8 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     }
     size_t d = c.dim, L = c.n_layers, kv = c.n_kv_heads * c.head_dim, hs = c.head_dim;
     /* expected size, in floats, of everything after the header */
-    double expect = (double)c.vocab * d + 2.0 * L * d + (double)L * d * d * 2 +
-                    2.0 * L * kv * d + 3.0 * L * c.hidden * d + d + (double)c.seq_len * hs +
+    double expect = (double)c.vocab * d + 2.0 * L * d + (double)L * d * d * 2 + 2.0 * L * kv * d +
+                    3.0 * L * c.hidden * d + d + (double)c.seq_len * hs +
                     (c.tied ? 0 : (double)c.vocab * d);
     struct stat sb;
     if (fstat(fileno(f), &sb) || (double)sb.st_size != 28.0 + 4.0 * expect) {
@@ -258,9 +254,9 @@ static lq_status load_llama2c(const char *path, lq_llama **out)
     }
     if ((st = lq_llama_alloc(&c, 1, &m)) != LQ_OK) goto fail;
     st = LQ_ERR_CORRUPT;
-#define RD(p, n)                                              \
-    do {                                                      \
-        if (fread((p), sizeof(float), (n), f) != (n)) goto io; \
+#define RD(p, n)                                                                                   \
+    do {                                                                                           \
+        if (fread((p), sizeof(float), (n), f) != (n)) goto io;                                     \
     } while (0)
     RD(m->embed, c.vocab * d);
     RD(m->norm_att, L * d);
@@ -309,8 +305,7 @@ static int json_size(const lq_json *root, const char *key, size_t *v, int requir
 {
     const lq_json *j = lq_json_get(root, key);
     if (!j) return required ? -1 : 1;
-    if (j->type != LQ_JSON_NUM || j->num < 0 || j->num > 1e9 || j->num != floor(j->num))
-        return -1;
+    if (j->type != LQ_JSON_NUM || j->num < 0 || j->num > 1e9 || j->num != floor(j->num)) return -1;
     *v = (size_t)j->num;
     return 0;
 }
@@ -343,8 +338,8 @@ static lq_status parse_config(const char *path, lq_llama_config *c)
         json_size(root, "num_attention_heads", &c->n_heads, 1) ||
         json_size(root, "vocab_size", &c->vocab, 1)) {
         lq_model_err("error: %s: hidden_size, intermediate_size, num_hidden_layers, "
-                        "num_attention_heads and vocab_size must be non-negative integers\n",
-                path);
+                     "num_attention_heads and vocab_size must be non-negative integers\n",
+                     path);
         goto out;
     }
     c->n_kv_heads = c->n_heads;
@@ -424,7 +419,7 @@ static lq_status read_named(const shards *s, const char *dir, const char *name, 
         lq_status st = lq_tfile_read_f32(s->f[i], idx, dst, in.numel);
         if (st != LQ_OK) {
             lq_model_err("error: %s: reading %s: %s (F32, F16 and BF16 are read)\n", dir, name,
-                    lq_status_str(st));
+                         lq_status_str(st));
             return st;
         }
         return LQ_OK;
@@ -538,8 +533,10 @@ lq_status lq_llama_load(lq_ctx *ctx, const char *path, lq_llama **out)
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
         return load_hf(ctx, dir, path, out);
     }
     FILE *f = fopen(path, "rb");
@@ -635,7 +632,8 @@ static void mm_rows(const mm_job *j)
             size_t c = 0;
             for (; c + 8 <= cols; c += 8)
                 for (int u = 0; u < 8; u++) acc[u] += w[c + u] * x[c + u];
-            float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            float s =
+                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
             for (; c < cols; c++) s += w[c] * x[c];
             j->Y[t * j->rows + r] = s;
         }
@@ -648,8 +646,8 @@ static void *mm_thread(void *p)
     return NULL;
 }
 
-void lq_f32_matmul(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *X,
-                   size_t n, float *Y)
+void lq_f32_matmul(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *X, size_t n,
+                   float *Y)
 {
     /* a batch goes through the library's blocked, threaded SGEMM (the
      * fastest fp32 path here, so fp32 figures are not handicapped); one
@@ -665,12 +663,15 @@ void lq_f32_matmul(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const 
     size_t started = 0;
     for (size_t i = 0; i < nt; i++) {
         jobs[i] = (mm_job){W, X, Y, rows, cols, n, rows * i / nt, rows * (i + 1) / nt};
-        if (i > 0 && pthread_create(&th[i], NULL, mm_thread, &jobs[i]) == 0) started |= (size_t)1 << i;
+        if (i > 0 && pthread_create(&th[i], NULL, mm_thread, &jobs[i]) == 0)
+            started |= (size_t)1 << i;
     }
     mm_rows(&jobs[0]);
     for (size_t i = 1; i < nt; i++) {
-        if (started & ((size_t)1 << i)) pthread_join(th[i], NULL);
-        else mm_rows(&jobs[i]); /* thread creation failed: do it here */
+        if (started & ((size_t)1 << i))
+            pthread_join(th[i], NULL);
+        else
+            mm_rows(&jobs[i]); /* thread creation failed: do it here */
     }
 }
 
@@ -712,7 +713,8 @@ static void rope(float *v, size_t heads, size_t hd, size_t pos, float theta)
 void lq_llama_embed(const lq_llama *m, const int *tokens, size_t n, float *X)
 {
     size_t d = m->cfg.dim;
-    for (size_t t = 0; t < n; t++) memcpy(X + t * d, m->embed + (size_t)tokens[t] * d, d * sizeof *X);
+    for (size_t t = 0; t < n; t++)
+        memcpy(X + t * d, m->embed + (size_t)tokens[t] * d, d * sizeof *X);
 }
 
 lq_status lq_llama_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, const lq_run_opts *o,
@@ -795,8 +797,7 @@ attn_done:
     if (m->actq &&
         (st = lq_actq_input(ctx, m->actq, layer, LQ_GROUP_ATTN_OUT, s->att_out, n, qd, &xin)))
         return st;
-    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_O), o, xin, n, s->xb)))
-        return st;
+    if ((st = lq_linear_apply(ctx, lq_llama_lin(m, layer, LQ_LIN_O), o, xin, n, s->xb))) return st;
     for (size_t i = 0; i < n * d; i++) X[i] += s->xb[i];
     for (size_t t = 0; t < n; t++)
         rmsnorm(s->xb + t * d, X + t * d, m->norm_ffn + layer * d, d, c->norm_eps);
@@ -831,7 +832,8 @@ void lq_llama_head(lq_ctx *ctx, const lq_llama *m, const float *X, size_t n, flo
         for (size_t i = 0; i < n * m->cfg.vocab; i++) logits[i] = NAN;
         return;
     }
-    for (size_t t = 0; t < n; t++) rmsnorm(xn + t * d, X + t * d, m->norm_final, d, m->cfg.norm_eps);
+    for (size_t t = 0; t < n; t++)
+        rmsnorm(xn + t * d, X + t * d, m->norm_final, d, m->cfg.norm_eps);
     lq_f32_matmul(ctx, m->cls, m->cfg.vocab, d, xn, n, logits);
     free(xn);
 }

@@ -94,14 +94,14 @@ void lq_llama_bits(const lq_llama *m, double *bits_per_weight, size_t *n_quantiz
  * else as float32 entries, the configuration as metadata (key
  * "llama.config", a JSON object), plus nmeta extra key/value pairs
  * (meta[2i], meta[2i+1]). Prints an error on failure. */
-lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path,
-                        const char *const *meta, size_t nmeta);
+lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path, const char *const *meta,
+                        size_t nmeta);
 
 /* ---- forward pass ------------------------------------------------------------ */
 
 /* Called with the input of each layer group (n rows of cols floats). */
-typedef void (*lq_llama_hook)(void *user, size_t layer, lq_lin_group g, const float *X,
-                              size_t n, size_t cols);
+typedef void (*lq_llama_hook)(void *user, size_t layer, lq_lin_group g, const float *X, size_t n,
+                              size_t cols);
 
 typedef struct lq_run_opts {
     lq_kernel_mode mode; /* products on the codes: EXACT or FAST */
@@ -118,9 +118,8 @@ void lq_llama_state_free(lq_llama_state *s);
 /* Run n tokens at positions pos0.. (n <= max_batch, pos0 + n <= seq_len)
  * through the model, appending to the KV cache; logits (n x vocab) when
  * not NULL. Tokens must be < vocab. */
-lq_status lq_llama_forward(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s,
-                           const lq_run_opts *o, const int *tokens, size_t n, size_t pos0,
-                           float *logits);
+lq_status lq_llama_forward(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, const lq_run_opts *o,
+                           const int *tokens, size_t n, size_t pos0, float *logits);
 
 /* Token embedding of n tokens into X (n x dim). */
 void lq_llama_embed(const lq_llama *m, const int *tokens, size_t n, float *X);
@@ -129,13 +128,13 @@ void lq_llama_embed(const lq_llama *m, const int *tokens, size_t n, float *X);
  * pos0..pos0+n-1 (its KV cache entries are written); hook (may be NULL) sees
  * each group's input. With stop_after set, returns right after the hook of
  * that group (X is then not updated). */
-lq_status lq_llama_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s,
-                         const lq_run_opts *o, size_t layer, float *X, size_t n, size_t pos0,
-                         lq_llama_hook hook, void *user, int stop_after);
+lq_status lq_llama_block(lq_ctx *ctx, const lq_llama *m, lq_llama_state *s, const lq_run_opts *o,
+                         size_t layer, float *X, size_t n, size_t pos0, lq_llama_hook hook,
+                         void *user, int stop_after);
 
 /* y = x W^T for a linear layer (X: n x cols, Y: n x rows). */
-lq_status lq_linear_apply(lq_ctx *ctx, const lq_linear *l, const lq_run_opts *o,
-                          const float *X, size_t n, float *Y);
+lq_status lq_linear_apply(lq_ctx *ctx, const lq_linear *l, const lq_run_opts *o, const float *X,
+                          size_t n, float *Y);
 
 /* Final norm and classifier of n rows of X into logits (n x vocab). */
 void lq_llama_head(lq_ctx *ctx, const lq_llama *m, const float *X, size_t n, float *logits);
@@ -144,7 +143,7 @@ void lq_llama_head(lq_ctx *ctx, const lq_llama *m, const float *X, size_t n, flo
  * through the library's SGEMM, else rows split across the context's
  * threads (each output one thread's dot product). Neither depends on the
  * thread count. */
-void lq_f32_matmul(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *X,
-                   size_t n, float *Y);
+void lq_f32_matmul(lq_ctx *ctx, const float *W, size_t rows, size_t cols, const float *X, size_t n,
+                   float *Y);
 
 #endif

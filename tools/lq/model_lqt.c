@@ -16,8 +16,7 @@ static lq_status add_f32(lq_lqt_writer *w, const char *name, size_t rows, size_t
                          const float *data, const char *path)
 {
     lq_status st = lq_lqt_writer_add_f32(w, name, rows, cols, data);
-    if (st != LQ_OK)
-        lq_model_err("error: %s: writing %s: %s\n", path, name, lq_status_str(st));
+    if (st != LQ_OK) lq_model_err("error: %s: writing %s: %s\n", path, name, lq_status_str(st));
     return st;
 }
 
@@ -54,8 +53,10 @@ lq_status lq_llama_save(lq_ctx *ctx, const lq_llama *m, const char *path, const 
         for (int k = 0; k < LQ_LIN_COUNT; k++) {
             const lq_linear *li = lq_llama_lin(m, l, (lq_lin)k);
             lq_lin_name(name, sizeof name, l, (lq_lin)k);
-            if (li->q) st = lq_lqt_writer_add(w, name, li->q);
-            else st = lq_lqt_writer_add_f32(w, name, li->rows, li->cols, li->w);
+            if (li->q)
+                st = lq_lqt_writer_add(w, name, li->q);
+            else
+                st = lq_lqt_writer_add_f32(w, name, li->rows, li->cols, li->w);
             if (st != LQ_OK) {
                 lq_model_err("error: %s: writing %s: %s\n", path, name, lq_status_str(st));
                 goto fail;
@@ -114,8 +115,8 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
     lq_json *root = NULL;
     if (lq_lqt_meta_find(f, CONFIG_KEY, &cj) != LQ_OK) {
         lq_model_err("error: %s: no model configuration: an .lqt of tensors, not a complete "
-                        "model (write one with lq quantize --calib-text ... MODEL OUT.lqt)\n",
-                path);
+                     "model (write one with lq quantize --calib-text ... MODEL OUT.lqt)\n",
+                     path);
         st = LQ_ERR_INVALID_ARG;
         goto fail;
     }
@@ -164,7 +165,7 @@ lq_status lq_llama_load_lqt(lq_ctx *ctx, const char *path, lq_llama **out)
             lq_lqt_info_get(f, idx, &in);
             if (in.rows != li->rows || in.cols != li->cols) {
                 lq_model_err("error: %s: %s is %zu x %zu, the configuration needs %zu x %zu\n",
-                        path, name, in.rows, in.cols, li->rows, li->cols);
+                             path, name, in.rows, in.cols, li->rows, li->cols);
                 st = LQ_ERR_CORRUPT;
                 goto fail;
             }

@@ -15,8 +15,7 @@ const char *lq_mpi_launcher(void)
 {
     /* Open MPI's mpirun, PMIx (Open MPI 4+, srun --mpi=pmix), PMI-1/2
      * (MPICH's hydra, srun --mpi=pmi2). */
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE",
-                                       "PMI_RANK"};
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v && *v) return vars[i];
@@ -32,10 +31,10 @@ const char *lq_mpi_launcher(void)
 
 struct lq_mpi {
     int rank, size;
-    int reduced;       /* the status reduction has run */
-    int *owner;        /* owner[i]: rank of the i-th selected tensor */
+    int reduced; /* the status reduction has run */
+    int *owner;  /* owner[i]: rank of the i-th selected tensor */
     size_t n;
-    char *shard;       /* this rank's shard path (set by lq_mpi_out_path) */
+    char *shard; /* this rank's shard path (set by lq_mpi_out_path) */
 };
 
 int lq_mpi_begin(size_t *threads, lq_mpi **out)
@@ -170,8 +169,9 @@ static int merge(lq_mpi *m, lq_ctx *ctx, const char *out)
         char *p = shard_path(out, r);
         lq_status st = p ? lq_lqt_open(ctx, p, LQ_LQT_MMAP, &shards[r]) : LQ_ERR_NO_MEMORY;
         if (st != LQ_OK) {
-            fprintf(stderr, "error: shard of rank %d (%s): %s (is the output directory shared "
-                            "by every rank?)\n",
+            fprintf(stderr,
+                    "error: shard of rank %d (%s): %s (is the output directory shared "
+                    "by every rank?)\n",
                     r, p ? p : out, lq_status_str(st));
             free(p);
             goto done;
@@ -193,8 +193,8 @@ static int merge(lq_mpi *m, lq_ctx *ctx, const char *out)
         if (st == LQ_OK) st = lq_lqt_writer_add(w, info.name, q);
         lq_qtensor_free(q);
         if (st != LQ_OK) {
-            fprintf(stderr, "error: copying tensor %zu from the shard of rank %d to %s: %s\n", i,
-                    r, out, lq_status_str(st));
+            fprintf(stderr, "error: copying tensor %zu from the shard of rank %d to %s: %s\n", i, r,
+                    out, lq_status_str(st));
             goto done;
         }
     }
@@ -220,15 +220,14 @@ done:
     return rc;
 }
 
-int lq_mpi_collect(lq_mpi *m, lq_ctx *ctx, void *res, size_t elem, size_t prefix,
-                   const char *out)
+int lq_mpi_collect(lq_mpi *m, lq_ctx *ctx, void *res, size_t elem, size_t prefix, const char *out)
 {
     if (!m) return 0;
     int nfail = reduce_status(m, 0);
     if (nfail) {
         if (m->rank == 0)
-            fprintf(stderr, "error: %d of %d MPI ranks failed (see above); %s not written\n",
-                    nfail, m->size, out);
+            fprintf(stderr, "error: %d of %d MPI ranks failed (see above); %s not written\n", nfail,
+                    m->size, out);
         return 1;
     }
     /* The per-tensor results: every rank packs the prefixes of its own
@@ -316,9 +315,10 @@ int lq_mpi_begin(size_t *threads, lq_mpi **out)
     *out = NULL;
     const char *v = lq_mpi_launcher();
     if (v) {
-        fprintf(stderr, "error: started by an MPI launcher (%s is set), but this lq was built "
-                        "without MPI (configure with -DLQ_WITH_MPI=ON): every rank would "
-                        "quantize and write every tensor\n",
+        fprintf(stderr,
+                "error: started by an MPI launcher (%s is set), but this lq was built "
+                "without MPI (configure with -DLQ_WITH_MPI=ON): every rank would "
+                "quantize and write every tensor\n",
                 v);
         return 1;
     }
@@ -349,8 +349,7 @@ const char *lq_mpi_out_path(lq_mpi *m, const char *out)
     return out;
 }
 
-int lq_mpi_collect(lq_mpi *m, lq_ctx *ctx, void *res, size_t elem, size_t prefix,
-                   const char *out)
+int lq_mpi_collect(lq_mpi *m, lq_ctx *ctx, void *res, size_t elem, size_t prefix, const char *out)
 {
     (void)m, (void)ctx, (void)res, (void)elem, (void)prefix, (void)out;
     return 0;

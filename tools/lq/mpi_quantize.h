@@ -56,8 +56,7 @@ const char *lq_mpi_out_path(lq_mpi *m, const char *out);
  * pointers, stay rank 0's), and on rank 0 write `out` from the shards.
  * Returns 0 when OUT is complete (every rank), 1 on failure (error printed
  * on rank 0; no OUT). NULL m: 0. */
-int lq_mpi_collect(lq_mpi *m, lq_ctx *ctx, void *res, size_t elem, size_t prefix,
-                   const char *out);
+int lq_mpi_collect(lq_mpi *m, lq_ctx *ctx, void *res, size_t elem, size_t prefix, const char *out);
 
 /* Leave: the status reduction if lq_mpi_collect did not run it, remove this
  * rank's shard, finalise MPI, free m. Returns the process exit code: rc, or

@@ -9,10 +9,10 @@
 struct lq_tokenizer {
     size_t vocab;
     unsigned max_len;
-    char **str;       /* vocab strings, NUL-terminated (lengths below) */
+    char **str; /* vocab strings, NUL-terminated (lengths below) */
     unsigned *len;
     float *score;
-    int *table;       /* open-addressing hash: token id or -1 */
+    int *table; /* open-addressing hash: token id or -1 */
     size_t table_mask;
     int byte_id[256]; /* <0xXX> token of each byte */
 };
@@ -47,10 +47,7 @@ void lq_tok_free(lq_tokenizer *t)
     free(t);
 }
 
-size_t lq_tok_vocab(const lq_tokenizer *t)
-{
-    return t ? t->vocab : 0;
-}
+size_t lq_tok_vocab(const lq_tokenizer *t) { return t ? t->vocab : 0; }
 
 const char *lq_tok_text(const lq_tokenizer *t, size_t id, size_t *len)
 {
@@ -64,10 +61,7 @@ float lq_tok_score(const lq_tokenizer *t, size_t id)
     return t && id < t->vocab ? t->score[id] : 0.0f;
 }
 
-static int read_exact(FILE *f, void *p, size_t n)
-{
-    return fread(p, 1, n, f) == n;
-}
+static int read_exact(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
 
 lq_status lq_tok_load(const char *path, size_t vocab, lq_tokenizer **out)
 {
@@ -180,8 +174,8 @@ typedef struct node {
 
 typedef struct cand {
     float score;
-    long left;       /* node index (original order, so ties go leftmost) */
-    int lid, rid;    /* ids when pushed: stale entries are skipped */
+    long left;    /* node index (original order, so ties go leftmost) */
+    int lid, rid; /* ids when pushed: stale entries are skipped */
     int merged;
 } cand;
 
