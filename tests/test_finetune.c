@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "qtensor/format_int.h"
+#include "qtensor/format_vq.h"
 #include "qtensor/qtensor_internal.h"
 #include "vq/vq_internal.h"
 #include "test_common.h"
@@ -515,6 +516,326 @@ START_TEST(allocation_failures)
 }
 END_TEST
 
+/* ---- re-encoding (lq_finetune_reencode) ---------------------------------- */
+
+/* All section bytes of t, concatenated (to compare before and after). */
+static uint8_t *snapshot_all(const lq_qtensor *t, size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nsec; i++) n += t->sec[i].nbytes;
+    uint8_t *b = malloc(n ? n : 1), *o = b;
+    for (size_t i = 0; i < t->nsec; i++) {
+        memcpy(o, t->sec[i].data, t->sec[i].nbytes);
+        o += t->sec[i].nbytes;
+    }
+    *len = n;
+    return b;
+}
+
+static int same_bytes(const lq_qtensor *t, const uint8_t *snap, size_t len)
+{
+    size_t n;
+    uint8_t *now = snapshot_all(t, &n);
+    int same = n == len && !memcmp(now, snap, n);
+    free(now);
+    return same;
+}
+
+/* f_r = e_r H e_r^T (H NULL: ||e_r||^2), e = W_hat - W, in double. */
+static void row_objectives(lq_ctx *ctx, const lq_qtensor *t, const float *W, const float *H,
+                           double *f)
+{
+    size_t rows = t->rows, cols = t->cols;
+    float *Wh = malloc(rows * cols * sizeof *Wh);
+    double *e = malloc(cols * sizeof *e);
+    ck_assert_int_eq(lq_dequantize(ctx, t, Wh), LQ_OK);
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) e[c] = (double)Wh[r * cols + c] - W[r * cols + c];
+        double s = 0;
+        for (size_t i = 0; i < cols; i++) {
+            if (!H) {
+                s += e[i] * e[i];
+                continue;
+            }
+            double hi = 0;
+            for (size_t j = 0; j < cols; j++) hi += (double)H[i * cols + j] * e[j];
+            s += e[i] * hi;
+        }
+        f[r] = s;
+    }
+    free(Wh);
+    free(e);
+}
+
+/* Move every continuous parameter by a seeded 25% (as a tuning round
+ * would), so that other codes become better. */
+static void perturb_params(lq_qtensor *t, uint64_t seed)
+{
+    size_t n;
+    ck_assert_int_eq(lq_finetune_param_count(t, &n), LQ_OK);
+    float *p = malloc(n * sizeof *p), *z = malloc(n * sizeof *z);
+    ck_assert_int_eq(lq_finetune_get_params(t, p, n), LQ_OK);
+    lq_test_fill_gaussian(z, n, 0.25f, seed);
+    for (size_t i = 0; i < n; i++)
+        p[i] *= t->format == LQ_FORMAT_VQ && t->ip[LQ_VQ_IP_CB] == 8 ? fabsf(1.0f + z[i]) + 0.05f
+                                                                     : 1.0f + z[i];
+    ck_assert_int_eq(lq_finetune_set_params(t, p, n), LQ_OK);
+    free(p);
+    free(z);
+}
+
+/* For fixed codebooks and scales the re-encoded codes never raise any row's
+ * objective f_r (with and without H), they lower the total after the
+ * parameters moved, the returned objective is that total, the parameters
+ * are untouched, and the products see the new codes. */
+START_TEST(reencode_never_raises_a_row)
+{
+    lq_ctx *ctx = lq_test_ctx(2, LQ_SIMD_AUTO);
+    cfg cs[16];
+    size_t nc = make_cfgs(cs);
+    for (size_t ci = 0; ci < nc; ci++) {
+        const cfg *c = &cs[ci];
+        if (c->format != LQ_FORMAT_VQ && c->format != LQ_FORMAT_AQ) continue;
+        for (int useh = 0; useh < 2; useh++) {
+            size_t rc = c->rows * c->cols;
+            float *W = malloc(rc * sizeof *W), *H = malloc(c->cols * c->cols * sizeof *H);
+            lq_qtensor *t = quantize(ctx, c, W, H);
+            const float *Hu = useh ? H : NULL;
+            perturb_params(t, 11 + ci);
+            size_t np;
+            lq_finetune_param_count(t, &np);
+            float *p0 = malloc(np * sizeof *p0), *p1 = malloc(np * sizeof *p1);
+            lq_finetune_get_params(t, p0, np);
+            double *f0 = malloc(c->rows * sizeof *f0), *f1 = malloc(c->rows * sizeof *f1);
+            row_objectives(ctx, t, W, Hu, f0);
+            float *x = malloc(c->cols * sizeof *x), *y = malloc(c->rows * sizeof *y);
+            lq_test_fill_gaussian(x, c->cols, 1.0f, 3);
+            ck_assert_int_eq(lq_matvec(ctx, t, x, y), LQ_OK); /* builds a kernel layout */
+            double obj = -1;
+            size_t chg = 0;
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, W, c->rows, c->cols, Hu, 4, &obj, &chg),
+                             LQ_OK);
+            row_objectives(ctx, t, W, Hu, f1);
+            double s0 = 0, s1 = 0;
+            for (size_t r = 0; r < c->rows; r++) {
+                ck_assert_msg(f1[r] <= f0[r] * (1 + 1e-5) + 1e-9, "%s H=%d row %zu: %g > %g",
+                              c->name, useh, r, f1[r], f0[r]);
+                s0 += f0[r];
+                s1 += f1[r];
+            }
+            ck_assert_msg(chg > 0 && s1 < s0, "%s H=%d: %zu codes changed, %g -> %g", c->name, useh,
+                          chg, s0, s1);
+            ck_assert_msg(fabs(obj - s1) <= 1e-3 * s1 + 1e-9, "%s: objective %g, recomputed %g",
+                          c->name, obj, s1);
+            lq_finetune_get_params(t, p1, np);
+            ck_assert(!memcmp(p0, p1, np * sizeof *p0));
+            /* the product follows the new codes (the old layout was dropped) */
+            float *Wh = malloc(rc * sizeof *Wh), *y1 = malloc(c->rows * sizeof *y1);
+            ck_assert_int_eq(lq_dequantize(ctx, t, Wh), LQ_OK);
+            ck_assert_int_eq(lq_matvec(ctx, t, x, y1), LQ_OK);
+            for (size_t r = 0; r < c->rows; r++) {
+                double ref = 0, mag = 0;
+                for (size_t k = 0; k < c->cols; k++) {
+                    ref += (double)Wh[r * c->cols + k] * x[k];
+                    mag += fabs((double)Wh[r * c->cols + k] * x[k]);
+                }
+                ck_assert_msg(fabs(y1[r] - ref) <= 1e-4 * mag + 1e-6, "%s row %zu: %g vs %g",
+                              c->name, r, y1[r], ref);
+            }
+            free(Wh), free(y1), free(x), free(y);
+            free(p0), free(p1), free(f0), free(f1);
+            lq_qtensor_free(t);
+            free(W), free(H);
+        }
+    }
+    lq_ctx_destroy(ctx);
+}
+END_TEST
+
+/* VQ without H: every vector's code is a nearest entry of its codebook
+ * (brute force over the K entries, distances in double). */
+START_TEST(reencode_vq_is_nearest)
+{
+    lq_ctx *ctx = lq_test_ctx(1, LQ_SIMD_AUTO);
+    cfg cs[16];
+    size_t nc = make_cfgs(cs);
+    for (size_t ci = 0; ci < nc; ci++) {
+        const cfg *c = &cs[ci];
+        if (c->format != LQ_FORMAT_VQ) continue;
+        size_t rc = c->rows * c->cols;
+        float *W = malloc(rc * sizeof *W), *H = malloc(c->cols * c->cols * sizeof *H);
+        lq_qtensor *t = quantize(ctx, c, W, H);
+        perturb_params(t, 5);
+        ck_assert_int_eq(lq_finetune_reencode(ctx, t, W, c->rows, c->cols, NULL, 1, NULL, NULL),
+                         LQ_OK);
+        lq_vq_layout v;
+        ck_assert_int_eq(lq_vq_layout_read(t, &v), LQ_OK);
+        for (size_t r = 0; r < c->rows; r++)
+            for (size_t vi = 0; vi < v.nvec; vi++) {
+                size_t g = lq_vq_layout_book(&v, r / v.gr, vi * v.d / v.gc);
+                double best = INFINITY, got = 0;
+                for (size_t e = 0; e < v.K; e++) {
+                    double dd = 0;
+                    for (size_t j = 0; j < v.d; j++) {
+                        double df = (double)lq_vq_layout_value(&v, g, e * v.d + j) -
+                                    W[r * c->cols + vi * v.d + j];
+                        dd += df * df;
+                    }
+                    if (dd < best) best = dd;
+                    if (e == lq_vq_layout_code(&v, r, vi)) got = dd;
+                }
+                ck_assert_msg(got <= best, "%s row %zu vec %zu: %g > %g", c->name, r, vi, got,
+                              best);
+            }
+        lq_qtensor_free(t);
+        free(W), free(H);
+    }
+    lq_ctx_destroy(ctx);
+}
+END_TEST
+
+/* Same codes for 1 and 2 threads. */
+START_TEST(reencode_deterministic_threads)
+{
+    cfg cs[16];
+    size_t nc = make_cfgs(cs);
+    for (size_t ci = 0; ci < nc; ci++) {
+        const cfg *c = &cs[ci];
+        if (c->format != LQ_FORMAT_VQ && c->format != LQ_FORMAT_AQ) continue;
+        uint8_t *snap[2];
+        size_t len[2];
+        for (size_t th = 1; th <= 2; th++) {
+            lq_ctx *ctx = lq_test_ctx(th, LQ_SIMD_AUTO);
+            size_t rc = c->rows * c->cols;
+            float *W = malloc(rc * sizeof *W), *H = malloc(c->cols * c->cols * sizeof *H);
+            lq_qtensor *t = quantize(ctx, c, W, H);
+            perturb_params(t, 9);
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, W, c->rows, c->cols, H, 3, NULL, NULL),
+                             LQ_OK);
+            snap[th - 1] = snapshot_all(t, &len[th - 1]);
+            lq_qtensor_free(t);
+            free(W), free(H);
+            lq_ctx_destroy(ctx);
+        }
+        ck_assert_msg(len[0] == len[1] && !memcmp(snap[0], snap[1], len[0]), "%s", c->name);
+        free(snap[0]), free(snap[1]);
+    }
+}
+END_TEST
+
+/* Every refusal leaves the tensor and the outputs untouched. */
+START_TEST(reencode_refusals_untouched)
+{
+    lq_ctx *ctx = lq_test_ctx(1, LQ_SIMD_AUTO);
+    cfg cs[16];
+    size_t nc = make_cfgs(cs);
+    for (size_t ci = 0; ci < nc; ci++) {
+        const cfg *c = &cs[ci];
+        size_t rc = c->rows * c->cols, cc = c->cols * c->cols;
+        float *W = malloc(rc * sizeof *W), *H = malloc(cc * sizeof *H);
+        float *Wb = malloc(rc * sizeof *Wb), *Hb = malloc(cc * sizeof *Hb);
+        lq_qtensor *t = quantize(ctx, c, W, H);
+        perturb_params(t, 2);
+        size_t len;
+        uint8_t *snap = snapshot_all(t, &len);
+        double obj = 42;
+        size_t chg = 42;
+        int coded = c->format == LQ_FORMAT_VQ || c->format == LQ_FORMAT_AQ;
+        if (!coded) {
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, W, c->rows, c->cols, H, 4, &obj, &chg),
+                             LQ_ERR_UNSUPPORTED);
+        } else {
+            ck_assert_int_eq(lq_finetune_reencode(NULL, t, W, c->rows, c->cols, H, 4, &obj, &chg),
+                             LQ_ERR_INVALID_ARG);
+            ck_assert_int_eq(lq_finetune_reencode(ctx, NULL, W, c->rows, c->cols, H, 4, &obj, &chg),
+                             LQ_ERR_INVALID_ARG);
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, NULL, c->rows, c->cols, H, 4, &obj, &chg),
+                             LQ_ERR_INVALID_ARG);
+            ck_assert_int_eq(
+                lq_finetune_reencode(ctx, t, W, c->rows + 1, c->cols, H, 4, &obj, &chg),
+                LQ_ERR_INVALID_ARG);
+            if (c->format == LQ_FORMAT_AQ) {
+                ck_assert_int_eq(
+                    lq_finetune_reencode(ctx, t, W, c->rows, c->cols, H, 0, &obj, &chg),
+                    LQ_ERR_INVALID_ARG);
+                ck_assert_int_eq(
+                    lq_finetune_reencode(ctx, t, W, c->rows, c->cols, H, 257, &obj, &chg),
+                    LQ_ERR_INVALID_ARG);
+            }
+            memcpy(Wb, W, rc * sizeof *W);
+            Wb[rc / 2] = NAN;
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, Wb, c->rows, c->cols, H, 4, &obj, &chg),
+                             LQ_ERR_NOT_FINITE);
+            Wb[rc / 2] = 3e38f;
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, Wb, c->rows, c->cols, H, 4, &obj, &chg),
+                             LQ_ERR_OUT_OF_RANGE);
+            memcpy(Hb, H, cc * sizeof *H);
+            Hb[1] = INFINITY;
+            ck_assert_int_eq(lq_finetune_reencode(ctx, t, W, c->rows, c->cols, Hb, 4, &obj, &chg),
+                             LQ_ERR_NOT_FINITE);
+            if (c->format == LQ_FORMAT_VQ) {
+                memcpy(Hb, H, cc * sizeof *H);
+                Hb[3 * c->cols + 3] = -1.0f;
+                ck_assert_int_eq(
+                    lq_finetune_reencode(ctx, t, W, c->rows, c->cols, Hb, 4, &obj, &chg),
+                    LQ_ERR_NOT_POSITIVE_DEFINITE);
+            }
+        }
+        ck_assert_msg(same_bytes(t, snap, len), "%s: tensor written by a refused call", c->name);
+        ck_assert(obj == 42 && chg == 42);
+        free(snap);
+        lq_qtensor_free(t);
+        free(W), free(H), free(Wb), free(Hb);
+    }
+    lq_ctx_destroy(ctx);
+}
+END_TEST
+
+typedef struct re_arg {
+    lq_qtensor *t;
+    const float *W, *H;
+    const uint8_t *snap;
+    size_t len;
+} re_arg;
+
+/* An allocation failure anywhere leaves the tensor as it was. */
+static lq_status reencode_sweep_body(lq_ctx *ctx, void *arg)
+{
+    re_arg *a = arg;
+    double obj = 7;
+    lq_status st =
+        lq_finetune_reencode(ctx, a->t, a->W, a->t->rows, a->t->cols, a->H, 2, &obj, NULL);
+    if (st == LQ_ERR_NO_MEMORY) {
+        ck_assert(same_bytes(a->t, a->snap, a->len));
+        ck_assert(obj == 7);
+    }
+    return st;
+}
+
+START_TEST(reencode_allocation_failures)
+{
+    lq_ctx *ctx = lq_test_ctx(1, LQ_SIMD_AUTO);
+    cfg cs[16];
+    size_t nc = make_cfgs(cs);
+    for (size_t ci = 0; ci < nc; ci++) {
+        const cfg *c = &cs[ci];
+        if (c->format != LQ_FORMAT_VQ && c->format != LQ_FORMAT_AQ) continue;
+        size_t rc = c->rows * c->cols;
+        float *W = malloc(rc * sizeof *W), *H = malloc(c->cols * c->cols * sizeof *H);
+        lq_qtensor *t = quantize(ctx, c, W, H);
+        perturb_params(t, 4);
+        re_arg a = {t, W, H, NULL, 0};
+        uint8_t *snap = snapshot_all(t, &a.len);
+        a.snap = snap;
+        ck_assert_uint_ge(lq_test_alloc_sweep(reencode_sweep_body, &a, 1), 2);
+        free(snap);
+        lq_qtensor_free(t);
+        free(W), free(H);
+    }
+    lq_ctx_destroy(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("finetune");
@@ -526,6 +847,11 @@ int main(void)
     tcase_add_test(tc, vq_int8_scales_positive);
     tcase_add_test(tc, deterministic_threads_simd);
     tcase_add_test(tc, allocation_failures);
+    tcase_add_test(tc, reencode_never_raises_a_row);
+    tcase_add_test(tc, reencode_vq_is_nearest);
+    tcase_add_test(tc, reencode_deterministic_threads);
+    tcase_add_test(tc, reencode_refusals_untouched);
+    tcase_add_test(tc, reencode_allocation_failures);
     suite_add_tcase(s, tc);
     return lq_test_run(s);
 }

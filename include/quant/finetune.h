@@ -95,6 +95,31 @@ LQ_API lq_status lq_finetune_create(lq_ctx *ctx, const lq_qtensor *t, const lq_a
 LQ_API lq_status lq_finetune_step(lq_ctx *ctx, lq_finetune *f, lq_qtensor *t, const float *dW,
                                   size_t rows, size_t cols);
 
+/* Re-encode the codes of t for its current continuous parameters, the
+ * discrete half of AQLM's alternation (run it between rounds of steps).
+ * With codebooks and scales fixed, the codes of each row r are chosen to
+ * lower f_r = (w_hat_r - w_r) H (w_hat_r - w_r)^T (H NULL: ||w_hat_r -
+ * w_r||^2), w_r row r of the target W:
+ *   LQ_FORMAT_AQ  beam search of width `beam` (lq_aq_encode, quant/mcq.h)
+ *                 started from the stored codes
+ *   LQ_FORMAT_VQ  one pass of exact coordinate descent over the vectors
+ *                 (each takes the entry of its codebook that lowers f_r
+ *                 most given the others; without H the nearest entry, the
+ *                 exact minimiser); `beam` ignored
+ * A row whose new codes would not lower f_r keeps its codes, so no row's
+ * objective increases. The kernel layout is dropped (as by a step).
+ * W: rows x cols (t's shape). H: cols x cols, symmetric with a non-negative
+ * diagonal, or NULL. objective / changed (may be NULL): sum of f_r after,
+ * and how many codes changed. Deterministic whatever the thread count.
+ * Errors: INVALID_ARG (NULL, shape, AQ beam not in 1..256), NOT_FINITE,
+ * OUT_OF_RANGE (W or H beyond the quantizers' range), NOT_POSITIVE_DEFINITE
+ * (a negative diagonal of H), UNSUPPORTED (another format, VQ with SVD
+ * codebooks, t borrows a read-only mapping), CORRUPT, NO_MEMORY. t and the
+ * outputs untouched on error. */
+LQ_API lq_status lq_finetune_reencode(lq_ctx *ctx, lq_qtensor *t, const float *W, size_t rows,
+                                      size_t cols, const float *H, unsigned beam, double *objective,
+                                      size_t *changed);
+
 /* Steps taken so far (0 on NULL). */
 LQ_API size_t lq_finetune_steps(const lq_finetune *f);
 

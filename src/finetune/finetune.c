@@ -24,7 +24,12 @@
 #include "core/internal.h"
 #include "lattice/lattice_internal.h"
 #include "mcq/aq_internal.h"
+#include "qtensor/format_aq.h"
+#include "qtensor/format_bcq.h"
+#include "qtensor/format_e8.h"
+#include "qtensor/format_e8p.h"
 #include "qtensor/format_int.h"
+#include "qtensor/format_vq.h"
 #include "qtensor/qtensor_internal.h"
 #include "vq/vq_internal.h"
 
@@ -67,46 +72,52 @@ static lq_status add_family(ft_map *mp, const lq_qtensor *t, uint32_t tag, unsig
     return LQ_OK;
 }
 
-/* The parameter map of a validated tensor. */
+/* The parameter map of a validated tensor, through its format's typed layout. */
 static lq_status map_of(const lq_qtensor *t, ft_map *mp)
 {
     memset(mp, 0, sizeof *mp);
-    size_t ng, n;
+    size_t n;
     switch (t->format) {
-    case LQ_FORMAT_INT:
-        ng = (t->cols + t->ip[2] - 1) / t->ip[2];
-        if (!lq_mul_ok(t->rows, ng, &n)) return LQ_ERR_CORRUPT;
-        return add_family(mp, t, LQ_SEC_SCALES, t->ip[4], n, 0);
-    case LQ_FORMAT_E8:
+    case LQ_FORMAT_INT: {
+        lq_int_layout v;
+        if (lq_int_layout_of(t, &v) != LQ_OK || !lq_mul_ok(t->rows, v.ngroups, &n))
+            return LQ_ERR_CORRUPT;
+        return add_family(mp, t, LQ_SEC_SCALES, (unsigned)v.scale_bytes, n, 0);
+    }
+    case LQ_FORMAT_E8: {
+        lq_e8_layout v;
+        if (lq_e8_layout_of(t, &v) != LQ_OK || !lq_mul_ok(t->rows, v.ngroups, &n))
+            return LQ_ERR_CORRUPT;
+        return add_family(mp, t, LQ_SEC_SCALES, 4, n, 0);
+    }
     case LQ_FORMAT_E8P: {
-        size_t group = t->format == LQ_FORMAT_E8 ? t->ip[2] : t->ip[0];
-        size_t n8 = t->format == LQ_FORMAT_E8 ? t->ip[4] : t->ip[2];
-        ng = (n8 + group - 1) / group;
-        if (!lq_mul_ok(t->rows, ng, &n)) return LQ_ERR_CORRUPT;
+        lq_e8p_layout v;
+        if (lq_e8p_layout_of(t, &v) != LQ_OK || !lq_mul_ok(t->rows, v.ngroups, &n))
+            return LQ_ERR_CORRUPT;
         return add_family(mp, t, LQ_SEC_SCALES, 4, n, 0);
     }
     case LQ_FORMAT_VQ: {
-        if (t->ip[LQ_VQ_IP_RANK]) return LQ_ERR_UNSUPPORTED;
-        size_t d = t->ip[LQ_VQ_IP_D], k = (size_t)1 << t->ip[LQ_VQ_IP_BITS];
-        size_t gc = t->ip[LQ_VQ_IP_GC], gr = t->ip[LQ_VQ_IP_GR];
-        size_t ncb = ((t->cols + gc - 1) / gc) * ((t->rows + gr - 1) / gr);
-        if (t->ip[LQ_VQ_IP_CB] == 8) return add_family(mp, t, LQ_SEC_SCALES, 4, ncb, 1);
-        if (!lq_mul_ok(ncb, k * d, &n)) return LQ_ERR_CORRUPT;
+        lq_vq_layout v;
+        if (lq_vq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+        if (v.rank) return LQ_ERR_UNSUPPORTED;
+        if (v.cbits == 8) return add_family(mp, t, LQ_SEC_SCALES, 4, v.ncb, 1);
+        if (!lq_mul_ok(v.ncb, v.K * v.d, &n)) return LQ_ERR_CORRUPT;
         return add_family(mp, t, LQ_SEC_CODEBOOKS, 2, n, 0);
     }
     case LQ_FORMAT_BCQ: {
-        size_t group = t->ip[1] == 0 ? t->cols : t->ip[1];
-        ng = lq_chunks(t->cols, group);
-        if (!lq_mul_ok(t->rows, ng, &n)) return LQ_ERR_CORRUPT;
+        lq_bcq_layout v;
         size_t na;
-        if (!lq_mul_ok(n, t->ip[0], &na)) return LQ_ERR_CORRUPT;
-        lq_status st = add_family(mp, t, LQ_SEC_ALPHAS, t->ip[3], na, 0);
-        if (st == LQ_OK && t->ip[2]) st = add_family(mp, t, LQ_SEC_OFFSETS, t->ip[3], n, 0);
+        if (lq_bcq_layout_of(t, &v) != LQ_OK || !lq_mul_ok(t->rows, v.ngroups, &n) ||
+            !lq_mul_ok(n, v.k, &na))
+            return LQ_ERR_CORRUPT;
+        lq_status st = add_family(mp, t, LQ_SEC_ALPHAS, v.side, na, 0);
+        if (st == LQ_OK && v.has_off) st = add_family(mp, t, LQ_SEC_OFFSETS, v.side, n, 0);
         return st;
     }
     case LQ_FORMAT_AQ: {
-        size_t M = t->ip[LQ_AQ_IP_M], K = (size_t)1 << t->ip[LQ_AQ_IP_B], g = t->ip[LQ_AQ_IP_G];
-        lq_status st = add_family(mp, t, LQ_SEC_CODEBOOKS, t->ip[LQ_AQ_IP_CB], M * K * g, 0);
+        lq_aq_layout v;
+        if (lq_aq_layout_read(t, &v) != LQ_OK) return LQ_ERR_CORRUPT;
+        lq_status st = add_family(mp, t, LQ_SEC_CODEBOOKS, v.value_bytes, v.M * v.K * v.g, 0);
         if (st == LQ_OK) st = add_family(mp, t, LQ_SEC_SCALES, 4, t->rows, 0);
         return st;
     }
@@ -250,28 +261,54 @@ static void grad_int(const lq_qtensor *t, const float *G, double *g)
         }
 }
 
-/* E8 / E8P: unscaled row of W' into base (n8 floats); false on corrupt codes. */
-static bool e8_base_row(const lq_qtensor *t, const lq_lattice_kernels *k, size_t r, size_t n8,
-                        float *base)
+/* What the E8 and E8P gradients need of either layout. */
+typedef struct ft_e8 {
+    int e8p;
+    lq_e8_layout e8;
+    lq_e8p_layout e8p_v;
+    size_t n8, ngroups, group;
+    unsigned hadamard;
+    uint64_t seed;
+} ft_e8;
+
+static lq_status ft_e8_of(const lq_qtensor *t, ft_e8 *f)
 {
-    size_t nblk = n8 / 8;
-    if (t->format == LQ_FORMAT_E8P) {
-        const uint16_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-        for (size_t j = 0; j < nblk; j++) lq_e8p_point(codes[r * nblk + j], base + 8 * j);
+    memset(f, 0, sizeof *f);
+    f->e8p = t->format == LQ_FORMAT_E8P;
+    if (f->e8p) {
+        if (lq_e8p_layout_of(t, &f->e8p_v) != LQ_OK) return LQ_ERR_CORRUPT;
+        f->n8 = f->e8p_v.n8;
+        f->ngroups = f->e8p_v.ngroups;
+        f->group = f->e8p_v.group;
+        f->hadamard = f->e8p_v.hadamard;
+        f->seed = f->e8p_v.seed;
+    } else {
+        if (lq_e8_layout_of(t, &f->e8) != LQ_OK) return LQ_ERR_CORRUPT;
+        f->n8 = f->e8.n8;
+        f->ngroups = f->e8.ngroups;
+        f->group = f->e8.group;
+        f->hadamard = f->e8.hadamard;
+        f->seed = f->e8.seed;
+    }
+    return LQ_OK;
+}
+
+/* E8 / E8P: unscaled row r of W' into base (n8 floats); false on corrupt codes. */
+static bool e8_base_row(const ft_e8 *f, const lq_lattice_kernels *k, size_t r, float *base)
+{
+    size_t nblk = f->n8 / 8;
+    if (f->e8p) {
+        for (size_t j = 0; j < nblk; j++) lq_e8p_point(f->e8p_v.codes[r * nblk + j], base + 8 * j);
         return true;
     }
-    unsigned q = t->ip[0], K = t->ip[1], cbits = t->ip[7], ibits = t->ip[8];
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    const lq_qsection *sb = lq_qtensor_section(t, LQ_SEC_BETAS);
-    const uint8_t *bidx = sb ? sb->data : NULL;
+    const lq_e8_layout *v = &f->e8;
     uint8_t c[8];
     for (size_t j = 0; j < nblk; j++) {
-        size_t vec = r * nblk + j;
-        if (!lq_voronoi_from_index(q, lq_bits_get(codes, vec * cbits, cbits), c)) return false;
-        unsigned bi = ibits ? (unsigned)lq_bits_get(bidx, vec * ibits, ibits) : 0;
-        if (bi >= K) return false;
-        lq_voronoi_decode_batch(k, q, c, 1, base + 8 * j);
-        float beta = t->fp[bi];
+        if (!lq_voronoi_from_index(v->q, lq_e8_layout_code(v, r, j), c)) return false;
+        unsigned bi = lq_e8_layout_beta(v, r, j);
+        if (bi >= v->K) return false;
+        lq_voronoi_decode_batch(k, v->q, c, 1, base + 8 * j);
+        float beta = v->betas[bi];
         for (int i = 0; i < 8; i++) base[8 * j + i] = beta * base[8 * j + i];
     }
     return true;
@@ -279,19 +316,16 @@ static bool e8_base_row(const lq_qtensor *t, const lq_lattice_kernels *k, size_t
 
 static lq_status grad_e8(lq_ctx *ctx, const lq_qtensor *t, const float *G, double *g)
 {
-    int e8p = t->format == LQ_FORMAT_E8P;
-    size_t group = e8p ? t->ip[0] : t->ip[2], n8 = e8p ? t->ip[2] : t->ip[4];
-    unsigned had = e8p ? t->ip[1] : t->ip[3];
-    uint64_t seed = e8p ? ((uint64_t)t->ip[3] | ((uint64_t)t->ip[4] << 32))
-                        : ((uint64_t)t->ip[5] | ((uint64_t)t->ip[6] << 32));
-    size_t ng = (n8 + group - 1) / group;
+    ft_e8 f;
+    if (ft_e8_of(t, &f) != LQ_OK) return LQ_ERR_CORRUPT;
+    size_t n8 = f.n8, ng = f.ngroups;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(lq_ctx_simd(ctx));
     float *base = lq_alloc_array(ctx, 2 * n8, sizeof(float));
     if (!base) return LQ_ERR_NO_MEMORY;
     float *gp = base + n8;
     lq_status st = LQ_OK;
     for (size_t r = 0; r < t->rows; r++) {
-        if (!e8_base_row(t, k, r, n8, base)) {
+        if (!e8_base_row(&f, k, r, base)) {
             st = LQ_ERR_CORRUPT;
             break;
         }
@@ -299,8 +333,8 @@ static lq_status grad_e8(lq_ctx *ctx, const lq_qtensor *t, const float *G, doubl
         memset(gp + t->cols, 0, (n8 - t->cols) * sizeof(float));
         /* W = R^T W' row by row (dequantization applies the inverse
          * transform), so dL/dW' = R [G 0] (R orthogonal) */
-        if (had) lq_rht_apply(k, gp, n8, seed, 0);
-        for (size_t c = 0; c < n8; c++) g[r * ng + c / group] += (double)gp[c] * (double)base[c];
+        if (f.hadamard) lq_rht_apply(k, gp, n8, f.seed, 0);
+        for (size_t c = 0; c < n8; c++) g[r * ng + c / f.group] += (double)gp[c] * (double)base[c];
     }
     lq_free(ctx, base);
     return st;
@@ -308,24 +342,22 @@ static lq_status grad_e8(lq_ctx *ctx, const lq_qtensor *t, const float *G, doubl
 
 static void grad_vq(const lq_qtensor *t, const float *G, double *g)
 {
-    size_t d = t->ip[LQ_VQ_IP_D];
-    unsigned bits = t->ip[LQ_VQ_IP_BITS];
-    size_t kd = ((size_t)1 << bits) * d, gc = t->ip[LQ_VQ_IP_GC], gr = t->ip[LQ_VQ_IP_GR];
-    size_t ncg = (t->cols + gc - 1) / gc, nvec = t->cols / d, rowb = lq_vq_row_bytes(nvec, bits);
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    const int8_t *cb = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
-    int int8 = t->ip[LQ_VQ_IP_CB] == 8;
+    lq_vq_layout v;
+    if (lq_vq_layout_read(t, &v) != LQ_OK) return; /* validated by the caller */
+    size_t kd = v.K * v.d;
+    const int8_t *cb = (const int8_t *)v.cb;
+    int int8 = v.cbits == 8;
     for (size_t r = 0; r < t->rows; r++) {
-        const uint8_t *cr = codes + r * rowb;
-        size_t rb = r / gr;
-        for (size_t vi = 0; vi < nvec; vi++) {
-            size_t gi = rb * ncg + (vi * d) / gc, e = lq_vq_get_code(cr, vi, bits);
-            for (size_t j = 0; j < d; j++) {
-                double gw = G[r * t->cols + vi * d + j];
+        size_t rb = r / v.gr;
+        for (size_t vi = 0; vi < v.nvec; vi++) {
+            size_t gi = lq_vq_layout_book(&v, rb, (vi * v.d) / v.gc);
+            size_t e = lq_vq_layout_code(&v, r, vi);
+            for (size_t j = 0; j < v.d; j++) {
+                double gw = G[r * t->cols + vi * v.d + j];
                 if (int8)
-                    g[gi] += gw * (double)cb[gi * kd + e * d + j];
+                    g[gi] += gw * (double)cb[gi * kd + e * v.d + j];
                 else
-                    g[gi * kd + e * d + j] += gw;
+                    g[gi * kd + e * v.d + j] += gw;
             }
         }
     }
@@ -333,44 +365,37 @@ static void grad_vq(const lq_qtensor *t, const float *G, double *g)
 
 static void grad_bcq(const lq_qtensor *t, const float *G, double *g)
 {
-    unsigned k = t->ip[0];
-    size_t group = t->ip[1] == 0 ? t->cols : t->ip[1], ng = lq_chunks(t->cols, group);
-    size_t bpr = (t->cols + 7) / 8, ps = t->rows * bpr, na = t->rows * ng * k;
-    const uint8_t *planes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
+    lq_bcq_layout v;
+    if (lq_bcq_layout_of(t, &v) != LQ_OK) return; /* validated by the caller */
+    size_t ps = t->rows * v.bpr, na = t->rows * v.ngroups * v.k;
     for (size_t r = 0; r < t->rows; r++)
         for (size_t c = 0; c < t->cols; c++) {
             double gw = G[r * t->cols + c];
-            size_t rg = r * ng + c / group;
-            const uint8_t *p = planes + r * bpr + c / 8;
-            for (unsigned i = 0; i < k; i++)
-                g[rg * k + i] += ((p[i * ps] >> (c % 8)) & 1u) ? gw : -gw;
-            if (t->ip[2]) g[na + rg] += gw;
+            size_t rg = r * v.ngroups + c / v.group;
+            const uint8_t *p = v.planes + r * v.bpr + c / 8;
+            for (unsigned i = 0; i < v.k; i++)
+                g[rg * v.k + i] += ((p[i * ps] >> (c % 8)) & 1u) ? gw : -gw;
+            if (v.has_off) g[na + rg] += gw;
         }
 }
 
-static void grad_aq(const lq_qtensor *t, const ft_map *mp, const float *G, double *g)
+static void grad_aq(const lq_qtensor *t, const float *G, double *g)
 {
-    size_t M = t->ip[LQ_AQ_IP_M], K = (size_t)1 << t->ip[LQ_AQ_IP_B], gs = t->ip[LQ_AQ_IP_G];
-    size_t ng = t->cols / gs, codeb = t->ip[LQ_AQ_IP_B] <= 8 ? 1 : 2, ncb = M * K * gs;
-    const uint8_t *codes = lq_qtensor_section(t, LQ_SEC_CODES)->data;
-    const void *cbd = lq_qtensor_section(t, LQ_SEC_CODEBOOKS)->data;
-    const void *scd = lq_qtensor_section(t, LQ_SEC_SCALES)->data;
-    const ft_family *fc = &mp->fam[0], *fs = &mp->fam[1];
+    lq_aq_layout v;
+    if (lq_aq_layout_read(t, &v) != LQ_OK) return; /* validated by the caller */
+    size_t M = v.M, K = v.K, gs = v.g, ng = v.ng, ncb = M * K * gs;
     for (size_t r = 0; r < t->rows; r++) {
-        double s = fam_get(fs, scd, r), gsum = 0;
+        double s = lq_aq_layout_scale(&v, r), gsum = 0;
         for (size_t j = 0; j < ng; j++) {
-            float v[64] = {0};
+            float w[64] = {0};
             size_t cidx[8];
             for (size_t m = 0; m < M; m++) {
-                size_t i = (r * ng + j) * M + m;
-                size_t c =
-                    codeb == 1 ? codes[i] : (size_t)codes[2 * i] | ((size_t)codes[2 * i + 1] << 8);
-                cidx[m] = (m * K + (c & (K - 1))) * gs;
-                for (size_t q = 0; q < gs; q++) v[q] += fam_get(fc, cbd, cidx[m] + q);
+                cidx[m] = (m * K + lq_aq_layout_code(&v, (r * ng + j) * M + m)) * gs;
+                for (size_t q = 0; q < gs; q++) w[q] += lq_aq_layout_value(&v, cidx[m] + q);
             }
             for (size_t q = 0; q < gs; q++) {
                 double gw = G[r * t->cols + j * gs + q];
-                gsum += gw * (double)v[q];
+                gsum += gw * (double)w[q];
                 for (size_t m = 0; m < M; m++) g[cidx[m] + q] += s * gw;
             }
         }
@@ -393,7 +418,7 @@ static lq_status grad_core(lq_ctx *ctx, const lq_qtensor *t, const ft_map *mp, c
     }
     case LQ_FORMAT_VQ: grad_vq(t, dW, g); break;
     case LQ_FORMAT_BCQ: grad_bcq(t, dW, g); break;
-    case LQ_FORMAT_AQ: grad_aq(t, mp, dW, g); break;
+    case LQ_FORMAT_AQ: grad_aq(t, dW, g); break;
     default: return LQ_ERR_UNSUPPORTED;
     }
     for (size_t i = 0; i < mp->total; i++)
