@@ -83,7 +83,8 @@ START_TEST(layout_matches_codes)
     for (size_t s = 0; s < 4; s++)
         for (size_t g = 0; g < 3; g++) {
             if (groups[g] > (shapes[s][1] + 7) / 8 * 8) continue;
-            lq_qtensor *t = make_e8p(groups[g], (int)(g % 2), shapes[s][0], shapes[s][1], 7 * s + g);
+            lq_qtensor *t =
+                make_e8p(groups[g], (int)(g % 2), shapes[s][0], shapes[s][1], 7 * s + g);
             check_fields(t);
             lq_qtensor_free(t);
         }
@@ -150,8 +151,8 @@ static void check_products(const lq_qtensor *t, const float *X, size_t maxb)
         for (size_t b = 0; b < batch; b++)
             for (size_t r = 0; r < rows; r++) {
                 double e = fabs((double)Yf[b * rows + r] - (double)Yr[r + b * rows]);
-                ck_assert_msg(e <= fast_bound(t, X, b, r), "fast r%zu b%zu: %g vs %g (bound %g)",
-                              r, b, (double)Yf[b * rows + r], (double)Yr[b * rows + r],
+                ck_assert_msg(e <= fast_bound(t, X, b, r), "fast r%zu b%zu: %g vs %g (bound %g)", r,
+                              b, (double)Yf[b * rows + r], (double)Yr[b * rows + r],
                               fast_bound(t, X, b, r));
             }
         for (size_t l = 0; l < nl; l++)
@@ -190,8 +191,8 @@ START_TEST(products_match_reference)
         size_t rows, cols, group;
         int had;
     } cs[] = {
-        {37, 100, 0, 1}, {37, 100, 16, 0}, {17, 64, 24, 1}, {1, 13, 0, 0},
-        {50, 200, 40, 1}, {16, 8, 8, 0},   {33, 72, 72, 1},
+        {37, 100, 0, 1},  {37, 100, 16, 0}, {17, 64, 24, 1}, {1, 13, 0, 0},
+        {50, 200, 40, 1}, {16, 8, 8, 0},    {33, 72, 72, 1},
     };
     const size_t maxb = 64;
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
@@ -247,10 +248,10 @@ START_TEST(cancelling_products)
         lq_test_fill_gaussian(X, maxb * cols, 1.0f, 6 + gi);
         lq_test_fill_gaussian(N, maxb * cols, 1.0f, 7 + gi);
         for (size_t r = 0; r < rows; r++)
-            for (size_t c = 8; c < cols; c += 16) memcpy(W + r * cols + c, W + r * cols + c - 8, 32);
-        for (size_t b = 0; b < maxb; b++)
             for (size_t c = 8; c < cols; c += 16)
-            {
+                memcpy(W + r * cols + c, W + r * cols + c - 8, 32);
+        for (size_t b = 0; b < maxb; b++)
+            for (size_t c = 8; c < cols; c += 16) {
                 /* the pair's sums: d and -d + k_7 n 2^-40 (coordinate 7 of the first is 0) */
                 for (size_t i = 0; i < 7; i++) X[b * cols + c + i] = -X[b * cols + c - 8 + i];
                 X[b * cols + c - 1] = 0.0f;

@@ -102,7 +102,8 @@ typedef struct lq_e8p_act_view {
 
 static inline size_t lq_e8p_act_stride(const lq_e8p_pack *p, lq_kernel_mode mode)
 {
-    if (mode == LQ_KERNEL_FAST) return lq_kern_roundup(p->n8, 64) + 2 * lq_kern_roundup(p->nvec * 4, 64);
+    if (mode == LQ_KERNEL_FAST)
+        return lq_kern_roundup(p->n8, 64) + 2 * lq_kern_roundup(p->nvec * 4, 64);
     return lq_kern_roundup(p->n8 * sizeof(double), 64);
 }
 
@@ -140,8 +141,8 @@ void lq_kern_e8p_exact_avx2(const void *pack, const void *act, size_t batch, flo
                             size_t r0, size_t r1);
 void lq_kern_e8p_fast_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                              size_t r0, size_t r1);
-void lq_kern_e8p_exact_avx512(const void *pack, const void *act, size_t batch, float *Y,
-                              size_t ldy, size_t r0, size_t r1);
+void lq_kern_e8p_exact_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                              size_t r0, size_t r1);
 void lq_kern_e8p_fast_neon(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                            size_t r0, size_t r1);
 void lq_kern_e8p_exact_neon(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,

@@ -22,8 +22,9 @@ static inline __attribute__((always_inline)) __m256i load_idx(const lq_e8p_pack 
     memcpy(&si, blk + 16 + 4 * c, 4);
     __m128i pv = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(pi));
     __m128i sv = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(si));
-    __m256i v = _mm256_or_si256(_mm256_i32gather_epi64((const long long *)(const void *)p->ptab, pv, 8),
-                                _mm256_i32gather_epi64((const long long *)(const void *)p->stab, sv, 8));
+    __m256i v =
+        _mm256_or_si256(_mm256_i32gather_epi64((const long long *)(const void *)p->ptab, pv, 8),
+                        _mm256_i32gather_epi64((const long long *)(const void *)p->stab, sv, 8));
     unsigned sh = ((unsigned)blk[32] | (unsigned)blk[33] << 8) >> (4 * c) & 15u;
     const __m256i bits = _mm256_set_epi64x(8, 4, 2, 1);
     __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(sh), bits), bits);
@@ -39,7 +40,8 @@ static inline __attribute__((always_inline)) void exact_quarter(const lq_e8p_pac
     int8_t kt[16];
     uint8_t ut[16];
     lq_e8p_ktab(kt, ut);
-    const __m256i ktab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)kt));
+    const __m256i ktab =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)kt));
     /* per 128-bit lane (two rows): byte 2i + s = byte i of row s */
     const __m256i tr = _mm256_set_epi8(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0, 15, 7,
                                        14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
@@ -52,8 +54,8 @@ static inline __attribute__((always_inline)) void exact_quarter(const lq_e8p_pac
     size_t j = 0;
     for (size_t g = 0; g < p->ngroups; g++) {
         size_t j1 = lq_e8p_group_end(p, g);
-        __m256d sq = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(sc + g * 16 + 4 * c)),
-                                   _mm256_set1_pd(0.25));
+        __m256d sq =
+            _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(sc + g * 16 + 4 * c)), _mm256_set1_pd(0.25));
         for (; j < j1; j++) {
             __m256i kb = _mm256_shuffle_epi8(ktab, load_idx(p, tb + j * LQ_E8P_BLOCK, c));
             kb = _mm256_shuffle_epi8(kb, tr);
@@ -112,7 +114,8 @@ static inline __attribute__((always_inline)) void fast_tile(const lq_e8p_pack *p
     int8_t kt[16];
     uint8_t ut[16];
     lq_e8p_ktab(kt, ut);
-    const __m256i utab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ut));
+    const __m256i utab =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ut));
     lq_e8p_act_view a[NB_MAX];
     for (size_t i = 0; i < nb; i++) a[i] = lq_e8p_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
     const uint8_t *tb = p->blocks + tile * p->nvec * LQ_E8P_BLOCK;

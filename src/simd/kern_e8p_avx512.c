@@ -17,7 +17,8 @@
 static inline __attribute__((always_inline)) __m512i load_idx(const lq_e8p_pack *p,
                                                               const uint8_t *blk, int h)
 {
-    __m512i pi = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 8 * h)));
+    __m512i pi =
+        _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 8 * h)));
     __m512i v = _mm512_i64gather_epi64(pi, (const void *)p->ptab, 8);
     uint64_t sg;
     memcpy(&sg, blk + 16 + 8 * h, 8);

@@ -87,17 +87,20 @@ void lq_kern_e8p_exact_neon(const void *pack, const void *act, size_t batch, flo
                 size_t j = 0;
                 for (size_t g = 0; g < p->ngroups; g++) {
                     size_t j1 = lq_e8p_group_end(p, g);
-                    float64x2_t sq = vmulq_n_f64(
-                        vcvt_f64_f32(vld1_f32(sc + g * 16 + 2 * pr)), 0.25);
+                    float64x2_t sq =
+                        vmulq_n_f64(vcvt_f64_f32(vld1_f32(sc + g * 16 + 2 * pr)), 0.25);
                     for (; j < j1; j++) {
                         const uint8_t *blk = tb + j * LQ_E8P_BLOCK;
-                        int8x8_t k0 = vqtbl1_s8(ktab, vcreate_u8(lq_e8p_lane(p, blk, (unsigned)(2 * pr))));
-                        int8x8_t k1 = vqtbl1_s8(ktab, vcreate_u8(lq_e8p_lane(p, blk, (unsigned)(2 * pr + 1))));
+                        int8x8_t k0 =
+                            vqtbl1_s8(ktab, vcreate_u8(lq_e8p_lane(p, blk, (unsigned)(2 * pr))));
+                        int8x8_t k1 = vqtbl1_s8(
+                            ktab, vcreate_u8(lq_e8p_lane(p, blk, (unsigned)(2 * pr + 1))));
                         /* lane pairs (k0_i, k1_i) as int16 then int32 */
                         int16x8_t z = vmovl_s8(vzip1_s8(k0, k1));
                         int16x8_t z2 = vmovl_s8(vzip2_s8(k0, k1));
                         int32x4_t w[4] = {vmovl_s16(vget_low_s16(z)), vmovl_s16(vget_high_s16(z)),
-                                          vmovl_s16(vget_low_s16(z2)), vmovl_s16(vget_high_s16(z2))};
+                                          vmovl_s16(vget_low_s16(z2)),
+                                          vmovl_s16(vget_high_s16(z2))};
                         const double *xb = x + 8 * j;
                         float64x2_t d = vdupq_n_f64(0.0);
                         for (int i = 0; i < 8; i++) {
