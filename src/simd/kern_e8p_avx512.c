@@ -12,6 +12,11 @@
 #include "simd/kern_e8p.h"
 
 #define NB_MAX LQ_E8P_NB
+/* Software prefetch distance in blocks (the tiles are contiguous, so past
+ * a tile's end it fetches the next tile's blocks; a prefetch never faults).
+ * Measured at 4096 x 4096 from DRAM, batch 1: FAST 1.75 -> 0.83 ms, EXACT
+ * 1.75 -> 1.56 ms (CPU time). */
+#define LQ_E8P_PREFETCH 32
 
 /* Indices of rows 8h..8h+7 of a block: byte i of lane r = n_i of row 8h + r.
  * The pattern bytes come by a gather (gather: 1) or by eight scalar loads
@@ -59,6 +64,7 @@ static inline __attribute__((always_inline)) void exact_half(const lq_e8p_pack *
         __m512d sq = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(sc + g * 16 + 8 * h)),
                                    _mm512_set1_pd(0.25));
         for (; j < j1; j++) {
+            _mm_prefetch((const char *)(tb + (j + LQ_E8P_PREFETCH) * LQ_E8P_BLOCK), _MM_HINT_T0);
             __m512i v = load_idx(p, tb + j * LQ_E8P_BLOCK, h, 0);
             __m512d k[8];
             for (int i = 0; i < 8; i++)
@@ -111,6 +117,7 @@ static inline __attribute__((always_inline)) void fast_tile(const lq_e8p_pack *p
         for (size_t i = 0; i < nb; i++) acc[i] = _mm512_setzero_ps();
         for (; j < j1; j++) {
             const uint8_t *blk = tb + j * LQ_E8P_BLOCK;
+            _mm_prefetch((const char *)(blk + LQ_E8P_PREFETCH * LQ_E8P_BLOCK), _MM_HINT_T0);
             __m512i uA = _mm512_shuffle_epi8(utab, load_idx(p, blk, 0, 1));
             __m512i uB = _mm512_shuffle_epi8(utab, load_idx(p, blk, 1, 1));
             for (size_t b = 0; b < nb; b++) {

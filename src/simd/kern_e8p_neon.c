@@ -42,6 +42,7 @@ void lq_kern_e8p_fast_neon(const void *pack, const void *act, size_t batch, floa
                 for (int c = 0; c < 4; c++) acc[c] = vdupq_n_f32(0.0f);
                 for (; j < j1; j++) {
                     const uint8_t *blk = tb + j * LQ_E8P_BLOCK;
+                    __builtin_prefetch(blk + 32 * LQ_E8P_BLOCK);
                     int8x8_t xq = vld1_s8(a.q + 8 * j);
                     float32x4_t dx = vdupq_n_f32(a.dx[j]);
                     for (int c = 0; c < 4; c++) {
