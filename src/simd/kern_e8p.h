@@ -46,7 +46,7 @@
 #include "simd/kern.h"
 
 #define LQ_E8P_BLOCK 34 /* bytes per (tile, vector) block */
-#define LQ_E8P_NB 8     /* activation vectors per decoded tile in the SIMD kernels */
+#define LQ_E8P_NB 8     /* vectors per decoded tile in the AVX-512 kernels (AVX2: 4) */
 
 typedef struct lq_e8p_pack {
     size_t rows, cols, n8, nvec, ngroups, group, ntiles;
