@@ -4,9 +4,10 @@
  *
  * lq_matvec / lq_matmul (quant/qtensor.h) use the exact path. lq_matmul_ex
  * also offers the fast path: activations quantized to int8 per block of 32
- * (with a float scale) for integer formats (INT, E8) and int8 look-up tables
- * for table formats (VQ, BCQ, AQ), in the style of ggml and T-MAC. Both
- * paths compute on the codes (the float weight matrix is never formed) with
+ * (with a float scale; per 8 for E8 and E8P) for integer formats (INT, E8,
+ * E8P) and int8 look-up tables for table formats (VQ, BCQ, AQ), in the style
+ * of ggml and T-MAC. Both paths compute on the codes (the float weight
+ * matrix is never formed) with
  * the SIMD level of the context (lq_simd_for / simd_cap), split output rows
  * into fixed tiles across the context's threads and give results that do
  * not depend on the thread count. The accuracy of each path is documented

@@ -14,9 +14,10 @@ extern const lq_kern_format lq_kern_bcq;
 extern const lq_kern_format lq_kern_vq;
 extern const lq_kern_format lq_kern_aq;
 extern const lq_kern_format lq_kern_e8;
+extern const lq_kern_format lq_kern_e8p;
 /* One row per format that has kernels (declare it above, add a row). */
 static const lq_kern_format *const g_kern[] = {
-    &lq_kern_int, &lq_kern_bcq, &lq_kern_vq, &lq_kern_aq, &lq_kern_e8, NULL,
+    &lq_kern_int, &lq_kern_bcq, &lq_kern_vq, &lq_kern_aq, &lq_kern_e8, &lq_kern_e8p, NULL,
 };
 
 const lq_kern_format *lq_kern_lookup(lq_format f)

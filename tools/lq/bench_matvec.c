@@ -226,6 +226,25 @@ static lq_status clone_tensor(lq_ctx *ctx, const lq_qtensor *t, lq_qtensor **out
     return LQ_OK;
 }
 
+/* ---- the format's reference product (the path without kernels) ------------- */
+typedef struct ref_job {
+    const lq_qtensor *t;
+    const float *X;
+    float *Y;
+    size_t batch;
+    lq_simd_level level;
+    lq_status st;
+} ref_job;
+
+static void ref_task(void *arg, size_t i)
+{
+    ref_job *j = arg;
+    size_t r0 = i * 64, r1 = r0 + 64 > j->t->rows ? j->t->rows : r0 + 64;
+    lq_status st =
+        lq_format_lookup(j->t->format)->matmul_rows(j->t, j->X, j->batch, j->Y, r0, r1, j->level);
+    if (st != LQ_OK) __atomic_store_n(&j->st, st, __ATOMIC_RELAXED);
+}
+
 /* ---- dequantize-then-GEMV baseline ------------------------------------------ */
 typedef struct gemv_job {
     const float *W, *X;
@@ -282,7 +301,7 @@ int lq_bench_matvec(int argc, char **argv)
 {
     const char *fmt = NULL, *method_s = NULL, *mode_s = "both";
     size_t rows = 4096, cols = 4096, batch = 1, threads = 1, reps = 0, copies = 0, fit = 0;
-    int hot = 0, no_deq = 0, no_stream = 0;
+    int hot = 0, no_deq = 0, no_stream = 0, do_ref = 0;
     double min_time = 0.5;
     lq_cli_qopts qo;
     lq_cli_qopts_init(&qo);
@@ -301,10 +320,12 @@ int lq_bench_matvec(int argc, char **argv)
         {"min-time", LQ_OPT_DOUBLE, "seconds per measurement (default 0.5)", &min_time},
         {"no-deq", LQ_OPT_FLAG, "skip the dequantize-then-GEMV baseline", &no_deq},
         {"no-stream", LQ_OPT_FLAG, "skip the streaming bandwidth measurement", &no_stream},
+        {"reference", LQ_OPT_FLAG, "also time the format's reference product (no kernels)",
+         &do_ref},
         {"fit-rows", LQ_OPT_SIZE, "aqlm: fit the first N rows, repeat their codes (default 0: all)",
          &fit},
     };
-    size_t nopts = 14;
+    size_t nopts = 15;
     nopts += lq_cli_qopts_table(&qo, opts + nopts);
     int pr = lq_cli_parse(argc, argv,
                           "lq bench matvec [--format F | --method M [method options]] --rows R "
@@ -389,7 +410,7 @@ int lq_bench_matvec(int argc, char **argv)
         lq_free(ctx, Ye);
         if (st != LQ_OK) goto done;
     }
-    result res[6];
+    result res[7];
     size_t nres = 0;
     for (int pass = 0; pass < 2; pass++) {
         if ((pass == 0 && !do_exact) || (pass == 1 && !do_fast)) continue;
@@ -409,6 +430,24 @@ int lq_bench_matvec(int argc, char **argv)
         res[nres].wbytes = bytes;
         res[nres].wall = lq_cli_median(tw, n);
         res[nres++].cpu = lq_cli_median(tc, n);
+    }
+    if (do_ref) {
+        /* the format's reference matmul_rows on the stored sections, split in
+         * 64-row chunks like lq_matmul's fallback: what the products ran
+         * before the format had kernels */
+        double tw[64], tc[64];
+        size_t n = 0;
+        double start = lq_cli_now();
+        while (n < 64 && (n < 3 || lq_cli_now() - start < min_time)) {
+            ref_job rj = {T[n % copies], X, Y, batch, lq_simd_for(ctx), LQ_OK};
+            double a = lq_cli_now(), ac = cpu_now();
+            lq_parallel_for(ctx, lq_chunks(rows, 64), ref_task, &rj);
+            tc[n] = cpu_now() - ac;
+            tw[n++] = lq_cli_now() - a;
+            st = rj.st;
+            if (st != LQ_OK) goto done;
+        }
+        res[nres++] = (result){"reference", stored, lq_cli_median(tw, n), lq_cli_median(tc, n)};
     }
     if (!no_deq) {
         /* fp32 baselines on one copy's dequantized weights (rows x cols
