@@ -95,7 +95,8 @@ static void vq_decode_row(const lq_vq_layout *v, const uint8_t *codes, size_t r,
     for (size_t vi = 0; vi < v->nvec; vi++) {
         size_t g = lq_vq_layout_book(v, r / v->gr, (vi * v->d) / v->gc);
         size_t e = lq_vq_get_code(cr, vi, v->bits);
-        for (size_t j = 0; j < v->d; j++) out[vi * v->d + j] = lq_vq_layout_value(v, g, e * v->d + j);
+        for (size_t j = 0; j < v->d; j++)
+            out[vi * v->d + j] = lq_vq_layout_value(v, g, e * v->d + j);
     }
 }
 
@@ -225,7 +226,8 @@ static lq_status reencode_vq(lq_ctx *ctx, lq_qtensor *t, const float *W, const f
     size_t nchg = 0;
     for (size_t r = 0; r < t->rows; r++)
         for (size_t vi = 0; vi < v.nvec; vi++)
-            nchg += lq_vq_get_code(nc + r * v.row_bytes, vi, v.bits) != lq_vq_layout_code(&v, r, vi);
+            nchg +=
+                lq_vq_get_code(nc + r * v.row_bytes, vi, v.bits) != lq_vq_layout_code(&v, r, vi);
     memcpy(section_mut(t, LQ_SEC_CODES)->data, nc, nbytes);
     drop_kernel_layout(t);
     if (objective) *objective = total;
@@ -240,9 +242,8 @@ out:
     return st;
 }
 
-lq_status lq_finetune_reencode(lq_ctx *ctx, lq_qtensor *t, const float *W, size_t rows,
-                               size_t cols, const float *H, unsigned beam, double *objective,
-                               size_t *changed)
+lq_status lq_finetune_reencode(lq_ctx *ctx, lq_qtensor *t, const float *W, size_t rows, size_t cols,
+                               const float *H, unsigned beam, double *objective, size_t *changed)
 {
     if (!ctx || !t || !W) return LQ_ERR_INVALID_ARG;
     lq_status st = lq_qtensor_validate(t);
