@@ -11,7 +11,9 @@
  * The weight is placed in the buffer type llama.cpp would pick for it
  * (--buft auto: the first of the CPU device's extra buffer types, repack or
  * AMX, that supports the product, else the plain CPU buffer; --buft cpu:
- * always the plain one), in enough copies to exceed 2x the last-level cache
+ * always the plain one; --buft noamx: auto without the AMX type, whose
+ * tile path for batch > 1 faults with SIGILL at `tilezero` on some VMs),
+ * in enough copies to exceed 2x the last-level cache
  * (sysconf) so that the weights stream from DRAM, and one graph per copy
  * holds ggml_mul_mat(W_copy, X). The graphs are computed in rotation with
  * ggml_backend_graph_compute on the CPU backend with --threads threads
@@ -27,7 +29,7 @@
  * Usage: ggml_matvec --type q4_0|q4_k|q3_k|q2_k|iq2_xxs|iq2_xs|iq3_xxs|iq4_nl
  *   [--rows R (outputs, 14336)] [--cols C (inputs, 4096)] [--batch N (1)]
  *   [--threads T (1)] [--copies K] [--hot] [--min-time S (0.5)]
- *   [--reps N (5)] [--fit-rows F (0: all)] [--buft auto|cpu]
+ *   [--reps N (5)] [--fit-rows F (0: all)] [--buft auto|noamx|cpu]
  * --fit-rows F quantizes the first F rows and repeats them (the IQ
  * quantizers are slow on 58M weights; the kernels' speed does not depend on
  * the values). Prints a human line and one JSON line. */
@@ -119,7 +121,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: ggml_matvec --type q4_0|q4_k|q3_k|q2_k|iq2_xxs|iq2_xs|iq3_xxs|iq4_nl "
                     "[--rows R] [--cols C] [--batch N] [--threads T] [--copies K] [--hot] "
-                    "[--min-time S] [--reps N] [--fit-rows F] [--buft auto|cpu]\n");
+                    "[--min-time S] [--reps N] [--fit-rows F] [--buft auto|noamx|cpu]\n");
     return 2;
 }
 
@@ -197,7 +199,7 @@ int main(int argc, char **argv)
     }
     enum ggml_type type;
     if (!type_s || !parse_type(type_s, &type)) return usage();
-    if (strcmp(buft_s, "auto") && strcmp(buft_s, "cpu")) return usage();
+    if (strcmp(buft_s, "auto") && strcmp(buft_s, "noamx") && strcmp(buft_s, "cpu")) return usage();
     if (rows == 0 || cols == 0 || batch == 0 || threads == 0 || threads > 64 || reps == 0 ||
         cols % (size_t)ggml_blck_size(type) || rows > ((size_t)1 << 30) ||
         cols > ((size_t)1 << 30) || batch > 4096) {
@@ -234,7 +236,8 @@ int main(int argc, char **argv)
                 fit * row_bytes);
         return 1;
     }
-    for (size_t r = fit; r < rows; r++) memcpy(Q + r * row_bytes, Q + (r % fit) * row_bytes, row_bytes);
+    for (size_t r = fit; r < rows; r++)
+        memcpy(Q + r * row_bytes, Q + (r % fit) * row_bytes, row_bytes);
     double bpw = 8.0 * (double)row_bytes / (double)cols;
 
     /* ---- backend and buffer type ---- */
@@ -246,7 +249,7 @@ int main(int argc, char **argv)
     ggml_backend_cpu_set_n_threads(be, (int)threads);
     ggml_backend_dev_t dev = ggml_backend_get_device(be);
     ggml_backend_buffer_type_t buft = ggml_backend_cpu_buffer_type();
-    if (!strcmp(buft_s, "auto")) {
+    if (strcmp(buft_s, "cpu")) {
         ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
         /* a function pointer returned as void * (POSIX dlsym style) */
         void *sym = ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts");
@@ -254,7 +257,8 @@ int main(int argc, char **argv)
         if (sym) memcpy(&get_extra, &sym, sizeof get_extra);
         ggml_backend_buffer_type_t *extra = get_extra ? get_extra(dev) : NULL;
         for (; extra && *extra; extra++)
-            if (buft_runs(dev, *extra, type, rows, cols, batch)) {
+            if ((strcmp(buft_s, "noamx") || strcmp(ggml_backend_buft_name(*extra), "AMX")) &&
+                buft_runs(dev, *extra, type, rows, cols, batch)) {
                 buft = *extra;
                 break;
             }
@@ -301,7 +305,8 @@ int main(int argc, char **argv)
         read_bytes = sz;
     }
     /* X and the outputs in one plain CPU buffer */
-    ggml_backend_buffer_t abuf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
+    ggml_backend_buffer_t abuf =
+        ggml_backend_alloc_ctx_tensors_from_buft(ctx, ggml_backend_cpu_buffer_type());
     if (!abuf) {
         fprintf(stderr, "ggml_matvec: cannot allocate activations\n");
         return 1;

@@ -15,7 +15,9 @@
 #   --rounds R       alternation rounds; each pair is measured R times (default 3)
 #   --min-time S     seconds per measurement, both tools (default 0.5)
 #   --buft B         ggml weight buffer: auto (what llama.cpp picks: AMX or
-#                    CPU_REPACK when they take the type, default) | cpu (plain)
+#                    CPU_REPACK when they take the type; default at batch 1) |
+#                    noamx (auto without AMX; default at batch > 1: ggml's AMX
+#                    tile path faulted with SIGILL on the test VM) | cpu (plain)
 #   --tiers "4 3 2"  bit tiers to run (default all three)
 #   --fit-rows F     ggml: quantize the first F rows and repeat them (default 1024;
 #                    0 = all rows; kernel speed does not depend on the values)
@@ -27,7 +29,7 @@
 set -eu
 
 usage() {
-  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -37,7 +39,7 @@ src=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 lq=${LQ:-build/lq}
-shape=large batch=1 threads=1 rounds=3 min_time=0.5 buft=auto tiers="4 3 2" fit=1024
+shape=large batch=1 threads=1 rounds=3 min_time=0.5 buft="" tiers="4 3 2" fit=1024
 build=/tmp/lq-ggml-peer-build out="" commit=""
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || usage
@@ -72,6 +74,10 @@ fi
   exit 1
 }
 out=${out:-$build/results.jsonl}
+if [ -z "$buft" ]; then
+  buft=auto
+  [ "$batch" -eq 1 ] || buft=noamx
+fi
 if [ -z "$commit" ]; then
   commit=$(git -C "$src" rev-parse --short=8 HEAD 2>/dev/null || echo unknown)
 fi
