@@ -152,5 +152,14 @@ expect_fail "act-correct without act-bits" "act-correct needs" "$lq" quantize --
 expect_fail "act-bits without text" "give --calib-text" "$lq" quantize --method int --act-bits 4 "$M" "$d/x.lqt"
 expect_fail "act-bits with fp-inputs" "not with --fp-inputs" "$lq" quantize --method int $C --act-bits 4 --fp-inputs "$M" "$d/x.lqt"
 expect_fail "act-bits with fine-tuning" "not with --fp-inputs or --finetune-steps" "$lq" quantize --method int $C --act-bits 4 --finetune-steps 2 "$M" "$d/x.lqt"
+expect_fail "act-damp 0" "act-damp must be" "$lq" quantize --method int $C --act-bits 4 --act-damp 0 "$M" "$d/x.lqt"
+expect_fail "act-damp nan" "act-damp" "$lq" quantize --method int $C --act-bits 4 --act-damp nan "$M" "$d/x.lqt"
+expect_fail "act-damp uncorrected" "correction's damping" "$lq" quantize --method int $C --act-bits 4 --act-correct no --act-damp 0.1 "$M" "$d/x.lqt"
+expect_fail "act-damp without act-bits" "correction's damping" "$lq" quantize --method int $C --act-damp 0.1 "$M" "$d/x.lqt"
 [ ! -e "$d/x.lqt" ] || fail "an output was written after an option error"
+# a larger damping shrinks the correction: a different model, still valid
+"$lq" quantize --method int --bits 4 --group 32 $C --json --act-bits 4 --kv-bits 4 --act-damp 10 "$M" "$d/ad.lqt" >"$d/ad.json" ||
+  fail "quantize --act-damp 10"
+grep -q 'damping 10' "$d/ad.json" || fail "--act-damp not recorded"
+! cmp -s "$d/ad.lqt" "$d/ac.lqt" || fail "--act-damp 10 gave the same weights"
 echo "model cli: ok"

@@ -342,8 +342,9 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
                     if (!(Wt = malloc(li->rows * li->cols * sizeof *Wt)))
                         st = LQ_ERR_NO_MEMORY;
                     else
-                        st = lq_act_stats_target(as, o->method.engine.percdamp, li->w, li->rows, Wt,
-                                                 NULL);
+                        st = lq_act_stats_target(
+                            as, o->act_damp > 0 ? o->act_damp : o->method.engine.percdamp, li->w,
+                            li->rows, Wt, NULL);
                     target = Wt;
                 }
                 if (st == LQ_OK)

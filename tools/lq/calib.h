@@ -54,6 +54,10 @@ typedef struct lq_calib_opts {
      * act_correct = 0 keeps W and the float inputs' Hessian (the stream
      * only). Incompatible with fp_inputs and finetune_steps. */
     int act_correct;
+    /* damping of the correction's solve as a fraction of mean diag(H~)
+     * (lambda above); 0: the method's engine.percdamp. Larger values shrink
+     * the correction towards W (infinity: W under H~). */
+    double act_damp;
     const char *exclude; /* comma-separated substrings of layer names left in float */
     int progress;        /* 1: progress on stderr */
     /* optional: sees every Hessian before it is used */

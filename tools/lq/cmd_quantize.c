@@ -189,8 +189,9 @@ static const char *g_usage_tail =
     "  activations (and KV cache) quantized as lq eval will, and each layer is fitted\n"
     "  to its quantized inputs x~: W_hat minimises sum ||W x - W_hat x~||^2 (the\n"
     "  target W C H~^-1 under H~; --act-correct no: W under the float inputs'\n"
-    "  Hessian). Give lq eval the same activation options (recorded in the .lqt as\n"
-    "  libquant.activations).";
+    "  Hessian; --act-damp F: ridge damping of the correction as a fraction of\n"
+    "  mean diag(H~), default --percdamp; larger shrinks it towards W). Give lq eval\n"
+    "  the same activation options (recorded in the .lqt as libquant.activations).";
 
 /* The usage text: the methods and their options from the registry. */
 static const char *usage(void)
@@ -222,6 +223,7 @@ int lq_cmd_quantize(int argc, char **argv)
     lq_actq_cli aqc;
     lq_actq_cli_init(&aqc);
     const char *act_correct = NULL;
+    double act_damp = NAN;
     lq_opt opts[34 + LQ_CLI_NMETHOD_OPTS] = {
         {"method", LQ_OPT_STR, "a registered method (see Methods above)", &method},
         {"tensor", LQ_OPT_STR, "quantize only this tensor", &tensor},
@@ -242,9 +244,11 @@ int lq_cmd_quantize(int argc, char **argv)
         {"act-correct", LQ_OPT_STR,
          "model: yes (default with --act-bits) or no: fit the weights to quantized inputs",
          &act_correct},
+        {"act-damp", LQ_OPT_DOUBLE,
+         "model: damping of the correction, fraction of mean diag (default --percdamp)", &act_damp},
         LQ_ACTQ_OPTS(&aqc),
     };
-    size_t nopts = 31;
+    size_t nopts = 32;
     nopts += lq_cli_qopts_table(&o, opts + nopts);
     char *pos[2];
     size_t npos = 0;
@@ -265,12 +269,12 @@ int lq_cmd_quantize(int argc, char **argv)
                             "is calibrated with --calib-text and --tokenizer\n");
             return 2;
         }
-        lq_model_quant_args a = {method,       pos[0],   pos[1], calib_text, tokp,       exclude,
-                                 calib_chunks, threads,  seed,   fp_inputs,  json,       quiet,
-                                 &o,           ft_steps, ft_lr,  &aqc,       act_correct};
+        lq_model_quant_args a = {method,       pos[0],   pos[1], calib_text, tokp,        exclude,
+                                 calib_chunks, threads,  seed,   fp_inputs,  json,        quiet,
+                                 &o,           ft_steps, ft_lr,  &aqc,       act_correct, act_damp};
         return lq_quantize_model(&a);
     }
-    if (lq_actq_cli_given(&aqc) || act_correct) {
+    if (lq_actq_cli_given(&aqc) || act_correct || !isnan(act_damp)) {
         fprintf(stderr, "error: the activation options (--act-bits, --kv-bits, --act-correct, "
                         "...) are for models (with --calib-text)\n");
         return 2;

@@ -77,6 +77,15 @@ int lq_quantize_model(const lq_model_quant_args *a)
             return 2;
         }
     }
+    if (!isnan(a->act_damp) && !(isfinite(a->act_damp) && a->act_damp > 0 && a->act_damp <= 1e6)) {
+        fprintf(stderr, "error: --act-damp must be a finite number in (0, 1e6]\n");
+        return 2;
+    }
+    if (!isnan(a->act_damp) && (!act_given || !act_correct)) {
+        fprintf(stderr, "error: --act-damp is the correction's damping: give --act-bits (and not "
+                        "--act-correct no)\n");
+        return 2;
+    }
     if (act_given && !a->calib_text) {
         fprintf(stderr, "error: the activation options (--act-bits, --kv-bits, ...) act on the "
                         "calibration: give --calib-text\n");
@@ -96,6 +105,7 @@ int lq_quantize_model(const lq_model_quant_args *a)
     co.finetune_steps = (unsigned)a->finetune_steps;
     co.finetune_lr = a->finetune_lr;
     co.act_correct = act_correct;
+    co.act_damp = isnan(a->act_damp) ? 0 : a->act_damp;
     lq_ctx_config cfg;
     lq_ctx_config_init(&cfg);
     cfg.n_threads = a->threads;
@@ -151,6 +161,9 @@ int lq_quantize_model(const lq_model_quant_args *a)
             snprintf(adesc + al, sizeof adesc - al, "; weights %s",
                      act_correct ? "corrected for the activation noise (W C H~^-1 under H~)"
                                  : "not corrected");
+            al = strlen(adesc);
+            if (act_correct && co.act_damp > 0)
+                snprintf(adesc + al, sizeof adesc - al, ", damping %g", co.act_damp);
         }
     }
     if (a->act_correct && !aq_on) {

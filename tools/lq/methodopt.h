@@ -52,6 +52,7 @@ typedef struct lq_model_quant_args {
      * NULL: none) and --act-correct (yes, no; NULL: yes) */
     const struct lq_actq_cli *act;
     const char *act_correct;
+    double act_damp; /* --act-damp (NAN: the method's --percdamp) */
 } lq_model_quant_args;
 int lq_quantize_model(const lq_model_quant_args *a);
 /* 1 when path is a model rather than a tensor file: a directory, or a file
