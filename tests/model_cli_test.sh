@@ -132,4 +132,34 @@ expect_fail "unknown quantizer" "act-quant is nestquant or int" "$lq" eval "$M" 
 expect_fail "keys without values" "both" "$lq" eval "$M" --tokenizer "$T" --text "$V" --key-bits 4
 expect_fail "kv-center without text" "act-calib" "$lq" eval "$M" --tokenizer "$T" --text "$V" --kv-bits 4 --kv-center
 expect_fail "act-sites" "act-sites" "$lq" eval "$M" --tokenizer "$T" --text "$V" --act-bits 4 --act-sites ffn
+# lq quantize --act-bits: calibration on quantized activations, weights corrected (calib_act.c)
+C="--calib-text $R/tinystories_train_head.txt --tokenizer $T --calib-chunks 1 --quiet"
+"$lq" quantize --method int --bits 4 --group 32 $C --json --act-bits 4 --kv-bits 4 "$M" "$d/ac.lqt" >"$d/ac.json" ||
+  fail "quantize --act-bits 4 --kv-bits 4"
+grep -q '"act_objective":[0-9]' "$d/ac.json" || fail "--act-bits: no act_objective in the JSON"
+grep -q '"activations":"act 4 bits, kv 4 bits' "$d/ac.json" || fail "--act-bits: no activations in the JSON"
+grep -q 'corrected for the activation noise' "$d/ac.json" || fail "--act-bits: not corrected"
+"$lq" inspect "$d/ac.lqt" 2>/dev/null | grep -q "libquant.activations" || fail "--act-bits: no libquant.activations in the .lqt"
+"$lq" eval "$d/ac.lqt" --tokenizer "$T" --text "$V" --chunks 1 --json --act-bits 4 --kv-bits 4 >"$d/ac.e.json" ||
+  fail "eval of the corrected model"
+"$lq" quantize --method int --bits 4 --group 32 $C --json --act-bits 16 "$M" "$d/a16.lqt" >/dev/null
+"$lq" quantize --method int --bits 4 --group 32 $C --json "$M" "$d/a0.lqt" >/dev/null
+cmp -s "$d/a16.lqt" "$d/a0.lqt" || fail "quantize --act-bits 16 changed the .lqt"
+expect_fail "quantize act-bits 9" "act-bits must be 2..8" "$lq" quantize --method int $C --act-bits 9 "$M" "$d/x.lqt"
+expect_fail "quantize act-quant" "act-quant is nestquant or int" "$lq" quantize --method int $C --act-bits 4 --act-quant fp4 "$M" "$d/x.lqt"
+expect_fail "act-correct value" "act-correct is yes or no" "$lq" quantize --method int $C --act-bits 4 --act-correct maybe "$M" "$d/x.lqt"
+expect_fail "act-correct without act-bits" "act-correct needs" "$lq" quantize --method int $C --act-correct no "$M" "$d/x.lqt"
+expect_fail "act-bits without text" "give --calib-text" "$lq" quantize --method int --act-bits 4 "$M" "$d/x.lqt"
+expect_fail "act-bits with fp-inputs" "not with --fp-inputs" "$lq" quantize --method int $C --act-bits 4 --fp-inputs "$M" "$d/x.lqt"
+expect_fail "act-bits with fine-tuning" "not with --fp-inputs or --finetune-steps" "$lq" quantize --method int $C --act-bits 4 --finetune-steps 2 "$M" "$d/x.lqt"
+expect_fail "act-damp 0" "act-damp must be" "$lq" quantize --method int $C --act-bits 4 --act-damp 0 "$M" "$d/x.lqt"
+expect_fail "act-damp nan" "act-damp" "$lq" quantize --method int $C --act-bits 4 --act-damp nan "$M" "$d/x.lqt"
+expect_fail "act-damp uncorrected" "correction's damping" "$lq" quantize --method int $C --act-bits 4 --act-correct no --act-damp 0.1 "$M" "$d/x.lqt"
+expect_fail "act-damp without act-bits" "correction's damping" "$lq" quantize --method int $C --act-damp 0.1 "$M" "$d/x.lqt"
+[ ! -e "$d/x.lqt" ] || fail "an output was written after an option error"
+# a larger damping shrinks the correction: a different model, still valid
+"$lq" quantize --method int --bits 4 --group 32 $C --json --act-bits 4 --kv-bits 4 --act-damp 10 "$M" "$d/ad.lqt" >"$d/ad.json" ||
+  fail "quantize --act-damp 10"
+grep -q 'damping 10' "$d/ad.json" || fail "--act-damp not recorded"
+! cmp -s "$d/ad.lqt" "$d/ac.lqt" || fail "--act-damp 10 gave the same weights"
 echo "model cli: ok"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "actq.h"
+#include "calib.h"
 #include "eval.h"
 #include "json.h"
 #include "model.h"
@@ -512,6 +513,325 @@ START_TEST(fitted_betas_help)
 }
 END_TEST
 
+/* ---- the weight correction for activation noise (calib_act.c) ------------- */
+
+/* Calibrate a fresh model with INT 4-bit g32 GPTQ on c: actq NULL, or the
+ * settings s (with correction or not). layers: n_layers x LQ_LIN_COUNT
+ * figures, may be NULL. */
+static lq_llama *calibrated(const lq_chunks *c, const lq_actq_settings *s, int correct,
+                            lq_calib_layer *layers)
+{
+    lq_llama *m = load_model();
+    lq_calib_opts o = {0};
+    ck_assert_int_eq(lq_method_init(&o.method, LQ_METHOD_INT), LQ_OK);
+    o.method.u.int_.bits = 4;
+    o.method.u.int_.group = 32;
+    o.act_correct = correct;
+    lq_actq aq;
+    if (s) {
+        init_aq(&aq, &m->cfg, s);
+        m->actq = &aq;
+    }
+    ck_assert_int_eq(lq_calibrate(NULL, m, c, &o, layers), LQ_OK);
+    if (s) {
+        m->actq = NULL;
+        lq_actq_free(&aq);
+    }
+    return m;
+}
+
+/* every quantized layer of a and b decodes to the same floats */
+static int same_weights(const lq_llama *a, const lq_llama *b)
+{
+    for (size_t i = 0; i < a->cfg.n_layers * LQ_LIN_COUNT; i++) {
+        const lq_linear *la = &a->lin[i], *lb = &b->lin[i];
+        ck_assert(la->q && lb->q);
+        size_t n = la->rows * la->cols;
+        float *wa = malloc(n * sizeof *wa), *wb = malloc(n * sizeof *wb);
+        ck_assert(wa && wb);
+        ck_assert_int_eq(lq_dequantize(NULL, la->q, wa), LQ_OK);
+        ck_assert_int_eq(lq_dequantize(NULL, lb->q, wb), LQ_OK);
+        int same = !memcmp(wa, wb, n * sizeof *wa);
+        free(wa);
+        free(wb);
+        if (!same) return 0;
+    }
+    return 1;
+}
+
+/* With activation quantization off the calibration is the one before the
+ * correction existed: actq NULL, actq at 16 bits everywhere, act_correct
+ * 0 or 1 all give the same codes (the off path never builds the
+ * statistics); quantized activations do change them (so the comparison can
+ * fail). The lq program's .lqt without --act-bits was also compared byte
+ * for byte with the previous build's (docs/benchmarks.md). */
+START_TEST(calibration_without_act_quantization_unchanged)
+{
+    lq_chunks c = load_chunks(TRAIN, 2);
+    lq_actq_settings off = settings(16, 16, LQ_AQ_NESTQUANT), on = settings(4, 16, LQ_AQ_INT);
+    lq_llama *base = calibrated(&c, NULL, 0, NULL), *m1 = calibrated(&c, NULL, 1, NULL),
+             *m2 = calibrated(&c, &off, 1, NULL), *m3 = calibrated(&c, &on, 1, NULL);
+    ck_assert(same_weights(base, m1));
+    ck_assert(same_weights(base, m2));
+    ck_assert(!same_weights(base, m3));
+    lq_llama_free(base);
+    lq_llama_free(m1);
+    lq_llama_free(m2);
+    lq_llama_free(m3);
+    lq_chunks_free(&c);
+}
+END_TEST
+
+typedef struct xpairs {
+    lq_actq *aq;
+    float *X, *Xt;
+    size_t n, cap, cols;
+} xpairs;
+
+static void keep_pairs(void *user, size_t layer, lq_lin_group g, const float *X, size_t n,
+                       size_t cols)
+{
+    xpairs *p = user;
+    if (g != LQ_GROUP_ATTN_IN) return;
+    const float *xt;
+    ck_assert_int_eq(lq_actq_input(NULL, p->aq, layer, g, X, n, cols, &xt), LQ_OK);
+    ck_assert(p->n + n <= p->cap);
+    memcpy(p->X + p->n * cols, X, n * cols * sizeof *X);
+    memcpy(p->Xt + p->n * cols, xt, n * cols * sizeof *X);
+    p->n += n;
+    p->cols = cols;
+}
+
+/* sum_t ||W x_t - W_hat x~_t||^2 and sum_t ||W x_t||^2, directly */
+static void direct_objective(const float *W, const float *Wh, size_t rows, const xpairs *p,
+                             double *num, double *den)
+{
+    *num = *den = 0;
+    for (size_t t = 0; t < p->n; t++)
+        for (size_t r = 0; r < rows; r++) {
+            double a = 0, b = 0;
+            for (size_t j = 0; j < p->cols; j++) {
+                a += (double)W[r * p->cols + j] * p->X[t * p->cols + j];
+                b += (double)Wh[r * p->cols + j] * p->Xt[t * p->cols + j];
+            }
+            *num += (a - b) * (a - b);
+            *den += a * a;
+        }
+}
+
+/* With activations (and the KV cache) quantized in the calibration, the
+ * correction lowers the objective sum ||W x - W_hat x~||^2 on the
+ * calibration data. Checked directly on block 0's q/k/v (the same inputs x
+ * in every run: the normalised embeddings; x~ their NestQuant 4-bit codes'
+ * values) against the float-activation calibration and against the
+ * quantized stream without correction; the figure lq_calibrate reports per
+ * layer (from the accumulated statistics) equals the direct sum to 1e-4;
+ * and the reported objective summed over all 35 layers (each run on its own
+ * stream) is lower too. */
+START_TEST(correction_lowers_the_activation_objective)
+{
+    lq_chunks c = load_chunks(TRAIN, 2);
+    lq_actq_settings s = settings(4, 4, LQ_AQ_NESTQUANT);
+    lq_llama *ref = load_model();
+    const size_t nl = ref->cfg.n_layers * LQ_LIN_COUNT;
+    lq_calib_layer *l0 = calloc(nl, sizeof *l0), *l1 = calloc(nl, sizeof *l1);
+    ck_assert(l0 && l1);
+    lq_llama *mf = calibrated(&c, NULL, 0, NULL), *mn = calibrated(&c, &s, 0, l0),
+             *mc = calibrated(&c, &s, 1, l1);
+    /* the pairs (x, x~) of block 0's attention input */
+    lq_actq aq;
+    init_aq(&aq, &ref->cfg, &s);
+    size_t d = ref->cfg.dim, ntok = 0;
+    for (size_t i = 0; i < c.n; i++) ntok += c.len[i];
+    xpairs p = {&aq, malloc(ntok * d * sizeof(float)), malloc(ntok * d * sizeof(float)), 0, ntok,
+                0};
+    float *X = malloc(ref->cfg.seq_len * d * sizeof *X);
+    ck_assert(p.X && p.Xt && X);
+    lq_llama_state *st;
+    ck_assert_int_eq(lq_llama_state_create(ref, ref->cfg.seq_len, &st), LQ_OK);
+    const lq_run_opts o = {LQ_KERNEL_EXACT, 0};
+    for (size_t i = 0; i < c.n; i++) {
+        lq_llama_embed(ref, c.tok + c.off[i], c.len[i], X);
+        ck_assert_int_eq(
+            lq_llama_block(NULL, ref, st, &o, 0, X, c.len[i], 0, keep_pairs, &p, LQ_GROUP_ATTN_IN),
+            LQ_OK);
+    }
+    ck_assert_uint_eq(p.n, ntok);
+    const lq_lin qkv[3] = {LQ_LIN_Q, LQ_LIN_K, LQ_LIN_V};
+    for (int k = 0; k < 3; k++) {
+        const lq_linear *w = lq_llama_lin(ref, 0, qkv[k]);
+        size_t n = w->rows * w->cols;
+        float *Wh = malloc(n * sizeof *Wh);
+        ck_assert_ptr_nonnull(Wh);
+        double num[3], den[3];
+        lq_llama *ms[3] = {mf, mn, mc};
+        for (int r = 0; r < 3; r++) {
+            ck_assert_int_eq(lq_dequantize(NULL, lq_llama_lin(ms[r], 0, qkv[k])->q, Wh), LQ_OK);
+            direct_objective(w->w, Wh, w->rows, &p, &num[r], &den[r]);
+        }
+        printf("block 0 %s: sum ||Wx - W^x~||^2 / sum ||Wx||^2: float calibration %.5g, "
+               "quantized stream %.5g, corrected %.5g (reported %.5g)\n",
+               lq_lin_short(qkv[k]), num[0] / den[0], num[1] / den[1], num[2] / den[2],
+               l1[qkv[k]].act_obj);
+        ck_assert_msg(num[2] < num[0] && num[2] < num[1], "%s: corrected %g, float %g, stream %g",
+                      lq_lin_short(qkv[k]), num[2], num[0], num[1]);
+        ck_assert_double_eq_tol(l1[qkv[k]].act_obj, num[2] / den[2], 1e-4 * num[2] / den[2]);
+        ck_assert_double_eq_tol(l0[qkv[k]].act_obj, num[1] / den[1], 1e-4 * num[1] / den[1]);
+        free(Wh);
+    }
+    double s0 = 0, s1 = 0;
+    for (size_t i = 0; i < nl; i++) {
+        ck_assert(isfinite(l0[i].act_obj) && isfinite(l1[i].act_obj));
+        s0 += l0[i].act_obj;
+        s1 += l1[i].act_obj;
+    }
+    printf("sum of the 35 layers' relative objectives: stream only %.5g, corrected %.5g\n", s0, s1);
+    ck_assert_msg(s1 < s0, "corrected %g, uncorrected %g", s1, s0);
+    lq_llama_state_free(st);
+    lq_actq_free(&aq);
+    free(p.X);
+    free(p.Xt);
+    free(X);
+    free(l0);
+    free(l1);
+    lq_llama_free(ref);
+    lq_llama_free(mf);
+    lq_llama_free(mn);
+    lq_llama_free(mc);
+    lq_chunks_free(&c);
+}
+END_TEST
+
+/* The statistics on a synthetic layer (24 inputs, 300 samples; x~ a biased,
+ * correlated, noisy function of x): (1) the target W' of percdamp 0 solves
+ * the normal equations W' H~ = W C (so W' is the least-squares map of x~ to
+ * W x) to 1e-9 relative; (2) the objective is at its minimum there: lower
+ * than at W and than at W' perturbed; (3) it equals the direct sum to
+ * 1e-9; (4) errors: unquantized and quantized batches mixed, non-finite
+ * inputs, no batch yet, a different damping once the solve is taken. */
+START_TEST(act_stats_on_a_synthetic_layer)
+{
+    enum { N = 300, D = 24, R = 5 };
+    float *X = malloc(N * D * sizeof *X), *Xt = malloc(N * D * sizeof *Xt);
+    float W[R * D], Wt[R * D], Wp[R * D];
+    ck_assert(X && Xt);
+    uint64_t z = 12345;
+    for (size_t i = 0; i < N * D; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        X[i] = (float)((double)(z >> 11) / 9007199254740992.0 - 0.5) * (float)(1 + i % D);
+    }
+    for (size_t t = 0; t < N; t++)
+        for (size_t j = 0; j < D; j++) {
+            /* shrunk, rounded to a coarse grid, mixed with the next input */
+            float v = 0.9f * X[t * D + j] + 0.1f * X[t * D + (j + 1) % D];
+            Xt[t * D + j] = roundf(v * 2.0f) / 2.0f;
+        }
+    for (size_t i = 0; i < R * D; i++) W[i] = (float)sin(0.7 * (double)i + 0.3);
+    lq_act_stats *a;
+    ck_assert_int_eq(lq_act_stats_create(NULL, NULL, LQ_GROUP_ATTN_IN, D, &a), LQ_OK);
+    ck_assert_int_eq(lq_act_stats_status(a), LQ_ERR_INVALID_ARG); /* nothing yet */
+    ck_assert_int_eq(lq_act_stats_add(a, X, Xt, 100), LQ_OK);
+    ck_assert_int_eq(lq_act_stats_add(a, X, NULL, 10), LQ_ERR_INVALID_ARG); /* mixed */
+    float bad = X[5];
+    X[5] = NAN;
+    ck_assert_int_eq(lq_act_stats_add(a, X, Xt, 10), LQ_ERR_NOT_FINITE);
+    X[5] = bad;
+    ck_assert_int_eq(lq_act_stats_add(a, X + 100 * D, Xt + 100 * D, N - 100), LQ_OK);
+    ck_assert(lq_act_stats_coded(a));
+    double lambda = -1;
+    ck_assert_int_eq(lq_act_stats_target(a, 0.0, W, R, Wt, &lambda), LQ_OK);
+    ck_assert(lambda == 0.0);
+    ck_assert_int_eq(lq_act_stats_target(a, 0.01, W, R, Wp, NULL), LQ_ERR_INVALID_ARG);
+    /* (1) normal equations, from the samples directly */
+    double maxr = 0, maxv = 0;
+    for (size_t r = 0; r < R; r++)
+        for (size_t j = 0; j < D; j++) {
+            double lhs = 0, rhs = 0;
+            for (size_t t = 0; t < N; t++) {
+                double wx = 0, wtx = 0;
+                for (size_t i = 0; i < D; i++) {
+                    wx += (double)W[r * D + i] * X[t * D + i];
+                    wtx += (double)Wt[r * D + i] * Xt[t * D + i];
+                }
+                lhs += wtx * Xt[t * D + j];
+                rhs += wx * Xt[t * D + j];
+            }
+            maxr = fmax(maxr, fabs(lhs - rhs));
+            maxv = fmax(maxv, fabs(rhs));
+        }
+    ck_assert_msg(maxr <= 1e-5 * maxv, "normal equations: residual %g of %g", maxr, maxv);
+    /* (2) and (3) */
+    xpairs p = {NULL, X, Xt, N, N, D};
+    double at_t, at_w, at_p, num, den;
+    ck_assert_int_eq(lq_act_stats_objective(a, W, Wt, R, &at_t), LQ_OK);
+    ck_assert_int_eq(lq_act_stats_objective(a, W, W, R, &at_w), LQ_OK);
+    direct_objective(W, Wt, R, &p, &num, &den);
+    ck_assert_double_eq_tol(at_t, num / den, 1e-9 + 1e-6 * at_t);
+    direct_objective(W, W, R, &p, &num, &den);
+    ck_assert_double_eq_tol(at_w, num / den, 1e-6 * at_w);
+    for (size_t i = 0; i < R * D; i++) Wp[i] = Wt[i] + (i % 3 == 0 ? 0.01f : -0.004f);
+    ck_assert_int_eq(lq_act_stats_objective(a, W, Wp, R, &at_p), LQ_OK);
+    printf("synthetic layer: relative objective at W %.5g, at W' %.5g, at W' perturbed %.5g\n",
+           at_w, at_t, at_p);
+    ck_assert(at_t < at_w && at_t < at_p);
+    lq_act_stats_free(a);
+    /* unquantized inputs: the target is W itself and the objective that of
+     * ||W - W_hat||_H */
+    ck_assert_int_eq(lq_act_stats_create(NULL, NULL, LQ_GROUP_ATTN_IN, D, &a), LQ_OK);
+    ck_assert_int_eq(lq_act_stats_add(a, X, X, N), LQ_OK);
+    ck_assert(!lq_act_stats_coded(a));
+    ck_assert_int_eq(lq_act_stats_target(a, 0.01, W, R, Wt, NULL), LQ_OK);
+    ck_assert(!memcmp(W, Wt, sizeof W));
+    ck_assert_int_eq(lq_act_stats_objective(a, W, W, R, &at_w), LQ_OK);
+    ck_assert(at_w < 1e-12);
+    lq_act_stats_free(a);
+    ck_assert_int_eq(lq_act_stats_create(NULL, NULL, LQ_GROUP_COUNT, D, &a), LQ_ERR_INVALID_ARG);
+    ck_assert_int_eq(lq_act_stats_create(NULL, NULL, LQ_GROUP_ATTN_IN, 0, &a), LQ_ERR_INVALID_ARG);
+    free(X);
+    free(Xt);
+}
+END_TEST
+
+/* Calibration with quantized activations refuses the float stream and
+ * block fine-tuning (the inputs are the quantized model's); the option
+ * helpers see given options. */
+START_TEST(act_calibration_refuses_bad_combinations)
+{
+    lq_chunks c = load_chunks(TRAIN, 1);
+    lq_llama *m = load_model();
+    lq_actq aq;
+    lq_actq_settings s = settings(4, 16, LQ_AQ_NESTQUANT);
+    init_aq(&aq, &m->cfg, &s);
+    m->actq = &aq;
+    lq_calib_opts o = {0};
+    ck_assert_int_eq(lq_method_init(&o.method, LQ_METHOD_INT), LQ_OK);
+    o.act_correct = 1;
+    o.fp_inputs = 1;
+    ck_assert_int_eq(lq_calibrate(NULL, m, &c, &o, NULL), LQ_ERR_INVALID_ARG);
+    o.fp_inputs = 0;
+    o.finetune_steps = 2;
+    o.finetune_lr = 1e-4;
+    ck_assert_int_eq(lq_calibrate(NULL, m, &c, &o, NULL), LQ_ERR_INVALID_ARG);
+    for (size_t i = 0; i < m->cfg.n_layers * LQ_LIN_COUNT; i++) ck_assert_ptr_null(m->lin[i].q);
+    m->actq = NULL;
+    lq_actq_free(&aq);
+    lq_actq_cli a;
+    lq_actq_cli_init(&a);
+    ck_assert(!lq_actq_cli_given(&a));
+    a.act_bits = 4;
+    ck_assert(lq_actq_cli_given(&a));
+    lq_actq_cli_init(&a);
+    a.sites = "attn_in";
+    ck_assert(lq_actq_cli_given(&a));
+    char buf[256];
+    lq_actq_describe(&s, buf, sizeof buf);
+    ck_assert_ptr_nonnull(strstr(buf, "act 4 bits"));
+    ck_assert_ptr_nonnull(strstr(buf, "nestquant"));
+    lq_llama_free(m);
+    lq_chunks_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_actq");
@@ -525,6 +845,10 @@ int main(void)
     tcase_add_test(tc, incremental_decoding_matches_batch);
     tcase_add_test(tc, bad_options_are_rejected);
     tcase_add_test(tc, fitted_betas_help);
+    tcase_add_test(tc, calibration_without_act_quantization_unchanged);
+    tcase_add_test(tc, correction_lowers_the_activation_objective);
+    tcase_add_test(tc, act_stats_on_a_synthetic_layer);
+    tcase_add_test(tc, act_calibration_refuses_bad_combinations);
     suite_add_tcase(s, tc);
     return lq_test_run(s);
 }

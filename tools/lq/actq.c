@@ -437,6 +437,38 @@ void lq_actq_cli_init(lq_actq_cli *a)
     a->calib_chunks = 8;
 }
 
+int lq_actq_cli_given(const lq_actq_cli *a)
+{
+    lq_actq_cli d;
+    lq_actq_cli_init(&d);
+    return a->act_bits != d.act_bits || a->kv_bits != d.kv_bits || a->key_bits != d.key_bits ||
+           a->group != d.group || a->calib_chunks != d.calib_chunks || a->smooth || a->center ||
+           a->quant || a->rotate || a->kv_scale || a->kv_query || a->select || a->calib ||
+           a->betas || a->sites;
+}
+
+void lq_actq_describe(const lq_actq_settings *s, char *buf, size_t cap)
+{
+    static const char *const names[LQ_GROUP_COUNT] = {"attn_in", "attn_out", "ffn_in", "ffn_mid"};
+    char sites[64] = "", grp[32] = "";
+    size_t len = 0;
+    for (unsigned g = 0; g < LQ_GROUP_COUNT; g++)
+        if ((s->sites >> g) & 1u) {
+            int w = snprintf(sites + len, sizeof sites - len, "%s%s", len ? "," : "", names[g]);
+            if (w > 0 && (size_t)w < sizeof sites - len) len += (size_t)w;
+        }
+    const int nq = s->kind == LQ_AQ_NESTQUANT;
+    if (!nq) snprintf(grp, sizeof grp, " group %zu", s->group);
+    snprintf(buf, cap,
+             "act %u bits, kv %u bits (keys %u), %s%s, rotate %s, sites %s, betas %s, select %s, "
+             "kv scale %s, query %s%s%s",
+             s->act_bits, s->kv_bits, s->key_bits, nq ? "nestquant" : "int", grp,
+             s->rotate ? "yes" : "no", sites, s->paper_betas ? "paper" : "default",
+             s->select == LQ_NQ_SELECT_FIRST ? "first" : "best",
+             s->kv_token_scale ? "token" : "head", s->query_coded ? "coded" : "float",
+             s->key_smooth ? ", kv-smooth" : "", s->key_center ? ", kv-center" : "");
+}
+
 static int pick2(const char *v, const char *opt, const char *a, const char *b, int *out)
 {
     if (!v) return 0;

@@ -214,6 +214,13 @@ void lq_actq_cli_init(lq_actq_cli *a);
         "act-calib-chunks", LQ_OPT_SIZE, "chunks of --act-calib (default 8)", &(a)->calib_chunks   \
     }
 
+/* 1 when any option differs from lq_actq_cli_init's defaults. */
+int lq_actq_cli_given(const lq_actq_cli *a);
+
+/* One line naming settings s (bits, quantizer, rotation, sites, betas, KV
+ * scales), for metadata and reports. */
+void lq_actq_describe(const lq_actq_settings *s, char *buf, size_t cap);
+
 /* Validate the options into settings for model configuration c; prints a
  * clear error and returns -1 on a bad value. */
 int lq_actq_cli_settings(const lq_actq_cli *a, const lq_llama_config *c, lq_actq_settings *s);

@@ -230,7 +230,15 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
             if (calib->tok[calib->off[i] + j] < 0 ||
                 (size_t)calib->tok[calib->off[i] + j] >= cfg->vocab)
                 return LQ_ERR_INVALID_ARG;
-    float *X = NULL, *Xf = NULL, *scratch = NULL, *H = NULL, *What = NULL;
+    /* activations (or the KV cache) quantized during the calibration */
+    const int act = calib && (lq_actq_act_on(m->actq) || lq_actq_kv_on(m->actq));
+    if (act && (o->fp_inputs || o->finetune_steps)) {
+        fprintf(stderr, "error: calibration with quantized activations takes its inputs from the "
+                        "quantized model: not with fp inputs or block fine-tuning\n");
+        return LQ_ERR_INVALID_ARG;
+    }
+    float *X = NULL, *Xf = NULL, *scratch = NULL, *H = NULL, *What = NULL, *Wt = NULL;
+    lq_act_stats *as = NULL;
     lq_llama_state *s = NULL;
     lq_status st = LQ_ERR_NO_MEMORY;
     if (calib) {
@@ -266,7 +274,28 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
             H = NULL;
             /* round to nearest ignores H: no calibration pass for it */
             int rtn = o->method.engine.rtn && o->method.kind != LQ_METHOD_AQLM;
-            if (calib && !rtn) {
+            lq_act_stats_free(as);
+            as = NULL;
+            if (act) {
+                /* float and quantized inputs of the group (calib_act.c); the
+                 * stats are taken for round to nearest too (its target and
+                 * objective), which then gets no H */
+                if ((st = lq_act_stats_create(ctx, m->actq, (lq_lin_group)g, cols, &as)) != LQ_OK)
+                    goto out;
+                st = run_block(ctx, m, s, &oq, l, X, calib, scratch, lq_act_stats_hook, as, g);
+                if (st == LQ_OK) st = lq_act_stats_status(as);
+                if (st == LQ_OK && !(H = malloc(cols * cols * sizeof *H))) st = LQ_ERR_NO_MEMORY;
+                if (st == LQ_OK) st = lq_act_stats_hessian(as, o->act_correct, H);
+                if (st != LQ_OK) {
+                    fprintf(stderr, "\nerror: Hessian of block %zu: %s\n", l, lq_status_str(st));
+                    goto out;
+                }
+                if (o->on_hessian) o->on_hessian(o->user, l, (lq_lin_group)g, H, cols);
+                if (rtn) {
+                    free(H);
+                    H = NULL;
+                }
+            } else if (calib && !rtn) {
                 hctx hc = {ctx, NULL, LQ_OK, (lq_lin_group)g};
                 if ((st = lq_hessian_create(ctx, cols, &hc.h)) != LQ_OK) goto out;
                 st = run_block(ctx, m, s, o->fp_inputs ? &of : &oq, l, o->fp_inputs ? Xf : X, calib,
@@ -285,6 +314,7 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
                 if (lq_lin_group_of((lq_lin)k) != (lq_lin_group)g) continue;
                 lq_linear *li = lq_llama_lin(m, l, (lq_lin)k);
                 lq_calib_layer rec = {0};
+                rec.act_obj = NAN;
                 lq_lin_name(rec.name, sizeof rec.name, l, (lq_lin)k);
                 rec.rows = li->rows;
                 rec.cols = li->cols;
@@ -304,9 +334,27 @@ lq_status lq_calibrate(lq_ctx *ctx, lq_llama *m, const lq_chunks *calib, const l
                 lq_quant_report rep;
                 lq_qtensor *q = NULL;
                 double t0 = lq_cli_now();
-                st = lq_quantize_ex(ctx, li->w, li->rows, li->cols, H, &o->method, &q, What, &rep);
+                const float *target = li->w;
+                st = LQ_OK;
+                if (as && o->act_correct) {
+                    /* quantize W' = W C H~^-1 (damped) under H~ */
+                    free(Wt);
+                    if (!(Wt = malloc(li->rows * li->cols * sizeof *Wt)))
+                        st = LQ_ERR_NO_MEMORY;
+                    else
+                        st = lq_act_stats_target(
+                            as, o->act_damp > 0 ? o->act_damp : o->method.engine.percdamp, li->w,
+                            li->rows, Wt, NULL);
+                    target = Wt;
+                }
+                if (st == LQ_OK)
+                    st = lq_quantize_ex(ctx, target, li->rows, li->cols, H, &o->method, &q, What,
+                                        &rep);
+                if (st == LQ_OK && as)
+                    st = lq_act_stats_objective(as, li->w, What, li->rows, &rec.act_obj);
                 rec.seconds = lq_cli_now() - t0;
                 if (st != LQ_OK) {
+                    lq_qtensor_free(q);
                     fprintf(stderr, "\nerror: quantizing %s (%zu x %zu): %s\n", rec.name, li->rows,
                             li->cols, lq_status_str(st));
                     goto out;
@@ -365,6 +413,8 @@ out:
     free(scratch);
     free(H);
     free(What);
+    free(Wt);
+    lq_act_stats_free(as);
     lq_llama_state_free(s);
     return st;
 }

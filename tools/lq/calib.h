@@ -8,6 +8,7 @@
 #ifndef LQ_CALIB_H
 #define LQ_CALIB_H
 
+#include "calib_act.h"
 #include "eval.h"
 #include "model.h"
 
@@ -15,6 +16,11 @@ typedef struct lq_calib_layer {
     char name[96];
     size_t rows, cols;
     double bpw, rel_err, proxy, seconds;
+    /* with activation quantization in the calibration (m->actq set): the
+     * relative objective sum ||W x - W_hat x~||^2 / sum ||W x||^2 over the
+     * calibration inputs of the layer (x float, x~ quantized), from the
+     * accumulated statistics; NAN otherwise */
+    double act_obj;
     int quantized;
 } lq_calib_layer;
 
@@ -39,8 +45,21 @@ typedef struct lq_calib_opts {
     double finetune_lr;
     lq_calib_block *blocks; /* optional output, n_layers entries */
     int fp_inputs;          /* Hessians from the float model's activations */
-    const char *exclude;    /* comma-separated substrings of layer names left in float */
-    int progress;           /* 1: progress on stderr */
+    /* With m->actq set (activations and/or KV cache quantized during the
+     * calibration: the stream is then the quantized model's at inference),
+     * act_correct = 1 quantizes each layer's corrected target
+     * W' = W + W (C - H~)(H~ + lambda I)^-1 under H~ (C = sum x x~^T,
+     * H~ = sum x~ x~^T, x the float input of the group, x~ what
+     * lq_actq_input makes of it), minimising sum ||W x - W_hat x~||^2;
+     * act_correct = 0 keeps W and the float inputs' Hessian (the stream
+     * only). Incompatible with fp_inputs and finetune_steps. */
+    int act_correct;
+    /* damping of the correction's solve as a fraction of mean diag(H~)
+     * (lambda above); 0: the method's engine.percdamp. Larger values shrink
+     * the correction towards W (infinity: W under H~). */
+    double act_damp;
+    const char *exclude; /* comma-separated substrings of layer names left in float */
+    int progress;        /* 1: progress on stderr */
     /* optional: sees every Hessian before it is used */
     void (*on_hessian)(void *user, size_t layer, lq_lin_group g, const float *H, size_t cols);
     void *user;

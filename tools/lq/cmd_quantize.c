@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actq.h"
 #include "cli.h"
 #include "methodopt.h"
 #include "mpi_quantize.h"
@@ -182,7 +183,15 @@ static const char *g_usage_tail =
     "  --finetune-steps N (needs --calib-text): after each block's layers are quantized,\n"
     "  N Adam steps (--lr X, default 1e-4) on the continuous parameters (scales,\n"
     "  codebooks; codes fixed) of every quantized layer of the block jointly, so the\n"
-    "  block's output matches the fp32 block's on the calibration inputs (MSE).";
+    "  block's output matches the fp32 block's on the calibration inputs (MSE).\n"
+    "  --act-bits B (and lq eval's other activation / KV options, same meaning and\n"
+    "  defaults; needs --calib-text): the calibration runs the model with its\n"
+    "  activations (and KV cache) quantized as lq eval will, and each layer is fitted\n"
+    "  to its quantized inputs x~: W_hat minimises sum ||W x - W_hat x~||^2 (the\n"
+    "  target W C H~^-1 under H~; --act-correct no: W under the float inputs'\n"
+    "  Hessian; --act-damp F: ridge damping of the correction as a fraction of\n"
+    "  mean diag(H~), default --percdamp; larger shrinks it towards W). Give lq eval\n"
+    "  the same activation options (recorded in the .lqt as libquant.activations).";
 
 /* The usage text: the methods and their options from the registry. */
 static const char *usage(void)
@@ -211,7 +220,11 @@ int lq_cmd_quantize(int argc, char **argv)
     double ft_lr = 1e-4;
     lq_cli_qopts o;
     lq_cli_qopts_init(&o);
-    lq_opt opts[18 + LQ_CLI_NMETHOD_OPTS] = {
+    lq_actq_cli aqc;
+    lq_actq_cli_init(&aqc);
+    const char *act_correct = NULL;
+    double act_damp = NAN;
+    lq_opt opts[34 + LQ_CLI_NMETHOD_OPTS] = {
         {"method", LQ_OPT_STR, "a registered method (see Methods above)", &method},
         {"tensor", LQ_OPT_STR, "quantize only this tensor", &tensor},
         {"hessian", LQ_OPT_STR, "safetensors file of Hessians (cols x cols)", &hpath},
@@ -228,8 +241,14 @@ int lq_cmd_quantize(int argc, char **argv)
         {"finetune-steps", LQ_OPT_SIZE, "model: block-wise fine-tuning steps (default 0: off)",
          &ft_steps},
         {"lr", LQ_OPT_DOUBLE, "model: fine-tuning Adam learning rate (default 1e-4)", &ft_lr},
+        {"act-correct", LQ_OPT_STR,
+         "model: yes (default with --act-bits) or no: fit the weights to quantized inputs",
+         &act_correct},
+        {"act-damp", LQ_OPT_DOUBLE,
+         "model: damping of the correction, fraction of mean diag (default --percdamp)", &act_damp},
+        LQ_ACTQ_OPTS(&aqc),
     };
-    size_t nopts = 15;
+    size_t nopts = 32;
     nopts += lq_cli_qopts_table(&o, opts + nopts);
     char *pos[2];
     size_t npos = 0;
@@ -250,10 +269,15 @@ int lq_cmd_quantize(int argc, char **argv)
                             "is calibrated with --calib-text and --tokenizer\n");
             return 2;
         }
-        lq_model_quant_args a = {method,  pos[0],       pos[1],  calib_text, tokp,
-                                 exclude, calib_chunks, threads, seed,       fp_inputs,
-                                 json,    quiet,        &o,      ft_steps,   ft_lr};
+        lq_model_quant_args a = {method,       pos[0],   pos[1], calib_text, tokp,        exclude,
+                                 calib_chunks, threads,  seed,   fp_inputs,  json,        quiet,
+                                 &o,           ft_steps, ft_lr,  &aqc,       act_correct, act_damp};
         return lq_quantize_model(&a);
+    }
+    if (lq_actq_cli_given(&aqc) || act_correct || !isnan(act_damp)) {
+        fprintf(stderr, "error: the activation options (--act-bits, --kv-bits, --act-correct, "
+                        "...) are for models (with --calib-text)\n");
+        return 2;
     }
     if (ft_steps || ft_lr != 1e-4) {
         fprintf(stderr, "error: --finetune-steps and --lr are for models (with --calib-text)\n");

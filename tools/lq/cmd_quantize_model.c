@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "actq.h"
 #include "calib.h"
 #include "cli.h"
 #include "methodopt.h"
@@ -66,6 +67,35 @@ int lq_quantize_model(const lq_model_quant_args *a)
         fprintf(stderr, "error: --lr must be a finite number in (0, 1e6]\n");
         return 2;
     }
+    int act_given = a->act && lq_actq_cli_given(a->act), act_correct = 1;
+    if (a->act_correct) {
+        if (!strcmp(a->act_correct, "no"))
+            act_correct = 0;
+        else if (strcmp(a->act_correct, "yes")) {
+            fprintf(stderr, "error: --act-correct is yes or no, not '" LQ_CLIP_FMT "'\n",
+                    LQ_CLIP(a->act_correct));
+            return 2;
+        }
+    }
+    if (!isnan(a->act_damp) && !(isfinite(a->act_damp) && a->act_damp > 0 && a->act_damp <= 1e6)) {
+        fprintf(stderr, "error: --act-damp must be a finite number in (0, 1e6]\n");
+        return 2;
+    }
+    if (!isnan(a->act_damp) && (!act_given || !act_correct)) {
+        fprintf(stderr, "error: --act-damp is the correction's damping: give --act-bits (and not "
+                        "--act-correct no)\n");
+        return 2;
+    }
+    if (act_given && !a->calib_text) {
+        fprintf(stderr, "error: the activation options (--act-bits, --kv-bits, ...) act on the "
+                        "calibration: give --calib-text\n");
+        return 2;
+    }
+    if (act_given && (a->fp_inputs || a->finetune_steps)) {
+        fprintf(stderr, "error: --act-bits / --kv-bits calibrate on the quantized model's "
+                        "activations: not with --fp-inputs or --finetune-steps\n");
+        return 2;
+    }
     lq_calib_opts co = {0};
     lq_method_init(&co.method, kind);
     if (lq_cli_qopts_apply(a->opts, &co.method)) return 2;
@@ -74,6 +104,8 @@ int lq_quantize_model(const lq_model_quant_args *a)
     co.progress = !a->quiet;
     co.finetune_steps = (unsigned)a->finetune_steps;
     co.finetune_lr = a->finetune_lr;
+    co.act_correct = act_correct;
+    co.act_damp = isnan(a->act_damp) ? 0 : a->act_damp;
     lq_ctx_config cfg;
     lq_ctx_config_init(&cfg);
     cfg.n_threads = a->threads;
@@ -88,6 +120,10 @@ int lq_quantize_model(const lq_model_quant_args *a)
     char *txt = NULL;
     lq_calib_layer *lay = NULL;
     lq_calib_block *blk = NULL;
+    lq_actq aq;
+    memset(&aq, 0, sizeof aq);
+    int aq_on = 0;
+    char adesc[512] = "";
     double t0 = lq_cli_now(), c0 = lq_cli_cpu_now();
     if (lq_llama_load(ctx, a->in, &m) != LQ_OK) goto out;
     if (!strcmp(m->source, "lqt")) {
@@ -110,6 +146,30 @@ int lq_quantize_model(const lq_model_quant_args *a)
             goto out;
         }
     }
+    if (act_given) {
+        /* the settings lq eval will get; with --act-calib the betas are
+         * fitted here on the float model */
+        const lq_run_opts ro = {LQ_KERNEL_EXACT, 0};
+        if (lq_actq_cli_setup(ctx, a->act, m, t, &ro, &aq, &aq_on)) goto out;
+        if (aq_on) {
+            lq_actq_describe(&aq.set, adesc, sizeof adesc);
+            size_t al = strlen(adesc);
+            if (a->act->calib)
+                snprintf(adesc + al, sizeof adesc - al, ", betas fitted on %s (%zu chunks)",
+                         a->act->calib, a->act->calib_chunks);
+            al = strlen(adesc);
+            snprintf(adesc + al, sizeof adesc - al, "; weights %s",
+                     act_correct ? "corrected for the activation noise (W C H~^-1 under H~)"
+                                 : "not corrected");
+            al = strlen(adesc);
+            if (act_correct && co.act_damp > 0)
+                snprintf(adesc + al, sizeof adesc - al, ", damping %g", co.act_damp);
+        }
+    }
+    if (a->act_correct && !aq_on) {
+        fprintf(stderr, "error: --act-correct needs --act-bits or --kv-bits below 16\n");
+        goto out;
+    }
     size_t nl = m->cfg.n_layers * LQ_LIN_COUNT;
     if (!(lay = calloc(nl, sizeof *lay)) || !(blk = calloc(m->cfg.n_layers, sizeof *blk))) {
         lq_cli_fail("memory", LQ_ERR_NO_MEMORY);
@@ -126,8 +186,12 @@ int lq_quantize_model(const lq_model_quant_args *a)
     if (co.finetune_steps && dn > 0 && (size_t)dn < sizeof desc)
         snprintf(desc + dn, sizeof desc - (size_t)dn, ", block fine-tuning %u steps lr %g",
                  co.finetune_steps, co.finetune_lr);
-    const char *meta[] = {"libquant.method", a->method, "libquant.calibration", desc};
-    if (lq_llama_save(ctx, m, a->out, meta, 2) != LQ_OK) goto out;
+    if (aq_on && dn > 0 && (size_t)dn < sizeof desc)
+        snprintf(desc + dn, sizeof desc - (size_t)dn, ", activations A%u KV%u%s", aq.set.act_bits,
+                 aq.set.kv_bits, act_correct ? " corrected" : "");
+    const char *meta[] = {"libquant.method",      a->method, "libquant.calibration", desc,
+                          "libquant.activations", adesc};
+    if (lq_llama_save(ctx, m, a->out, meta, aq_on ? 3 : 2) != LQ_OK) goto out;
     double secs = lq_cli_now() - t0, cpu = lq_cli_cpu_now() - c0, bpw;
     size_t nq;
     lq_llama_bits(m, &bpw, &nq);
@@ -152,9 +216,20 @@ int lq_quantize_model(const lq_model_quant_args *a)
                 printf("%.6g", lay[i].proxy);
             else
                 printf("null");
+            if (aq_on) {
+                printf(",\"act_objective\":");
+                if (isfinite(lay[i].act_obj))
+                    printf("%.6g", lay[i].act_obj);
+                else
+                    printf("null");
+            }
             printf(",\"seconds\":%.4f}", lay[i].seconds);
         }
         printf("]");
+        if (aq_on) {
+            printf(",\"activations\":");
+            lq_cli_json_str(stdout, adesc);
+        }
         if (co.finetune_steps) {
             printf(",\"finetune\":{\"steps\":%u,\"lr\":%.6g,\"blocks\":[", co.finetune_steps,
                    co.finetune_lr);
@@ -169,8 +244,8 @@ int lq_quantize_model(const lq_model_quant_args *a)
                "\"cpu_seconds\":%.3f}\n",
                nq, bpw, secs, cpu);
     } else {
-        printf("%-40s %11s %8s %10s %12s %8s\n", "layer", "shape", "bits/w", "rel.err",
-               "proxy loss", "seconds");
+        printf("%-40s %11s %8s %10s %12s %8s%s\n", "layer", "shape", "bits/w", "rel.err",
+               "proxy loss", "seconds", aq_on ? "    act obj" : "");
         for (size_t i = 0; i < nl; i++) {
             char shape[32], proxy[24];
             snprintf(shape, sizeof shape, "%zux%zu", lay[i].rows, lay[i].cols);
@@ -178,8 +253,13 @@ int lq_quantize_model(const lq_model_quant_args *a)
                 snprintf(proxy, sizeof proxy, "%.4g", lay[i].proxy);
             else
                 snprintf(proxy, sizeof proxy, "-");
-            printf("%-40.40s %11s %8.3f %10.4g %12s %8.2f\n", lay[i].name, shape, lay[i].bpw,
+            printf("%-40.40s %11s %8.3f %10.4g %12s %8.2f", lay[i].name, shape, lay[i].bpw,
                    lay[i].rel_err, proxy, lay[i].seconds);
+            if (aq_on && isfinite(lay[i].act_obj))
+                printf(" %11.4g", lay[i].act_obj);
+            else if (aq_on)
+                printf(" %11s", "-");
+            printf("\n");
         }
         for (size_t l = 0; co.finetune_steps && l < m->cfg.n_layers; l++)
             printf("block %zu fine-tuning: relative output error %.4g -> %.4g (best step %u of "
@@ -189,9 +269,12 @@ int lq_quantize_model(const lq_model_quant_args *a)
         printf("%zu of %zu layers quantized (%s), %.3f bits/weight over the linear layers, "
                "%.2f s (%.2f s CPU) -> %s\n",
                nq, nl, desc, bpw, secs, cpu, a->out);
+        if (aq_on) printf("activations: %s\n", adesc);
     }
     rc = 0;
 out:
+    if (m) m->actq = NULL;
+    lq_actq_free(&aq);
     free(lay);
     free(blk);
     free(txt);

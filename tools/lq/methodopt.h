@@ -48,6 +48,11 @@ typedef struct lq_model_quant_args {
     const lq_cli_qopts *opts;
     size_t finetune_steps; /* block-wise fine-tuning (0: off) */
     double finetune_lr;
+    /* activation / KV-cache quantization during the calibration (actq.h;
+     * NULL: none) and --act-correct (yes, no; NULL: yes) */
+    const struct lq_actq_cli *act;
+    const char *act_correct;
+    double act_damp; /* --act-damp (NAN: the method's --percdamp) */
 } lq_model_quant_args;
 int lq_quantize_model(const lq_model_quant_args *a);
 /* 1 when path is a model rather than a tensor file: a directory, or a file
