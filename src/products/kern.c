@@ -210,6 +210,10 @@ lq_status lq_matmul(lq_ctx *ctx, const lq_qtensor *W, const float *X, size_t bat
     if (xst != LQ_OK) return xst;
     lq_status kst = lq_kern_matmul(ctx, W, X, batch, Y, LQ_KERNEL_EXACT);
     if (kst != LQ_ERR_UNSUPPORTED) return kst;
+    /* the reference path validates too (the kernel path did when it built
+     * its layout): one linear pass, small next to the reference product */
+    kst = lq_qtensor_validate(W);
+    if (kst != LQ_OK) return kst;
     rows_job j = {.t = W, .tr = tr, .X = X, .batch = batch, .Y = Y, .level = lq_simd_for(ctx)};
     lq_parallel_for(ctx, lq_chunks(W->rows, ROW_GRAIN), matmul_task, &j);
     return j.failed ? __atomic_load_n(&j.st[0], __ATOMIC_RELAXED) : LQ_OK;

@@ -28,6 +28,8 @@ lq_status lq_aq_layout_read(const lq_qtensor *t, lq_aq_layout *v)
     if (cbb != 2 && cbb != 4) return LQ_ERR_CORRUPT;
     for (size_t q = 4; q < LQ_QT_NPARAMS; q++)
         if (t->ip[q]) return LQ_ERR_CORRUPT;
+    for (size_t q = 0; q < LQ_QT_NPARAMS; q++) /* AQ defines no float word */
+        if (t->fp[q] != 0.0f) return LQ_ERR_CORRUPT;
     v->rows = t->rows;
     v->cols = t->cols;
     v->M = M;

@@ -72,6 +72,8 @@ lq_status lq_e8_layout_of(const lq_qtensor *t, lq_e8_layout *v)
         if (t->ip[k]) return LQ_ERR_CORRUPT;
     if (L.K < 1 || L.K > LQ_NQ_MAX_BETAS) return LQ_ERR_CORRUPT;
     for (unsigned k = 0; k < L.K; k++) L.betas[k] = t->fp[k];
+    for (unsigned k = L.K; k < LQ_QT_NPARAMS; k++) /* floats past the betas */
+        if (t->fp[k] != 0.0f) return LQ_ERR_CORRUPT;
     if (!params_ok(&L)) return LQ_ERR_CORRUPT;
     L.nblk = L.n8 / 8;
     L.ngroups = (L.n8 + L.group - 1) / L.group;
@@ -156,6 +158,20 @@ static lq_status e8_validate(const lq_qtensor *t)
     size_t nsc = t->rows * v.ngroups;
     for (size_t i = 0; i < nsc; i++)
         if (!isfinite(v.scales[i])) return LQ_ERR_CORRUPT;
+    /* every code in range: a Voronoi index < q^8 (cbits bits can hold more
+     * unless q is a power of two) and a beta index < K (likewise unless K
+     * is); one linear pass, so a loaded tensor that validates decodes */
+    int check_codes = (v.q & (v.q - 1)) != 0; /* q = 2^m: q^8 = 2^cbits, every index valid */
+    uint64_t q8 = 1;
+    if (check_codes)
+        for (int i = 0; i < 8; i++) q8 *= v.q; /* q <= 255 here: q^8 < 2^64 */
+    int check_betas = v.ibits && v.K < (1u << v.ibits);
+    if (check_codes || check_betas)
+        for (size_t r = 0; r < t->rows; r++)
+            for (size_t j = 0; j < v.nblk; j++) {
+                if (check_codes && lq_e8_layout_code(&v, r, j) >= q8) return LQ_ERR_CORRUPT;
+                if (check_betas && lq_e8_layout_beta(&v, r, j) >= v.K) return LQ_ERR_CORRUPT;
+            }
     return LQ_OK;
 }
 

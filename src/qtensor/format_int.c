@@ -55,6 +55,10 @@ static lq_status int_validate(const lq_qtensor *t)
     if (t->ip[LQ_INT_IP_GROUP] == 0 || t->ip[LQ_INT_IP_GROUP] > t->cols) return LQ_ERR_CORRUPT;
     if (t->ip[LQ_INT_IP_SCALE_BYTES] != 2 && t->ip[LQ_INT_IP_SCALE_BYTES] != 4)
         return LQ_ERR_CORRUPT;
+    for (unsigned k = LQ_INT_NIP; k < LQ_QT_NPARAMS; k++) /* words INT does not define */
+        if (t->ip[k]) return LQ_ERR_CORRUPT;
+    for (unsigned k = 0; k < LQ_QT_NPARAMS; k++)
+        if (t->fp[k] != 0.0f) return LQ_ERR_CORRUPT;
     size_t g = t->ip[LQ_INT_IP_GROUP], ng = (t->cols + g - 1) / g, n;
     size_t want = 2 + (t->ip[LQ_INT_IP_SYMMETRIC] == 0) + (t->ip[LQ_INT_IP_HAS_PERM] == 1);
     if (t->nsec != want) return LQ_ERR_CORRUPT;

@@ -33,6 +33,10 @@ lq_status lq_vq_layout_read(const lq_qtensor *t, lq_vq_layout *v)
     if (!t || !v || t->format != LQ_FORMAT_VQ) return LQ_ERR_INVALID_ARG;
     uint32_t d = t->ip[LQ_VQ_IP_D], bits = t->ip[LQ_VQ_IP_BITS], gc = t->ip[LQ_VQ_IP_GC];
     uint32_t gr = t->ip[LQ_VQ_IP_GR], cb = t->ip[LQ_VQ_IP_CB], rank = t->ip[LQ_VQ_IP_RANK];
+    for (unsigned k = LQ_VQ_IP_RANK + 1; k < LQ_QT_NPARAMS; k++) /* words VQ does not define */
+        if (t->ip[k]) return LQ_ERR_CORRUPT;
+    for (unsigned k = 0; k < LQ_QT_NPARAMS; k++)
+        if (t->fp[k] != 0.0f) return LQ_ERR_CORRUPT;
     if (d != 1 && d != 2 && d != 4 && d != 8) return LQ_ERR_CORRUPT;
     if (bits < 1 || bits > 16 || t->cols % d != 0) return LQ_ERR_CORRUPT;
     if (gc == 0 || gc % d != 0 || gc > t->cols || gr == 0 || gr > t->rows) return LQ_ERR_CORRUPT;
