@@ -11,8 +11,12 @@
  *  - the codeword of the class of q e_0 (the one codeword with a
  *    coordinate +-q in the tie-broken code, even q) is representable: a tensor
  *    made of it through the format's writer is packed and its products at
- *    every level equal the scalar kernel bit for bit (FAST) and the
- *    format's reference within float rounding (EXACT);
+ *    every level equal the scalar kernel bit for bit (FAST and EXACT) and
+ *    the format's reference within float rounding (EXACT);
+ *  - on odd shapes (rows not a multiple of 16, partial groups) and every
+ *    batch size 1..64, both modes at every level and thread count give the
+ *    scalar kernel's bits, and vector b of a batch gives the bits of the
+ *    same vector alone (the batch kernels reuse decoded blocks);
  *  - q > 16 and K > 8 have no layout (LQ_ERR_UNSUPPORTED: the reference
  *    product serves them). */
 #include <math.h>
@@ -22,6 +26,7 @@
 #include "lattice/lattice_internal.h"
 #include "products/products.h"
 #include "qtensor/format_e8.h"
+#include "qtensor/qtensor_internal.h"
 #include "simd/kern_e8.h"
 #include "test_common.h"
 
@@ -150,7 +155,7 @@ START_TEST(edge_codeword_products)
     const size_t rows = 35, cols = 72, maxb = 9;
     float *X = malloc(maxb * cols * sizeof(float));
     float *Y0 = malloc(maxb * rows * sizeof(float)), *Y = malloc(maxb * rows * sizeof(float));
-    float *Yr = malloc(maxb * rows * sizeof(float));
+    float *Yr = malloc(maxb * rows * sizeof(float)), *Ye = malloc(maxb * rows * sizeof(float));
     lq_test_fill_gaussian(X, maxb * cols, 1.0f, 77);
     for (size_t a = 0; a < sizeof qs / sizeof qs[0]; a++) {
         lq_qtensor *t = make_edge(qs[a], rows, cols);
@@ -159,8 +164,15 @@ START_TEST(edge_codeword_products)
         for (size_t batch = 1; batch <= maxb; batch += 4) {
             lq_ctx *c0 = lq_test_ctx(1, LQ_SIMD_SCALAR);
             ck_assert_int_eq(lq_matmul_ex(c0, t, X, batch, Y0, LQ_KERNEL_FAST), LQ_OK);
-            ck_assert_int_eq(lq_matmul_ex(c0, t, X, batch, Yr, LQ_KERNEL_EXACT), LQ_OK);
+            ck_assert_int_eq(lq_matmul_ex(c0, t, X, batch, Ye, LQ_KERNEL_EXACT), LQ_OK);
             lq_ctx_destroy(c0);
+            /* the format's reference product (no kernel layout) */
+            ck_assert_int_eq(lq_format_lookup(LQ_FORMAT_E8)
+                                 ->matmul_rows(t, X, batch, Yr, 0, rows, LQ_SIMD_SCALAR),
+                             LQ_OK);
+            for (size_t i = 0; i < batch * rows; i++)
+                ck_assert_msg(fabsf(Ye[i] - Yr[i]) <= 1e-4f * (1.0f + fabsf(Yr[i])),
+                              "q%u exact %g vs %g", qs[a], Ye[i], Yr[i]);
             for (int lv = LQ_SIMD_SCALAR; lv <= LQ_SIMD_AVX512; lv++) {
                 if ((lq_simd_level)lv > lq_simd_detected()) break;
                 for (size_t th = 1; th <= 2; th++) {
@@ -168,9 +180,8 @@ START_TEST(edge_codeword_products)
                     ck_assert_int_eq(lq_matmul_ex(c, t, X, batch, Y, LQ_KERNEL_FAST), LQ_OK);
                     ck_assert(!memcmp(Y, Y0, batch * rows * sizeof(float)));
                     ck_assert_int_eq(lq_matmul_ex(c, t, X, batch, Y, LQ_KERNEL_EXACT), LQ_OK);
-                    for (size_t i = 0; i < batch * rows; i++)
-                        ck_assert_msg(fabsf(Y[i] - Yr[i]) <= 1e-4f * (1.0f + fabsf(Yr[i])),
-                                      "q%u exact %g vs %g", qs[a], Y[i], Yr[i]);
+                    ck_assert_msg(!memcmp(Y, Ye, batch * rows * sizeof(float)),
+                                  "q%u b%zu level %d: exact differs from scalar", qs[a], batch, lv);
                     lq_ctx_destroy(c);
                 }
             }
@@ -181,6 +192,69 @@ START_TEST(edge_codeword_products)
     free(Y0);
     free(Y);
     free(Yr);
+    free(Ye);
+}
+END_TEST
+
+/* Odd shapes and every batch 1..64: every level and thread count gives the
+ * scalar kernel's bits in both modes, and each vector of a batch the bits of
+ * that vector alone. */
+START_TEST(batches_match_scalar)
+{
+    static const struct {
+        unsigned q, K;
+        size_t group, rows, cols;
+        int had;
+    } cs[] = {
+        {16, 4, 0, 37, 200, 1},  /* default, rows % 16 = 5, cols padded */
+        {14, 4, 16, 50, 72, 0},  /* 4-bit preset, 5 groups */
+        {8, 8, 64, 19, 130, 1},  /* q <= 8 (no hi plane), partial last group */
+        {3, 2, 24, 16, 48, 0},   /* odd q, group of 3 vectors */
+        {9, 1, 0, 7, 8, 0},      /* one 8-vector, one partial tile */
+        {16, 8, 128, 33, 520, 1} /* 65 vectors: EXACT chunks of 16 + 1 */
+    };
+    const size_t maxb = 64;
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        lq_qtensor *t =
+            make_nq(cs[c].q, cs[c].K, cs[c].group, cs[c].had, cs[c].rows, cs[c].cols, 900 + c);
+        size_t rows = cs[c].rows, cols = cs[c].cols;
+        float *X = malloc(maxb * cols * sizeof(float));
+        float *Y = malloc(maxb * rows * sizeof(float)), *Y1 = malloc(rows * sizeof(float));
+        float *R[2] = {malloc(maxb * rows * sizeof(float)), malloc(maxb * rows * sizeof(float))};
+        lq_test_fill_gaussian(X, maxb * cols, 1.0f, 31 + c);
+        lq_ctx *c0 = lq_test_ctx(1, LQ_SIMD_SCALAR);
+        for (int md = 0; md < 2; md++) {
+            lq_kernel_mode mode = md ? LQ_KERNEL_FAST : LQ_KERNEL_EXACT;
+            ck_assert_int_eq(lq_matmul_ex(c0, t, X, maxb, R[md], mode), LQ_OK);
+            /* vector b alone = vector b of the batch (scalar) */
+            for (size_t b = 0; b < maxb; b += 9) {
+                ck_assert_int_eq(lq_matmul_ex(c0, t, X + b * cols, 1, Y1, mode), LQ_OK);
+                ck_assert(!memcmp(Y1, R[md] + b * rows, rows * sizeof(float)));
+            }
+        }
+        lq_ctx_destroy(c0);
+        for (int lv = LQ_SIMD_AVX2; lv <= LQ_SIMD_AVX512; lv++) {
+            if ((lq_simd_level)lv > lq_simd_detected() || lq_simd_detected() == LQ_SIMD_NEON) break;
+            for (size_t th = 1; th <= 2; th++) {
+                lq_ctx *ctx = lq_test_ctx(th, (lq_simd_level)lv);
+                for (size_t batch = 1; batch <= maxb; batch += (batch < 20 ? 1 : 7))
+                    for (int md = 0; md < 2; md++) {
+                        lq_kernel_mode mode = md ? LQ_KERNEL_FAST : LQ_KERNEL_EXACT;
+                        ck_assert_int_eq(lq_matmul_ex(ctx, t, X, batch, Y, mode), LQ_OK);
+                        ck_assert_msg(!memcmp(Y, R[md], batch * rows * sizeof(float)),
+                                      "case %zu level %d t%zu b%zu %s differs from scalar", c, lv,
+                                      th, batch, md ? "fast" : "exact");
+                    }
+                lq_ctx_destroy(ctx);
+            }
+        }
+        lq_qtensor_free(t);
+        free(X);
+        free(Y);
+        free(Y1);
+        free(R[0]);
+        free(R[1]);
+    }
 }
 END_TEST
 
@@ -192,6 +266,7 @@ static Suite *e8k_suite(void)
     tcase_add_test(tc, layout_matches_codes);
     tcase_add_test(tc, no_layout_beyond_limits);
     tcase_add_test(tc, edge_codeword_products);
+    tcase_add_test(tc, batches_match_scalar);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,6 +47,7 @@ static void e8_act_build(const void *pack, const float *X, size_t batch, lq_kern
             int32_t s;
             d[j] = lq_kern_q8_block(xr + 8 * j, 8, q, &s);
             memcpy((int8_t *)base + 8 * j, q, 8);
+            for (int i = 0; i < 8; i++) ((int8_t *)(uintptr_t)v.qn)[8 * j + i] = (int8_t)-q[i];
             qs[j] = s;
             a2q[j] = 2 * (int32_t)p->q * s;
         }
@@ -176,6 +177,8 @@ static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     return LQ_OK;
 }
 
+static size_t e8_pack_bytes(const void *pack) { return lq_e8_pack_bytes(pack); }
+
 const lq_kern_format lq_kern_e8 = {
     .format = LQ_FORMAT_E8,
     .prepare = e8_prepare,
@@ -183,6 +186,7 @@ const lq_kern_format lq_kern_e8 = {
     .max_batch = e8_max_batch,
     .act_bytes = e8_act_bytes,
     .act_build = e8_act_build,
+    .pack_bytes = e8_pack_bytes,
     .rows =
         {
             /* EXACT scalar on the pack: no allocation after the layout, and

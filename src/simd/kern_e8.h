@@ -28,9 +28,16 @@
  *   fdot = sum_i f_i q8_i,   isum = 2q sq_j - s sq_j - 2 fdot  (= sum u_i q8_i)
  *   v = ((float)isum * d_j) * hb[beta]        hb = beta / 2
  *   a = a + v   (vectors of a group in order),  y = y + s_g * a.
- * Every level performs exactly these operations: bit-exact with scalar.
- * EXACT: float x'; u_i decoded in registers; a = a + hb * (sum_i u_i x'_i)
- * (in order in the scalar kernel, fused multiply-adds in the SIMD ones).
+ * Every level performs exactly these operations: bit-exact with scalar. (The
+ * AVX-512 kernel forms isum as a2q_j + sum_i g_i (-q8_i) with g_i = 2 f_i + s
+ * decoded once per block: the same integer.)
+ * EXACT: float x'; per (row, 8-vector) the weights w_i = round(hb[beta] u_i)
+ * (one rounding: u_i is a small integer), four partial sums per row and group,
+ *   a_{i mod 4} = fma(w_i, x'_i, a_{i mod 4})   i = 0..7 in order,
+ * then at the end of a group y = fma((a_0 + a_1) + (a_2 + a_3), s_g, y).
+ * Every level (scalar with fmaf) performs exactly these operations: EXACT is
+ * bit-identical across levels and batch sizes. The SIMD kernels decode a
+ * block's weights once and apply them to every vector of the batch.
  */
 #ifndef LQ_SIMD_KERN_E8_H
 #define LQ_SIMD_KERN_E8_H
@@ -75,20 +82,21 @@ static inline unsigned lq_e8_field(const lq_e8_pack *p, const uint8_t *blk, unsi
 
 /* Activation data per vector (64-byte aligned arrays):
  *   FAST:  int8 q[n8], float d[nvec], int32 sq[nvec] (sum of q8),
- *          int32 a2q[nvec] (2q * sq)
+ *          int32 a2q[nvec] (2q * sq), int8 qn[n8] (-q8)
  *   EXACT: float x[n8] */
 typedef struct lq_e8_act_view {
     const int8_t *q;
     const float *d;
     const int32_t *sq;
     const int32_t *a2q;
+    const int8_t *qn;
     const float *x;
 } lq_e8_act_view;
 
 static inline size_t lq_e8_act_stride(const lq_e8_pack *p, lq_kernel_mode mode)
 {
     if (mode == LQ_KERNEL_FAST)
-        return lq_kern_roundup(p->n8, 64) + 3 * lq_kern_roundup(p->nvec * 4, 64);
+        return 2 * lq_kern_roundup(p->n8, 64) + 3 * lq_kern_roundup(p->nvec * 4, 64);
     return lq_kern_roundup(p->n8 * sizeof(float), 64);
 }
 
@@ -96,7 +104,7 @@ static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
                                            lq_kernel_mode mode, size_t b)
 {
     const unsigned char *base = (const unsigned char *)act + b * lq_e8_act_stride(p, mode);
-    lq_e8_act_view v = {0, 0, 0, 0, 0};
+    lq_e8_act_view v = {0, 0, 0, 0, 0, 0};
     if (mode == LQ_KERNEL_FAST) {
         size_t o1 = lq_kern_roundup(p->n8, 64);
         size_t o2 = o1 + lq_kern_roundup(p->nvec * sizeof(float), 64);
@@ -105,6 +113,7 @@ static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
         v.d = (const float *)(const void *)(base + o1);
         v.sq = (const int32_t *)(const void *)(base + o2);
         v.a2q = (const int32_t *)(const void *)(base + o3);
+        v.qn = (const int8_t *)(base + o3 + lq_kern_roundup(p->nvec * sizeof(int32_t), 64));
     } else {
         v.x = (const float *)(const void *)base;
     }
