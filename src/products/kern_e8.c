@@ -10,9 +10,10 @@
 
 static size_t e8_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {
-    /* + one rotated vector of scratch at the end */
+    /* + one rotated vector of scratch, + the interleaved FAST records */
     const lq_e8_pack *p = pack;
-    return batch * lq_e8_act_stride(p, mode) + lq_kern_roundup(p->n8 * sizeof(float), 64);
+    return batch * lq_e8_act_stride(p, mode) + lq_kern_roundup(p->n8 * sizeof(float), 64) +
+           (mode == LQ_KERNEL_FAST ? p->nvec * batch * LQ_E8_IREC : 0);
 }
 
 static size_t e8_max_batch(const void *pack, lq_kernel_mode mode)
@@ -47,9 +48,13 @@ static void e8_act_build(const void *pack, const float *X, size_t batch, lq_kern
             int32_t s;
             d[j] = lq_kern_q8_block(xr + 8 * j, 8, q, &s);
             memcpy((int8_t *)base + 8 * j, q, 8);
-            for (int i = 0; i < 8; i++) ((int8_t *)(uintptr_t)v.qn)[8 * j + i] = (int8_t)-q[i];
             qs[j] = s;
             a2q[j] = 2 * (int32_t)p->q * s;
+            unsigned char *rec = (unsigned char *)(uintptr_t)lq_e8_act_irec(p, act, batch) +
+                                 (j * batch + b) * LQ_E8_IREC;
+            for (int i = 0; i < 8; i++) rec[i] = (unsigned char)(int8_t)-q[i];
+            memcpy(rec + 8, &a2q[j], 4);
+            memcpy(rec + 12, &d[j], 4);
         }
     }
 }

@@ -82,21 +82,20 @@ static inline unsigned lq_e8_field(const lq_e8_pack *p, const uint8_t *blk, unsi
 
 /* Activation data per vector (64-byte aligned arrays):
  *   FAST:  int8 q[n8], float d[nvec], int32 sq[nvec] (sum of q8),
- *          int32 a2q[nvec] (2q * sq), int8 qn[n8] (-q8)
+ *          int32 a2q[nvec] (2q * sq)
  *   EXACT: float x[n8] */
 typedef struct lq_e8_act_view {
     const int8_t *q;
     const float *d;
     const int32_t *sq;
     const int32_t *a2q;
-    const int8_t *qn;
     const float *x;
 } lq_e8_act_view;
 
 static inline size_t lq_e8_act_stride(const lq_e8_pack *p, lq_kernel_mode mode)
 {
     if (mode == LQ_KERNEL_FAST)
-        return 2 * lq_kern_roundup(p->n8, 64) + 3 * lq_kern_roundup(p->nvec * 4, 64);
+        return lq_kern_roundup(p->n8, 64) + 3 * lq_kern_roundup(p->nvec * 4, 64);
     return lq_kern_roundup(p->n8 * sizeof(float), 64);
 }
 
@@ -104,7 +103,7 @@ static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
                                            lq_kernel_mode mode, size_t b)
 {
     const unsigned char *base = (const unsigned char *)act + b * lq_e8_act_stride(p, mode);
-    lq_e8_act_view v = {0, 0, 0, 0, 0, 0};
+    lq_e8_act_view v = {0, 0, 0, 0, 0};
     if (mode == LQ_KERNEL_FAST) {
         size_t o1 = lq_kern_roundup(p->n8, 64);
         size_t o2 = o1 + lq_kern_roundup(p->nvec * sizeof(float), 64);
@@ -113,11 +112,22 @@ static inline lq_e8_act_view lq_e8_act_get(const lq_e8_pack *p, const void *act,
         v.d = (const float *)(const void *)(base + o1);
         v.sq = (const int32_t *)(const void *)(base + o2);
         v.a2q = (const int32_t *)(const void *)(base + o3);
-        v.qn = (const int8_t *)(base + o3 + lq_kern_roundup(p->nvec * sizeof(int32_t), 64));
     } else {
         v.x = (const float *)(const void *)base;
     }
     return v;
+}
+
+/* FAST only, after the per-vector data and one rotated vector of scratch:
+ * per 8-vector j and vector b (record j * batch + b) 16 bytes: the negated
+ * int8 activations -q8 (8 bytes), a2q_j (int32), d_j (float), so that a
+ * kernel reads every vector of a batch at fixed offsets from one pointer. */
+#define LQ_E8_IREC 16u
+static inline const unsigned char *lq_e8_act_irec(const lq_e8_pack *p, const void *act,
+                                                  size_t batch)
+{
+    return (const unsigned char *)act + batch * lq_e8_act_stride(p, LQ_KERNEL_FAST) +
+           lq_kern_roundup(p->n8 * sizeof(float), 64);
 }
 
 void lq_kern_e8_fast_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,

@@ -7,7 +7,8 @@
  * 4 of f from the hi plane by byte masks) and beta / 2 by vpermps; per
  * vector two vpdpbusd on the negated int8 activations starting from 2q sq,
  * which is the reference's integer isum, then the reference's three float
- * operations. Up to 16 vectors keep their sums in registers per pass.
+ * operations. Up to 16 vectors keep their sums in registers per pass and
+ * read their activations from the interleaved records (kern_e8.h).
  *
  * EXACT: per chunk of up to 16 blocks of a group the weights
  * w_i = round(hb * u_i) (a table lookup and one fused multiply-add per 16
@@ -87,11 +88,11 @@ AI g_regs load_g(const lq_e8_pack *p, const uint8_t *blk, __m512 hb)
     return b;
 }
 
-AI void fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, size_t tile, float *Y,
-                  size_t ldy, size_t nrows)
+AI void fast_tile(const lq_e8_pack *p, const void *act, size_t batch, size_t b0, size_t nb,
+                  size_t tile, float *Y, size_t ldy, size_t nrows)
 {
-    lq_e8_act_view a[FAST_NB];
-    for (size_t i = 0; i < nb; i++) a[i] = lq_e8_act_get(p, act, LQ_KERNEL_FAST, b0 + i);
+    const unsigned char *rec = lq_e8_act_irec(p, act, batch) + b0 * LQ_E8_IREC;
+    const size_t rstep = batch * LQ_E8_IREC; /* next 8-vector */
     const uint8_t *tb = p->blocks + tile * p->nvec * p->block;
     const float *sc = p->scale + tile * p->ngroups * 16;
     const __m512 hb = _mm512_loadu_ps(p->hb);
@@ -106,15 +107,20 @@ AI void fast_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t nb, si
         for (; j < j1; j++) {
             _mm_prefetch((const char *)(tb + j * p->block + PF_DIST), _MM_HINT_T0);
             g_regs bk = load_g(p, tb + j * p->block, hb);
+            const unsigned char *r = rec + j * rstep;
+#pragma GCC unroll 16
             for (size_t i = 0; i < nb; i++) {
-                int32_t x0, x1;
-                memcpy(&x0, a[i].qn + 8 * j, 4);
-                memcpy(&x1, a[i].qn + 8 * j + 4, 4);
+                int32_t x0, x1, a2q;
+                float d;
+                memcpy(&x0, r + LQ_E8_IREC * i, 4);
+                memcpy(&x1, r + LQ_E8_IREC * i + 4, 4);
+                memcpy(&a2q, r + LQ_E8_IREC * i + 8, 4);
+                memcpy(&d, r + LQ_E8_IREC * i + 12, 4);
                 /* 2q sq - sum g q8 = 2q sq - s sq - 2 sum f q8, exactly */
-                __m512i s = _mm512_dpbusd_epi32(_mm512_set1_epi32(a[i].a2q[j]), bk.ga,
-                                                _mm512_set1_epi32(x0));
+                __m512i s =
+                    _mm512_dpbusd_epi32(_mm512_set1_epi32(a2q), bk.ga, _mm512_set1_epi32(x0));
                 s = _mm512_dpbusd_epi32(s, bk.gb, _mm512_set1_epi32(x1));
-                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(a[i].d[j]));
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d));
                 acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(v, bk.beta));
             }
         }
@@ -173,6 +179,9 @@ AI void exact_run(const __m512 *wb, size_t nj, const float *const *x, size_t nb,
         const __m512 *w = wb + 8 * jj;
         for (int m = 0; m < 4; m++) {
             __m512 w0 = w[m], w1 = w[m + 4];
+            /* keep w in registers: each is used by nb fused multiply-adds,
+             * whose memory operand is then the broadcast activation */
+            __asm__("" : "+v"(w0), "+v"(w1));
             for (size_t i = 0; i < nb; i++) {
                 r[i][m] = _mm512_fmadd_ps(w0, _mm512_set1_ps(x[i][8 * jj + m]), r[i][m]);
                 r[i][m] = _mm512_fmadd_ps(w1, _mm512_set1_ps(x[i][8 * jj + m + 4]), r[i][m]);
@@ -238,7 +247,7 @@ static void exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t n
 }
 
 #define FAST_CASE(n)                                                                               \
-    case n: fast_tile(p, act, b0, n, tile, Y, ldy, nr); break;
+    case n: fast_tile(p, act, batch, b0, n, tile, Y, ldy, nr); break;
 
 void lq_kern_e8_fast_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                             size_t r0, size_t r1)
@@ -264,7 +273,7 @@ void lq_kern_e8_fast_avx512(const void *pack, const void *act, size_t batch, flo
                 FAST_CASE(13)
                 FAST_CASE(14)
                 FAST_CASE(15)
-            default: fast_tile(p, act, b0, FAST_NB, tile, Y, ldy, nr); break;
+            default: fast_tile(p, act, batch, b0, FAST_NB, tile, Y, ldy, nr); break;
             }
         }
 }
