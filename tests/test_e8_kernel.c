@@ -1,9 +1,9 @@
 /* The E8 kernel layout (simd/kern_e8.h) on the codes the method emits.
  *
  * Properties:
- *  - for q <= 16 and K <= 8 the layout is built (no fallback) and takes
- *    exactly (64 + 16 [q > 8] + 8) bytes per 16 rows x 8 columns plus the
- *    scales: 4.5 or 5.5 bits/weight + 32/group, whatever q is;
+ *  - for q <= 32 and K <= 8 the layout is built (no fallback) and takes
+ *    exactly (64 + 16 [q > 8] + 16 [q > 16] + 8) bytes per 16 rows x 8
+ *    columns plus the scales: 4.5, 5.5 or 6.5 bits/weight + 32/group;
  *  - every field decodes to the stored codeword: for every (row, vector),
  *    u_i = 2q - s - 2 f_i equals sigma * 2 decode(code)_i (sigma = +-1 per
  *    tensor, the sign of the kernel's beta / 2 = sigma * beta / 2) and the
@@ -17,7 +17,7 @@
  *    batch size 1..64, both modes at every level and thread count give the
  *    scalar kernel's bits, and vector b of a batch gives the bits of the
  *    same vector alone (the batch kernels reuse decoded blocks);
- *  - q > 16 and K > 8 have no layout (LQ_ERR_UNSUPPORTED: the reference
+ *  - q > 32 and K > 8 have no layout (LQ_ERR_UNSUPPORTED: the reference
  *    product serves them). */
 #include <math.h>
 #include <stdlib.h>
@@ -62,7 +62,8 @@ static void check_fields(const lq_qtensor *t)
     ck_assert_int_eq(lq_kern_pack(t, kf, &pk), LQ_OK);
     const lq_e8_pack *p = pk;
     size_t ntiles = (L.rows + 15) / 16;
-    size_t expect = ntiles * (L.nblk * (64 + (L.q > 8 ? 16 : 0) + 8) + L.ngroups * 64);
+    size_t expect =
+        ntiles * (L.nblk * (64 + (L.q > 8 ? 16 : 0) + (L.q > 16 ? 16 : 0) + 8) + L.ngroups * 64);
     ck_assert_uint_eq(lq_e8_pack_bytes(p), expect);
     const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
     /* the layout stores the fields of sigma * y, sigma = sign of beta / 2 */
@@ -88,7 +89,7 @@ static void check_fields(const lq_qtensor *t)
 
 START_TEST(layout_matches_codes)
 {
-    static const unsigned qs[] = {2, 3, 4, 5, 6, 7, 8, 9, 14, 16};
+    static const unsigned qs[] = {2, 3, 4, 5, 6, 7, 8, 9, 14, 16, 17, 24, 31, 32};
     static const unsigned Ks[] = {1, 2, 4, 8};
     for (size_t a = 0; a < sizeof qs / sizeof qs[0]; a++)
         for (size_t b = 0; b < sizeof Ks / sizeof Ks[0]; b++) {
@@ -104,7 +105,7 @@ START_TEST(no_layout_beyond_limits)
 {
     const lq_kern_format *kf = lq_kern_lookup(LQ_FORMAT_E8);
     const void *pk;
-    lq_qtensor *t = make_nq(17, 2, 0, 0, 20, 40, 3);
+    lq_qtensor *t = make_nq(33, 2, 0, 0, 20, 40, 3);
     ck_assert_int_eq(lq_kern_pack(t, kf, &pk), LQ_ERR_UNSUPPORTED);
     lq_qtensor_free(t);
     t = make_nq(8, 9, 0, 0, 20, 40, 4);
@@ -151,7 +152,7 @@ static lq_qtensor *make_edge(unsigned q, size_t rows, size_t cols)
 
 START_TEST(edge_codeword_products)
 {
-    static const unsigned qs[] = {4, 6, 8, 14, 16};
+    static const unsigned qs[] = {4, 6, 8, 14, 16, 18, 32};
     const size_t rows = 35, cols = 72, maxb = 9;
     float *X = malloc(maxb * cols * sizeof(float));
     float *Y0 = malloc(maxb * rows * sizeof(float)), *Y = malloc(maxb * rows * sizeof(float));
@@ -206,18 +207,22 @@ START_TEST(batches_match_scalar)
         size_t group, rows, cols;
         int had;
     } cs[] = {
-        {16, 4, 0, 37, 200, 1},  /* default, rows % 16 = 5, cols padded */
-        {14, 4, 16, 50, 72, 0},  /* 4-bit preset, 5 groups */
-        {8, 8, 64, 19, 130, 1},  /* q <= 8 (no hi plane), partial last group */
-        {3, 2, 24, 16, 48, 0},   /* odd q, group of 3 vectors */
-        {9, 1, 0, 7, 8, 0},      /* one 8-vector, one partial tile */
-        {16, 8, 128, 33, 520, 1} /* 65 vectors: EXACT chunks of 16 + 1 */
+        {16, 4, 0, 37, 200, 1},   /* default, rows % 16 = 5, cols padded */
+        {14, 4, 16, 50, 72, 0},   /* 4-bit preset, 5 groups */
+        {8, 8, 64, 19, 130, 1},   /* q <= 8 (no hi plane), partial last group */
+        {3, 2, 24, 16, 48, 0},    /* odd q, group of 3 vectors */
+        {9, 1, 0, 7, 8, 0},       /* one 8-vector, one partial tile */
+        {16, 8, 128, 33, 520, 1}, /* 65 vectors: EXACT chunks of 16 + 1 */
+        {32, 4, 0, 37, 136, 1},   /* q = 32: the hi2 plane */
+        {21, 8, 16, 18, 64, 0}    /* odd q > 16, groups */
     };
     const size_t maxb = 64;
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         lq_qtensor *t =
             make_nq(cs[c].q, cs[c].K, cs[c].group, cs[c].had, cs[c].rows, cs[c].cols, 900 + c);
         size_t rows = cs[c].rows, cols = cs[c].cols;
+        const void *pk; /* the kernels run on the layout, not the reference */
+        ck_assert_int_eq(lq_kern_pack(t, lq_kern_lookup(LQ_FORMAT_E8), &pk), LQ_OK);
         float *X = malloc(maxb * cols * sizeof(float));
         float *Y = malloc(maxb * rows * sizeof(float)), *Y1 = malloc(rows * sizeof(float));
         float *R[2] = {malloc(maxb * rows * sizeof(float)), malloc(maxb * rows * sizeof(float))};

@@ -69,14 +69,15 @@ static void e8_pack_free(const lq_allocator *a, void *pack)
 }
 
 /* Write row `lane` of a block: fields f (8), coset s, beta index bi. */
-static void block_put(uint8_t *blk, unsigned hi, unsigned lane, const unsigned f[8], unsigned s,
-                      unsigned bi)
+static void block_put(uint8_t *blk, const lq_e8_pack *p, unsigned lane, const unsigned f[8],
+                      unsigned s, unsigned bi)
 {
     for (unsigned k = 0; k < 8; k++) {
         blk[4 * lane + k % 4] |= (uint8_t)((f[k] & 15u) << (4 * (k / 4)));
-        if (hi) blk[64 + lane] |= (uint8_t)(((f[k] >> 4) & 1u) << k);
+        if (p->hi) blk[64 + lane] |= (uint8_t)(((f[k] >> 4) & 1u) << k);
+        if (p->hi2) blk[80 + lane] |= (uint8_t)(((f[k] >> 5) & 1u) << k);
     }
-    uint8_t *meta = blk + lq_e8_block_bytes(hi) - 8;
+    uint8_t *meta = blk + p->block - 8;
     meta[lane % 8] |= (uint8_t)((s | bi << 1) << (4 * (lane / 8)));
 }
 
@@ -86,7 +87,7 @@ static lq_status fill_pack(lq_e8_pack *p, const lq_e8_layout *Lp, int sigma, flo
 {
     const lq_e8_layout L = *Lp;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
-    const int twoq = 2 * (int)L.q, fmax = p->hi ? 32 : 16;
+    const int twoq = 2 * (int)L.q, fmax = p->hi2 ? 64 : p->hi ? 32 : 16;
     lq_status st = LQ_OK;
     uint8_t c[8 * LQ_VORONOI_CHUNK];
     for (size_t r = 0; r < p->rows && st == LQ_OK; r++) {
@@ -120,7 +121,7 @@ static lq_status fill_pack(lq_e8_pack *p, const lq_e8_layout *Lp, int sigma, flo
                 f[i] = (unsigned)(fi / 2);
             }
             if (st == LQ_OK)
-                block_put(p->blocks + (tile * p->nvec + j) * p->block, p->hi, lane, f, s, bi);
+                block_put(p->blocks + (tile * p->nvec + j) * p->block, p, lane, f, s, bi);
         }
         for (size_t g = 0; g < p->ngroups; g++)
             p->scale[(tile * p->ngroups + g) * 16 + lane] = lq_e8_layout_scale(&L, r, g);
@@ -147,7 +148,8 @@ static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     p->ngroups = L.ngroups;
     p->ntiles = (p->rows + LQ_KERN_TILE - 1) / LQ_KERN_TILE;
     p->hi = L.q > 8;
-    p->block = lq_e8_block_bytes(p->hi);
+    p->hi2 = L.q > 16;
+    p->block = lq_e8_block_bytes(L.q);
     for (unsigned i = 0; i < L.K; i++) p->hb[i] = 0.5f * L.betas[i];
     size_t nb, ns;
     if (!lq_mul_ok(p->ntiles, p->nvec, &nb) || !lq_mul_ok(nb, p->block, &nb) ||

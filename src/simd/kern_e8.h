@@ -7,9 +7,9 @@
  *   f_i = q - s/2 - y_i  in [0, 2q)          (u_i = 2 y_i = 2q - s - 2 f_i)
  * (the tie-broken code qV has y_i in [-q + 1/2, q - 1/2] when s = 1 and in
  * [-q + 1, q] when s = 0: +q e_0 is the one codeword with |y_i| = q; the
- * load checks every field). f takes 4 bits when q <= 8 and 5 bits when
- * q <= 16; larger q and K > 8 have no layout here (the format's reference
- * product runs). A coordinate-wise layout cannot be smaller: the Voronoi
+ * load checks every field). f takes 4 bits when q <= 8, 5 bits when
+ * q <= 16 and 6 bits when q <= 32; larger q and K > 8 have no layout here
+ * (the format's reference product runs). A coordinate-wise layout cannot be smaller: the Voronoi
  * cell has width 2 along every root, so any coordinate of a basis of roots
  * spans 2q values; the stored mixed-radix index (8 log2 q bits) decodes
  * only through a nearest-point search.
@@ -18,10 +18,12 @@
  *   lo   64 bytes: dword r (row r of the tile), byte k (k = 0..3) holds the
  *        low 4 bits of f_k in its low nibble and of f_{k+4} in its high one;
  *   hi   16 bytes when q > 8: byte r, bit k = bit 4 of f_k (k = 0..7);
+ *   hi2  16 bytes when q > 16: byte r, bit k = bit 5 of f_k;
  *   meta 8 bytes: row r in byte r % 8, nibble r / 8: s | beta index << 1.
  * Row scales per (tile, group) as 16 floats. Kernel-read bits per weight:
- * (64 + 16 hi + 8) * 8 / 128 = 4.5 (q <= 8) or 5.5 (q <= 16), plus the
- * scales (32 / group), against 8 log2 q / 8 + log2 K / 8 + 32 / group stored.
+ * (64 + 16 hi + 16 hi2 + 8) * 8 / 128 = 4.5 (q <= 8), 5.5 (q <= 16) or
+ * 6.5 (q <= 32), plus the scales (32 / group), against
+ * 8 log2 q / 8 + log2 K / 8 + 32 / group stored.
  *
  * FAST: x' = R [x; 0] quantized to int8 per 8-vector (scale d_j, sum sq_j);
  * per row and vector, exactly in int32,
@@ -44,13 +46,14 @@
 
 #include "simd/kern.h"
 
-#define LQ_E8_KERN_QMAX 16u /* largest q with a kernel layout */
+#define LQ_E8_KERN_QMAX 32u /* largest q with a kernel layout */
 #define LQ_E8_KERN_KMAX 8u  /* largest K with a kernel layout */
 
 typedef struct lq_e8_pack {
     size_t rows, cols, n8, nvec, ngroups, group, ntiles;
     unsigned q, hadamard;
     unsigned hi;  /* 1: the 16-byte hi plane is present (q > 8) */
+    unsigned hi2; /* 1: the 16-byte hi2 plane is present (q > 16) */
     size_t block; /* bytes per (tile, vector) block */
     uint64_t seed;
     float hb[16];    /* beta / 2 (16 entries, unused ones 0) */
@@ -58,7 +61,10 @@ typedef struct lq_e8_pack {
     float *scale;    /* ntiles * ngroups * 16 */
 } lq_e8_pack;
 
-static inline size_t lq_e8_block_bytes(unsigned hi) { return 64 + (hi ? 16 : 0) + 8; }
+static inline size_t lq_e8_block_bytes(unsigned q)
+{
+    return 64 + (q > 8 ? 16 : 0) + (q > 16 ? 16 : 0) + 8;
+}
 
 /* Bytes of the layout the kernels read (blocks and scales). */
 static inline size_t lq_e8_pack_bytes(const lq_e8_pack *p)
@@ -77,6 +83,7 @@ static inline unsigned lq_e8_field(const lq_e8_pack *p, const uint8_t *blk, unsi
 {
     unsigned f = (blk[4 * r + k % 4] >> (4 * (k / 4))) & 15u;
     if (p->hi) f |= ((blk[64 + r] >> k) & 1u) << 4;
+    if (p->hi2) f |= ((blk[80 + r] >> k) & 1u) << 5;
     return f;
 }
 

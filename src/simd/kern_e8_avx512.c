@@ -41,15 +41,16 @@ AI __m512i load_meta(const lq_e8_pack *p, const uint8_t *blk)
     return _mm512_and_si512(mv, _mm512_set1_epi32(15));
 }
 
-/* Byte masks of bit 4 of f: (ka) for bytes f_0..3, (kb) for f_4..7. */
-AI void hi_masks(const uint8_t *blk, __mmask64 *ka, __mmask64 *kb)
+/* Byte masks of the plane pl (16 bytes, one per row): (ka) for bytes
+ * f_0..3, (kb) for f_4..7. */
+AI void hi_masks(const uint8_t *pl, __mmask64 *ka, __mmask64 *kb)
 {
     /* every byte of dword r = hi byte r; byte k tests bit k (a) or k+4 (b) */
     const __m512i rep =
         _mm512_set_epi8(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12, 11, 11, 11,
                         11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8, 7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5,
                         5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m512i h = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + 64)));
+    __m512i h = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)pl));
     __m512i bb = _mm512_shuffle_epi8(h, rep);
     *ka = _mm512_test_epi8_mask(bb, _mm512_set1_epi32(0x08040201));
     *kb = _mm512_test_epi8_mask(bb, _mm512_set1_epi32((int)0x80402010u));
@@ -79,10 +80,17 @@ AI g_regs load_g(const lq_e8_pack *p, const uint8_t *blk, __m512 hb)
     b.gb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 3), m1e, sb, 0xEA);
     if (p->hi) {
         __mmask64 ka, kb;
-        hi_masks(blk, &ka, &kb);
+        hi_masks(blk + 64, &ka, &kb);
         const __m512i s32 = _mm512_set1_epi8(32);
         b.ga = _mm512_mask_add_epi8(b.ga, ka, b.ga, s32);
         b.gb = _mm512_mask_add_epi8(b.gb, kb, b.gb, s32);
+    }
+    if (p->hi2) { /* g <= 127: still an unsigned byte */
+        __mmask64 ka, kb;
+        hi_masks(blk + 80, &ka, &kb);
+        const __m512i s64 = _mm512_set1_epi8(64);
+        b.ga = _mm512_mask_add_epi8(b.ga, ka, b.ga, s64);
+        b.gb = _mm512_mask_add_epi8(b.gb, kb, b.gb, s64);
     }
     b.beta = _mm512_permutexvar_ps(_mm512_srli_epi32(meta, 1), hb);
     return b;
@@ -147,13 +155,36 @@ AI void decode_w(const lq_e8_pack *p, const uint8_t *blk, __m512 hb, __m512 t0, 
     __m512i fb = _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
     if (p->hi) {
         __mmask64 ka, kb;
-        hi_masks(blk, &ka, &kb);
+        hi_masks(blk + 64, &ka, &kb);
         const __m512i s16 = _mm512_set1_epi8(16);
         fa = _mm512_mask_add_epi8(fa, ka, fa, s16);
         fb = _mm512_mask_add_epi8(fb, kb, fb, s16);
     }
     __m512i meta = load_meta(p, blk);
     __m512 beta = _mm512_permutexvar_ps(_mm512_srli_epi32(meta, 1), hb);
+    if (p->hi2) {
+        /* f in [0, 64): beyond the 32-entry table. u = (2q - s) - 2 f in
+         * signed bytes (|u| <= 2q <= 64), sign-extended per coordinate and
+         * converted: the same value round(hb u) */
+        __mmask64 ka, kb;
+        hi_masks(blk + 80, &ka, &kb);
+        const __m512i s32 = _mm512_set1_epi8(32);
+        fa = _mm512_mask_add_epi8(fa, ka, fa, s32);
+        fb = _mm512_mask_add_epi8(fb, kb, fb, s32);
+        __m512i cb = _mm512_sub_epi8(_mm512_set1_epi8((char)(2 * p->q)), coset_bytes(meta));
+        __m512i u[2] = {_mm512_sub_epi8(cb, _mm512_add_epi8(fa, fa)),
+                        _mm512_sub_epi8(cb, _mm512_add_epi8(fb, fb))};
+        for (int h = 0; h < 2; h++) {
+            w[4 * h + 0] = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(u[h], 24), 24)), beta);
+            w[4 * h + 1] = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(u[h], 16), 24)), beta);
+            w[4 * h + 2] = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(u[h], 8), 24)), beta);
+            w[4 * h + 3] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srai_epi32(u[h], 24)), beta);
+        }
+        return;
+    }
     __mmask16 sm = _mm512_test_epi32_mask(meta, _mm512_set1_epi32(1));
     __m512 nsb = _mm512_maskz_sub_ps(sm, _mm512_setzero_ps(), beta);
     /* byte k of each dword to byte 0: k = 1 by a byte shuffle, 2 and 3 by
