@@ -212,7 +212,8 @@ START_TEST(batches_match_scalar)
         {8, 8, 64, 19, 130, 1},   /* q <= 8 (no hi plane), partial last group */
         {3, 2, 24, 16, 48, 0},    /* odd q, group of 3 vectors */
         {9, 1, 0, 7, 8, 0},       /* one 8-vector, one partial tile */
-        {16, 8, 128, 33, 520, 1}, /* 65 vectors: EXACT chunks of 16 + 1 */
+        {16, 8, 0, 33, 520, 1},   /* 65 vectors in one group: EXACT chunks 32 + 32 + 1 */
+        {16, 2, 136, 21, 408, 0}, /* groups of 17 vectors: AVX2 chunks 16 + 1 */
         {32, 4, 0, 37, 136, 1},   /* q = 32: the hi2 plane */
         {21, 8, 16, 18, 64, 0}    /* odd q > 16, groups */
     };

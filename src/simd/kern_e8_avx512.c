@@ -10,9 +10,9 @@
  * operations. Up to 16 vectors keep their sums in registers per pass and
  * read their activations from the interleaved records (kern_e8.h).
  *
- * EXACT: per chunk of up to 16 blocks of a group the weights
+ * EXACT: per chunk of up to 32 blocks of a group the weights
  * w_i = round(hb * u_i) (a table lookup and one fused multiply-add per 16
- * lanes, see decode_w) go to an L1 buffer (8 KiB); every
+ * lanes, see decode_w) go to an L1 buffer (16 KiB); every
  * 4 vectors of the batch then run their four partial sums over the chunk
  * (w from the buffer, activations broadcast). Same operations in the same
  * order as the scalar reference. */
@@ -23,7 +23,7 @@
 
 #define FAST_NB 16  /* vectors per pass of the FAST kernel (sums in registers) */
 #define EXACT_NB 16 /* vectors per pass of the EXACT kernel (sums in L1) */
-#define EXACT_J 16  /* blocks per EXACT chunk */
+#define EXACT_J 32  /* blocks per EXACT chunk */
 
 #define AI static inline __attribute__((always_inline))
 
