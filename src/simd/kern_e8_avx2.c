@@ -14,6 +14,9 @@
 
 #define NB_MAX 4
 
+/* Software prefetch distance in bytes of the block stream. */
+#define PF_DIST 2048
+
 typedef struct half_regs {
     __m256i fa, fb, meta, s; /* s: all ones where the coset bit is set */
 } half_regs;
@@ -74,6 +77,7 @@ static inline __attribute__((always_inline)) void fast_tile(const lq_e8_pack *p,
         for (size_t i = 0; i < nb; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
         for (; j < j1; j++) {
             const uint8_t *blk = tb + j * p->block;
+            _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
             for (int h = 0; h < 2; h++) {
                 half_regs bk = load_half(p, blk, h);
                 __m256 beta = _mm256_permutevar8x32_ps(hlo, _mm256_srli_epi32(bk.meta, 1));
@@ -182,8 +186,12 @@ static void exact_tile(const lq_e8_pack *p, const void *act, size_t b0, size_t n
                 for (int m = 0; m < 4; m++) acc[i][m] = _mm256_setzero_ps();
             for (; j < j1;) {
                 size_t nj = j1 - j < EXACT_J ? j1 - j : EXACT_J;
-                for (size_t jj = 0; jj < nj; jj++)
+                for (size_t jj = 0; jj < nj; jj++) {
+                    if (h == 0) /* the second half reads the tile from L2 */
+                        _mm_prefetch((const char *)(tb + (j + jj) * p->block + PF_DIST),
+                                     _MM_HINT_T0);
                     decode_w(p, tb + (j + jj) * p->block, h, hlo, wb + 8 * jj);
+                }
                 for (size_t i = 0; i < nb; i += 2) {
                     const float *x[2];
                     size_t m = nb - i < 2 ? nb - i : 2;
