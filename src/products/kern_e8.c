@@ -10,9 +10,10 @@
 
 static size_t e8_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {
-    /* + one rotated vector of scratch at the end */
+    /* + one rotated vector of scratch, + the interleaved FAST records */
     const lq_e8_pack *p = pack;
-    return batch * lq_e8_act_stride(p, mode) + lq_kern_roundup(p->n8 * sizeof(float), 64);
+    return batch * lq_e8_act_stride(p, mode) + lq_kern_roundup(p->n8 * sizeof(float), 64) +
+           (mode == LQ_KERNEL_FAST ? p->nvec * batch * LQ_E8_IREC : 0);
 }
 
 static size_t e8_max_batch(const void *pack, lq_kernel_mode mode)
@@ -49,6 +50,11 @@ static void e8_act_build(const void *pack, const float *X, size_t batch, lq_kern
             memcpy((int8_t *)base + 8 * j, q, 8);
             qs[j] = s;
             a2q[j] = 2 * (int32_t)p->q * s;
+            unsigned char *rec = (unsigned char *)(uintptr_t)lq_e8_act_irec(p, act, batch) +
+                                 (j * batch + b) * LQ_E8_IREC;
+            for (int i = 0; i < 8; i++) rec[i] = (unsigned char)(int8_t)-q[i];
+            memcpy(rec + 8, &a2q[j], 4);
+            memcpy(rec + 12, &d[j], 4);
         }
     }
 }
@@ -63,14 +69,15 @@ static void e8_pack_free(const lq_allocator *a, void *pack)
 }
 
 /* Write row `lane` of a block: fields f (8), coset s, beta index bi. */
-static void block_put(uint8_t *blk, unsigned hi, unsigned lane, const unsigned f[8], unsigned s,
-                      unsigned bi)
+static void block_put(uint8_t *blk, const lq_e8_pack *p, unsigned lane, const unsigned f[8],
+                      unsigned s, unsigned bi)
 {
     for (unsigned k = 0; k < 8; k++) {
         blk[4 * lane + k % 4] |= (uint8_t)((f[k] & 15u) << (4 * (k / 4)));
-        if (hi) blk[64 + lane] |= (uint8_t)(((f[k] >> 4) & 1u) << k);
+        if (p->hi) blk[64 + lane] |= (uint8_t)(((f[k] >> 4) & 1u) << k);
+        if (p->hi2) blk[80 + lane] |= (uint8_t)(((f[k] >> 5) & 1u) << k);
     }
-    uint8_t *meta = blk + lq_e8_block_bytes(hi) - 8;
+    uint8_t *meta = blk + p->block - 8;
     meta[lane % 8] |= (uint8_t)((s | bi << 1) << (4 * (lane / 8)));
 }
 
@@ -80,7 +87,7 @@ static lq_status fill_pack(lq_e8_pack *p, const lq_e8_layout *Lp, int sigma, flo
 {
     const lq_e8_layout L = *Lp;
     const lq_lattice_kernels *k = lq_lattice_kernels_at(LQ_SIMD_SCALAR);
-    const int twoq = 2 * (int)L.q, fmax = p->hi ? 32 : 16;
+    const int twoq = 2 * (int)L.q, fmax = p->hi2 ? 64 : p->hi ? 32 : 16;
     lq_status st = LQ_OK;
     uint8_t c[8 * LQ_VORONOI_CHUNK];
     for (size_t r = 0; r < p->rows && st == LQ_OK; r++) {
@@ -114,7 +121,7 @@ static lq_status fill_pack(lq_e8_pack *p, const lq_e8_layout *Lp, int sigma, flo
                 f[i] = (unsigned)(fi / 2);
             }
             if (st == LQ_OK)
-                block_put(p->blocks + (tile * p->nvec + j) * p->block, p->hi, lane, f, s, bi);
+                block_put(p->blocks + (tile * p->nvec + j) * p->block, p, lane, f, s, bi);
         }
         for (size_t g = 0; g < p->ngroups; g++)
             p->scale[(tile * p->ngroups + g) * 16 + lane] = lq_e8_layout_scale(&L, r, g);
@@ -141,7 +148,8 @@ static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     p->ngroups = L.ngroups;
     p->ntiles = (p->rows + LQ_KERN_TILE - 1) / LQ_KERN_TILE;
     p->hi = L.q > 8;
-    p->block = lq_e8_block_bytes(p->hi);
+    p->hi2 = L.q > 16;
+    p->block = lq_e8_block_bytes(L.q);
     for (unsigned i = 0; i < L.K; i++) p->hb[i] = 0.5f * L.betas[i];
     size_t nb, ns;
     if (!lq_mul_ok(p->ntiles, p->nvec, &nb) || !lq_mul_ok(nb, p->block, &nb) ||
@@ -176,6 +184,8 @@ static lq_status e8_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     return LQ_OK;
 }
 
+static size_t e8_pack_bytes(const void *pack) { return lq_e8_pack_bytes(pack); }
+
 const lq_kern_format lq_kern_e8 = {
     .format = LQ_FORMAT_E8,
     .prepare = e8_prepare,
@@ -183,6 +193,7 @@ const lq_kern_format lq_kern_e8 = {
     .max_batch = e8_max_batch,
     .act_bytes = e8_act_bytes,
     .act_build = e8_act_build,
+    .pack_bytes = e8_pack_bytes,
     .rows =
         {
             /* EXACT scalar on the pack: no allocation after the layout, and

@@ -2,7 +2,8 @@
  * rows as four registers of 4 row lanes; per register the nibbles split
  * into bytes f_0..3 and f_4..7 (bit 4 added from the hi plane by vtst),
  * products with the int8 activations exact in 16 bits (4 * 31 * 127 <
- * 2^15). Same operations in the same order as the scalar reference. */
+ * 2^15). Same operations in the same order as the scalar reference. q > 16
+ * (the hi2 plane) runs the scalar kernel. */
 #include <arm_neon.h>
 #include <string.h>
 
@@ -23,6 +24,10 @@ void lq_kern_e8_fast_neon(const void *pack, const void *act, size_t batch, float
                           size_t r0, size_t r1)
 {
     const lq_e8_pack *p = pack;
+    if (p->hi2) { /* q > 16: the portable kernel (same operations) */
+        lq_kern_e8_fast_scalar(pack, act, batch, Y, ldy, r0, r1);
+        return;
+    }
     const uint8x16_t m4 = vdupq_n_u8(15), s16 = vdupq_n_u8(16);
     static const uint8_t pat_a[16] = {1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
     static const uint8_t pat_b[16] = {16, 32, 64, 128, 16, 32, 64, 128,
