@@ -87,7 +87,11 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
                   * its 1D form, and K = 64 (gathers on uniform tiles) */
                  {2, 4, 256, 16, 0},
                  {1, 3, 256, 16, 0},
-                 {2, 6, 64, 16, 0}};
+                 {2, 6, 64, 16, 0},
+                 /* the paper's 2-D default (8 rows x 256 columns, int8) and
+                  * 12-row blocks: tiles of 16 rows over two codebooks */
+                 {2, 4, 256, 8, 8},
+                 {2, 4, 64, 12, 0}};
         unsigned i = mk->variant % (sizeof v / sizeof v[0]);
         lq_method_init(&m, LQ_METHOD_GPTVQ);
         m.engine.rtn = 1;
@@ -142,16 +146,22 @@ static lq_status make(lq_ctx *ctx, const maker *mk, const float *W, const float 
 }
 
 static const maker g_makers[] = {
-    {"int4g32", LQ_FORMAT_INT, 0},  {"int2g64", LQ_FORMAT_INT, 1},  {"int3sym", LQ_FORMAT_INT, 2},
-    {"int8row", LQ_FORMAT_INT, 3},  {"int5g48", LQ_FORMAT_INT, 4},  {"int4perm", LQ_FORMAT_INT, 5},
-    {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},  {"bcq3g32", LQ_FORMAT_BCQ, 0},
-    {"bcq2row", LQ_FORMAT_BCQ, 1},  {"bcq4g50", LQ_FORMAT_BCQ, 2},  {"bcq1g12", LQ_FORMAT_BCQ, 3},
-    {"vq2x4", LQ_FORMAT_VQ, 0},     {"vq4x8", LQ_FORMAT_VQ, 1},     {"vq1x3rb", LQ_FORMAT_VQ, 2},
-    {"vq2x5rb", LQ_FORMAT_VQ, 3},   {"vq8x9", LQ_FORMAT_VQ, 4},     {"vqgptvq", LQ_FORMAT_VQ, 5},
-    {"vq1d3", LQ_FORMAT_VQ, 6},     {"vq2x6rb16", LQ_FORMAT_VQ, 7}, {"aq2x8g8", LQ_FORMAT_AQ, 0},
-    {"aq1x4g4", LQ_FORMAT_AQ, 1},   {"aq3x6g2", LQ_FORMAT_AQ, 2},   {"aq2x9g4", LQ_FORMAT_AQ, 3},
-    {"aq1x16g8", LQ_FORMAT_AQ, 4},  {"aq2x10g16", LQ_FORMAT_AQ, 5}, {"e8q16had", LQ_FORMAT_E8, 0},
-    {"e8q8g16", LQ_FORMAT_E8, 1},   {"e8q4g40", LQ_FORMAT_E8, 2},   {"e8q32k16", LQ_FORMAT_E8, 3},
+    {"int4g32", LQ_FORMAT_INT, 0},  {"int2g64", LQ_FORMAT_INT, 1},
+    {"int3sym", LQ_FORMAT_INT, 2},  {"int8row", LQ_FORMAT_INT, 3},
+    {"int5g48", LQ_FORMAT_INT, 4},  {"int4perm", LQ_FORMAT_INT, 5},
+    {"int3perm", LQ_FORMAT_INT, 6}, {"int6sym", LQ_FORMAT_INT, 7},
+    {"bcq3g32", LQ_FORMAT_BCQ, 0},  {"bcq2row", LQ_FORMAT_BCQ, 1},
+    {"bcq4g50", LQ_FORMAT_BCQ, 2},  {"bcq1g12", LQ_FORMAT_BCQ, 3},
+    {"vq2x4", LQ_FORMAT_VQ, 0},     {"vq4x8", LQ_FORMAT_VQ, 1},
+    {"vq1x3rb", LQ_FORMAT_VQ, 2},   {"vq2x5rb", LQ_FORMAT_VQ, 3},
+    {"vq8x9", LQ_FORMAT_VQ, 4},     {"vqgptvq", LQ_FORMAT_VQ, 5},
+    {"vq1d3", LQ_FORMAT_VQ, 6},     {"vq2x6rb16", LQ_FORMAT_VQ, 7},
+    {"vqpaper8", LQ_FORMAT_VQ, 8},  {"vq2x4rb12", LQ_FORMAT_VQ, 9},
+    {"aq2x8g8", LQ_FORMAT_AQ, 0},   {"aq1x4g4", LQ_FORMAT_AQ, 1},
+    {"aq3x6g2", LQ_FORMAT_AQ, 2},   {"aq2x9g4", LQ_FORMAT_AQ, 3},
+    {"aq1x16g8", LQ_FORMAT_AQ, 4},  {"aq2x10g16", LQ_FORMAT_AQ, 5},
+    {"e8q16had", LQ_FORMAT_E8, 0},  {"e8q8g16", LQ_FORMAT_E8, 1},
+    {"e8q4g40", LQ_FORMAT_E8, 2},   {"e8q32k16", LQ_FORMAT_E8, 3},
     {"e8q64ref", LQ_FORMAT_E8, 4}, /* q > 60: reference path */
 };
 #define NMAKERS (sizeof g_makers / sizeof g_makers[0])

@@ -180,7 +180,9 @@ static lq_status vq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_v
     for (size_t tile = 0; tile < p->ntiles; tile++) {
         size_t r0 = tile * LQ_KERN_TILE;
         size_t r1 = r0 + LQ_KERN_TILE < t->rows ? r0 + LQ_KERN_TILE : t->rows;
-        p->uniform[tile] = (uint8_t)(r0 / gr == (r1 - 1) / gr);
+        size_t b0 = r0 / gr, b1 = (r1 - 1) / gr;
+        /* two row blocks in one tile (GPTVQ's 8-row blocks): lane split s */
+        p->uniform[tile] = (uint8_t)(b0 == b1 ? 1 : b1 == b0 + 1 ? 2 + ((b0 + 1) * gr - r0) : 0);
     }
     *out = p;
     return LQ_OK;

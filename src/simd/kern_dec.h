@@ -54,7 +54,9 @@ typedef struct lq_vqd_pack {
     size_t tile_code_bytes;
     uint8_t *codes;    /* ntiles * tile_code_bytes */
     uint32_t *lane_cb; /* ntiles * 16: first codebook of each row's row block (0 for padding) */
-    uint8_t *uniform;  /* ntiles: 1 if the tile's rows share their codebooks */
+    uint8_t *uniform;  /* ntiles: 1 if the tile's rows share their codebooks; 2 + s (s in
+                        * 1..15) if they span two row blocks, lanes < s the first (lane 0's
+                        * codebooks) and lanes >= s the second (lane s's); 0 otherwise */
     float *cb;         /* ncb * d * stride, zero padded */
 } lq_vqd_pack;
 

@@ -96,7 +96,7 @@ void lq_kern_vqd_avx2(const void *pack, const void *act, size_t batch, float *Y,
     for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {
         size_t nrows = r1 - tile * LQ_KERN_TILE;
         if (nrows > LQ_KERN_TILE) nrows = LQ_KERN_TILE;
-        int mode = !p->uniform[tile] ? 2 : p->K <= 8 ? 0 : p->K <= 16 ? 1 : 2;
+        int mode = p->uniform[tile] != 1 ? 2 : p->K <= 8 ? 0 : p->K <= 16 ? 1 : 2;
         for (size_t h = 0; h < 2 && 8 * h < nrows; h++)
             for (size_t b0 = 0; b0 < batch; b0 += NB2) {
                 size_t nb = batch - b0 < NB2 ? batch - b0 : NB2;

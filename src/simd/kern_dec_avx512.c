@@ -42,9 +42,10 @@ static inline __attribute__((always_inline)) __m512i vq_codes(const lq_vqd_pack 
 
 /* The tile's lookup state for one column group: registers or gather bases. */
 typedef struct vq_look {
-    int mode; /* 0: vpermps, 1: vpermt2ps, 2: gather */
+    int mode; /* 0: vpermps, 1: vpermt2ps, 2: gather, 3: vpermt2ps over two codebooks */
     __m512 lo[8], hi[8];
     __m512i base[8];
+    __m512i off; /* mode 3: 16 on the lanes of the second row block */
 } vq_look;
 
 static inline __attribute__((always_inline)) void vq_look_init(const lq_vqd_pack *p, size_t tile,
@@ -58,6 +59,17 @@ static inline __attribute__((always_inline)) void vq_look_init(const lq_vqd_pack
             L->lo[i] = _mm512_loadu_ps(c + i * p->stride);
             if (mode == 1) L->hi[i] = _mm512_loadu_ps(c + i * p->stride + 16);
         }
+    } else if (mode == 3) {
+        /* K <= 16: the first 16 entries of each codebook, the second one's
+         * entries at index 16 + e (the same floats a gather would read) */
+        unsigned s = p->uniform[tile] - 2u;
+        const float *a = p->cb + ((size_t)p->lane_cb[tile * LQ_KERN_TILE] + cg) * d * p->stride;
+        const float *b = p->cb + ((size_t)p->lane_cb[tile * LQ_KERN_TILE + s] + cg) * d * p->stride;
+        for (size_t i = 0; i < d; i++) {
+            L->lo[i] = _mm512_loadu_ps(a + i * p->stride);
+            L->hi[i] = _mm512_loadu_ps(b + i * p->stride);
+        }
+        L->off = _mm512_maskz_set1_epi32((__mmask16)(0xffffu << s), 16);
     } else {
         __m512i g =
             _mm512_add_epi32(_mm512_loadu_si512((const void *)(p->lane_cb + tile * LQ_KERN_TILE)),
@@ -73,6 +85,7 @@ static inline __attribute__((always_inline)) __m512 vq_lookup(const lq_vqd_pack 
 {
     if (L->mode == 0) return _mm512_permutexvar_ps(c, L->lo[i]);
     if (L->mode == 1) return _mm512_permutex2var_ps(L->lo[i], c, L->hi[i]);
+    if (L->mode == 3) return _mm512_permutex2var_ps(L->lo[i], _mm512_or_si512(c, L->off), L->hi[i]);
     return _mm512_i32gather_ps(_mm512_add_epi32(L->base[i], c), p->cb, 4);
 }
 
@@ -104,18 +117,28 @@ static inline __attribute__((always_inline)) void vq_direct(const lq_vqd_pack *p
         size_t j0 = cg * p->gcv, j1 = j0 + p->gcv < p->nvec ? j0 + p->gcv : p->nvec;
         vq_look_init(p, tile, cg, mode, &L);
         size_t j = j0;
-        if (mode == 0 && p->cw == 4) {
+        if ((mode == 0 || mode == 3) && p->cw == 4) {
             /* vpermps reads bits 3:0 of the index only: the low nibble needs
-             * no mask, and both nibbles of a position pair share one load */
+             * no mask, and both nibbles of a position pair share one load
+             * (vpermt2ps of mode 3 reads bits 4:0: mask, then the lane offset) */
             for (; j < j1; j++) {
                 if (!(j & 1) && j + 1 < j1) {
                     __m512i v = _mm512_cvtepu8_epi32(
                         _mm_loadu_si128((const __m128i *)(const void *)(tc + (j >> 1) * 16)));
                     __m512i c1 = _mm512_srli_epi32(v, 4);
                     __m512 w0[8], w1[8];
-                    for (size_t i = 0; i < d; i++) {
-                        w0[i] = _mm512_permutexvar_ps(v, L.lo[i]);
-                        w1[i] = _mm512_permutexvar_ps(c1, L.lo[i]);
+                    if (mode == 3) {
+                        v = _mm512_or_si512(_mm512_and_si512(v, _mm512_set1_epi32(15)), L.off);
+                        c1 = _mm512_or_si512(c1, L.off);
+                        for (size_t i = 0; i < d; i++) {
+                            w0[i] = _mm512_permutex2var_ps(L.lo[i], v, L.hi[i]);
+                            w1[i] = _mm512_permutex2var_ps(L.lo[i], c1, L.hi[i]);
+                        }
+                    } else {
+                        for (size_t i = 0; i < d; i++) {
+                            w0[i] = _mm512_permutexvar_ps(v, L.lo[i]);
+                            w1[i] = _mm512_permutexvar_ps(c1, L.lo[i]);
+                        }
                     }
                     for (size_t b = 0; b < nb; b++) {
                         vq_step(&s[b][j & 3], w0, d, X + b * p->cols + j * d);
@@ -126,7 +149,7 @@ static inline __attribute__((always_inline)) void vq_direct(const lq_vqd_pack *p
                 }
                 __m512i c = vq_codes(p, tc, j);
                 __m512 w[8];
-                for (size_t i = 0; i < d; i++) w[i] = _mm512_permutexvar_ps(c, L.lo[i]);
+                for (size_t i = 0; i < d; i++) w[i] = vq_lookup(p, &L, i, c);
                 for (size_t b = 0; b < nb; b++)
                     vq_step(&s[b][j & 3], w, d, X + b * p->cols + j * d);
             }
@@ -184,7 +207,8 @@ void lq_kern_vqd_avx512(const void *pack, const void *act, size_t batch, float *
     for (size_t tile = r0 / LQ_KERN_TILE; tile * LQ_KERN_TILE < r1; tile++) {
         size_t nrows = r1 - tile * LQ_KERN_TILE;
         if (nrows > LQ_KERN_TILE) nrows = LQ_KERN_TILE;
-        int mode = !p->uniform[tile] ? 2 : p->K <= 16 ? 0 : p->K <= 32 ? 1 : 2;
+        int u = p->uniform[tile];
+        int mode = u == 1 ? (p->K <= 16 ? 0 : p->K <= 32 ? 1 : 2) : u >= 2 && p->K <= 16 ? 3 : 2;
         if (batch > NB_DIRECT) {
             for (size_t b0 = 0; b0 < batch; b0 += MAX_BATCH) {
                 size_t nb = batch - b0 < MAX_BATCH ? batch - b0 : MAX_BATCH;
@@ -195,6 +219,8 @@ void lq_kern_vqd_avx512(const void *pack, const void *act, size_t batch, float *
 #define VQ_MODES(NB, D)                                                                            \
     if (mode == 0)                                                                                 \
         vq_direct(p, X, NB, tile, 0, Y, ldy, nrows, D);                                            \
+    else if (mode == 3)                                                                            \
+        vq_direct(p, X, NB, tile, 3, Y, ldy, nrows, D);                                            \
     else if (mode == 1)                                                                            \
         vq_direct(p, X, NB, tile, 1, Y, ldy, nrows, D);                                            \
     else                                                                                           \
