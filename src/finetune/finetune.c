@@ -329,11 +329,9 @@ static lq_status grad_e8(lq_ctx *ctx, const lq_qtensor *t, const float *G, doubl
             st = LQ_ERR_CORRUPT;
             break;
         }
-        memcpy(gp, G + r * t->cols, t->cols * sizeof(float));
-        memset(gp + t->cols, 0, (n8 - t->cols) * sizeof(float));
         /* W = R^T W' row by row (dequantization applies the inverse
          * transform), so dL/dW' = R [G 0] (R orthogonal) */
-        if (f.hadamard) lq_rht_apply(k, gp, n8, f.seed, 0);
+        lq_rht_pad_forward(k, G + r * t->cols, t->cols, n8, (int)f.hadamard, f.seed, gp);
         for (size_t c = 0; c < n8; c++) g[r * ng + c / f.group] += (double)gp[c] * (double)base[c];
     }
     lq_free(ctx, base);

@@ -127,3 +127,11 @@ lq_status lq_rht_rows(lq_ctx *ctx, float *X, size_t count, size_t n, size_t ld, 
     lq_parallel_for(ctx, lq_chunks(count, RHT_GRAIN), rht_task, &j);
     return LQ_OK;
 }
+
+void lq_rht_pad_forward(const lq_lattice_kernels *k, const float *x, size_t len, size_t n8,
+                        int rotate, uint64_t seed, float *out)
+{
+    memcpy(out, x, len * sizeof(float));
+    memset(out + len, 0, (n8 - len) * sizeof(float));
+    if (rotate) lq_rht_apply(k, out, n8, seed, 0);
+}

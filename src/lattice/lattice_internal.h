@@ -103,4 +103,10 @@ float lq_nq_round_beta(double b);
 /* Randomized Hadamard transform without checks (n >= 1). */
 void lq_rht_apply(const lq_lattice_kernels *k, float *x, size_t n, uint64_t seed, int inverse);
 
+/* out (n8 floats) = R [x; 0]: x (len <= n8 floats) zero-padded to n8 and,
+ * when rotate, transformed forward with seed (the vector side of W' = [W 0]
+ * R^T: products rotate x, gradients rotate dL/dW). */
+void lq_rht_pad_forward(const lq_lattice_kernels *k, const float *x, size_t len, size_t n8,
+                        int rotate, uint64_t seed, float *out);
+
 #endif

@@ -562,9 +562,7 @@ static void act_task(void *arg, size_t r)
 {
     act_job *j = arg;
     float *b = j->buf + r * j->n8;
-    memcpy(b, j->X + r * j->ldx, j->len * sizeof(float));
-    memset(b + j->len, 0, (j->n8 - j->len) * sizeof(float));
-    if (j->rotate) lq_rht_apply(j->k, b, j->n8, j->seed, 0);
+    lq_rht_pad_forward(j->k, j->X + r * j->ldx, j->len, j->n8, j->rotate, j->seed, b);
     double ss = 0;
     for (size_t i = 0; i < j->n8; i++) ss += (double)b[i] * b[i];
     float s = (float)sqrt(ss / (double)j->n8);

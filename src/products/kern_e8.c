@@ -31,9 +31,7 @@ static void e8_act_build(const void *pack, const float *X, size_t batch, lq_kern
     float *xr = (float *)(void *)((unsigned char *)act + batch * stride);
     const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     for (size_t b = 0; b < batch; b++) {
-        memcpy(xr, X + b * p->cols, p->cols * sizeof(float));
-        memset(xr + p->cols, 0, (p->n8 - p->cols) * sizeof(float));
-        if (p->hadamard) lq_rht_apply(k, xr, p->n8, p->seed, 0);
+        lq_rht_pad_forward(k, X + b * p->cols, p->cols, p->n8, (int)p->hadamard, p->seed, xr);
         unsigned char *base = (unsigned char *)act + b * stride;
         if (mode == LQ_KERNEL_EXACT) {
             memcpy(base, xr, p->n8 * sizeof(float));

@@ -31,9 +31,7 @@ static void e8p_act_build(const void *pack, const float *X, size_t batch, lq_ker
     float *xr = (float *)(void *)((unsigned char *)act + batch * stride);
     const lq_lattice_kernels *k = lq_lattice_kernels_at(level);
     for (size_t b = 0; b < batch; b++) {
-        memcpy(xr, X + b * p->cols, p->cols * sizeof(float));
-        memset(xr + p->cols, 0, (p->n8 - p->cols) * sizeof(float));
-        if (p->hadamard) lq_rht_apply(k, xr, p->n8, p->seed, 0);
+        lq_rht_pad_forward(k, X + b * p->cols, p->cols, p->n8, (int)p->hadamard, p->seed, xr);
         lq_e8p_act_view v = lq_e8p_act_get(p, act, mode, b);
         if (mode == LQ_KERNEL_EXACT) {
             double *x = (double *)(uintptr_t)v.x;

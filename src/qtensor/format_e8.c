@@ -253,9 +253,7 @@ static lq_status e8_matmul_rows(const lq_qtensor *t, const float *X, size_t batc
     }
     for (size_t b = 0; b < batch; b++) {
         float *xb = xr + b * v.n8;
-        memcpy(xb, X + b * t->cols, t->cols * sizeof(float));
-        memset(xb + t->cols, 0, (v.n8 - t->cols) * sizeof(float));
-        if (v.hadamard) lq_rht_apply(k, xb, v.n8, v.seed, 0);
+        lq_rht_pad_forward(k, X + b * t->cols, t->cols, v.n8, (int)v.hadamard, v.seed, xb);
     }
     uint8_t c[8 * LQ_VORONOI_CHUNK];
     for (size_t r = r0; r < r1 && st == LQ_OK; r++) {

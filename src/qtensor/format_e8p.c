@@ -173,9 +173,7 @@ static lq_status e8p_matmul_rows(const lq_qtensor *t, const float *X, size_t bat
     }
     for (size_t b = 0; b < batch; b++) {
         float *xb = xr + b * v.n8;
-        memcpy(xb, X + b * t->cols, t->cols * sizeof(float));
-        memset(xb + t->cols, 0, (v.n8 - t->cols) * sizeof(float));
-        if (v.hadamard) lq_rht_apply(k, xb, v.n8, v.seed, 0);
+        lq_rht_pad_forward(k, X + b * t->cols, t->cols, v.n8, (int)v.hadamard, v.seed, xb);
     }
     for (size_t r = r0; r < r1; r++) {
         for (size_t j = 0; j < v.nblk; j++) lq_e8p_point(v.codes[r * v.nblk + j], row + 8 * j);
