@@ -16,6 +16,7 @@
 #include "mcq/aq_internal.h"
 #include "qtensor/qtensor_internal.h"
 #include "quant/mcq.h"
+#include "fuzz_fill.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n > (1L << 22)) n = 1L << 22;
         uint8_t *p = lq_qtensor_add_section(t, tag, elem, (size_t)n);
         if (!p) break;
-        for (long i = 0; i < n; i++) p[i] = data[(pos + 3 + (size_t)i) % size];
+        fuzz_fill_cyclic(p, (size_t)n, data, size, pos + 3);
     }
     float *W = malloc(rows * cols * sizeof *W);
     float *X2 = malloc(2 * cols * sizeof *X2), *y = malloc(2 * rows * sizeof *y);

@@ -14,6 +14,7 @@
 #include "qtensor/format_bcq.h"
 #include "qtensor/qtensor_internal.h"
 #include "quant/bcq.h"
+#include "fuzz_fill.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 0) n = 0;
         uint8_t *p = lq_qtensor_add_section(t, tag, elem, (size_t)n);
         if (!p) break;
-        for (long i = 0; i < n && size > 0; i++) p[i] = data[(pos + 3 + (size_t)i) % size];
+        fuzz_fill_cyclic(p, (size_t)n, data, size, pos + 3);
     }
     if (lq_qtensor_validate(t) == LQ_OK) {
         float *W = malloc(rows * cols * sizeof *W);

@@ -24,6 +24,7 @@
 #include "lattice/lattice_internal.h"
 #include "qtensor/format_e8.h"
 #include "qtensor/qtensor_internal.h"
+#include "fuzz_fill.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -107,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 0) n = 0;
         uint8_t *p = lq_qtensor_add_section(t, tag, tag == LQ_SEC_SCALES ? 4 : 1, (size_t)n);
         if (!p) break;
-        for (long i = 0; i < n; i++) p[i] = data[(pos + 2 + (size_t)i) % size];
+        fuzz_fill_cyclic(p, (size_t)n, data, size, pos + 2);
         if (tag == LQ_SEC_SCALES && data[pos + 1] % 2 == 0) /* mostly sane scales */
             for (long i = 0; i + 4 <= n; i += 4) {
                 float v = 0.5f + (float)(p[i] % 16);

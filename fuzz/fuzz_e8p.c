@@ -22,6 +22,7 @@
 #include "lattice/lattice_internal.h"
 #include "qtensor/format_e8p.h"
 #include "qtensor/qtensor_internal.h"
+#include "fuzz_fill.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -80,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t es = tag == LQ_SEC_SCALES ? 4 : tag == LQ_SEC_CODES ? 2 : 1;
         uint8_t *p = lq_qtensor_add_section(t, tag, es, (size_t)n);
         if (!p) break;
-        for (long i = 0; i < n; i++) p[i] = data[(pos + 2 + (size_t)i) % size];
+        fuzz_fill_cyclic(p, (size_t)n, data, size, pos + 2);
         if (tag == LQ_SEC_SCALES && data[pos + 1] % 2 == 0) /* mostly sane scales */
             for (long i = 0; i + 4 <= n; i += 4) {
                 float v = 0.5f + (float)(p[i] % 16);

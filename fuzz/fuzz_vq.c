@@ -17,6 +17,7 @@
 #include "qtensor/qtensor_internal.h"
 #include "quant/vq.h"
 #include "vq/vq_internal.h"
+#include "fuzz_fill.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -60,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 0) n = 0;
         uint8_t *p = lq_qtensor_add_section(t, tag, elem, (size_t)n);
         if (!p) break;
-        for (long i = 0; i < n; i++) p[i] = data[(pos + 3 + (size_t)i) % size];
+        fuzz_fill_cyclic(p, (size_t)n, data, size, pos + 3);
     }
     if (lq_qtensor_validate(t) == LQ_OK) {
         float *W = malloc(rows * cols * sizeof *W);
