@@ -192,24 +192,15 @@ static lq_status check_values(const ft_map *mp, const float *p)
     return st;
 }
 
-/* Drop the tensor's cached kernel layout (built from the old values). */
-static void drop_memo(lq_qtensor *t)
-{
-    lq_qt_memo *m = __atomic_exchange_n(&t->kpack, NULL, __ATOMIC_ACQ_REL);
-    if (m) m->release(m, &t->alloc);
-}
-
 static void put_all(lq_qtensor *t, const ft_map *mp, const float *p)
 {
     size_t o = 0;
     for (size_t k = 0; k < mp->nfam; k++) {
         const ft_family *f = &mp->fam[k];
-        lq_qsection *s = NULL;
-        for (size_t i = 0; i < t->nsec; i++)
-            if (t->sec[i].tag == f->tag) s = &t->sec[i];
+        lq_qsection *s = lq_qtensor_section_mut(t, f->tag);
         for (size_t i = 0; i < f->count; i++) fam_put(f, s->data, i, p[o++]);
     }
-    drop_memo(t);
+    lq_qtensor_drop_kernel_layout(t); /* built from the old values */
 }
 
 lq_status lq_finetune_param_count(const lq_qtensor *t, size_t *n)

@@ -30,19 +30,6 @@
 
 #define RE_TILE 128
 
-static lq_qsection *section_mut(lq_qtensor *t, uint32_t tag)
-{
-    for (size_t i = 0; i < t->nsec; i++)
-        if (t->sec[i].tag == tag) return &t->sec[i];
-    return NULL;
-}
-
-static void drop_kernel_layout(lq_qtensor *t)
-{
-    lq_qt_memo *m = __atomic_exchange_n(&t->kpack, NULL, __ATOMIC_ACQ_REL);
-    if (m) m->release(m, &t->alloc);
-}
-
 /* ---- AQ ------------------------------------------------------------------ */
 
 static lq_status reencode_aq(lq_ctx *ctx, lq_qtensor *t, const float *W, const float *H,
@@ -64,7 +51,7 @@ static lq_status reencode_aq(lq_ctx *ctx, lq_qtensor *t, const float *W, const f
         double obj = 0;
         st = lq_aq_encode(ctx, W, t->rows, t->cols, H, &p, cb, sc, beam, 1, codes, &obj);
         if (st == LQ_OK) {
-            uint8_t *dst = section_mut(t, LQ_SEC_CODES)->data;
+            uint8_t *dst = lq_qtensor_section_mut(t, LQ_SEC_CODES)->data;
             size_t nchg = 0;
             for (size_t i = 0; i < ncodes; i++) {
                 nchg += codes[i] != lq_aq_layout_code(&v, i);
@@ -75,7 +62,7 @@ static lq_status reencode_aq(lq_ctx *ctx, lq_qtensor *t, const float *W, const f
                     dst[2 * i + 1] = (uint8_t)(codes[i] >> 8);
                 }
             }
-            drop_kernel_layout(t);
+            lq_qtensor_drop_kernel_layout(t);
             if (objective) *objective = obj;
             if (changed) *changed = nchg;
         }
@@ -228,8 +215,8 @@ static lq_status reencode_vq(lq_ctx *ctx, lq_qtensor *t, const float *W, const f
         for (size_t vi = 0; vi < v.nvec; vi++)
             nchg +=
                 lq_vq_get_code(nc + r * v.row_bytes, vi, v.bits) != lq_vq_layout_code(&v, r, vi);
-    memcpy(section_mut(t, LQ_SEC_CODES)->data, nc, nbytes);
-    drop_kernel_layout(t);
+    memcpy(lq_qtensor_section_mut(t, LQ_SEC_CODES)->data, nc, nbytes);
+    lq_qtensor_drop_kernel_layout(t);
     if (objective) *objective = total;
     if (changed) *changed = nchg;
 out:

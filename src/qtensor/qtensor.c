@@ -68,6 +68,19 @@ const lq_qsection *lq_qtensor_section(const lq_qtensor *t, uint32_t tag)
     return NULL;
 }
 
+lq_qsection *lq_qtensor_section_mut(lq_qtensor *t, uint32_t tag)
+{
+    for (size_t i = 0; i < t->nsec; i++)
+        if (t->sec[i].tag == tag) return &t->sec[i];
+    return NULL;
+}
+
+void lq_qtensor_drop_kernel_layout(lq_qtensor *t)
+{
+    lq_qt_memo *m = __atomic_exchange_n(&t->kpack, NULL, __ATOMIC_ACQ_REL);
+    if (m) m->release(m, &t->alloc);
+}
+
 void lq_qtensor_free(lq_qtensor *t)
 {
     if (!t) return;

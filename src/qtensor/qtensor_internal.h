@@ -91,6 +91,11 @@ lq_status lq_qtensor_new(lq_ctx *ctx, lq_format f, size_t rows, size_t cols, lq_
 void *lq_qtensor_add_section(lq_qtensor *t, uint32_t tag, uint32_t elem_size, size_t nbytes);
 /* Section by tag, or NULL. */
 const lq_qsection *lq_qtensor_section(const lq_qtensor *t, uint32_t tag);
+/* The same, writable (for code that rewrites a tensor's values in place). */
+lq_qsection *lq_qtensor_section_mut(lq_qtensor *t, uint32_t tag);
+/* Drop the cached kernel layout after t's values were rewritten in place;
+ * the next product rebuilds it. Needs exclusive use of t. */
+void lq_qtensor_drop_kernel_layout(lq_qtensor *t);
 /* Validate with the format's traits (also checks the shape and sections). */
 lq_status lq_qtensor_validate(const lq_qtensor *t);
 
