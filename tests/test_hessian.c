@@ -369,6 +369,51 @@ START_TEST(engine_int_equals_plain)
 }
 END_TEST
 
+/* A quantizer with quantize_rows (INT) runs each sub-block row chunk by row
+ * chunk, in parallel above SUB_PARALLEL: the same operations per row as
+ * the column-by-column schedule, so the same bits for any thread count.
+ * 1100 rows x 16 columns per sub-block is above the parallel threshold;
+ * 1100 is not a multiple of the 64-row chunks. */
+START_TEST(engine_fused_equals_columnwise)
+{
+    size_t rows = 1100, cols = 192;
+    float *W, *H;
+    layer(rows, cols, 17, &W, &H);
+    for (int act = 0; act < 2; act++) {
+        lq_int_opts io = {3, 0, 64, 0};
+        lq_intq q[3];
+        lq_colquant c[3];
+        float *Q[3];
+        lq_gptq_result res[3];
+        lq_engine_opts o = {act, 0.01, 0, 0, 64};
+        lq_ctx *ctx[3] = {lq_test_ctx(2, LQ_SIMD_AUTO), lq_test_ctx(1, LQ_SIMD_AUTO),
+                          lq_test_ctx(2, LQ_SIMD_AUTO)};
+        for (int k = 0; k < 3; k++) {
+            ck_assert_int_eq(lq_intq_init(NULL, &q[k], rows, cols, &io), LQ_OK);
+            lq_intq_colquant(&q[k], &c[k]);
+            ck_assert(c[k].quantize_rows != NULL);
+            Q[k] = malloc(rows * cols * sizeof *Q[k]);
+        }
+        c[2].quantize_rows = NULL; /* the column-by-column schedule */
+        for (int k = 0; k < 3; k++)
+            ck_assert_int_eq(lq_gptq_run(ctx[k], W, rows, cols, H, &o, &c[k], Q[k], &res[k]),
+                             LQ_OK);
+        for (int k = 1; k < 3; k++) {
+            ck_assert_int_eq(memcmp(Q[0], Q[k], rows * cols * sizeof *Q[0]), 0);
+            ck_assert(res[0].loss == res[k].loss);
+            ck_assert_int_eq(memcmp(q[0].codes, q[k].codes, rows * cols), 0);
+        }
+        for (int k = 0; k < 3; k++) {
+            lq_intq_free(&q[k]);
+            free(Q[k]);
+            lq_ctx_destroy(ctx[k]);
+        }
+    }
+    free(W);
+    free(H);
+}
+END_TEST
+
 /* ---- GPTQ beats round to nearest on correlated inputs --------------------- */
 START_TEST(gptq_beats_rtn)
 {
@@ -837,6 +882,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, engine_equals_plain, 0, (int)(sizeof g_cases / sizeof g_cases[0]));
     tcase_add_test(tc, engine_hinv_diag);
     tcase_add_test(tc, engine_int_equals_plain);
+    tcase_add_test(tc, engine_fused_equals_columnwise);
     tcase_add_test(tc, gptq_beats_rtn);
     tcase_add_test(tc, hessian_running_mean);
     tcase_add_test(tc, engine_bad_inputs);

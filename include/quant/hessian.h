@@ -51,7 +51,14 @@ LQ_API void lq_hessian_free(lq_hessian *h);
  *   col, row stride ldw); write the dequantized values to q (rows x width,
  *   stride ldq) and record the codes internally. u_block is the width x
  *   width upper-triangular diagonal block of U at (col, col), row-major
- *   (ld = width): vector quantizers weigh errors with it. */
+ *   (ld = width): vector quantizers weigh errors with it.
+ * quantize_rows (optional, may be NULL): the same as quantize for rows
+ *   [r0, r1) only (w and q still point at row 0 of column col). A quantizer
+ *   that sets it promises that calls on disjoint row ranges of one column
+ *   may run at the same time on different threads and that the result of a
+ *   row does not depend on how the rows were split; the engine then runs
+ *   each sub-block of columns (quantize and in-block update) row chunk by
+ *   row chunk in parallel. Results are the same as through quantize. */
 typedef struct lq_colquant {
     size_t width; /* columns quantized together (>= 1) */
     size_t group; /* columns sharing parameters (multiple of width), 0 = all */
@@ -67,6 +74,8 @@ typedef struct lq_colquant {
      * lq_colquant in self (the struct must stay at its address meanwhile). */
     const size_t *perm;
     int static_groups;
+    lq_status (*quantize_rows)(void *self, const float *w, size_t ldw, size_t r0, size_t r1,
+                               size_t col, const float *u_block, float *q, size_t ldq);
 } lq_colquant;
 
 typedef struct lq_gptq_result {

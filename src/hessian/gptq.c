@@ -48,6 +48,7 @@
 #define DEFAULT_BLOCK 128
 #define STEP_PARALLEL (1u << 17) /* rows x columns below which a step runs inline */
 #define SUB 16                   /* columns per sub-block of the in-block updates */
+#define SUB_PARALLEL (1u << 14)  /* rows x columns below which a fused sub-block runs inline */
 
 typedef struct engine {
     lq_ctx *ctx;
@@ -65,6 +66,7 @@ typedef struct engine {
     float *Wp, *Qp;   /* rows x B panels of the current block (weights, values) */
     float *ub;        /* width x width diagonal block of U */
     double *lossp;    /* per row chunk */
+    lq_status *stp;   /* per row chunk: status of a fused sub-block */
     size_t nchunks;
     double damping;
     size_t dead;
@@ -218,33 +220,75 @@ typedef struct step_job {
     size_t i, c, s1; /* processing position, position in block, sub-block end */
 } step_job;
 
-static void step_task(void *arg, size_t t)
+/* Rows [r0, r1) of one step: E_S = (W_S - Q_S) U_SS^-1 and W_R -= E_S U_SR
+ * over the rest of the sub-block; returns the rows' sum of E^2 (in order). */
+static double step_rows(const engine *e, size_t i, size_t c, size_t s1, const float *ub, size_t r0,
+                        size_t r1)
 {
-    const step_job *j = arg;
-    const engine *e = j->e;
-    size_t r0 = t * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
-    if (r1 > e->rows) r1 = e->rows;
-    size_t w = e->w, n = e->cols, rest0 = j->i + w, nrest = j->s1 - rest0;
-    const float *ub = e->ub;
+    size_t w = e->w, n = e->cols, rest0 = i + w, nrest = s1 - rest0;
     double acc = 0;
     for (size_t r = r0; r < r1; r++) {
-        const float *wr = e->Wp + r * e->B + j->c;
-        const float *qr = e->Qp + r * e->B + j->c;
-        float *er = e->Err + r * e->B + j->c;
+        const float *wr = e->Wp + r * e->B + c;
+        const float *qr = e->Qp + r * e->B + c;
+        float *er = e->Err + r * e->B + c;
         for (size_t k = 0; k < w; k++) { /* solve er * U_SS = wr - qr */
             float d = wr[k] - qr[k];
             for (size_t m = 0; m < k; m++) d -= er[m] * ub[m * w + k];
             er[k] = d / ub[k * w + k];
             acc += (double)er[k] * (double)er[k];
         }
-        float *dst = e->Wp + r * e->B + j->c + w;
+        float *dst = e->Wp + r * e->B + c + w;
         for (size_t k = 0; k < w; k++) {
             float ek = er[k];
-            const float *urow = e->Uf + (j->i + k) * n + rest0;
+            const float *urow = e->Uf + (i + k) * n + rest0;
             for (size_t m = 0; m < nrest; m++) dst[m] -= ek * urow[m];
         }
     }
-    e->lossp[t] += acc;
+    return acc;
+}
+
+static void step_task(void *arg, size_t t)
+{
+    const step_job *j = arg;
+    const engine *e = j->e;
+    size_t r0 = t * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
+    if (r1 > e->rows) r1 = e->rows;
+    e->lossp[t] += step_rows(e, j->i, j->c, j->s1, e->ub, r0, r1);
+}
+
+/* ---- a whole sub-block per row chunk (quantizers with quantize_rows) ----
+ * Inside a sub-block a row's steps read only that row and U, and no group
+ * fit happens after its first column (sub-blocks end at group starts), so
+ * each chunk of ROW_GRAIN rows runs every step of the sub-block on its own:
+ * one parallel section per sub-block instead of one per column, with the
+ * same operations per row as the column-by-column loop (and the same
+ * per-chunk loss order), hence the same result for any thread count. */
+#define FUSED_MAX_W 8
+typedef struct sub_job {
+    engine *e;
+    size_t b0, s0, s1;
+    lq_status *st; /* per chunk */
+} sub_job;
+
+static void sub_task(void *arg, size_t t)
+{
+    const sub_job *j = arg;
+    engine *e = j->e;
+    lq_colquant *q = e->q;
+    size_t w = e->w, n = e->cols, r0 = t * ROW_GRAIN, r1 = r0 + ROW_GRAIN;
+    if (r1 > e->rows) r1 = e->rows;
+    float ub[FUSED_MAX_W * FUSED_MAX_W];
+    for (size_t i = j->s0; i < j->s1; i += w) {
+        for (size_t a = 0; a < w; a++)
+            for (size_t b = 0; b < w; b++) ub[a * w + b] = e->Uf[(i + a) * n + i + b];
+        size_t c = i - j->b0;
+        lq_status st = q->quantize_rows(q->self, e->Wp + c, e->B, r0, r1, i, ub, e->Qp + c, e->B);
+        if (st != LQ_OK) {
+            j->st[t] = st;
+            return;
+        }
+        e->lossp[t] += step_rows(e, i, c, j->s1, ub, r0, r1);
+    }
 }
 
 /* End of the sub-block starting at s0 inside a block ending at b1: SUB
@@ -296,33 +340,52 @@ static lq_status run_blocks(engine *e)
     size_t n = e->cols, rows = e->rows, w = e->w, g = e->group;
     lq_colquant *q = e->q;
     int fits_in_loop = !q->static_groups;
+    int fused = q->quantize_rows && w <= FUSED_MAX_W;
     lq_progress(e->ctx, 0.0, "gptq");
     for (size_t b0 = 0, b1; b0 < n; b0 = b1) {
         b1 = block_end(e, b0, fits_in_loop);
         panel_load(e, e->Wp, e->Wf, b0, b0, b1);
         for (size_t s0 = b0, s1; s0 < b1; s0 = s1) {
             s1 = sub_end(e, s0, b1, fits_in_loop);
-            for (size_t i = s0; i < s1; i += w) {
-                lq_status st;
-                if (fits_in_loop && (g ? i % g == 0 : i == 0)) {
-                    size_t nc = g ? (n - i < g ? n - i : g) : n;
-                    /* the fit reads the matrix: bring it up to date (i is a
-                     * sub-block start, and a group starting inside the block
-                     * ends inside it, see block_end) */
-                    if (i > b0) panel_store(e, e->Wf, e->Wp, b0, i, i + nc);
-                    st = q->fit_group(q->self, e->Wf, n, rows, i, nc, e->hinv + i);
+            if (fused) { /* group fits happen only at a sub-block's start */
+                if (fits_in_loop && (g ? s0 % g == 0 : s0 == 0)) {
+                    size_t nc = g ? (n - s0 < g ? n - s0 : g) : n;
+                    if (s0 > b0) panel_store(e, e->Wf, e->Wp, b0, s0, s0 + nc);
+                    lq_status st = q->fit_group(q->self, e->Wf, n, rows, s0, nc, e->hinv + s0);
                     if (st != LQ_OK) return st;
                 }
-                for (size_t a = 0; a < w; a++)
-                    for (size_t b = 0; b < w; b++) e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
-                st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub, e->Qp + (i - b0),
-                                 e->B);
-                if (st != LQ_OK) return st;
-                step_job j = {e, i, i - b0, s1};
-                if (rows * (s1 - i) < STEP_PARALLEL) {
-                    for (size_t t = 0; t < e->nchunks; t++) step_task(&j, t);
+                sub_job j = {e, b0, s0, s1, e->stp};
+                if (rows * (s1 - s0) < SUB_PARALLEL) {
+                    for (size_t t = 0; t < e->nchunks; t++) sub_task(&j, t);
                 } else {
-                    lq_parallel_for(e->ctx, e->nchunks, step_task, &j);
+                    lq_parallel_for(e->ctx, e->nchunks, sub_task, &j);
+                }
+                for (size_t t = 0; t < e->nchunks; t++)
+                    if (e->stp[t] != LQ_OK) return e->stp[t];
+            } else {
+                for (size_t i = s0; i < s1; i += w) {
+                    lq_status st;
+                    if (fits_in_loop && (g ? i % g == 0 : i == 0)) {
+                        size_t nc = g ? (n - i < g ? n - i : g) : n;
+                        /* the fit reads the matrix: bring it up to date (i is a
+                         * sub-block start, and a group starting inside the block
+                         * ends inside it, see block_end) */
+                        if (i > b0) panel_store(e, e->Wf, e->Wp, b0, i, i + nc);
+                        st = q->fit_group(q->self, e->Wf, n, rows, i, nc, e->hinv + i);
+                        if (st != LQ_OK) return st;
+                    }
+                    for (size_t a = 0; a < w; a++)
+                        for (size_t b = 0; b < w; b++)
+                            e->ub[a * w + b] = e->Uf[(i + a) * n + i + b];
+                    st = q->quantize(q->self, e->Wp + (i - b0), e->B, rows, i, e->ub,
+                                     e->Qp + (i - b0), e->B);
+                    if (st != LQ_OK) return st;
+                    step_job j = {e, i, i - b0, s1};
+                    if (rows * (s1 - i) < STEP_PARALLEL) {
+                        for (size_t t = 0; t < e->nchunks; t++) step_task(&j, t);
+                    } else {
+                        lq_parallel_for(e->ctx, e->nchunks, step_task, &j);
+                    }
                 }
             }
             if (s1 < b1) { /* the sub-block's errors onto the rest of the block */
@@ -403,6 +466,7 @@ static void free_engine(engine *e)
     lq_free(e->ctx, e->Wp);
     lq_free(e->ctx, e->Qp);
     lq_free(e->ctx, e->lossp);
+    lq_free(e->ctx, e->stp);
 }
 
 static lq_status run_gptq(engine *e, const lq_engine_opts *o, float *W_hat, double *loss)
@@ -421,7 +485,10 @@ static lq_status run_gptq(engine *e, const lq_engine_opts *o, float *W_hat, doub
     e->Err = lq_alloc_array(e->ctx, rows * e->B, sizeof *e->Err);
     e->Qf = lq_alloc_array(e->ctx, rows * n, sizeof *e->Qf);
     e->lossp = lq_calloc_array(e->ctx, e->nchunks, sizeof *e->lossp);
-    if (!e->Wf || !e->Uf || !e->hinv || !e->Err || !e->Qf || !e->lossp) return LQ_ERR_NO_MEMORY;
+    e->stp = lq_alloc_array(e->ctx, e->nchunks, sizeof *e->stp);
+    if (!e->Wf || !e->Uf || !e->hinv || !e->Err || !e->Qf || !e->lossp || !e->stp)
+        return LQ_ERR_NO_MEMORY;
+    for (size_t t = 0; t < e->nchunks; t++) e->stp[t] = LQ_OK;
     if (stat && act) {
         e->hinv_orig = lq_alloc_array(e->ctx, n, sizeof *e->hinv_orig);
         if (!e->hinv_orig) return LQ_ERR_NO_MEMORY;

@@ -177,12 +177,15 @@ static lq_status intq_fit(void *self, const float *W, size_t ldw, size_t rows, s
     return q->out_of_range ? LQ_ERR_OUT_OF_RANGE : LQ_OK;
 }
 
-static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t rows, size_t col,
-                               const float *u_block, float *out, size_t ldq)
+/* Rows [r0, r1) of processing column col (w and out at row 0). Writes only
+ * those rows' values and codes, plus (from the range holding row 0 alone)
+ * the column's stored-order permutation entry: ranges may run at once. */
+static lq_status intq_quantize_rows(void *self, const float *w, size_t ldw, size_t r0, size_t r1,
+                                    size_t col, const float *u_block, float *out, size_t ldq)
 {
     (void)u_block;
     lq_intq *q = self;
-    if (rows != q->rows || col >= q->cols || !q->cq) return LQ_ERR_INVALID_ARG;
+    if (r0 > r1 || r1 > q->rows || col >= q->cols || !q->cq) return LQ_ERR_INVALID_ARG;
     const size_t *perm = q->cq->perm;
     size_t orig = perm ? perm[col] : col;
     /* stored order: processing order when groups follow it (act-order
@@ -190,18 +193,26 @@ static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t ro
     int by_pos = perm && !q->cq->static_groups && q->ngroups > 1;
     size_t stored = by_pos ? col : orig;
     if (orig >= q->cols) return LQ_ERR_INVALID_ARG;
-    if (by_pos) {
+    if (by_pos && r0 == 0) {
         q->perm[col] = (uint32_t)orig;
         q->has_perm = 1;
     }
     size_t gi = stored / q->g, ng = q->ngroups;
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t r = r0; r < r1; r++) {
         unsigned c;
         out[r * ldq] =
             quant_one(w[r * ldw], q->scale[r * ng + gi], q->zero[r * ng + gi], q->maxq, &c);
         q->codes[stored * q->rows + r] = (uint8_t)c;
     }
     return LQ_OK;
+}
+
+static lq_status intq_quantize(void *self, const float *w, size_t ldw, size_t rows, size_t col,
+                               const float *u_block, float *out, size_t ldq)
+{
+    lq_intq *q = self;
+    if (rows != q->rows) return LQ_ERR_INVALID_ARG;
+    return intq_quantize_rows(self, w, ldw, 0, rows, col, u_block, out, ldq);
 }
 
 void lq_intq_colquant(lq_intq *q, lq_colquant *cq)
@@ -211,6 +222,7 @@ void lq_intq_colquant(lq_intq *q, lq_colquant *cq)
     cq->group = q->g;
     cq->fit_group = intq_fit;
     cq->quantize = intq_quantize;
+    cq->quantize_rows = intq_quantize_rows;
     cq->self = q;
     q->cq = cq;
 }

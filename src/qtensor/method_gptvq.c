@@ -822,7 +822,7 @@ lq_status lq_quantize_gptvq(lq_ctx *ctx, const float *W, size_t rows, size_t col
     gvq g;
     lq_status st = gvq_init(ctx, &g, rows, cols, o);
     if (st != LQ_OK) return st;
-    lq_colquant cq = {d, g.gc, gvq_fit, gvq_quantize, &g, NULL, 0};
+    lq_colquant cq = {d, g.gc, gvq_fit, gvq_quantize, &g, NULL, 0, NULL};
     lq_qtensor *t = NULL;
     float *Wt = lq_alloc_array(ctx, rows * cols, sizeof *Wt);
     if (!Wt) {
