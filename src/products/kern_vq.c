@@ -16,6 +16,7 @@
 #include "products/lut.h"
 #include "qtensor/format_vq.h"
 #include "simd/kern_dec.h"
+#include "simd/kern_vq8.h"
 
 typedef struct vq_fmt {
     size_t d, K, gc, ncg, nrb, nvec;
@@ -188,12 +189,91 @@ static lq_status vq_prepare_dec(const lq_qtensor *t, const lq_allocator *a, lq_v
     return LQ_OK;
 }
 
+/* ---- int8 layout (FAST, kern_vq8.h) ------------------------------------- */
+static void vq8_free(const lq_allocator *a, lq_vq8_pack *p)
+{
+    if (!p) return;
+    lq_free_with(a, p->tbl);
+    lq_free_with(a, p->scl);
+    lq_free_with(a, p->offs);
+    lq_free_with(a, p->lblk);
+    lq_free_with(a, p->rb0);
+    lq_free_with(a, p);
+}
+
+/* The int8 layout beside the decode layout dp, or NULL when the tensor is
+ * outside the path's conditions (kern_vq8.h) or memory runs out (FAST then
+ * runs the float decode, as EXACT). */
+static lq_vq8_pack *vq8_prepare(const lq_vq_layout *v, const lq_vqd_pack *dp, const lq_allocator *a)
+{
+    size_t d = v->d, K = v->K, kd = K * d, gr = v->gr;
+    if (v->cbits != 8 || v->rank || K > 16 || dp->cw != 4 || (d != 1 && d != 2 && d != 4) ||
+        v->cols % 32 || v->gc % 32)
+        return NULL;
+    for (size_t tile = 0; tile < dp->ntiles; tile++) {
+        size_t r0 = tile * LQ_KERN_TILE,
+               r1 = r0 + LQ_KERN_TILE < v->rows ? r0 + LQ_KERN_TILE : v->rows;
+        if (((r1 - 1) / gr - r0 / gr + 1) * kd > 64) return NULL;
+    }
+    lq_vq8_pack *p = lq_alloc_with(a, sizeof *p);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->dec = dp;
+    p->K = K;
+    p->d = d;
+    p->nrb = v->nrb;
+    p->ncg = v->ncg;
+    p->gcb = v->gc / 32;
+    p->nblk = v->cols / 32;
+    p->kd = kd;
+    size_t ncb = v->ncg * v->nrb;
+    p->tbl = lq_alloc_with(a, ncb * kd + 64);
+    p->scl = lq_alloc_with(a, (ncb + 16) * sizeof(float));
+    p->offs = lq_alloc_with(a, dp->ntiles * 64);
+    p->lblk = lq_alloc_with(a, dp->ntiles * LQ_KERN_TILE);
+    p->rb0 = lq_alloc_with(a, dp->ntiles * sizeof(uint32_t));
+    if (!p->tbl || !p->scl || !p->offs || !p->lblk || !p->rb0) {
+        vq8_free(a, p);
+        return NULL;
+    }
+    memset(p->tbl, 0, ncb * kd + 64);
+    memset(p->scl, 0, (ncb + 16) * sizeof(float));
+    memset(p->offs, 0, dp->ntiles * 64);
+    memset(p->lblk, 0, dp->ntiles * LQ_KERN_TILE);
+    for (size_t g = 0; g < v->ncg; g++)
+        for (size_t rb = 0; rb < v->nrb; rb++) {
+            size_t book = lq_vq_layout_book(v, rb, g);
+            for (size_t q = 0; q < kd; q++) /* entry q / d, coordinate q % d */
+                p->tbl[(g * v->nrb + rb) * kd + (q % d) * K + q / d] = (int8_t)v->cb[book * kd + q];
+            p->scl[g * v->nrb + rb] = lq_vq_f32_at(v->scales, book);
+        }
+    for (size_t tile = 0; tile < dp->ntiles; tile++) {
+        size_t r0 = tile * LQ_KERN_TILE;
+        p->rb0[tile] = (uint32_t)(r0 / gr);
+        for (size_t l = 0; l < LQ_KERN_TILE && r0 + l < v->rows; l++) {
+            size_t lb = (r0 + l) / gr - r0 / gr;
+            p->lblk[tile * LQ_KERN_TILE + l] = (uint8_t)lb;
+            for (size_t k = 0; k < 4; k++)
+                p->offs[tile * 64 + 4 * l + k] = (uint8_t)(lb * kd + (k % d) * K);
+        }
+    }
+    for (size_t c = 0; c < 2 * d; c++)
+        for (size_t l = 0; l < LQ_KERN_TILE; l++)
+            for (size_t k = 0; k < 4; k++) {
+                size_t vec = (4 * c + k) / d; /* d-vector of the unit */
+                p->route[c][4 * l + k] = (uint8_t)((vec / 2) * 16 + l);
+                p->msh[c][4 * l + k] = (uint8_t)(8 * (4 * (l & 1) + k) + 4 * (vec & 1));
+            }
+    return p;
+}
+
 /* ---- the record ------------------------------------------------------------ */
 static void vq_pack_free(const lq_allocator *a, void *pack)
 {
     lq_vq_kpack *k = pack;
     if (!k) return;
     lq_lut_pack_free(a, k->lut);
+    vq8_free(a, k->q8);
     vqd_free(a, k->dec);
     lq_free_with(a, k);
 }
@@ -210,9 +290,13 @@ static lq_status vq_prepare(const lq_qtensor *t, const lq_allocator *a, void **o
     if (!k) return LQ_ERR_NO_MEMORY;
     k->lut = NULL;
     k->dec = NULL;
+    k->q8 = NULL;
     lq_status st = LQ_ERR_UNSUPPORTED;
     if (v.gr >= 4 * v.K) st = vq_prepare_lut(t, a, &k->lut);
-    if (st == LQ_ERR_UNSUPPORTED) st = vq_prepare_dec(t, a, &k->dec);
+    if (st == LQ_ERR_UNSUPPORTED) {
+        st = vq_prepare_dec(t, a, &k->dec);
+        if (st == LQ_OK) k->q8 = vq8_prepare(&v, k->dec, a);
+    }
     if (st != LQ_OK) {
         lq_free_with(a, k);
         return st;
@@ -230,17 +314,31 @@ static size_t vq_max_batch(const void *pack, lq_kernel_mode mode)
 static size_t vq_act_bytes(const void *pack, size_t batch, lq_kernel_mode mode)
 {
     const lq_vq_kpack *k = pack;
-    return k->lut ? lq_lut_act_bytes(k->lut, batch, mode) : batch * k->dec->cols * sizeof(float);
+    if (k->lut) return lq_lut_act_bytes(k->lut, batch, mode);
+    if (k->q8 && mode == LQ_KERNEL_FAST) return batch * lq_vq8_act_stride(k->q8);
+    return batch * k->dec->cols * sizeof(float);
 }
 
 static void vq_act_build(const void *pack, const float *X, size_t batch, lq_kernel_mode mode,
                          lq_simd_level level, void *act)
 {
     const lq_vq_kpack *k = pack;
-    if (k->lut)
+    if (k->lut) {
         lq_lut_act_build(k->lut, X, batch, mode, level, act);
-    else
+    } else if (k->q8 && mode == LQ_KERNEL_FAST) {
+        const lq_vq8_pack *p = k->q8;
+        for (size_t b = 0; b < batch; b++) {
+            lq_vq8_act_view v = lq_vq8_act_get(p, act, b);
+            for (size_t blk = 0; blk < p->nblk; blk++) {
+                int32_t qs;
+                ((float *)(uintptr_t)v.d)[blk] = lq_kern_q8_block(
+                    X + b * p->dec->cols + 32 * blk, 32, (int8_t *)(uintptr_t)v.q + 32 * blk, &qs);
+                ((int32_t *)(uintptr_t)v.nb128)[blk] = -128 * qs;
+            }
+        }
+    } else {
         memcpy(act, X, batch * k->dec->cols * sizeof(float));
+    }
 }
 
 static size_t vq_pack_bytes(const void *pack)
@@ -248,6 +346,9 @@ static size_t vq_pack_bytes(const void *pack)
     const lq_vq_kpack *k = pack;
     if (k->lut) return lq_lut_pack_bytes(k->lut);
     const lq_vqd_pack *p = k->dec;
+    /* the float decode's bytes (EXACT); the int8 path reads the same codes
+     * and, instead of the float codebooks, int8 tables, scales and 81 bytes
+     * per tile */
     return p->ntiles * (p->tile_code_bytes + LQ_KERN_TILE * sizeof(uint32_t) + 1) +
            p->ncb * p->d * p->stride * sizeof(float);
 }
@@ -259,7 +360,7 @@ const lq_kern_format lq_kern_vq = {
     .max_batch = vq_max_batch,
     .act_bytes = vq_act_bytes,
     .act_build = vq_act_build,
-    .rows = LQ_DEC_ROWS(vq),
+    .rows = LQ_VQ_ROWS,
     .grain = LQ_LUT_GRAIN,
     .pack_bytes = vq_pack_bytes,
 };

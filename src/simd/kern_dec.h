@@ -150,6 +150,7 @@ void lq_kern_aq8_avx512(const lq_aq8_pack *p, const void *act, size_t batch, flo
 typedef struct lq_vq_kpack {
     lq_lut_pack *lut;
     lq_vqd_pack *dec;
+    struct lq_vq8_pack *q8; /* with dec when the int8 path applies (kern_vq8.h): FAST */
 } lq_vq_kpack;
 typedef struct lq_aq_kpack {
     lq_lut_pack *lut;
@@ -171,6 +172,13 @@ void lq_kern_aq_avx2(const void *pack, const void *act, size_t batch, float *Y, 
                      size_t r0, size_t r1);
 void lq_kern_aq_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                        size_t r0, size_t r1);
+/* FAST: the int8 path when the pack has it (kern_vq8.h), else as EXACT. */
+void lq_kern_vqf_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
+void lq_kern_vqf_avx2(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                      size_t r0, size_t r1);
+void lq_kern_vqf_avx512(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
+                        size_t r0, size_t r1);
 /* FAST: the int8 tables when the pack has them, else as EXACT. */
 void lq_kern_aqf_scalar(const void *pack, const void *act, size_t batch, float *Y, size_t ldy,
                         size_t r0, size_t r1);
@@ -190,6 +198,11 @@ void lq_kern_aqf_avx512(const void *pack, const void *act, size_t batch, float *
         {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},                    \
             {lq_kern_##F##_scalar, lq_kern_##F##_avx2, lq_kern_##F##_avx512, NULL},                \
     }
+#define LQ_VQ_ROWS                                                                                 \
+    {                                                                                              \
+        {lq_kern_vq_scalar, lq_kern_vq_avx2, lq_kern_vq_avx512, NULL},                             \
+            {lq_kern_vqf_scalar, lq_kern_vqf_avx2, lq_kern_vqf_avx512, NULL},                      \
+    }
 #else
 #define LQ_AQ_ROWS                                                                                 \
     {                                                                                              \
@@ -198,6 +211,10 @@ void lq_kern_aqf_avx512(const void *pack, const void *act, size_t batch, float *
 #define LQ_DEC_ROWS(F)                                                                             \
     {                                                                                              \
         {lq_kern_##F##_scalar, NULL, NULL, NULL}, {lq_kern_##F##_scalar, NULL, NULL, NULL},        \
+    }
+#define LQ_VQ_ROWS                                                                                 \
+    {                                                                                              \
+        {lq_kern_vq_scalar, NULL, NULL, NULL}, {lq_kern_vqf_scalar, NULL, NULL, NULL},             \
     }
 #endif
 
